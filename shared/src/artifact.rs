@@ -1,0 +1,581 @@
+//! The model artifact: the one format that leaves the host, and its strict parser.
+//!
+//! Version 1, all integers `u32` little-endian, all reals `f32` little-endian:
+//!
+//! ```text
+//! magic "DSHP" | version = 1 | flags (bit 0: standardization present) | input width
+//! layer count | per layer: output width, activation (0 linear, 1 ReLU)
+//! class-names length | UTF-8 class names, one per line (or empty)
+//! provenance length  | UTF-8 text describing where the model came from (never read by inference)
+//! [mean[input], scale[input]]                       if flag bit 0
+//! per layer: weights[in * out] (input-major, see the crate docs), bias[out]
+//! CRC-32 (ISO-HDLC) of every byte before it
+//! ```
+//!
+//! The class count is the last layer's width. The format has no field for dropout, for a
+//! regularizer or for any other training-only state: a model in this format cannot carry them.
+
+use core::fmt;
+
+use crate::network::{Dense, Network, Standardization};
+pub use crate::wire::F32s;
+use crate::wire::{verify_checksum, Reader, Writer};
+
+/// The four bytes every artifact starts with.
+pub const MAGIC: [u8; 4] = *b"DSHP";
+/// The format version this crate reads and writes.
+pub const VERSION: u32 = 1;
+/// Most layers an artifact may have.
+pub const MAX_LAYERS: usize = 8;
+/// Widest input or layer an artifact may have.
+pub const MAX_WIDTH: usize = 4096;
+/// Most weights and biases an artifact may have in all.
+pub const MAX_PARAMETERS: usize = 1 << 22;
+/// Longest class-name or provenance text.
+pub const MAX_TEXT: usize = 1 << 16;
+
+const FLAG_STANDARDIZATION: u32 = 1;
+
+/// Why bytes are not a valid artifact. Parsing never panics, whatever the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// The file does not start with [`MAGIC`].
+    BadMagic,
+    /// A version this build does not read.
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u32,
+    },
+    /// The bytes end before the structure they describe.
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        len: usize,
+    },
+    /// Bytes after the checksum.
+    TrailingBytes {
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        len: usize,
+    },
+    /// The stored checksum does not match the content.
+    ChecksumMismatch {
+        /// CRC in the file.
+        stored: u32,
+        /// CRC of the content.
+        computed: u32,
+    },
+    /// A value that is NaN or infinite.
+    NonFinite {
+        /// Which section holds it.
+        section: Section,
+        /// Its index within that section.
+        index: usize,
+    },
+    /// A standardization scale that is zero or negative.
+    BadScale {
+        /// Feature index.
+        index: usize,
+    },
+    /// A size above the format's limits.
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Its value.
+        value: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A shape that is zero or does not match what the caller needs.
+    ShapeMismatch {
+        /// Which dimension.
+        what: &'static str,
+        /// What was required.
+        expected: usize,
+        /// What the file has.
+        found: usize,
+    },
+    /// An activation code this version does not know.
+    BadActivation {
+        /// Layer index.
+        layer: usize,
+        /// The code in the file.
+        code: u32,
+    },
+    /// Flag bits this version does not know.
+    UnknownFlags {
+        /// The flags in the file.
+        flags: u32,
+    },
+    /// Text that is not UTF-8, or class names that don't match the class count.
+    BadText {
+        /// Which text.
+        what: &'static str,
+    },
+    /// The output buffer is too small for the artifact.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        len: usize,
+    },
+}
+
+/// A part of an artifact, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Section {
+    /// Standardization means.
+    Mean,
+    /// Standardization scales.
+    Scale,
+    /// Weights of a layer.
+    Weights(usize),
+    /// Biases of a layer.
+    Bias(usize),
+    /// Vector-file inputs or logits.
+    Vector(usize),
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Section::Mean => write!(f, "standardization mean"),
+            Section::Scale => write!(f, "standardization scale"),
+            Section::Weights(l) => write!(f, "layer {l} weights"),
+            Section::Bias(l) => write!(f, "layer {l} bias"),
+            Section::Vector(v) => write!(f, "vector {v}"),
+        }
+    }
+}
+
+impl fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ArtifactError::*;
+        match self {
+            BadMagic => write!(f, "not a dropship file (bad magic bytes)"),
+            UnsupportedVersion { found } => {
+                write!(
+                    f,
+                    "unsupported format version {found} (this build reads {VERSION})"
+                )
+            }
+            Truncated { needed, len } => {
+                write!(f, "truncated: {len} bytes, at least {needed} needed")
+            }
+            TrailingBytes { expected, len } => {
+                write!(f, "{len} bytes where the structure ends at {expected}")
+            }
+            ChecksumMismatch { stored, computed } => {
+                write!(
+                    f,
+                    "checksum mismatch: stored {stored:#010x}, content gives {computed:#010x}"
+                )
+            }
+            NonFinite { section, index } => {
+                write!(f, "non-finite value in {section} at index {index}")
+            }
+            BadScale { index } => write!(f, "standardization scale {index} is not positive"),
+            TooLarge { what, value, limit } => {
+                write!(f, "{what} {value} is above the limit {limit}")
+            }
+            ShapeMismatch {
+                what,
+                expected,
+                found,
+            } => {
+                write!(f, "{what} is {found}, expected {expected}")
+            }
+            BadActivation { layer, code } => {
+                write!(f, "layer {layer} has unknown activation code {code}")
+            }
+            UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
+            BadText { what } => write!(f, "{what} is not valid"),
+            BufferTooSmall { needed, len } => write!(f, "buffer of {len} bytes, {needed} needed"),
+        }
+    }
+}
+
+impl core::error::Error for ArtifactError {}
+
+/// What follows a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Activation {
+    /// Nothing: the layer's output is used as is (logits).
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+impl Activation {
+    fn code(self) -> u32 {
+        match self {
+            Activation::Linear => 0,
+            Activation::Relu => 1,
+        }
+    }
+
+    fn from_code(layer: usize, code: u32) -> Result<Self, ArtifactError> {
+        match code {
+            0 => Ok(Activation::Linear),
+            1 => Ok(Activation::Relu),
+            _ => Err(ArtifactError::BadActivation { layer, code }),
+        }
+    }
+}
+
+/// One dense layer inside a parsed artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerView<'a> {
+    /// Input width.
+    pub input: usize,
+    /// Output width.
+    pub output: usize,
+    /// What follows the layer.
+    pub activation: Activation,
+    /// `input * output` weights, input-major.
+    pub weights: F32s<'a>,
+    /// `output` biases.
+    pub bias: F32s<'a>,
+}
+
+/// A validated artifact, borrowing its bytes.
+#[derive(Clone, Debug)]
+pub struct Artifact<'a> {
+    input: usize,
+    layers: [Option<LayerView<'a>>; MAX_LAYERS],
+    layer_count: usize,
+    standardization: Option<(F32s<'a>, F32s<'a>)>,
+    class_names: &'a str,
+    provenance: &'a str,
+    len: usize,
+}
+
+fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, ArtifactError> {
+    if value > limit {
+        Err(ArtifactError::TooLarge { what, value, limit })
+    } else if value == 0 {
+        Err(ArtifactError::ShapeMismatch {
+            what,
+            expected: 1,
+            found: 0,
+        })
+    } else {
+        Ok(value)
+    }
+}
+
+fn text<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, ArtifactError> {
+    let len = r.u32()? as usize;
+    if len > MAX_TEXT {
+        return Err(ArtifactError::TooLarge {
+            what,
+            value: len,
+            limit: MAX_TEXT,
+        });
+    }
+    core::str::from_utf8(r.take(len)?).map_err(|_| ArtifactError::BadText { what })
+}
+
+fn finite(values: F32s<'_>, section: Section) -> Result<(), ArtifactError> {
+    match values.first_non_finite() {
+        Some(index) => Err(ArtifactError::NonFinite { section, index }),
+        None => Ok(()),
+    }
+}
+
+impl<'a> Artifact<'a> {
+    /// Parses and validates `bytes`: structure, limits, checksum, finiteness.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ArtifactError> {
+        let mut r = Reader::new(bytes);
+        if r.take(4).map_err(|_| ArtifactError::BadMagic)? != MAGIC {
+            return Err(ArtifactError::BadMagic);
+        }
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(ArtifactError::UnsupportedVersion { found: version });
+        }
+        let flags = r.u32()?;
+        if flags & !FLAG_STANDARDIZATION != 0 {
+            return Err(ArtifactError::UnknownFlags { flags });
+        }
+        let input = limit("input width", r.u32()? as usize, MAX_WIDTH)?;
+        let layer_count = limit("layer count", r.u32()? as usize, MAX_LAYERS)?;
+        let mut shapes = [(0usize, Activation::Linear); MAX_LAYERS];
+        let mut parameters = 0usize;
+        let mut fan_in = input;
+        for (layer, shape) in shapes.iter_mut().take(layer_count).enumerate() {
+            let output = limit("layer width", r.u32()? as usize, MAX_WIDTH)?;
+            *shape = (output, Activation::from_code(layer, r.u32()?)?);
+            parameters += fan_in * output + output;
+            fan_in = output;
+        }
+        limit("parameter count", parameters, MAX_PARAMETERS)?;
+        let class_names = text(&mut r, "class names")?;
+        let provenance = text(&mut r, "provenance")?;
+        let classes = fan_in;
+        if !class_names.is_empty() && class_names.lines().count() != classes {
+            return Err(ArtifactError::BadText {
+                what: "class names (one per class)",
+            });
+        }
+        let has_standardization = flags & FLAG_STANDARDIZATION != 0;
+        let standardization_len = if has_standardization { 2 * input } else { 0 };
+        let expected = r.position() + 4 * (standardization_len + parameters) + 4;
+        if bytes.len() < expected {
+            return Err(ArtifactError::Truncated {
+                needed: expected,
+                len: bytes.len(),
+            });
+        }
+        if bytes.len() > expected {
+            return Err(ArtifactError::TrailingBytes {
+                expected,
+                len: bytes.len(),
+            });
+        }
+        verify_checksum(bytes)?;
+
+        let standardization = if has_standardization {
+            let (mean, scale) = (r.f32s(input)?, r.f32s(input)?);
+            finite(mean, Section::Mean)?;
+            finite(scale, Section::Scale)?;
+            if let Some(index) = scale.iter().position(|s| s <= 0.0) {
+                return Err(ArtifactError::BadScale { index });
+            }
+            Some((mean, scale))
+        } else {
+            None
+        };
+        let mut layers = [None; MAX_LAYERS];
+        let mut fan_in = input;
+        for (layer, (slot, (output, activation))) in
+            layers.iter_mut().zip(shapes).take(layer_count).enumerate()
+        {
+            let weights = r.f32s(fan_in * output)?;
+            let bias = r.f32s(output)?;
+            finite(weights, Section::Weights(layer))?;
+            finite(bias, Section::Bias(layer))?;
+            *slot = Some(LayerView {
+                input: fan_in,
+                output,
+                activation,
+                weights,
+                bias,
+            });
+            fan_in = output;
+        }
+        Ok(Self {
+            input,
+            layers,
+            layer_count,
+            standardization,
+            class_names,
+            provenance,
+            len: bytes.len(),
+        })
+    }
+
+    /// Input width.
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// Number of classes (the last layer's width).
+    pub fn classes(&self) -> usize {
+        self.layers().last().map_or(0, |l| l.output)
+    }
+
+    /// The layers in order.
+    pub fn layers(&self) -> impl DoubleEndedIterator<Item = LayerView<'a>> + '_ {
+        self.layers.iter().take(self.layer_count).flatten().copied()
+    }
+
+    /// Weights and biases in all layers.
+    pub fn parameters(&self) -> usize {
+        self.layers().map(|l| l.input * l.output + l.output).sum()
+    }
+
+    /// `(mean, scale)` of the input standardization, if the model carries one.
+    pub fn standardization(&self) -> Option<(F32s<'a>, F32s<'a>)> {
+        self.standardization
+    }
+
+    /// Class names, one per line, or empty.
+    pub fn class_names(&self) -> &'a str {
+        self.class_names
+    }
+
+    /// Where the model came from (run, regularizer, ...). Inference never reads it.
+    pub fn provenance(&self) -> &'a str {
+        self.provenance
+    }
+
+    /// Size of the artifact in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.len
+    }
+
+    /// Loads a `standardize → Dense → ReLU → Dense` artifact into a fixed-size network.
+    pub fn load_into<const IN: usize, const HIDDEN: usize, const CLASSES: usize>(
+        &self,
+        net: &mut Network<IN, HIDDEN, CLASSES>,
+    ) -> Result<(), ArtifactError> {
+        let shape = |what, expected, found| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(ArtifactError::ShapeMismatch {
+                    what,
+                    expected,
+                    found,
+                })
+            }
+        };
+        shape("layer count", 2, self.layer_count)?;
+        let (Some(hidden), Some(output)) = (self.layers[0], self.layers[1]) else {
+            return Err(ArtifactError::ShapeMismatch {
+                what: "layer count",
+                expected: 2,
+                found: 0,
+            });
+        };
+        shape("input width", IN, self.input)?;
+        shape("hidden width", HIDDEN, hidden.output)?;
+        shape("class count", CLASSES, output.output)?;
+        if hidden.activation != Activation::Relu {
+            return Err(ArtifactError::BadActivation {
+                layer: 0,
+                code: hidden.activation.code(),
+            });
+        }
+        if output.activation != Activation::Linear {
+            return Err(ArtifactError::BadActivation {
+                layer: 1,
+                code: output.activation.code(),
+            });
+        }
+        net.standardization = match self.standardization {
+            Some((mean, scale)) => {
+                let mut s = Standardization::IDENTITY;
+                mean.copy_to(&mut s.mean)?;
+                scale.copy_to(&mut s.scale)?;
+                Some(s)
+            }
+            None => None,
+        };
+        load_dense(&hidden, &mut net.hidden)?;
+        load_dense(&output, &mut net.output)
+    }
+}
+
+fn load_dense<const IN: usize, const OUT: usize>(
+    view: &LayerView<'_>,
+    dense: &mut Dense<IN, OUT>,
+) -> Result<(), ArtifactError> {
+    view.weights.copy_to(dense.weights.as_flattened_mut())?;
+    view.bias.copy_to(&mut dense.bias)
+}
+
+/// A layer to write: weights input-major.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSpec<'a> {
+    /// `input * output` weights, input-major.
+    pub weights: &'a [f32],
+    /// `output` biases.
+    pub bias: &'a [f32],
+    /// What follows the layer.
+    pub activation: Activation,
+}
+
+/// Everything an artifact holds, borrowed from the writer's memory.
+#[derive(Clone, Copy, Debug)]
+pub struct ArtifactSpec<'a> {
+    /// Input width.
+    pub input: usize,
+    /// Layers in order; the last one's width is the class count.
+    pub layers: &'a [LayerSpec<'a>],
+    /// `(mean, scale)` per input feature.
+    pub standardization: Option<(&'a [f32], &'a [f32])>,
+    /// Class names, one per line, or empty.
+    pub class_names: &'a str,
+    /// Free text about the model's origin.
+    pub provenance: &'a str,
+}
+
+impl ArtifactSpec<'_> {
+    /// Exact size of the encoded artifact.
+    pub fn encoded_len(&self) -> usize {
+        let header =
+            4 + 4 * 4 + 8 * self.layers.len() + 8 + self.class_names.len() + self.provenance.len();
+        let std = self.standardization.map_or(0, |(m, s)| m.len() + s.len());
+        let params: usize = self
+            .layers
+            .iter()
+            .map(|l| l.weights.len() + l.bias.len())
+            .sum();
+        header + 4 * (std + params) + 4
+    }
+
+    /// Encodes into `out` (at least [`ArtifactSpec::encoded_len`] bytes), then validates the result
+    /// with [`Artifact::parse`], so nothing this writes fails to load. Returns the length.
+    pub fn write(&self, out: &mut [u8]) -> Result<usize, ArtifactError> {
+        let mut w = Writer::new(out);
+        w.bytes(&MAGIC)?;
+        w.u32(VERSION)?;
+        w.u32(if self.standardization.is_some() {
+            FLAG_STANDARDIZATION
+        } else {
+            0
+        })?;
+        w.u32(self.input as u32)?;
+        w.u32(self.layers.len() as u32)?;
+        let mut fan_in = self.input;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let output = layer.bias.len();
+            if layer.weights.len() != fan_in * output {
+                return Err(ArtifactError::ShapeMismatch {
+                    what: if i == 0 {
+                        "layer 0 weights"
+                    } else {
+                        "layer weights"
+                    },
+                    expected: fan_in * output,
+                    found: layer.weights.len(),
+                });
+            }
+            w.u32(output as u32)?;
+            w.u32(layer.activation.code())?;
+            fan_in = output;
+        }
+        w.u32(self.class_names.len() as u32)?;
+        w.bytes(self.class_names.as_bytes())?;
+        w.u32(self.provenance.len() as u32)?;
+        w.bytes(self.provenance.as_bytes())?;
+        if let Some((mean, scale)) = self.standardization {
+            for (what, v) in [("mean length", mean), ("scale length", scale)] {
+                if v.len() != self.input {
+                    return Err(ArtifactError::ShapeMismatch {
+                        what,
+                        expected: self.input,
+                        found: v.len(),
+                    });
+                }
+            }
+            w.f32s(mean)?;
+            w.f32s(scale)?;
+        }
+        for layer in self.layers {
+            w.f32s(layer.weights)?;
+            w.f32s(layer.bias)?;
+        }
+        let len = w.finish_with_checksum()?;
+        Artifact::parse(&out[..len])?;
+        Ok(len)
+    }
+}

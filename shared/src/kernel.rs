@@ -1,0 +1,136 @@
+//! The arithmetic of inference: one dense layer, ReLU, argmax, standardization, on plain slices.
+//!
+//! Every function here is total: mismatched lengths never panic (the const-generic types in
+//! [`crate::network`] make them impossible; the runtime-shaped host path checks them before).
+
+/// Outputs accumulated together in one block: registers on the device, vector lanes on the host.
+const BLOCK: usize = 16;
+
+/// `output[o] = bias[o] + sum_i input[i] * weights[i * output.len() + o]`, added in input order.
+///
+/// `weights` is input-major (`(input.len(), output.len())`, row-major). The outputs are computed in
+/// blocks; the order of the additions for each output is the same whatever the block size.
+pub fn dense(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32]) {
+    let width = output.len();
+    let mut start = 0;
+    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start);
+    start = dense_blocks::<4>(input, weights, bias, output, width, start);
+    dense_blocks::<1>(input, weights, bias, output, width, start);
+}
+
+/// Computes outputs `start..` in blocks of `K` while a whole block fits; returns the next start.
+#[inline(always)]
+fn dense_blocks<const K: usize>(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    width: usize,
+    mut start: usize,
+) -> usize {
+    while start + K <= width {
+        let (Some(out), Some(b)) = (output.get_mut(start..start + K), bias.get(start..start + K))
+        else {
+            break;
+        };
+        let (Ok(out), Ok(b)) = (<&mut [f32; K]>::try_from(out), <&[f32; K]>::try_from(b)) else {
+            break;
+        };
+        let mut acc = *b;
+        for (x, row) in input.iter().zip(weights.chunks_exact(width)) {
+            if let Some(Ok(w)) = row.get(start..start + K).map(<&[f32; K]>::try_from) {
+                for k in 0..K {
+                    acc[k] += *x * w[k];
+                }
+            }
+        }
+        *out = acc;
+        start += K;
+    }
+    start
+}
+
+/// `max(v, 0)` in place; `-0.0` and NaN become `0.0`.
+pub fn relu(values: &mut [f32]) {
+    for v in values {
+        *v = if *v > 0.0 { *v } else { 0.0 };
+    }
+}
+
+/// `(x - mean) / scale` per feature, written to `output`.
+pub fn standardize(input: &[f32], mean: &[f32], scale: &[f32], output: &mut [f32]) {
+    for (((o, x), m), s) in output.iter_mut().zip(input).zip(mean).zip(scale) {
+        *o = (*x - *m) / *s;
+    }
+}
+
+/// Index of the largest value (the first one on ties); 0 for an empty slice.
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_value = f32::NEG_INFINITY;
+    for (i, v) in values.iter().enumerate() {
+        if *v > best_value {
+            best = i;
+            best_value = *v;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: one output at a time, in input order, the obvious way.
+    fn naive(input: &[f32], weights: &[f32], bias: &[f32], out: usize) -> Vec<f32> {
+        (0..out)
+            .map(|o| {
+                let mut acc = bias[o];
+                for (i, x) in input.iter().enumerate() {
+                    acc += x * weights[i * out + o];
+                }
+                acc
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blocked_dense_is_bit_identical_to_the_naive_order_for_every_width() {
+        for (inputs, outputs) in [(3, 1), (5, 4), (7, 17), (64, 128), (128, 10), (9, 21)] {
+            let input: Vec<f32> = (0..inputs).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+            let weights: Vec<f32> = (0..inputs * outputs)
+                .map(|i| (i as f32 * 1.13).cos() / 7.0)
+                .collect();
+            let bias: Vec<f32> = (0..outputs).map(|o| o as f32 * 0.01 - 0.05).collect();
+            let mut out = vec![0.0; outputs];
+            dense(&input, &weights, &bias, &mut out);
+            let expected = naive(&input, &weights, &bias, outputs);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs}");
+        }
+    }
+
+    #[test]
+    fn dense_by_hand() {
+        // x = [1, 2]; W (in, out) = [[1, 2, 3], [4, 5, 6]]; b = [0.5, 0, -1]
+        let mut out = [0.0; 3];
+        dense(
+            &[1.0, 2.0],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            &[0.5, 0.0, -1.0],
+            &mut out,
+        );
+        assert_eq!(out, [9.5, 12.0, 14.0]);
+    }
+
+    #[test]
+    fn relu_argmax_standardize() {
+        let mut v = [-1.0, 0.0, 2.5, -0.0, f32::NAN];
+        relu(&mut v);
+        assert_eq!(v, [0.0, 0.0, 2.5, 0.0, 0.0]);
+        assert_eq!(argmax(&[0.1, 0.7, 0.7, -3.0]), 1);
+        let mut o = [0.0; 2];
+        standardize(&[3.0, 5.0], &[1.0, 5.0], &[2.0, 1.0], &mut o);
+        assert_eq!(o, [1.0, 0.0]);
+    }
+}

@@ -1,0 +1,35 @@
+//! dropship's inference core: `no_std`, allocation-free Dense/ReLU networks and the model artifact.
+//!
+//! The same code runs on the host (to check and serve models) and on a Cortex-M4F (to deploy them).
+//!
+//! # Weight layout
+//!
+//! A dense layer with `IN` inputs and `OUT` outputs keeps its kernel **input-major**, as Keras does:
+//! `weights[i][o]` is the weight from input `i` to output `o` (shape `(IN, OUT)`; candle's `Linear`
+//! keeps the transpose, `(OUT, IN)`). Every output is accumulated across the inputs in order:
+//!
+//! ```text
+//! y[o] = bias[o]
+//! for i in 0..IN:  y[o] = y[o] + x[i] * weights[i][o]     (one rounding for *, one for +)
+//! ```
+//!
+//! Because one input row `weights[i]` feeds many outputs at once, the host vectorizes across outputs
+//! (and the device keeps a block of outputs in registers) without changing the order of the
+//! additions for any output. No `mul_add`, no reassociation: a host build and a Cortex-M4F build
+//! give the same bits for the same input. See [`kernel`].
+//!
+//! # What is deliberately absent
+//!
+//! There is no dropout, no regularization and no training-only state anywhere in this crate, and
+//! the [`artifact`] format has no way to express them.
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod artifact;
+pub mod kernel;
+pub mod network;
+pub mod vectors;
+mod wire;
+
+pub use artifact::{Artifact, ArtifactError};
+pub use network::{Dense, Network, Scratch, Standardization};
