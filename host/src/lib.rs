@@ -1,1 +1,16 @@
-//! placeholder
+//! dropship's host side: data, training with candle (Keras semantics), comparison, plots, export.
+//!
+//! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
+
+pub mod adam;
+pub mod compare;
+pub mod data;
+pub mod export;
+pub mod infer;
+pub mod model;
+pub mod plot;
+pub mod progress;
+pub mod rng;
+pub mod run;
+pub mod split;
+pub mod train;

@@ -1,1 +1,554 @@
-fn main() {}
+//! The `dropship` command line: train, compare, sweep, export, predict, inspect, vectors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dropship::compare::{self, SplitSpec, Study};
+use dropship::data::{self, LabelColumn};
+use dropship::export;
+use dropship::infer::HostNetwork;
+use dropship::progress::{Mode, Reporter};
+use dropship::run;
+use dropship::train::{L2Layers, Regularizer, TrainConfig};
+use dropship_shared::Artifact;
+
+/// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
+#[derive(Parser)]
+#[command(name = "dropship", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one model and write its run directory.
+    Train(TrainArgs),
+    /// Train base, L2 and dropout on the same split and weights, and write a report.
+    Compare(CompareArgs),
+    /// Train over dropout rates and L2 strengths and plot validation accuracy against them.
+    Sweep(SweepArgs),
+    /// Write the artifact of a trained run (dropout stripped: the format cannot express it).
+    Export(ExportArgs),
+    /// Run an artifact on a CSV with the no_std core and print one class per row.
+    Predict(PredictArgs),
+    /// Show what is inside an artifact.
+    Inspect {
+        /// The artifact file.
+        artifact: PathBuf,
+    },
+    /// Write test vectors (inputs, host logits and classes) for the firmware.
+    Vectors(VectorsArgs),
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// CSV with a header row; the bundled digits data when omitted.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Column holding the integer class label (default: the last column).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Share of rows for validation.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Share of rows for test.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+}
+
+#[derive(Args, Clone)]
+struct HyperArgs {
+    /// Passes over the training rows.
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Rows per training step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    lr: f64,
+    /// Width of the hidden layer.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Kernels L2 applies to: hidden, output or both.
+    #[arg(long, value_delimiter = ',', default_value = "hidden,output")]
+    l2_layers: Vec<String>,
+    /// Suppress progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    hyper: HyperArgs,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// L2 strength on the chosen kernels.
+    #[arg(long, allow_negative_numbers = true)]
+    l2: Option<f64>,
+    /// Dropout rate after the hidden Dense, in [0, 1).
+    #[arg(long, allow_negative_numbers = true)]
+    dropout: Option<f32>,
+    /// AdamW decoupled weight decay on the kernels.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Early stopping on validation loss with this patience (restores the best weights).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Run directory (default runs/<regularizer>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    hyper: HyperArgs,
+    /// Seeds to repeat the comparison with (mean ± std when several).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
+    /// L2 strength of the l2 model.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    l2: f64,
+    /// Dropout rate of the dropout model.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    dropout: f32,
+    /// Also train a model with AdamW weight decay of this strength.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Also train a base model with early stopping of this patience.
+    #[arg(long)]
+    early_stopping: Option<usize>,
+    /// Output directory.
+    #[arg(long, default_value = "runs/compare")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    hyper: HyperArgs,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Dropout rates to try.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.2,0.4,0.6,0.8",
+        allow_negative_numbers = true
+    )]
+    dropout_rates: Vec<f32>,
+    /// L2 strengths to try.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.00001,0.0001,0.001,0.01,0.1",
+        allow_negative_numbers = true
+    )]
+    l2_strengths: Vec<f64>,
+    /// Output directory.
+    #[arg(long, default_value = "runs/sweep")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A run directory written by train or compare.
+    run: PathBuf,
+    /// Artifact path (default <run>/model.dsm).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// The artifact.
+    artifact: PathBuf,
+    /// CSV of rows, with or without a label column.
+    csv: PathBuf,
+    /// Name of the label column, if the CSV has one that is not the extra last column.
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Print the logits as CSV instead of one class per row.
+    #[arg(long)]
+    logits: bool,
+    /// Inputs are already standardized: skip the artifact's standardization.
+    #[arg(long)]
+    raw: bool,
+}
+
+#[derive(Args)]
+struct VectorsArgs {
+    /// The artifact.
+    artifact: PathBuf,
+    /// CSV of rows (a label column, if any, is ignored).
+    csv: PathBuf,
+    /// Output file.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Use only the first N rows.
+    #[arg(long)]
+    rows: Option<usize>,
+}
+
+fn main() {
+    if let Err(e) = run_cli(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// candle sizes its matmul thread pool per call from this variable; on matrices this small the
+/// pool costs more than it saves, and the models already train in parallel, one per core.
+fn single_threaded_candle() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
+
+fn load_data(args: &DataArgs) -> Result<data::Dataset> {
+    let path = args
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
+    let label = args
+        .label_column
+        .clone()
+        .map_or(LabelColumn::Last, LabelColumn::Named);
+    Ok(data::load_csv(&path, &label)?)
+}
+
+fn l2_layers(names: &[String]) -> Result<L2Layers> {
+    let mut layers = L2Layers {
+        hidden: false,
+        output: false,
+    };
+    for n in names {
+        match n.as_str() {
+            "hidden" => layers.hidden = true,
+            "output" => layers.output = true,
+            other => bail!("--l2-layers: unknown layer `{other}` (use hidden, output)"),
+        }
+    }
+    Ok(layers)
+}
+
+fn base_config(h: &HyperArgs, seed: u64) -> TrainConfig {
+    TrainConfig {
+        hidden: h.hidden,
+        epochs: h.epochs,
+        batch_size: h.batch_size,
+        lr: h.lr,
+        seed,
+        ..TrainConfig::default()
+    }
+}
+
+fn reporter(h: &HyperArgs) -> Reporter {
+    Reporter::new(if h.quiet { Mode::Quiet } else { Mode::Auto })
+}
+
+fn split_spec(d: &DataArgs) -> SplitSpec {
+    SplitSpec {
+        val: d.val_fraction,
+        test: d.test_fraction,
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => {
+            single_threaded_candle();
+            let layers = l2_layers(&a.hyper.l2_layers)?;
+            let regularizer = match (a.l2, a.dropout, a.weight_decay) {
+                (None, None, None) => Regularizer::None,
+                (Some(lambda), None, None) => Regularizer::L2 { lambda, layers },
+                (None, Some(rate), None) => Regularizer::Dropout { rate },
+                (None, None, Some(decay)) => Regularizer::WeightDecay { decay },
+                _ => bail!("--l2, --dropout and --weight-decay are separate models: give at most one (compare trains them side by side)"),
+            };
+            let config = TrainConfig {
+                regularizer,
+                early_stopping: a.patience,
+                ..base_config(&a.hyper, a.seed)
+            };
+            config.validate()?;
+            let data = load_data(&a.data)?;
+            let name = match regularizer {
+                Regularizer::None => "base",
+                Regularizer::L2 { .. } => "l2",
+                Regularizer::Dropout { .. } => "dropout",
+                Regularizer::WeightDecay { .. } => "weight-decay",
+            };
+            let out = a.out.unwrap_or_else(|| Path::new("runs").join(name));
+            let study = Study {
+                data: &data,
+                split: split_spec(&a.data),
+                seeds: vec![a.seed],
+                out,
+                overwrite: a.hyper.overwrite,
+            };
+            let variant = compare::Variant {
+                name: name.to_string(),
+                config,
+            };
+            let result = compare::compare(&study, &[variant], &reporter(&a.hyper))?;
+            let o = &result.outcomes[0];
+            println!(
+                "{name}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
+                o.metrics.test_accuracy,
+                o.metrics.test_cross_entropy,
+                o.metrics.best_epoch,
+                o.metrics.seconds
+            );
+            println!("run written to {}", o.run_dir.display());
+        }
+        Command::Compare(a) => {
+            single_threaded_candle();
+            let layers = l2_layers(&a.hyper.l2_layers)?;
+            let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
+            let variants = compare::course_variants(
+                &base,
+                a.l2,
+                layers,
+                a.dropout,
+                a.weight_decay,
+                a.early_stopping,
+            );
+            for v in &variants {
+                v.config.validate()?;
+            }
+            if a.seeds.is_empty() {
+                bail!("--seeds needs at least one seed");
+            }
+            let data = load_data(&a.data)?;
+            let study = Study {
+                data: &data,
+                split: split_spec(&a.data),
+                seeds: a.seeds,
+                out: a.out,
+                overwrite: a.hyper.overwrite,
+            };
+            let result = compare::compare(&study, &variants, &reporter(&a.hyper))?;
+            println!("{}", result.report);
+            println!("report: {}", result.out.join("report.md").display());
+            println!(
+                "plots:  {} and {}",
+                result.out.join("val_loss.png").display(),
+                result.out.join("val_accuracy.png").display()
+            );
+        }
+        Command::Sweep(a) => {
+            single_threaded_candle();
+            let layers = l2_layers(&a.hyper.l2_layers)?;
+            let data = load_data(&a.data)?;
+            let base = base_config(&a.hyper, a.seed);
+            compare::sweep(
+                &data,
+                split_spec(&a.data),
+                &base,
+                &a.dropout_rates,
+                &a.l2_strengths,
+                layers,
+                &a.out,
+                a.hyper.overwrite,
+                &reporter(&a.hyper),
+            )?;
+            println!("sweep written to {}", a.out.display());
+        }
+        Command::Export(a) => {
+            let saved = run::load_weights(&a.run)?;
+            let config: Option<run::RunConfig> = std::fs::read(a.run.join(run::CONFIG))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let class_names = config
+                .as_ref()
+                .map(|c| {
+                    (0..c.classes)
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            let provenance = format!(
+                "{}; exported by dropship {} from {}; dropout and L2 are training-only and have no representation here",
+                saved.provenance,
+                env!("CARGO_PKG_VERSION"),
+                a.run.display()
+            );
+            let bytes = export::artifact_bytes(&saved, &class_names, &provenance)?;
+            let output = a.output.unwrap_or_else(|| a.run.join("model.dsm"));
+            export::write_atomic(&output, &bytes)?;
+            println!(
+                "wrote {} ({} bytes, {} parameters)",
+                output.display(),
+                bytes.len(),
+                saved.weights.parameters()
+            );
+        }
+        Command::Predict(a) => predict(&a)?,
+        Command::Inspect { artifact } => inspect(&artifact)?,
+        Command::Vectors(a) => vectors(&a)?,
+    }
+    Ok(())
+}
+
+/// Loads a CSV for an artifact: every column is a feature, except a label column when the CSV has
+/// one more column than the model has inputs (the last, or the one named).
+fn rows_for(
+    net: &HostNetwork,
+    path: &Path,
+    label_column: Option<&String>,
+) -> Result<data::Dataset> {
+    let label = match label_column {
+        Some(name) => LabelColumn::Named(name.clone()),
+        None => {
+            let mut reader = csv::Reader::from_path(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let columns = reader
+                .headers()
+                .with_context(|| format!("{}: no header row", path.display()))?
+                .len();
+            if columns == net.input + 1 {
+                LabelColumn::Last
+            } else {
+                LabelColumn::None
+            }
+        }
+    };
+    let data = data::load_csv(path, &label).or_else(|e| match (&label, &e) {
+        (_, data::DataError::TooFewClasses { .. }) => {
+            data::load_csv(path, &LabelColumn::None).map(|mut d| {
+                d.labels.clear();
+                d
+            })
+        }
+        _ => Err(e),
+    })?;
+    if data.width() != net.input {
+        bail!(
+            "{}: {} feature columns, the model takes {}",
+            path.display(),
+            data.width(),
+            net.input
+        );
+    }
+    Ok(data)
+}
+
+fn predict(a: &PredictArgs) -> Result<()> {
+    let (net, _) = HostNetwork::load(&a.artifact)?;
+    let data = rows_for(&net, &a.csv, a.label_column.as_ref())?;
+    let mut correct = 0;
+    let mut out = String::new();
+    if a.logits {
+        out.push_str(
+            &(0..net.classes())
+                .map(|c| format!("logit_{c}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    for i in 0..data.rows() {
+        let logits = net.logits(data.row(i), a.raw);
+        let class = dropship_shared::kernel::argmax(&logits);
+        if a.logits {
+            out.push_str(
+                &logits
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        } else {
+            out.push_str(&class.to_string());
+        }
+        out.push('\n');
+        correct += usize::from(data.labels.get(i).is_some_and(|l| *l as usize == class));
+    }
+    print!("{out}");
+    if !data.labels.is_empty() {
+        eprintln!(
+            "accuracy {:.4} ({correct}/{} rows)",
+            correct as f64 / data.rows() as f64,
+            data.rows()
+        );
+    }
+    Ok(())
+}
+
+fn inspect(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let a = Artifact::parse(&bytes)
+        .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+    println!(
+        "artifact:        {} ({} bytes, format v{})",
+        path.display(),
+        a.len_bytes(),
+        dropship_shared::artifact::VERSION
+    );
+    println!("input:           {}", a.input());
+    for (i, l) in a.layers().enumerate() {
+        println!(
+            "layer {i}:         Dense({} -> {}) + {:?}, {} parameters",
+            l.input,
+            l.output,
+            l.activation,
+            l.input * l.output + l.output
+        );
+    }
+    println!("classes:         {}", a.classes());
+    println!(
+        "parameters:      {} ({} bytes of f32)",
+        a.parameters(),
+        4 * a.parameters()
+    );
+    println!(
+        "standardization: {}",
+        if a.standardization().is_some() {
+            "present"
+        } else {
+            "absent (inputs must be standardized already)"
+        }
+    );
+    let activations: usize = a.input() + a.layers().map(|l| l.output).sum::<usize>();
+    println!("inference RAM:   {} bytes of activations", 4 * activations);
+    println!("dropout:         none (the format cannot express it)");
+    println!("provenance:      {}", a.provenance());
+    Ok(())
+}
+
+fn vectors(a: &VectorsArgs) -> Result<()> {
+    let (net, _) = HostNetwork::load(&a.artifact)?;
+    let data = rows_for(&net, &a.csv, None)?;
+    let n = a.rows.unwrap_or(data.rows()).min(data.rows());
+    let logits: Vec<Vec<f32>> = (0..n).map(|i| net.logits(data.row(i), false)).collect();
+    let records = (0..n).map(|i| {
+        (
+            data.row(i),
+            dropship_shared::kernel::argmax(&logits[i]),
+            &logits[i][..],
+        )
+    });
+    let mut out =
+        vec![0; dropship_shared::vectors::Vectors::encoded_len(n, net.input, net.classes())];
+    dropship_shared::vectors::Vectors::write(&mut out, net.input, net.classes(), records)?;
+    export::write_atomic(&a.output, &out)?;
+    println!("wrote {} ({n} vectors)", a.output.display());
+    Ok(())
+}

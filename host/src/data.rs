@@ -1,0 +1,299 @@
+//! Loading a CSV of numeric features with an integer class label, with errors that name the place.
+
+use std::path::{Path, PathBuf};
+
+/// The digits data set bundled with the project (UCI optdigits test portion, CC BY 4.0).
+pub const BUNDLED_DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv");
+
+/// What is wrong with a data file; every variant names the file, and the line and column where known.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the file is empty")]
+    Empty { path: PathBuf },
+    #[error("{path}: only a header, no data rows")]
+    HeaderOnly { path: PathBuf },
+    #[error("{path}: no label column named `{name}` (columns: {columns})")]
+    NoSuchLabel {
+        path: PathBuf,
+        name: String,
+        columns: String,
+    },
+    #[error(
+        "{path}: need at least one feature column and a label column, found {found} column(s)"
+    )]
+    TooFewColumns { path: PathBuf, found: usize },
+    #[error("{path}, line {line}: {found} fields where the header has {expected}")]
+    Ragged {
+        path: PathBuf,
+        line: u64,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{path}, line {line}, column `{column}`: `{value}` is not a number")]
+    NotNumeric {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+    },
+    #[error("{path}, line {line}, column `{column}`: `{value}` is not finite")]
+    NotFinite {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+    },
+    #[error(
+        "{path}, line {line}, column `{column}`: label `{value}` is not a non-negative integer"
+    )]
+    BadLabel {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+    },
+    #[error("{path}: {found} class(es) in column `{column}`, at least two are needed")]
+    TooFewClasses {
+        path: PathBuf,
+        column: String,
+        found: usize,
+    },
+    #[error("{path}, line {line}: {source}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        source: csv::Error,
+    },
+}
+
+/// Rows of features (row-major) with one class label per row.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Where the data came from.
+    pub source: PathBuf,
+    /// Feature column names, in order.
+    pub feature_names: Vec<String>,
+    /// Name of the label column (empty when the file had none).
+    pub label_name: String,
+    /// `rows * features` values, row-major.
+    pub features: Vec<f32>,
+    /// One label per row (empty when the file had no label column).
+    pub labels: Vec<u32>,
+    /// `max(label) + 1`.
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.features.len() / self.width()
+    }
+
+    /// Number of features per row.
+    pub fn width(&self) -> usize {
+        self.feature_names.len().max(1)
+    }
+
+    /// Row `i`'s features.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let w = self.width();
+        &self.features[i * w..(i + 1) * w]
+    }
+}
+
+/// Which column holds the label.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LabelColumn {
+    /// The last column (the default).
+    #[default]
+    Last,
+    /// The column with this header name.
+    Named(String),
+    /// No label column: every column is a feature (for prediction).
+    None,
+}
+
+/// Loads a CSV file with a header row. Features must be finite numbers; labels non-negative integers.
+pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
+    let p = || path.to_path_buf();
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: p(), source })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DataError::Empty { path: p() });
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(&bytes[..]);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|source| DataError::Csv {
+            path: p(),
+            line: 1,
+            source,
+        })?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let label_index = match label {
+        LabelColumn::Last => Some(header.len().saturating_sub(1)),
+        LabelColumn::Named(name) => Some(header.iter().position(|h| h == name).ok_or_else(
+            || DataError::NoSuchLabel {
+                path: p(),
+                name: name.clone(),
+                columns: header.join(", "),
+            },
+        )?),
+        LabelColumn::None => None,
+    };
+    let min_columns = if label_index.is_some() { 2 } else { 1 };
+    if header.len() < min_columns {
+        return Err(DataError::TooFewColumns {
+            path: p(),
+            found: header.len(),
+        });
+    }
+    let feature_names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != label_index)
+        .map(|(_, h)| h.clone())
+        .collect();
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|source| {
+            let line = source.position().map_or(0, |pos| pos.line());
+            DataError::Csv {
+                path: p(),
+                line,
+                source,
+            }
+        })?;
+        let line = record.position().map_or(0, |pos| pos.line());
+        if record.len() != header.len() {
+            return Err(DataError::Ragged {
+                path: p(),
+                line,
+                expected: header.len(),
+                found: record.len(),
+            });
+        }
+        for (i, field) in record.iter().enumerate() {
+            let column = || header[i].clone();
+            if Some(i) == label_index {
+                let value: u32 = field.parse().map_err(|_| DataError::BadLabel {
+                    path: p(),
+                    line,
+                    column: column(),
+                    value: field.to_string(),
+                })?;
+                labels.push(value);
+                continue;
+            }
+            let value: f32 = field.parse().map_err(|_| DataError::NotNumeric {
+                path: p(),
+                line,
+                column: column(),
+                value: field.to_string(),
+            })?;
+            if !value.is_finite() {
+                return Err(DataError::NotFinite {
+                    path: p(),
+                    line,
+                    column: column(),
+                    value: field.to_string(),
+                });
+            }
+            features.push(value);
+        }
+    }
+    if features.is_empty() {
+        return Err(DataError::HeaderOnly { path: p() });
+    }
+    let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
+    let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
+    if label_index.is_some() {
+        let distinct = labels
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if distinct < 2 {
+            return Err(DataError::TooFewClasses {
+                path: p(),
+                column: label_name,
+                found: distinct,
+            });
+        }
+    }
+    Ok(Dataset {
+        source: p(),
+        feature_names,
+        label_name,
+        features,
+        labels,
+        classes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, label: LabelColumn) -> Result<Dataset, DataError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, text).unwrap();
+        load_csv(&path, &label)
+    }
+
+    fn message(text: &str) -> String {
+        load(text, LabelColumn::Last).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn loads_features_and_labels_with_the_label_anywhere() {
+        let d = load("a,b,label\n1,2,0\n3,4,1\n", LabelColumn::Last).unwrap();
+        assert_eq!((d.rows(), d.width(), d.classes), (2, 2, 2));
+        assert_eq!(d.features, vec![1.0, 2.0, 3.0, 4.0]);
+        let d = load("y,a,b\n1,5,6\n0,7,8\n", LabelColumn::Named("y".into())).unwrap();
+        assert_eq!(d.labels, vec![1, 0]);
+        assert_eq!(d.row(1), &[7.0, 8.0]);
+        let d = load("a,b\n1,2\n", LabelColumn::None).unwrap();
+        assert_eq!(d.row(0), &[1.0, 2.0]);
+        assert!(d.labels.is_empty());
+    }
+
+    #[test]
+    fn bad_input_names_file_line_and_column() {
+        assert!(message("").contains("empty"));
+        assert!(message("a,b,label\n").contains("only a header"));
+        let m = message("a,b,label\n1,2,0\n1,2\n");
+        assert!(m.contains("line 3") && m.contains("2 fields"), "{m}");
+        let m = message("a,b,label\n1,x,0\n");
+        assert!(
+            m.contains("line 2") && m.contains("column `b`") && m.contains("`x`"),
+            "{m}"
+        );
+        let m = message("a,b,label\n1,NaN,0\n");
+        assert!(m.contains("not finite") && m.contains("column `b`"), "{m}");
+        assert!(message("a,b,label\n1,inf,0\n").contains("not finite"));
+        let m = message("a,b,label\n1,2,-1\n");
+        assert!(
+            m.contains("non-negative integer") && m.contains("column `label`"),
+            "{m}"
+        );
+        assert!(message("a,b,label\n1,2,1.5\n").contains("non-negative integer"));
+        assert!(message("a,b,label\n1,2,3\n4,5,3\n").contains("at least two"));
+        let m = load("a,b\n1,2\n", LabelColumn::Named("y".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("no label column named `y`"), "{m}");
+        let e = load_csv(Path::new("/nonexistent/x.csv"), &LabelColumn::Last).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.csv"));
+    }
+}

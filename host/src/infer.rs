@@ -1,0 +1,88 @@
+//! Running an artifact of any shape on the host with the `shared` core's arithmetic.
+//!
+//! The device uses the const-generic `Network`; this runtime-shaped twin calls the same kernel
+//! functions in the same order, so both give the same bits.
+
+use anyhow::{Context, Result};
+use dropship_shared::artifact::Activation;
+use dropship_shared::{kernel, Artifact};
+
+/// One layer's parameters, input-major.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    /// Input width.
+    pub input: usize,
+    /// `input * output` weights.
+    pub weights: Vec<f32>,
+    /// `output` biases.
+    pub bias: Vec<f32>,
+    /// What follows.
+    pub activation: Activation,
+}
+
+/// An artifact loaded for host inference.
+#[derive(Clone, Debug)]
+pub struct HostNetwork {
+    /// Input width.
+    pub input: usize,
+    /// Layers in order.
+    pub layers: Vec<Layer>,
+    /// `(mean, scale)`, if the artifact has one.
+    pub standardization: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl HostNetwork {
+    /// Copies the parameters out of a validated artifact.
+    pub fn from_artifact(a: &Artifact<'_>) -> Self {
+        let layers = a
+            .layers()
+            .map(|l| Layer {
+                input: l.input,
+                weights: l.weights.iter().collect(),
+                bias: l.bias.iter().collect(),
+                activation: l.activation,
+            })
+            .collect();
+        let standardization = a
+            .standardization()
+            .map(|(m, s)| (m.iter().collect(), s.iter().collect()));
+        Self {
+            input: a.input(),
+            layers,
+            standardization,
+        }
+    }
+
+    /// Reads and validates an artifact file.
+    pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let artifact = Artifact::parse(&bytes)
+            .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+        Ok((Self::from_artifact(&artifact), bytes))
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.bias.len())
+    }
+
+    /// Logits for one row. `raw` skips the stored standardization (input already standardized).
+    pub fn logits(&self, row: &[f32], raw: bool) -> Vec<f32> {
+        let mut x = row.to_vec();
+        if let (Some((mean, scale)), false) = (&self.standardization, raw) {
+            let mut s = vec![0.0; x.len()];
+            kernel::standardize(&x, mean, scale, &mut s);
+            x = s;
+        }
+        for layer in &self.layers {
+            let mut y = vec![0.0; layer.bias.len()];
+            kernel::dense(&x, &layer.weights, &layer.bias, &mut y);
+            if layer.activation == Activation::Relu {
+                kernel::relu(&mut y);
+            }
+            x = y;
+        }
+        x
+    }
+}

@@ -1,0 +1,502 @@
+//! One training run with Keras semantics: seeded batches, Keras Adam, L2 / dropout / weight decay,
+//! validation after every epoch, optional early stopping, and the per-epoch history.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::Optimizer;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::adam::{AdamConfig, KerasAdam};
+use crate::data::Dataset;
+use crate::model::{cross_entropy_and_accuracy, dropout_mask, logits, Mlp, Weights};
+use crate::progress::Progress;
+use crate::rng::{stream, Stream};
+use crate::split::{Split, Standardization};
+
+/// Which kernels an L2 penalty applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L2Layers {
+    /// The hidden Dense kernel.
+    pub hidden: bool,
+    /// The output Dense kernel.
+    pub output: bool,
+}
+
+/// How a model is regularized in training. Nothing of it reaches inference.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Regularizer {
+    /// Nothing.
+    None,
+    /// `lambda * sum(w^2)` per chosen kernel added to the loss (no 1/2, as Keras).
+    L2 { lambda: f64, layers: L2Layers },
+    /// Inverted dropout after the hidden Dense, in training only.
+    Dropout { rate: f32 },
+    /// AdamW decoupled weight decay on the kernels.
+    WeightDecay { decay: f64 },
+}
+
+impl std::fmt::Display for Regularizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Regularizer::None => write!(f, "none"),
+            Regularizer::L2 { lambda, layers } => {
+                let names: Vec<&str> = [(layers.hidden, "hidden"), (layers.output, "output")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| *n)
+                    .collect();
+                write!(f, "L2({lambda}) on {}", names.join("+"))
+            }
+            Regularizer::Dropout { rate } => write!(f, "Dropout({rate}) after Dense(hidden)"),
+            Regularizer::WeightDecay { decay } => write!(f, "AdamW weight decay {decay}"),
+        }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Width of the hidden layer.
+    pub hidden: usize,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seed of every random draw (split, init, batch order, dropout).
+    pub seed: u64,
+    /// Training-time regularization.
+    pub regularizer: Regularizer,
+    /// Stop after this many epochs without a better validation loss, restoring the best weights.
+    pub early_stopping: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 128,
+            epochs: 100,
+            batch_size: 32,
+            lr: 1e-3,
+            seed: 0,
+            regularizer: Regularizer::None,
+            early_stopping: None,
+        }
+    }
+}
+
+/// A configuration that cannot be trained, naming the flag.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("--epochs must be at least 1")]
+    Epochs,
+    #[error("--batch-size must be at least 1")]
+    BatchSize,
+    #[error("--hidden must be at least 1")]
+    Hidden,
+    #[error("--lr must be a positive number, got {0}")]
+    LearningRate(f64),
+    #[error("--dropout must be in [0, 1), got {0}")]
+    Dropout(f32),
+    #[error("--l2 must be a non-negative number, got {0}")]
+    L2(f64),
+    #[error("--l2-layers must name at least one of hidden, output")]
+    L2Layers,
+    #[error("--weight-decay must be a non-negative number, got {0}")]
+    WeightDecay(f64),
+    #[error("--patience must be at least 1")]
+    Patience,
+}
+
+impl TrainConfig {
+    /// Checks every value before anything is trained or written.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.epochs == 0 {
+            return Err(ConfigError::Epochs);
+        }
+        if self.batch_size == 0 {
+            return Err(ConfigError::BatchSize);
+        }
+        if self.hidden == 0 {
+            return Err(ConfigError::Hidden);
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(ConfigError::LearningRate(self.lr));
+        }
+        if self.early_stopping == Some(0) {
+            return Err(ConfigError::Patience);
+        }
+        match self.regularizer {
+            Regularizer::Dropout { rate } if !(0.0..1.0).contains(&rate) => {
+                Err(ConfigError::Dropout(rate))
+            }
+            Regularizer::L2 { lambda, .. } if !(lambda >= 0.0 && lambda.is_finite()) => {
+                Err(ConfigError::L2(lambda))
+            }
+            Regularizer::L2 { layers, .. } if !layers.hidden && !layers.output => {
+                Err(ConfigError::L2Layers)
+            }
+            Regularizer::WeightDecay { decay } if !(decay >= 0.0 && decay.is_finite()) => {
+                Err(ConfigError::WeightDecay(decay))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The split, standardized with train statistics, ready for training.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Input width.
+    pub input: usize,
+    /// Class count.
+    pub classes: usize,
+    /// Fitted on the train rows only.
+    pub standardization: Standardization,
+    /// Standardized train rows, row-major, and their labels.
+    pub train: (Vec<f32>, Vec<u32>),
+    /// Standardized validation rows and labels.
+    pub val: (Vec<f32>, Vec<u32>),
+    /// Standardized test rows and labels.
+    pub test: (Vec<f32>, Vec<u32>),
+}
+
+impl Prepared {
+    /// Standardizes the three parts of `split` with statistics of its train rows.
+    pub fn new(data: &Dataset, split: &Split) -> Self {
+        let standardization = Standardization::fit(data, &split.train);
+        let part = |rows: &[usize]| {
+            (
+                standardization.apply(data, rows),
+                rows.iter().map(|r| data.labels[*r]).collect(),
+            )
+        };
+        Self {
+            input: data.width(),
+            classes: data.classes,
+            train: part(&split.train),
+            val: part(&split.val),
+            test: part(&split.test),
+            standardization,
+        }
+    }
+}
+
+/// What one epoch measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches, with the L2 term (Keras's `loss`).
+    pub train_loss: f64,
+    /// The same without the L2 term: cross-entropy only.
+    pub train_cross_entropy: f64,
+    /// Accuracy over the epoch's batches as trained (dropout on), Keras's `accuracy`.
+    pub train_accuracy_running: f64,
+    /// Accuracy on all train rows in inference mode after the epoch.
+    pub train_accuracy: f64,
+    /// Cross-entropy on the validation rows in inference mode (no regularization term).
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// A finished run.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The final weights (the best ones when early stopping restored them).
+    pub weights: Weights,
+    /// One record per epoch run.
+    pub history: Vec<EpochRecord>,
+    /// Epoch (1-based) with the lowest validation loss.
+    pub best_epoch: usize,
+    /// Total wall time.
+    pub seconds: f64,
+    /// True when early stopping put the best epoch's weights back.
+    pub restored_best: bool,
+}
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("training diverged: the loss is not finite in epoch {epoch}; nothing was exported from it (try a lower --lr)")]
+    NonFiniteLoss { epoch: usize },
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Trains one model on `data` from `initial` weights.
+pub fn train(
+    data: &Prepared,
+    config: &TrainConfig,
+    initial: &Weights,
+    progress: &Progress,
+) -> Result<Trained, TrainError> {
+    config.validate()?;
+    let device = Device::Cpu;
+    let model = Mlp::new(initial, &device)?;
+    let decayed = match config.regularizer {
+        Regularizer::WeightDecay { decay } => decay,
+        _ => 0.0,
+    };
+    let adam = AdamConfig {
+        lr: config.lr,
+        weight_decay: decayed,
+        decayed_vars: 2,
+        ..AdamConfig::default()
+    };
+    let mut optimizer = KerasAdam::new(model.vars(), adam)?;
+    let mut shuffle = stream(config.seed, Stream::Shuffle);
+    let mut dropout_rng = stream(config.seed, Stream::Dropout);
+    let (x_train, y_train) = &data.train;
+    let n = y_train.len();
+    let x_train_t = Tensor::from_slice(x_train, (n, data.input), &device)?;
+    let x_val_t = Tensor::from_slice(&data.val.0, (data.val.1.len(), data.input), &device)?;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut xb = Vec::with_capacity(config.batch_size * data.input);
+    let mut yb = Vec::with_capacity(config.batch_size);
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut best: Option<(f64, usize, Weights)> = None;
+    let started = Instant::now();
+    for epoch in 1..=config.epochs {
+        let epoch_start = Instant::now();
+        order.shuffle(&mut shuffle);
+        let (mut loss_sum, mut ce_sum, mut correct) = (0.0, 0.0, 0.0);
+        for batch in order.chunks(config.batch_size) {
+            xb.clear();
+            yb.clear();
+            for r in batch {
+                xb.extend_from_slice(&x_train[r * data.input..(r + 1) * data.input]);
+                yb.push(y_train[*r]);
+            }
+            let x = Tensor::from_slice(&xb, (batch.len(), data.input), &device)?;
+            let y = Tensor::from_slice(&yb, batch.len(), &device)?;
+            let mask = match config.regularizer {
+                Regularizer::Dropout { rate } if rate > 0.0 => Some(dropout_mask(
+                    batch.len(),
+                    initial.hidden,
+                    rate,
+                    &mut dropout_rng,
+                    &device,
+                )?),
+                _ => None,
+            };
+            let out = model.forward(&x, mask.as_ref())?;
+            let ce = candle_nn::loss::cross_entropy(&out, &y)?;
+            let loss = match l2_penalty(&model, &config.regularizer)? {
+                Some(penalty) => (&ce + penalty)?,
+                None => ce.clone(),
+            };
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFiniteLoss { epoch });
+            }
+            let b = batch.len() as f64;
+            loss_sum += loss_value * b;
+            ce_sum += ce.to_scalar::<f32>()? as f64 * b;
+            let (_, acc) = cross_entropy_and_accuracy(
+                &out.flatten_all()?.to_vec1::<f32>()?,
+                &yb,
+                data.classes,
+            );
+            correct += acc * b;
+            optimizer.backward_step(&loss)?;
+        }
+        let (_, train_accuracy) =
+            cross_entropy_and_accuracy(&logits(&model, &x_train_t)?, y_train, data.classes);
+        let (val_loss, val_accuracy) =
+            cross_entropy_and_accuracy(&logits(&model, &x_val_t)?, &data.val.1, data.classes);
+        if !val_loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss { epoch });
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / n as f64,
+            train_cross_entropy: ce_sum / n as f64,
+            train_accuracy_running: correct / n as f64,
+            train_accuracy,
+            val_loss,
+            val_accuracy,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        };
+        progress.epoch(&record);
+        history.push(record);
+        if best.as_ref().is_none_or(|(loss, _, _)| val_loss < *loss) {
+            let keep = if config.early_stopping.is_some() {
+                model.weights()?
+            } else {
+                initial.clone()
+            };
+            best = Some((val_loss, epoch, keep));
+        }
+        if let (Some(patience), Some((_, best_epoch, _))) = (config.early_stopping, &best) {
+            if epoch - best_epoch >= patience {
+                break;
+            }
+        }
+    }
+    let (_, best_epoch, best_weights) = best.expect("at least one epoch ran");
+    let weights = if config.early_stopping.is_some() {
+        model.set(&best_weights)?;
+        best_weights
+    } else {
+        model.weights()?
+    };
+    progress.finish();
+    Ok(Trained {
+        weights,
+        history,
+        best_epoch,
+        seconds: started.elapsed().as_secs_f64(),
+        restored_best: config.early_stopping.is_some(),
+    })
+}
+
+/// `lambda * sum(w^2)` over the kernels an L2 regularizer names (never the biases); `None` without one.
+pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result<Option<Tensor>> {
+    let Regularizer::L2 { lambda, layers } = *regularizer else {
+        return Ok(None);
+    };
+    let mut penalty: Option<Tensor> = None;
+    for (on, w) in [(layers.hidden, &model.w1), (layers.output, &model.w2)] {
+        if on {
+            let term = (w.as_tensor().sqr()?.sum_all()? * lambda)?;
+            penalty = Some(match penalty {
+                None => term,
+                Some(p) => (p + term)?,
+            });
+        }
+    }
+    Ok(penalty)
+}
+
+/// Cross-entropy and accuracy of `weights` on standardized rows, inference mode.
+pub fn evaluate(
+    weights: &Weights,
+    rows: &(Vec<f32>, Vec<u32>),
+) -> Result<(f64, f64), candle_core::Error> {
+    let device = Device::Cpu;
+    let model = Mlp::new(weights, &device)?;
+    let x = Tensor::from_slice(&rows.0, (rows.1.len(), weights.input), &device)?;
+    Ok(cross_entropy_and_accuracy(
+        &logits(&model, &x)?,
+        &rows.1,
+        weights.classes,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_flag_is_refused_by_name() {
+        let ok = TrainConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = |c: TrainConfig| c.validate().unwrap_err().to_string();
+        assert!(bad(TrainConfig {
+            epochs: 0,
+            ..ok.clone()
+        })
+        .contains("--epochs"));
+        assert!(bad(TrainConfig {
+            batch_size: 0,
+            ..ok.clone()
+        })
+        .contains("--batch-size"));
+        assert!(bad(TrainConfig {
+            lr: 0.0,
+            ..ok.clone()
+        })
+        .contains("--lr"));
+        assert!(bad(TrainConfig {
+            lr: -1.0,
+            ..ok.clone()
+        })
+        .contains("--lr"));
+        for rate in [1.0, -0.1, 1.5, f32::NAN] {
+            assert!(bad(TrainConfig {
+                regularizer: Regularizer::Dropout { rate },
+                ..ok.clone()
+            })
+            .contains("--dropout"));
+        }
+        let layers = L2Layers {
+            hidden: true,
+            output: true,
+        };
+        assert!(bad(TrainConfig {
+            regularizer: Regularizer::L2 {
+                lambda: -1e-3,
+                layers
+            },
+            ..ok.clone()
+        })
+        .contains("--l2"));
+        assert!(bad(TrainConfig {
+            early_stopping: Some(0),
+            ..ok.clone()
+        })
+        .contains("--patience"));
+    }
+
+    #[test]
+    fn the_l2_term_and_its_gradient_by_hand() {
+        // w1 = [[1, -2]] (1x2), w2 = [[3], [0]] (2x1), biases 5 (never penalized), lambda 0.5
+        // hidden only: 0.5 * (1 + 4) = 2.5, d/dw1 = 2 * 0.5 * w1 = [1, -2]
+        // both: 2.5 + 0.5 * 9 = 7.0, d/dw2 = [3, 0]
+        let weights = Weights {
+            input: 1,
+            hidden: 2,
+            classes: 1,
+            w1: vec![1.0, -2.0],
+            b1: vec![5.0; 2],
+            w2: vec![3.0, 0.0],
+            b2: vec![5.0],
+        };
+        let model = Mlp::new(&weights, &Device::Cpu).unwrap();
+        let l2 = |hidden, output| Regularizer::L2 {
+            lambda: 0.5,
+            layers: L2Layers { hidden, output },
+        };
+        let p = l2_penalty(&model, &l2(true, false)).unwrap().unwrap();
+        assert_eq!(p.to_scalar::<f32>().unwrap(), 2.5);
+        let grads = p.backward().unwrap();
+        assert_eq!(
+            grads
+                .get(model.w1.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            vec![1.0, -2.0]
+        );
+        assert!(grads.get(model.w2.as_tensor()).is_none());
+        assert!(grads.get(model.b1.as_tensor()).is_none());
+        let p = l2_penalty(&model, &l2(true, true)).unwrap().unwrap();
+        assert_eq!(p.to_scalar::<f32>().unwrap(), 7.0);
+        let grads = p.backward().unwrap();
+        assert_eq!(
+            grads
+                .get(model.w2.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            vec![3.0, 0.0]
+        );
+        assert!(l2_penalty(&model, &Regularizer::Dropout { rate: 0.5 })
+            .unwrap()
+            .is_none());
+    }
+}
