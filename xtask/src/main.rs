@@ -1,1 +1,293 @@
-fn main() {}
+//! `cargo xtask`: set-up, the end-to-end demo, firmware, QEMU, tests and benchmarks in one place.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use dropship_shared::vectors::Vectors;
+use xtask::firmware::{self, Board};
+use xtask::{device, elf, root, toolchain};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "dropship's chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install or find the firmware toolchain and QEMU.
+    Setup,
+    /// Train the three models, compare, export the best, run it on QEMU and verify it against the host.
+    Demo {
+        /// Output directory for runs, report, plots and the exported model.
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+    },
+    /// Build a firmware with an artifact and vectors, and report its flash and RAM.
+    Firmware {
+        /// Which board.
+        #[arg(long, value_enum, default_value = "qemu")]
+        board: Board,
+        /// The artifact to embed.
+        #[arg(long, default_value = "runs/demo/model.dsm")]
+        artifact: PathBuf,
+        /// The test vectors to embed.
+        #[arg(long, default_value = "runs/demo/vectors.dsv")]
+        vectors: PathBuf,
+    },
+    /// Build the QEMU firmware, run it and print its decoded defmt log.
+    Qemu {
+        /// The artifact to embed.
+        #[arg(long, default_value = "runs/demo/model.dsm")]
+        artifact: PathBuf,
+        /// The test vectors to embed.
+        #[arg(long, default_value = "runs/demo/vectors.dsv")]
+        vectors: PathBuf,
+    },
+    /// Formatting, lints, every test (the QEMU device test included) and the nRF52840-DK build.
+    Test,
+    /// The benchmarks: training speed and Keras parity, single-sample inference, firmware cost.
+    Bench,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Task::Setup => {
+            let route = toolchain::ensure()?;
+            toolchain::ensure_qemu()?;
+            println!("firmware toolchain: {}", toolchain::describe(&route));
+            println!("qemu-system-arm: present");
+        }
+        Task::Demo { out } => demo(&out)?,
+        Task::Firmware {
+            board,
+            artifact,
+            vectors,
+        } => {
+            let route = toolchain::ensure()?;
+            let elf_path = firmware::build(&route, board, &artifact, &vectors)?;
+            print_footprint(&elf_path)?;
+        }
+        Task::Qemu { artifact, vectors } => {
+            let route = toolchain::ensure()?;
+            toolchain::ensure_qemu()?;
+            let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
+            let run = device::run_qemu(&elf_path, 300)?;
+            for line in &run.lines {
+                println!("{line}");
+            }
+            if !run.exit_success {
+                bail!("the device did not match the host on every vector");
+            }
+        }
+        Task::Test => test()?,
+        Task::Bench => bench()?,
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("failed: {cmd:?}");
+    }
+    Ok(())
+}
+
+fn dropship(args: &[&str]) -> Result<()> {
+    run(cargo()
+        .args(["run", "--quiet", "-p", "dropship", "--"])
+        .args(args))
+}
+
+fn print_footprint(elf_path: &Path) -> Result<elf::Footprint> {
+    let f = elf::footprint(elf_path)?;
+    println!(
+        "{}: flash {} B ({:.1} KiB; without test vectors {:.1} KiB, of which weights {} B), static RAM {} B",
+        elf_path.file_name().unwrap_or_default().to_string_lossy(),
+        f.flash,
+        f.flash as f64 / 1024.0,
+        f.flash_without_vectors() as f64 / 1024.0,
+        f.weights,
+        f.static_ram
+    );
+    Ok(f)
+}
+
+#[derive(serde::Deserialize)]
+struct ReportIndex {
+    chosen: String,
+    chosen_run: PathBuf,
+}
+
+fn demo(out: &Path) -> Result<()> {
+    println!("== 1/5 toolchain");
+    let route = toolchain::ensure()?;
+    toolchain::ensure_qemu()?;
+    println!("firmware toolchain: {}", toolchain::describe(&route));
+
+    println!("== 2/5 training base, l2 and dropout on the bundled digits data");
+    let out_abs = root().join(out);
+    let out_s = out_abs.to_string_lossy().to_string();
+    dropship(&["compare", "--out", &out_s, "--overwrite"])?;
+    let index: ReportIndex = serde_json::from_slice(&std::fs::read(out_abs.join("report.json"))?)?;
+
+    println!(
+        "== 3/5 exporting `{}` (best validation loss), dropout stripped",
+        index.chosen
+    );
+    let run_dir = out_abs.join(&index.chosen_run);
+    let artifact = out_abs.join("model.dsm");
+    let vectors = out_abs.join("vectors.dsv");
+    dropship(&[
+        "export",
+        &run_dir.to_string_lossy(),
+        "-o",
+        &artifact.to_string_lossy(),
+    ])?;
+    dropship(&["inspect", &artifact.to_string_lossy()])?;
+    dropship(&[
+        "vectors",
+        &artifact.to_string_lossy(),
+        &out_abs.join("test.csv").to_string_lossy(),
+        "-o",
+        &vectors.to_string_lossy(),
+    ])?;
+
+    println!("== 4/5 building the firmware for QEMU mps2-an386 (Cortex-M4F)");
+    let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
+    let footprint = print_footprint(&elf_path)?;
+
+    println!("== 5/5 running it under QEMU and checking every logit against the host");
+    let device_run = device::run_qemu(&elf_path, 300)?;
+    for line in device_run
+        .lines
+        .iter()
+        .filter(|l| !l.starts_with("vector "))
+        .take(4)
+    {
+        println!("device: {line}");
+    }
+    let bytes = std::fs::read(&vectors)?;
+    let host = Vectors::parse(&bytes).context("reading the vectors back")?;
+    let identical = host
+        .iter()
+        .zip(&device_run.vectors)
+        .filter(|(h, d)| {
+            h.logits
+                .iter()
+                .map(f32::to_bits)
+                .eq(d.logits_bits.iter().copied())
+                && h.class == d.class
+        })
+        .count();
+    if let (Some(i), Some(m)) = (
+        device_run.instructions_per_inference,
+        device_run.instructions_per_mac,
+    ) {
+        println!(
+            "device cost: {i:.0} instructions per inference, {m:.2} per MAC; static RAM {} B",
+            footprint.static_ram
+        );
+    }
+    println!();
+    println!("report: {}", out.join("report.md").display());
+    println!(
+        "plots:  {} {}",
+        out.join("val_loss.png").display(),
+        out.join("val_accuracy.png").display()
+    );
+    println!(
+        "model:  {} (chosen: {})",
+        out.join("model.dsm").display(),
+        index.chosen
+    );
+    if identical != host.len() || device_run.vectors.len() != host.len() || !device_run.exit_success
+    {
+        bail!(
+            "{identical}/{} test rows identical on the device: the device does not match the host",
+            host.len()
+        );
+    }
+    println!(
+        "{identical}/{} test rows: device logits identical to host; dropout was active in training only",
+        host.len()
+    );
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    let route = toolchain::ensure()?;
+    toolchain::ensure_qemu()?;
+    println!("== formatting");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "fmt",
+        "--manifest-path",
+        "firmware/Cargo.toml",
+        "--all",
+        "--",
+        "--check",
+    ]))?;
+    println!("== lints");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "--manifest-path",
+        "firmware/Cargo.toml",
+        "-p",
+        "dropship-app",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    println!("== firmware logic on the host (embedded-hal-mock)");
+    run(cargo().args([
+        "test",
+        "--manifest-path",
+        "firmware/Cargo.toml",
+        "-p",
+        "dropship-app",
+    ]))?;
+    println!(
+        "== every test, the QEMU device test and the nRF52840-DK build included ({})",
+        toolchain::describe(&route)
+    );
+    run(cargo().args(["test", "--workspace"]))?;
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    println!("== training: the whole comparison, and Keras parity over seeds 0,1,2");
+    dropship(&["bench"])?;
+    println!("== single-sample inference on the host: shared core vs tract vs candle");
+    run(cargo().args([
+        "bench",
+        "--profile",
+        "dev",
+        "-p",
+        "dropship",
+        "--bench",
+        "inference",
+    ]))?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! QEMU mps2-an386 firmware: logs the model, runs every embedded vector, compares with the host,
+//! counts instructions per inference with SysTick under `-icount shift=0`, exits 0 on a full match.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug::{exit, EXIT_FAILURE, EXIT_SUCCESS};
+use defmt_semihosting as _;
+use dropship_app::{logits_bits, Tally};
+use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, VECTORS, WEIGHT_BYTES};
+use dropship_shared::{Network, Scratch};
+
+/// SysTick is a 24-bit down-counter.
+const SYSTICK_MASK: u32 = 0x00ff_ffff;
+
+fn ticks_since(start: u32) -> u32 {
+    start.wrapping_sub(SYST::get_current()) & SYSTICK_MASK
+}
+
+/// Instructions per SysTick tick, measured on a block of exactly 10,000 `nop`s (QEMU with
+/// `-icount shift=0` retires one instruction per virtual nanosecond, SysTick runs from the CPU clock).
+fn instructions_per_tick() -> f32 {
+    let start = SYST::get_current();
+    unsafe { core::arch::asm!(".rept 10000", "nop", ".endr", options(nomem, nostack)) };
+    let ticks = ticks_since(start);
+    10_000.0 / ticks.max(1) as f32
+}
+
+#[entry]
+fn main() -> ! {
+    let mut core = cortex_m::Peripherals::take().expect("taken once");
+    core.SYST.set_clock_source(SystClkSource::Core);
+    core.SYST.set_reload(SYSTICK_MASK);
+    core.SYST.clear_current();
+    core.SYST.enable_counter();
+
+    let macs = INPUT * HIDDEN + HIDDEN * CLASSES;
+    defmt::info!(
+        "model: Dense({=usize} -> {=usize}) ReLU, Dense({=usize} -> {=usize}); {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash, {=usize} bytes of activations",
+        INPUT, HIDDEN, HIDDEN, CLASSES,
+        Network::<INPUT, HIDDEN, CLASSES>::PARAMETERS,
+        macs, WEIGHT_BYTES,
+        Network::<INPUT, HIDDEN, CLASSES>::ACTIVATION_BYTES
+    );
+    defmt::info!(
+        "inference has no dropout and no regularization: the artifact cannot express them"
+    );
+
+    let per_tick = instructions_per_tick();
+    let scratch =
+        cortex_m::singleton!(: Scratch<INPUT, HIDDEN> = Scratch::new()).expect("taken once");
+    let logits = cortex_m::singleton!(: [f32; CLASSES] = [0.0; CLASSES]).expect("taken once");
+    let mut tally = Tally::default();
+    let mut ticks: u64 = 0;
+    for (i, vector) in VECTORS.iter().enumerate() {
+        let input = vector.input_f32();
+        let start = SYST::get_current();
+        let class = black_box(&NETWORK).predict(black_box(&input), scratch, logits);
+        ticks += ticks_since(start) as u64;
+        let ok = tally.record(class, vector.class, &logits[..], vector.logits_digest);
+        defmt::info!(
+            "vector {=usize}: class {=usize} host {=usize} {=bool} logits {=[?]}",
+            i,
+            class,
+            vector.class,
+            ok,
+            logits_bits(logits).as_slice()
+        );
+    }
+    let instructions = ticks as f32 * per_tick / VECTORS.len().max(1) as f32;
+    defmt::info!("{=usize}/{=usize} match host", tally.matched, tally.checked);
+    defmt::info!(
+        "cost: {=f32} instructions per inference, {=f32} per MAC ({=f32} instructions per SysTick tick)",
+        instructions, instructions / macs as f32, per_tick
+    );
+    exit(if tally.all_match() {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    exit(EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

@@ -1,0 +1,58 @@
+//! Building the two firmwares with a model artifact and test vectors embedded.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::toolchain::{self, Route, TARGET};
+
+/// The boards dropship builds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Board {
+    /// QEMU mps2-an386 (Cortex-M4F), the embedded default.
+    Qemu,
+    /// Nordic nRF52840-DK, flashed with cargo embed.
+    Nrf52840dk,
+}
+
+impl Board {
+    /// The firmware package (and binary) name.
+    pub fn package(self) -> &'static str {
+        match self {
+            Board::Qemu => "dropship-qemu",
+            Board::Nrf52840dk => "dropship-nrf52840dk",
+        }
+    }
+}
+
+/// The firmware workspace.
+pub fn dir() -> PathBuf {
+    crate::root().join("firmware")
+}
+
+/// Builds `board`'s firmware (release) embedding `artifact` and `vectors`; returns the ELF path.
+pub fn build(route: &Route, board: Board, artifact: &Path, vectors: &Path) -> Result<PathBuf> {
+    let artifact = std::path::absolute(artifact)?;
+    let vectors = std::path::absolute(vectors)?;
+    let mut cmd = toolchain::firmware_cargo(route, &dir());
+    cmd.args(["build", "--release", "-p", board.package()])
+        .args(toolchain::firmware_build_args(route))
+        .env("DROPSHIP_ARTIFACT", &artifact)
+        .env("DROPSHIP_VECTORS", &vectors)
+        .env("DEFMT_LOG", "info");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run cargo for {}", board.package()))?;
+    if !status.success() {
+        bail!(
+            "building {} failed (toolchain: {})",
+            board.package(),
+            toolchain::describe(route)
+        );
+    }
+    Ok(dir()
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(board.package()))
+}

@@ -1,0 +1,214 @@
+//! Finding, or setting up, a toolchain that builds Cortex-M4F firmware on this machine.
+//!
+//! Two routes build the same firmware:
+//! - **rustup**: the `thumbv7em-none-eabihf` target installed with rustup, linked by `rust-lld`
+//!   (what a laptop uses: `rustup target add thumbv7em-none-eabihf`);
+//! - **debian**: where rustup cannot download targets, Debian's `rustc-web` with its standard
+//!   library source (`rust-web-src`) builds `core` for the target (`build-std`), and
+//!   `arm-none-eabi-gcc` links.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The firmware target.
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+const DEBIAN_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "rust-web-src",
+    "cargo-web",
+    "gcc-arm-none-eabi",
+];
+
+/// How firmware gets built here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// rustup's installed target and rust-lld.
+    Rustup,
+    /// Debian's rustc-web, build-std and arm-none-eabi-gcc.
+    Debian,
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// True when rustup's active toolchain has the target's `core` and `rust-lld`.
+fn rustup_ready() -> bool {
+    let Some(sysroot) = output(
+        Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .env_remove("RUSTUP_TOOLCHAIN"),
+    ) else {
+        return false;
+    };
+    let Some(host) = output(
+        Command::new("rustc")
+            .args(["--print", "host-tuple"])
+            .env_remove("RUSTUP_TOOLCHAIN"),
+    )
+    .or_else(|| Some("x86_64-unknown-linux-gnu".into())) else {
+        return false;
+    };
+    let rustlib = Path::new(&sysroot).join("lib/rustlib");
+    rustlib.join(TARGET).join("lib").is_dir() && rustlib.join(&host).join("bin/rust-lld").is_file()
+}
+
+fn debian_ready() -> bool {
+    Path::new("/usr/bin/cargo").is_file()
+        && Path::new("/usr/bin/rustc").is_file()
+        && Path::new("/usr/lib/rustlib/src/rust/library/core").is_dir()
+        && on_path("arm-none-eabi-gcc")
+}
+
+/// The route that works on this machine now, if any.
+pub fn detect() -> Option<Route> {
+    if rustup_ready() {
+        Some(Route::Rustup)
+    } else if debian_ready() {
+        Some(Route::Debian)
+    } else {
+        None
+    }
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).as_deref() == Some("0")
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    eprintln!("installing {} with apt-get", packages.join(" "));
+    let update = Command::new("apt-get").args(["update", "-qq"]).status()?;
+    if !update.success() {
+        bail!("apt-get update failed");
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !status.success() {
+        bail!("apt-get install {} failed", packages.join(" "));
+    }
+    Ok(())
+}
+
+fn instructions() -> String {
+    format!(
+        "no toolchain for {TARGET} could be set up here. Run one of:\n\
+         \n    rustup target add {TARGET}                      (a machine with rustup and internet)\n\
+         \n    sudo apt-get install {} qemu-system-arm         (Debian 12 and later)\n\
+         \nthen run the command again.",
+        DEBIAN_PACKAGES.join(" ")
+    )
+}
+
+/// Finds a route, installing one if needed: Debian's packages where this is root with apt-get,
+/// else `rustup target add`; otherwise an error with the exact commands to run.
+pub fn ensure() -> Result<Route> {
+    if let Some(route) = detect() {
+        return Ok(route);
+    }
+    if is_root() && on_path("apt-get") {
+        match apt_install(DEBIAN_PACKAGES) {
+            Ok(()) if debian_ready() => return Ok(Route::Debian),
+            Ok(()) => {
+                eprintln!("the Debian packages installed, but the toolchain is still incomplete")
+            }
+            Err(e) => eprintln!("{e}; trying rustup"),
+        }
+    }
+    if on_path("rustup") {
+        eprintln!("running: rustup target add {TARGET}");
+        let status = Command::new("timeout")
+            .args(["300", "rustup", "target", "add", TARGET])
+            .status();
+        if status.is_ok_and(|s| s.success()) && rustup_ready() {
+            return Ok(Route::Rustup);
+        }
+    }
+    bail!(instructions())
+}
+
+/// Makes sure `qemu-system-arm` is there, installing it where possible.
+pub fn ensure_qemu() -> Result<()> {
+    if on_path("qemu-system-arm") {
+        return Ok(());
+    }
+    if is_root() && on_path("apt-get") {
+        apt_install(&["qemu-system-arm"])?;
+        if on_path("qemu-system-arm") {
+            return Ok(());
+        }
+    }
+    bail!("qemu-system-arm is missing: install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm; macOS: brew install qemu) and run the command again")
+}
+
+/// A `cargo` command for the firmware workspace on `route`, run in `firmware/` so that its
+/// `.cargo/config.toml` applies, with the variables of an outer `cargo` removed.
+pub fn firmware_cargo(route: &Route, firmware_dir: &Path) -> Command {
+    let mut cmd = match route {
+        Route::Rustup => Command::new("cargo"),
+        Route::Debian => Command::new("/usr/bin/cargo"),
+    };
+    cmd.current_dir(firmware_dir);
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTDOC",
+    ] {
+        cmd.env_remove(var);
+    }
+    if *route == Route::Debian {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![PathBuf::from("/usr/bin")];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).expect("valid PATH"));
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    cmd
+}
+
+/// Arguments `cargo build` needs on `route` besides the package.
+pub fn firmware_build_args(route: &Route) -> Vec<String> {
+    match route {
+        Route::Rustup => vec![],
+        Route::Debian => vec![
+            "-Zbuild-std=core".into(),
+            "--config".into(),
+            format!("target.{TARGET}.linker=\"arm-none-eabi-gcc\""),
+            "--config".into(),
+            format!("target.{TARGET}.rustflags=[\"-C\", \"link-arg=-nostartfiles\"]"),
+        ],
+    }
+}
+
+/// A short description for logs.
+pub fn describe(route: &Route) -> &'static str {
+    match route {
+        Route::Rustup => "rustup target thumbv7em-none-eabihf + rust-lld",
+        Route::Debian => "Debian rustc-web + build-std + arm-none-eabi-gcc",
+    }
+}
+
+/// Checks that a command exists, with context.
+pub fn require(program: &str) -> Result<()> {
+    on_path(program)
+        .then_some(())
+        .with_context(|| format!("{program} is not on PATH"))
+}
