@@ -77,10 +77,7 @@ impl HostNetwork {
         }
         for layer in &self.layers {
             let mut y = vec![0.0; layer.bias.len()];
-            kernel::dense(&x, &layer.weights, &layer.bias, &mut y);
-            if layer.activation == Activation::Relu {
-                kernel::relu(&mut y);
-            }
+            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation == Activation::Relu);
             x = y;
         }
         x

@@ -6,16 +6,24 @@
 /// Outputs accumulated together in one block: registers on the device, vector lanes on the host.
 const BLOCK: usize = 16;
 
-/// `output[o] = bias[o] + sum_i input[i] * weights[i * output.len() + o]`, added in input order.
+/// `output[o] = bias[o] + sum_i input[i] * weights[i * output.len() + o]`, added in input order,
+/// then ReLU (`max(v, 0)`) when `relu` is set.
 ///
 /// `weights` is input-major (`(input.len(), output.len())`, row-major). The outputs are computed in
 /// blocks; the order of the additions for each output is the same whatever the block size.
-pub fn dense(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32]) {
+pub fn dense(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
+    dense_blocked::<BLOCK>(input, weights, bias, output, relu);
+}
+
+/// [`dense`] with outputs computed `K` at a time first (then 16, 4, 1 for what is left). A layer
+/// with at most 16 outputs passes its own width, so all its accumulators stay in registers.
+/// Every `K` gives bit-identical results.
+pub fn dense_blocked<const K: usize>(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
     let width = output.len();
-    let mut start = 0;
-    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start);
-    start = dense_blocks::<4>(input, weights, bias, output, width, start);
-    dense_blocks::<1>(input, weights, bias, output, width, start);
+    let mut start = dense_blocks::<K>(input, weights, bias, output, width, 0, relu);
+    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, relu);
+    start = dense_blocks::<4>(input, weights, bias, output, width, start, relu);
+    dense_blocks::<1>(input, weights, bias, output, width, start, relu);
 }
 
 /// Computes outputs `start..` in blocks of `K` while a whole block fits; returns the next start.
@@ -27,7 +35,11 @@ fn dense_blocks<const K: usize>(
     output: &mut [f32],
     width: usize,
     mut start: usize,
+    relu: bool,
 ) -> usize {
+    if K == 0 {
+        return start;
+    }
     while start + K <= width {
         let (Some(out), Some(b)) = (output.get_mut(start..start + K), bias.get(start..start + K))
         else {
@@ -44,16 +56,30 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
+        if relu {
+            for a in &mut acc {
+                *a = relu_value(*a);
+            }
+        }
         *out = acc;
         start += K;
     }
     start
 }
 
+#[inline(always)]
+fn relu_value(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
 /// `max(v, 0)` in place; `-0.0` and NaN become `0.0`.
 pub fn relu(values: &mut [f32]) {
     for v in values {
-        *v = if *v > 0.0 { *v } else { 0.0 };
+        *v = relu_value(*v);
     }
 }
 
@@ -102,25 +128,33 @@ mod tests {
                 .map(|i| (i as f32 * 1.13).cos() / 7.0)
                 .collect();
             let bias: Vec<f32> = (0..outputs).map(|o| o as f32 * 0.01 - 0.05).collect();
-            let mut out = vec![0.0; outputs];
-            dense(&input, &weights, &bias, &mut out);
-            let expected = naive(&input, &weights, &bias, outputs);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let expected = naive(&input, &weights, &bias, outputs);
+            let mut relu_expected = expected.clone();
+            relu(&mut relu_expected);
+            let mut out = vec![0.0; outputs];
+            dense(&input, &weights, &bias, &mut out, false);
             assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs}");
+            dense(&input, &weights, &bias, &mut out, true);
+            assert_eq!(bits(&out), bits(&relu_expected), "{inputs}x{outputs} relu");
+            for blocked in [dense_blocked::<10>, dense_blocked::<7>, dense_blocked::<2>, dense_blocked::<0>] {
+                blocked(&input, &weights, &bias, &mut out, false);
+                assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs} blocked");
+            }
         }
     }
 
     #[test]
     fn dense_by_hand() {
         // x = [1, 2]; W (in, out) = [[1, 2, 3], [4, 5, 6]]; b = [0.5, 0, -1]
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [0.5, 0.0, -1.0];
         let mut out = [0.0; 3];
-        dense(
-            &[1.0, 2.0],
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-            &[0.5, 0.0, -1.0],
-            &mut out,
-        );
+        dense(&[1.0, 2.0], &w, &b, &mut out, false);
         assert_eq!(out, [9.5, 12.0, 14.0]);
+        // x = [1, -2]: [1 - 8 + 0.5, 2 - 10, 3 - 12 - 1] = [-6.5, -8, -10] -> ReLU -> 0
+        dense(&[1.0, -2.0], &w, &b, &mut out, true);
+        assert_eq!(out, [0.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -21,9 +21,15 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
         bias: [0.0; OUT],
     };
 
-    /// `output = input · weights + bias`.
-    pub fn forward(&self, input: &[f32; IN], output: &mut [f32; OUT]) {
-        kernel::dense(input, self.weights.as_flattened(), &self.bias, output);
+    /// `output = input · weights + bias`, then ReLU when `relu` is set.
+    pub fn forward(&self, input: &[f32; IN], output: &mut [f32; OUT], relu: bool) {
+        let weights = self.weights.as_flattened();
+        if OUT <= 16 {
+            // Narrow layers (the classes) keep all their accumulators in registers at once.
+            kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, relu);
+        } else {
+            kernel::dense(input, weights, &self.bias, output, relu);
+        }
     }
 
     /// Number of weights and biases.
@@ -112,9 +118,8 @@ impl<const IN: usize, const HIDDEN: usize, const CLASSES: usize> Network<IN, HID
             }
             None => input,
         };
-        self.hidden.forward(standardized, &mut scratch.hidden);
-        kernel::relu(&mut scratch.hidden);
-        self.output.forward(&scratch.hidden, logits);
+        self.hidden.forward(standardized, &mut scratch.hidden, true);
+        self.output.forward(&scratch.hidden, logits, false);
     }
 
     /// The predicted class for a raw input, with its logits.
