@@ -77,7 +77,13 @@ impl HostNetwork {
         }
         for layer in &self.layers {
             let mut y = vec![0.0; layer.bias.len()];
-            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation == Activation::Relu);
+            kernel::dense(
+                &x,
+                &layer.weights,
+                &layer.bias,
+                &mut y,
+                layer.activation == Activation::Relu,
+            );
             x = y;
         }
         x

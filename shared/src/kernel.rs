@@ -18,7 +18,13 @@ pub fn dense(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], r
 /// [`dense`] with outputs computed `K` at a time first (then 16, 4, 1 for what is left). A layer
 /// with at most 16 outputs passes its own width, so all its accumulators stay in registers.
 /// Every `K` gives bit-identical results.
-pub fn dense_blocked<const K: usize>(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
+pub fn dense_blocked<const K: usize>(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    relu: bool,
+) {
     let width = output.len();
     let mut start = dense_blocks::<K>(input, weights, bias, output, width, 0, relu);
     start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, relu);
@@ -137,7 +143,12 @@ mod tests {
             assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs}");
             dense(&input, &weights, &bias, &mut out, true);
             assert_eq!(bits(&out), bits(&relu_expected), "{inputs}x{outputs} relu");
-            for blocked in [dense_blocked::<10>, dense_blocked::<7>, dense_blocked::<2>, dense_blocked::<0>] {
+            for blocked in [
+                dense_blocked::<10>,
+                dense_blocked::<7>,
+                dense_blocked::<2>,
+                dense_blocked::<0>,
+            ] {
                 blocked(&input, &weights, &bias, &mut out, false);
                 assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs} blocked");
             }

@@ -1,1 +1,96 @@
-//! end-to-end tests live in tests/
+//! Shared fixture of the end-to-end tests: one digits model trained with dropout, exported.
+//!
+//! The model is trained once per test binary (about a second) with dropout 0.5, the regularizer
+//! whose absence at inference matters most, and written to `target/dropship-tests/`.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use dropship::data::{self, Dataset};
+use dropship::export;
+use dropship::infer::HostNetwork;
+use dropship::model::Weights;
+use dropship::progress::Progress;
+use dropship::rng::{stream, Stream};
+use dropship::run::SavedModel;
+use dropship::split::{self, Split};
+use dropship::train::{self, Prepared, Regularizer, TrainConfig};
+use dropship_shared::vectors::Vectors;
+
+/// The digits model every end-to-end test uses.
+pub struct Fixture {
+    /// The bundled digits data.
+    pub data: Dataset,
+    /// Its split (seed 0).
+    pub split: Split,
+    /// Standardized parts.
+    pub prepared: Prepared,
+    /// Trained weights (dropout 0.5 in training).
+    pub weights: Weights,
+    /// The exported artifact's bytes.
+    pub artifact: Vec<u8>,
+    /// Where the artifact and the vectors were written.
+    pub artifact_path: PathBuf,
+    /// Test vectors of every test row: raw input, host logits, host class.
+    pub vectors_path: PathBuf,
+}
+
+impl Fixture {
+    /// Raw (unstandardized) test rows.
+    pub fn test_rows(&self) -> impl Iterator<Item = &[f32]> {
+        self.split.test.iter().map(|r| self.data.row(*r))
+    }
+}
+
+/// Trains, exports and writes the fixture once per process.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| build().expect("training the fixture model"))
+}
+
+fn build() -> anyhow::Result<Fixture> {
+    let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default())?;
+    let split = split::stratified(&data, 0.2, 0.2, 0)?;
+    let prepared = Prepared::new(&data, &split);
+    let config = TrainConfig {
+        regularizer: Regularizer::Dropout { rate: 0.5 },
+        ..TrainConfig::default()
+    };
+    let initial = Weights::glorot(
+        prepared.input,
+        config.hidden,
+        prepared.classes,
+        &mut stream(0, Stream::Init),
+    );
+    let trained = train::train(&prepared, &config, &initial, &Progress::hidden())?;
+    let saved = SavedModel {
+        weights: trained.weights.clone(),
+        standardization: prepared.standardization.clone(),
+        provenance: "dropship-tests fixture: dropout 0.5, seed 0".into(),
+    };
+    let artifact = export::artifact_bytes(&saved, "", &saved.provenance)?;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests");
+    std::fs::create_dir_all(&dir)?;
+    let artifact_path = dir.join("model.dsm");
+    export::write_atomic(&artifact_path, &artifact)?;
+    let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&artifact)?);
+    let rows: Vec<&[f32]> = split.test.iter().map(|r| data.row(*r)).collect();
+    let logits: Vec<Vec<f32>> = rows.iter().map(|r| net.logits(r, false)).collect();
+    let records = rows
+        .iter()
+        .zip(&logits)
+        .map(|(r, l)| (*r, dropship_shared::kernel::argmax(l), &l[..]));
+    let mut bytes = vec![0; Vectors::encoded_len(rows.len(), net.input, net.classes())];
+    Vectors::write(&mut bytes, net.input, net.classes(), records)?;
+    let vectors_path = dir.join("vectors.dsv");
+    export::write_atomic(&vectors_path, &bytes)?;
+    Ok(Fixture {
+        data,
+        split,
+        prepared,
+        weights: trained.weights,
+        artifact,
+        artifact_path,
+        vectors_path,
+    })
+}

@@ -1,0 +1,83 @@
+//! What runs at inference carries no regularization: the artifact equals candle's inference-mode
+//! forward, while candle's training-mode forward (dropout on) is random and disagrees.
+
+use candle_core::{Device, Tensor};
+use dropship::infer::HostNetwork;
+use dropship::model::{dropout_mask, Mlp};
+use dropship::rng::{stream, Stream};
+use dropship_shared::kernel::argmax;
+use dropship_shared::Artifact;
+use dropship_tests::fixture;
+
+#[test]
+fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
+    let f = fixture();
+    let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
+    let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
+    let (x_test, _) = &f.prepared.test;
+    let n = f.split.test.len();
+    let x = Tensor::from_slice(x_test, (n, 64), &Device::Cpu).unwrap();
+    let inference = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
+
+    let mut max_diff = 0f32;
+    let artifact_classes: Vec<usize> = f
+        .test_rows()
+        .zip(&inference)
+        .map(|(row, candle_row)| {
+            let logits = net.logits(row, false);
+            for (a, c) in logits.iter().zip(candle_row) {
+                max_diff = max_diff.max((a - c).abs());
+            }
+            let class = argmax(&logits);
+            assert_eq!(
+                class,
+                argmax(candle_row),
+                "artifact and candle (train = false) disagree"
+            );
+            class
+        })
+        .collect();
+    assert!(
+        max_diff <= 1e-5,
+        "max |artifact - candle inference| = {max_diff}"
+    );
+
+    // Training mode: a fresh dropout mask per call, as in training.
+    let mut rng = stream(99, Stream::Dropout);
+    let mut training_mode = || {
+        let mask = dropout_mask(n, 128, 0.5, &mut rng, &Device::Cpu).unwrap();
+        model
+            .forward(&x, Some(&mask))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (training_mode(), training_mode());
+    assert_ne!(a, b, "training-mode forward varies from call to call");
+    let disagree = a
+        .iter()
+        .zip(&artifact_classes)
+        .filter(|(row, class)| argmax(row) != **class)
+        .count();
+    let share = disagree as f64 / n as f64;
+    println!(
+        "max |artifact - candle inference| = {max_diff:e}; dropout left on at inference disagrees with the artifact on {disagree}/{n} test rows ({:.1}%)",
+        100.0 * share
+    );
+    assert!(
+        disagree > 0,
+        "dropout on at inference changes some predictions"
+    );
+}
+
+#[test]
+fn the_artifact_has_no_trace_of_dropout_and_needs_no_rescaling() {
+    let f = fixture();
+    let a = Artifact::parse(&f.artifact).unwrap();
+    let layers: Vec<_> = a.layers().collect();
+    assert_eq!(layers.len(), 2, "Dense, Dense: no dropout layer");
+    // weights are exported as trained: inverted dropout already scaled during training
+    assert!(layers[0].weights.iter().eq(f.weights.w1.iter().copied()));
+    assert!(layers[1].bias.iter().eq(f.weights.b2.iter().copied()));
+    assert_eq!(a.parameters(), f.weights.parameters());
+}
