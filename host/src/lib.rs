@@ -3,11 +3,13 @@
 //! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
 
 pub mod adam;
+pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod export;
 pub mod infer;
 pub mod model;
+pub mod onnx;
 pub mod plot;
 pub mod progress;
 pub mod rng;

@@ -40,6 +40,29 @@ enum Command {
     },
     /// Write test vectors (inputs, host logits and classes) for the firmware.
     Vectors(VectorsArgs),
+    /// Turn an ONNX Dense/ReLU network (Keras via tf2onnx, PyTorch, hand-written) into an artifact.
+    Import(ImportArgs),
+    /// Time the whole comparison and check Keras parity over seeds 0,1,2 on the bundled digits.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The ONNX file.
+    model: PathBuf,
+    /// Artifact path.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Take the input standardization from this run (or its model.safetensors).
+    #[arg(long)]
+    standardize_from: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Timed repetitions of the whole comparison (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
 }
 
 #[derive(Args, Clone)]
@@ -172,6 +195,9 @@ struct ExportArgs {
     /// Artifact path (default <run>/model.dsm).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Also write the model as ONNX (opset 13), checked with tract-onnx against the artifact.
+    #[arg(long)]
+    onnx: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -392,6 +418,15 @@ fn run_cli(cli: Cli) -> Result<()> {
             );
             let bytes = export::artifact_bytes(&saved, &class_names, &provenance)?;
             let output = a.output.unwrap_or_else(|| a.run.join("model.dsm"));
+            let onnx = match &a.onnx {
+                Some(path) => {
+                    let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
+                    let rows = check_rows(&net, &a.run)?;
+                    let (onnx, diff) = dropship::onnx::export_checked(&net, &rows)?;
+                    Some((path, onnx, diff, rows.len() / net.input))
+                }
+                None => None,
+            };
             export::write_atomic(&output, &bytes)?;
             println!(
                 "wrote {} ({} bytes, {} parameters)",
@@ -399,6 +434,61 @@ fn run_cli(cli: Cli) -> Result<()> {
                 bytes.len(),
                 saved.weights.parameters()
             );
+            if let Some((path, onnx, diff, n)) = onnx {
+                export::write_atomic(path, &onnx)?;
+                println!("wrote {} (ONNX opset {}; tract-onnx matches the artifact on {n} rows, max |diff| {diff:.1e})", path.display(), dropship::onnx::OPSET);
+            }
+        }
+        Command::Import(a) => {
+            let (mut imported, diff) = dropship::onnx::import_checked(&a.model)?;
+            for s in &imported.stripped {
+                println!("stripped {s}");
+            }
+            if imported.dropped_softmax {
+                println!("the final Softmax was dropped: the artifact outputs logits (argmax is unchanged)");
+            }
+            let mut provenance = format!("imported from {}", a.model.display());
+            if let (Some(run), Some(_)) = (&a.standardize_from, &imported.network.standardization) {
+                bail!(
+                    "--standardize-from {}: the ONNX graph already standardizes its input",
+                    run.display()
+                );
+            }
+            if imported.network.standardization.is_some() {
+                println!("standardization: taken from the graph's leading Sub/Div");
+            } else if let Some(run) = &a.standardize_from {
+                let saved = run::load_weights(run)?;
+                if saved.standardization.mean.len() != imported.network.input {
+                    bail!(
+                        "--standardize-from {}: {} features, the model takes {}",
+                        run.display(),
+                        saved.standardization.mean.len(),
+                        imported.network.input
+                    );
+                }
+                imported.network.standardization =
+                    Some((saved.standardization.mean, saved.standardization.scale));
+                provenance.push_str(&format!("; standardization from {}", run.display()));
+            } else {
+                println!("no standardization: give --standardize-from <run> if the model expects standardized inputs");
+            }
+            let bytes = dropship::onnx::artifact_bytes(&imported.network, &provenance)?;
+            export::write_atomic(&a.output, &bytes)?;
+            let shapes: Vec<String> = imported
+                .network
+                .layers
+                .iter()
+                .map(|l| format!("Dense({} -> {}) {:?}", l.input, l.bias.len(), l.activation))
+                .collect();
+            println!(
+                "wrote {} ({}; matches tract-onnx running the original within {diff:.1e})",
+                a.output.display(),
+                shapes.join(", ")
+            );
+        }
+        Command::Bench(a) => {
+            single_threaded_candle();
+            dropship::bench::run(a.repeats)?
         }
         Command::Predict(a) => predict(&a)?,
         Command::Inspect { artifact } => inspect(&artifact)?,
@@ -448,6 +538,24 @@ fn rows_for(
         );
     }
     Ok(data)
+}
+
+/// Rows to check an ONNX export on: the run's test rows when it has them, else generated ones.
+fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
+    let test = run_dir.parent().map(|p| p.join("test.csv"));
+    if let Some(path) = test.filter(|p| p.is_file()) {
+        let data = rows_for(net, &path, None)?;
+        return Ok(data.features);
+    }
+    let (mean, scale) = net
+        .standardization
+        .clone()
+        .unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
+    Ok((0..64)
+        .flat_map(|i| (0..net.input).map(move |j| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0))
+        .enumerate()
+        .map(|(k, z)| mean[k % net.input] + z * scale[k % net.input])
+        .collect())
 }
 
 fn predict(a: &PredictArgs) -> Result<()> {

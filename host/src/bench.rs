@@ -1,0 +1,160 @@
+//! `dropship bench`: the training targets, measured. The whole comparison's wall time (median of
+//! repeats, candle single-threaded per model, models in parallel), Keras parity over seeds 0,1,2
+//! and the process's peak memory, side by side with the Keras figures from data/README.md.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::compare::{course_variants, parallel};
+use crate::data;
+use crate::model::Weights;
+use crate::progress::Progress;
+use crate::rng::{stream, Stream};
+use crate::split;
+use crate::train::{self, L2Layers, Prepared, TrainConfig};
+
+/// Keras 3.15 / TensorFlow 2.21 on this machine kind (data/README.md): mean test accuracy over
+/// seeds 0,1,2, its std, and seconds per 100 epochs.
+pub const KERAS: [(&str, f64, f64, f64); 3] = [
+    ("base", 0.9694, 0.0056, 14.5),
+    ("l2", 0.9741, 0.0016, 14.0),
+    ("dropout", 0.9713, 0.0032, 12.3),
+];
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Trains base, l2 and dropout for `seed` in parallel; returns (test accuracies, wall seconds, steps).
+fn comparison(
+    data: &data::Dataset,
+    seed: u64,
+    in_parallel: bool,
+) -> Result<(Vec<(String, f64)>, f64, usize)> {
+    let split = split::stratified(data, 0.2, 0.2, seed)?;
+    let prepared = Prepared::new(data, &split);
+    let base = TrainConfig {
+        seed,
+        ..TrainConfig::default()
+    };
+    let variants = course_variants(
+        &base,
+        1e-3,
+        L2Layers {
+            hidden: true,
+            output: true,
+        },
+        0.5,
+        None,
+        None,
+    );
+    let initial = Weights::glorot(
+        prepared.input,
+        base.hidden,
+        prepared.classes,
+        &mut stream(seed, Stream::Init),
+    );
+    let start = Instant::now();
+    let one = |v: crate::compare::Variant| -> Result<(String, f64)> {
+        let t = train::train(&prepared, &v.config, &initial, &Progress::hidden())?;
+        Ok((v.name, train::evaluate(&t.weights, &prepared.test)?.1))
+    };
+    let results = if in_parallel {
+        parallel(variants, one)
+    } else {
+        variants.into_iter().map(one).collect()
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let steps = 3 * base.epochs * split.train.len().div_ceil(base.batch_size);
+    Ok((
+        results.into_iter().collect::<Result<Vec<_>>>()?,
+        seconds,
+        steps,
+    ))
+}
+
+/// Runs the benchmark and prints its tables.
+pub fn run(repeats: usize) -> Result<()> {
+    let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("## Training: the whole comparison (base, l2, dropout; 100 epochs, batch 32, validation every epoch)\n");
+    println!("{threads} cores; candle matmuls single-threaded (RAYON_NUM_THREADS={}), models trained in parallel.\n", std::env::var("RAYON_NUM_THREADS").unwrap_or_default());
+    // candle as it comes: its matmul thread pool sized to the cores, the models one after another.
+    let configured = std::env::var_os("RAYON_NUM_THREADS");
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let (_, out_of_the_box, _) = comparison(&data, 0, false)?;
+    match configured {
+        Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
+        None => std::env::remove_var("RAYON_NUM_THREADS"),
+    }
+    let mut times = Vec::new();
+    let mut steps = 0;
+    for _ in 0..repeats.max(1) {
+        let (_, seconds, s) = comparison(&data, 0, true)?;
+        times.push(seconds);
+        steps = s;
+    }
+    let med = median(times.clone());
+    let keras_total: f64 = KERAS.iter().map(|k| k.3).sum();
+    println!("| | dropship (candle) | Keras (data/README.md) |");
+    println!("|---|---|---|");
+    println!(
+        "| wall time, median of {} | {med:.2} s | {keras_total:.1} s (three models in sequence) |",
+        times.len()
+    );
+    println!(
+        "| per training step (3 models, {steps} steps) | {:.3} ms | |",
+        1000.0 * med / steps as f64
+    );
+    println!("| candle defaults ({threads}-thread matmuls, models in sequence), one run | {out_of_the_box:.2} s | |");
+    println!(
+        "| runs | {} | |\n",
+        times
+            .iter()
+            .map(|t| format!("{t:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    println!("## Keras parity: mean test accuracy over seeds 0, 1, 2\n");
+    let mut per_model: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for seed in 0..3 {
+        let (acc, _, _) = comparison(&data, seed, true)?;
+        for (i, (_, a)) in acc.iter().enumerate() {
+            per_model[i].push(*a);
+        }
+    }
+    println!("| model | dropship | Keras | difference | within 1 pp |");
+    println!("|---|---|---|---|---|");
+    for ((name, keras, keras_std, _), accs) in KERAS.iter().zip(&per_model) {
+        let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+        let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64).sqrt();
+        let diff = 100.0 * (mean - keras);
+        println!(
+            "| {name} | {mean:.4} ± {std:.4} | {keras:.4} ± {keras_std:.4} | {diff:+.2} pp | {} |",
+            if diff.abs() <= 1.0 { "yes" } else { "no" }
+        );
+    }
+    if let Some(bytes) = peak_memory() {
+        println!(
+            "\npeak memory (resident, whole process): {:.1} MiB",
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
+    Ok(())
+}
