@@ -20,9 +20,7 @@ fn fail(msg: &str) -> ! {
 fn input(var: &str, default: &str) -> (PathBuf, Vec<u8>) {
     println!("cargo:rerun-if-env-changed={var}");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let path = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join(default));
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| manifest.join(default));
     println!("cargo:rerun-if-changed={}", path.display());
     match std::fs::read(&path) {
         Ok(bytes) => (path, bytes),
@@ -41,18 +39,10 @@ fn f32s(out: &mut String, values: impl Iterator<Item = f32>) {
 fn main() {
     let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
     let (vectors_path, vectors_bytes) = input("DROPSHIP_VECTORS", "vectors.dsv");
-    let artifact = Artifact::parse(&artifact_bytes).unwrap_or_else(|e| {
-        fail(&format!(
-            "{} is not a valid artifact: {e}",
-            artifact_path.display()
-        ))
-    });
-    let vectors = Vectors::parse(&vectors_bytes).unwrap_or_else(|e| {
-        fail(&format!(
-            "{} is not a valid vector file: {e}",
-            vectors_path.display()
-        ))
-    });
+    let artifact = Artifact::parse(&artifact_bytes)
+        .unwrap_or_else(|e| fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())));
+    let vectors = Vectors::parse(&vectors_bytes)
+        .unwrap_or_else(|e| fail(&format!("{} is not a valid vector file: {e}", vectors_path.display())));
     let layers: Vec<_> = artifact.layers().collect();
     if layers.len() != 2 {
         fail(&format!(
@@ -77,14 +67,8 @@ fn main() {
     let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
     let _ = writeln!(code, "pub const HIDDEN: usize = {};", hidden.output);
     let _ = writeln!(code, "pub const CLASSES: usize = {};", output.output);
-    let _ = writeln!(
-        code,
-        "pub const ARTIFACT_BYTES: usize = {};",
-        artifact.len_bytes()
-    );
-    code.push_str(
-        "pub static NETWORK: Network<INPUT, HIDDEN, CLASSES> = Network {\n    standardization: ",
-    );
+    let _ = writeln!(code, "pub const ARTIFACT_BYTES: usize = {};", artifact.len_bytes());
+    code.push_str("pub static NETWORK: Network<INPUT, HIDDEN, CLASSES> = Network {\n    standardization: ");
     match artifact.standardization() {
         Some((mean, scale)) => {
             code.push_str("Some(Standardization { mean: ");
@@ -110,18 +94,10 @@ fn main() {
 
     // Inputs that are all small non-negative integers (the digits' pixel counts) are stored as u8,
     // which converts to exactly the same f32; anything else is stored as f32.
-    let compact = vectors.iter().all(|v| {
-        v.input
-            .iter()
-            .all(|x| x >= 0.0 && x <= 255.0 && x.fract() == 0.0)
-    });
+    let compact = vectors.iter().all(|v| v.input.iter().all(|x| x >= 0.0 && x <= 255.0 && x.fract() == 0.0));
     let elem = if compact { "u8" } else { "f32" };
     let _ = writeln!(code, "pub type InputElement = {elem};");
-    let _ = writeln!(
-        code,
-        "pub static VECTORS: [TestVector<InputElement, INPUT>; {}] = [",
-        vectors.len()
-    );
+    let _ = writeln!(code, "pub static VECTORS: [TestVector<InputElement, INPUT>; {}] = [", vectors.len());
     for v in vectors.iter() {
         let logits: Vec<f32> = v.logits.iter().collect();
         code.push_str("    TestVector { input: [");
@@ -132,12 +108,7 @@ fn main() {
                 let _ = write!(code, "f32::from_bits({:#010x}),", x.to_bits());
             }
         }
-        let _ = writeln!(
-            code,
-            "], class: {}, logits_digest: {:#010x} }},",
-            v.class,
-            digest(&logits)
-        );
+        let _ = writeln!(code, "], class: {}, logits_digest: {:#010x} }},", v.class, digest(&logits));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("model.rs");

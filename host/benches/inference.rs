@@ -1,1 +1,73 @@
-fn main() {}
+//! Single-sample inference of the 64-128-10 digits model: the `shared` core (the code the device
+//! runs) beside tract-onnx and candle, in one run. onnxruntime's figure on this machine kind is
+//! about 4.3 us (data/README.md); Keras's predict_on_batch about 226 us.
+
+use candle_core::Device;
+use criterion::{criterion_group, criterion_main, Criterion};
+use dropship::export;
+use dropship::infer::HostNetwork;
+use dropship::model::{Mlp, Weights};
+use dropship::rng::{stream, Stream};
+use dropship::run::SavedModel;
+use dropship::split::Standardization;
+use dropship_shared::{Artifact, Network, Scratch};
+use prost::Message;
+use std::hint::black_box;
+use tract_onnx::prelude::*;
+
+fn digits_model() -> (Weights, Vec<u8>) {
+    let weights = Weights::glorot(64, 128, 10, &mut stream(0, Stream::Init));
+    let saved = SavedModel {
+        weights: weights.clone(),
+        standardization: Standardization { mean: vec![4.0; 64], scale: vec![5.0; 64] },
+        provenance: "bench".into(),
+    };
+    let artifact = export::artifact_bytes(&saved, "", "bench").unwrap();
+    (weights, artifact)
+}
+
+fn inference(c: &mut Criterion) {
+    let (weights, artifact) = digits_model();
+    let input: [f32; 64] = core::array::from_fn(|i| (i % 17) as f32);
+    let mut group = c.benchmark_group("single-sample inference, 64-128-10");
+
+    let mut net = Box::new(Network::<64, 128, 10>::ZERO);
+    Artifact::parse(&artifact).unwrap().load_into(&mut net).unwrap();
+    let mut scratch = Scratch::new();
+    let mut logits = [0.0f32; 10];
+    group.bench_function("dropship shared core (const generic)", |b| {
+        b.iter(|| net.predict(black_box(&input), &mut scratch, &mut logits))
+    });
+
+    let host = HostNetwork::from_artifact(&Artifact::parse(&artifact).unwrap());
+    group.bench_function("dropship shared core (runtime shapes)", |b| b.iter(|| host.logits(black_box(&input), false)));
+
+    let onnx = dropship::onnx::export_model(&host).encode_to_vec();
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, 64]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    group.bench_function("tract-onnx (optimized plan)", |b| {
+        b.iter(|| {
+            let t: Tensor = tract_ndarray::Array2::from_shape_vec((1, 64), input.to_vec()).unwrap().into();
+            plan.run(tvec!(t.into())).unwrap()
+        })
+    });
+
+    let model = Mlp::new(&weights, &Device::Cpu).unwrap();
+    group.bench_function("candle (inference mode)", |b| {
+        b.iter(|| {
+            let x = candle_core::Tensor::from_slice(black_box(&input), (1, 64), &Device::Cpu).unwrap();
+            model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, inference);
+criterion_main!(benches);

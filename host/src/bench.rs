@@ -16,11 +16,8 @@ use crate::train::{self, L2Layers, Prepared, TrainConfig};
 
 /// Keras 3.15 / TensorFlow 2.21 on this machine kind (data/README.md): mean test accuracy over
 /// seeds 0,1,2, its std, and seconds per 100 epochs.
-pub const KERAS: [(&str, f64, f64, f64); 3] = [
-    ("base", 0.9694, 0.0056, 14.5),
-    ("l2", 0.9741, 0.0016, 14.0),
-    ("dropout", 0.9713, 0.0032, 12.3),
-];
+pub const KERAS: [(&str, f64, f64, f64); 3] =
+    [("base", 0.9694, 0.0056, 14.5), ("l2", 0.9741, 0.0016, 14.0), ("dropout", 0.9713, 0.0032, 12.3)];
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_memory() -> Option<u64> {
@@ -41,51 +38,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Trains base, l2 and dropout for `seed` in parallel; returns (test accuracies, wall seconds, steps).
-fn comparison(
-    data: &data::Dataset,
-    seed: u64,
-    in_parallel: bool,
-) -> Result<(Vec<(String, f64)>, f64, usize)> {
+fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<(Vec<(String, f64)>, f64, usize)> {
     let split = split::stratified(data, 0.2, 0.2, seed)?;
     let prepared = Prepared::new(data, &split);
-    let base = TrainConfig {
-        seed,
-        ..TrainConfig::default()
-    };
-    let variants = course_variants(
-        &base,
-        1e-3,
-        L2Layers {
-            hidden: true,
-            output: true,
-        },
-        0.5,
-        None,
-        None,
-    );
-    let initial = Weights::glorot(
-        prepared.input,
-        base.hidden,
-        prepared.classes,
-        &mut stream(seed, Stream::Init),
-    );
+    let base = TrainConfig { seed, ..TrainConfig::default() };
+    let variants = course_variants(&base, 1e-3, L2Layers { hidden: true, output: true }, 0.5, None, None);
+    let initial = Weights::glorot(prepared.input, base.hidden, prepared.classes, &mut stream(seed, Stream::Init));
     let start = Instant::now();
     let one = |v: crate::compare::Variant| -> Result<(String, f64)> {
         let t = train::train(&prepared, &v.config, &initial, &Progress::hidden())?;
         Ok((v.name, train::evaluate(&t.weights, &prepared.test)?.1))
     };
-    let results = if in_parallel {
-        parallel(variants, one)
-    } else {
-        variants.into_iter().map(one).collect()
-    };
+    let results = if in_parallel { parallel(variants, one) } else { variants.into_iter().map(one).collect() };
     let seconds = start.elapsed().as_secs_f64();
     let steps = 3 * base.epochs * split.train.len().div_ceil(base.batch_size);
-    Ok((
-        results.into_iter().collect::<Result<Vec<_>>>()?,
-        seconds,
-        steps,
-    ))
+    Ok((results.into_iter().collect::<Result<Vec<_>>>()?, seconds, steps))
 }
 
 /// Runs the benchmark and prints its tables.
@@ -93,7 +60,10 @@ pub fn run(repeats: usize) -> Result<()> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("## Training: the whole comparison (base, l2, dropout; 100 epochs, batch 32, validation every epoch)\n");
-    println!("{threads} cores; candle matmuls single-threaded (RAYON_NUM_THREADS={}), models trained in parallel.\n", std::env::var("RAYON_NUM_THREADS").unwrap_or_default());
+    println!(
+        "{threads} cores; candle matmuls single-threaded (RAYON_NUM_THREADS={}), models trained in parallel.\n",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
+    );
     // candle as it comes: its matmul thread pool sized to the cores, the models one after another.
     let configured = std::env::var_os("RAYON_NUM_THREADS");
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -113,23 +83,10 @@ pub fn run(repeats: usize) -> Result<()> {
     let keras_total: f64 = KERAS.iter().map(|k| k.3).sum();
     println!("| | dropship (candle) | Keras (data/README.md) |");
     println!("|---|---|---|");
-    println!(
-        "| wall time, median of {} | {med:.2} s | {keras_total:.1} s (three models in sequence) |",
-        times.len()
-    );
-    println!(
-        "| per training step (3 models, {steps} steps) | {:.3} ms | |",
-        1000.0 * med / steps as f64
-    );
+    println!("| wall time, median of {} | {med:.2} s | {keras_total:.1} s (three models in sequence) |", times.len());
+    println!("| per training step (3 models, {steps} steps) | {:.3} ms | |", 1000.0 * med / steps as f64);
     println!("| candle defaults ({threads}-thread matmuls, models in sequence), one run | {out_of_the_box:.2} s | |");
-    println!(
-        "| runs | {} | |\n",
-        times
-            .iter()
-            .map(|t| format!("{t:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("| runs | {} | |\n", times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", "));
 
     println!("## Keras parity: mean test accuracy over seeds 0, 1, 2\n");
     let mut per_model: Vec<Vec<f64>> = vec![Vec::new(); 3];
@@ -151,10 +108,7 @@ pub fn run(repeats: usize) -> Result<()> {
         );
     }
     if let Some(bytes) = peak_memory() {
-        println!(
-            "\npeak memory (resident, whole process): {:.1} MiB",
-            bytes as f64 / (1024.0 * 1024.0)
-        );
+        println!("\npeak memory (resident, whole process): {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
     }
     Ok(())
 }

@@ -110,30 +110,15 @@ pub fn course_variants(
     use train::Regularizer::*;
     let with = |name: &str, regularizer, early_stopping| Variant {
         name: name.to_string(),
-        config: TrainConfig {
-            regularizer,
-            early_stopping,
-            ..base.clone()
-        },
+        config: TrainConfig { regularizer, early_stopping, ..base.clone() },
     };
     let mut v = vec![
         with("base", None, base.early_stopping),
-        with(
-            "l2",
-            L2 {
-                lambda: l2,
-                layers: l2_layers,
-            },
-            base.early_stopping,
-        ),
+        with("l2", L2 { lambda: l2, layers: l2_layers }, base.early_stopping),
         with("dropout", Dropout { rate: dropout }, base.early_stopping),
     ];
     if let Some(decay) = weight_decay {
-        v.push(with(
-            "weight-decay",
-            WeightDecay { decay },
-            base.early_stopping,
-        ));
+        v.push(with("weight-decay", WeightDecay { decay }, base.early_stopping));
     }
     if let Some(patience) = early_stopping {
         v.push(with("early-stop", None, Some(patience)));
@@ -143,9 +128,7 @@ pub fn course_variants(
 
 /// Runs `jobs` on as many threads as there are cores, in order of submission, keeping order.
 pub fn parallel<T: Send, R: Send>(jobs: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len().max(1));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
     let queue: Vec<Mutex<Option<T>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
     let results: Vec<Mutex<Option<R>>> = queue.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -154,19 +137,12 @@ pub fn parallel<T: Send, R: Send>(jobs: Vec<T>, work: impl Fn(T) -> R + Sync) ->
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(slot) = queue.get(i) else { break };
-                let job = slot
-                    .lock()
-                    .expect("job lock")
-                    .take()
-                    .expect("each job taken once");
+                let job = slot.lock().expect("job lock").take().expect("each job taken once");
                 *results[i].lock().expect("result lock") = Some(work(job));
             });
         }
     });
-    results
-        .into_iter()
-        .map(|r| r.into_inner().expect("result lock").expect("every job ran"))
-        .collect()
+    results.into_iter().map(|r| r.into_inner().expect("result lock").expect("every job ran")).collect()
 }
 
 /// Everything the comparison needs besides the variants.
@@ -223,23 +199,13 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
             prepared.classes,
             &mut stream(seed, Stream::Init),
         ));
-        let seed_dir = if multi_seed {
-            staging.path().join(format!("seed-{seed}"))
-        } else {
-            staging.path().to_path_buf()
-        };
+        let seed_dir =
+            if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
         std::fs::create_dir_all(&seed_dir)?;
         write_test_rows(study.data, &split, &seed_dir.join("test.csv"))?;
         for v in variants {
-            let config = TrainConfig {
-                seed,
-                ..v.config.clone()
-            };
-            let label = if multi_seed {
-                format!("{}#{seed}", v.name)
-            } else {
-                v.name.clone()
-            };
+            let config = TrainConfig { seed, ..v.config.clone() };
+            let label = if multi_seed { format!("{}#{seed}", v.name) } else { v.name.clone() };
             let progress = reporter.model(&label, config.epochs);
             jobs.push((
                 v.name.clone(),
@@ -252,15 +218,10 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
             ));
         }
     }
-    let results = parallel(
-        jobs,
-        |(name, config, prepared, initial, split, dir, progress)| {
-            train_and_write(
-                study.data, &name, &config, &prepared, &initial, &split, &dir, &progress,
-            )
+    let results = parallel(jobs, |(name, config, prepared, initial, split, dir, progress)| {
+        train_and_write(study.data, &name, &config, &prepared, &initial, &split, &dir, &progress)
             .with_context(|| format!("model {name}, seed {}", config.seed))
-        },
-    );
+    });
     let mut outcomes = results.into_iter().collect::<Result<Vec<_>>>()?;
     let chosen = outcomes
         .iter()
@@ -272,12 +233,7 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     std::fs::write(staging.path().join("report.md"), &report)?;
     val_curves(&outcomes, study.seeds[0], staging.path())?;
     let staged = staging.path().to_path_buf();
-    let relative = |o: &Outcome| {
-        o.run_dir
-            .strip_prefix(&staged)
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
-    };
+    let relative = |o: &Outcome| o.run_dir.strip_prefix(&staged).map(Path::to_path_buf).unwrap_or_default();
     let index = ReportIndex {
         chosen: chosen.clone(),
         chosen_run: outcomes
@@ -287,20 +243,12 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
             .unwrap_or_default(),
         runs: outcomes.iter().map(relative).collect(),
     };
-    std::fs::write(
-        staging.path().join("report.json"),
-        serde_json::to_vec_pretty(&index)?,
-    )?;
+    std::fs::write(staging.path().join("report.json"), serde_json::to_vec_pretty(&index)?)?;
     let out = staging.commit()?;
     for o in &mut outcomes {
         o.run_dir = out.join(relative(o));
     }
-    Ok(Comparison {
-        outcomes,
-        report,
-        chosen,
-        out,
-    })
+    Ok(Comparison { outcomes, report, chosen, out })
 }
 
 /// Trains one model and writes its run directory into `dir`.
@@ -335,25 +283,12 @@ pub fn train_and_write(
     };
     let run_dir = dir.join(name);
     std::fs::create_dir_all(&run_dir)?;
-    run::write_run(
-        &run_dir,
-        &run_config,
-        &prepared.standardization,
-        &trained,
-        &metrics,
-    )?;
+    run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics)?;
     let mut regularizer = config.regularizer.to_string();
     if let Some(p) = config.early_stopping {
         write!(regularizer, ", early stopping (patience {p})")?;
     }
-    Ok(Outcome {
-        name: name.to_string(),
-        seed: config.seed,
-        run_dir,
-        trained,
-        metrics,
-        regularizer,
-    })
+    Ok(Outcome { name: name.to_string(), seed: config.seed, run_dir, trained, metrics, regularizer })
 }
 
 /// The raw test rows with their labels, in the data's own columns, for `predict` and the device.
@@ -396,14 +331,13 @@ pub fn report(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
         }
     };
     let mut md = String::new();
-    let seeds_text = seeds
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let seeds_text = seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
     let _ = writeln!(md, "# Regularization comparison\n");
     let _ = writeln!(md, "Seeds: {seeds_text}. Same split, initial weights and batch order for every model of a seed.");
-    let _ = writeln!(md, "Accuracies and losses are in inference mode (no dropout); losses are cross-entropy without the L2 term.\n");
+    let _ = writeln!(
+        md,
+        "Accuracies and losses are in inference mode (no dropout); losses are cross-entropy without the L2 term.\n"
+    );
     let _ = writeln!(
         md,
         "| model | regularizer | test acc | test CE | final val acc | best val acc | best epoch | train−val gap | ‖W hidden‖ | ‖W output‖ | params | train s | overfitting from epoch |"
@@ -414,9 +348,7 @@ pub fn report(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
         let col = |f: &dyn Fn(&Outcome) -> f64, d| fmt(os.iter().map(|o| f(o)).collect(), d);
         let onsets: Vec<String> = os
             .iter()
-            .map(|o| {
-                overfitting_onset(&o.trained.history).map_or("none".to_string(), |e| e.to_string())
-            })
+            .map(|o| overfitting_onset(&o.trained.history).map_or("none".to_string(), |e| e.to_string()))
             .collect();
         let _ = writeln!(
             md,
@@ -426,15 +358,7 @@ pub fn report(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             col(&|o| o.metrics.test_accuracy, 4),
             col(&|o| o.metrics.test_cross_entropy, 4),
             col(&|o| o.last().val_accuracy, 4),
-            col(
-                &|o| o
-                    .trained
-                    .history
-                    .iter()
-                    .map(|r| r.val_accuracy)
-                    .fold(0.0, f64::max),
-                4
-            ),
+            col(&|o| o.trained.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max), 4),
             col(&|o| o.trained.best_epoch as f64, 0),
             col(&|o| o.gap(), 3),
             col(&|o| o.trained.weights.kernel_norms()[0], 2),
@@ -463,18 +387,8 @@ fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
     let of_seed: Vec<&Outcome> = outcomes.iter().filter(|o| o.seed == seed).collect();
     let names: Vec<String> = of_seed.iter().map(|o| o.name.clone()).collect();
     for (stem, title, y, f) in [
-        (
-            "val_loss",
-            "validation loss",
-            "cross-entropy",
-            (|r: &EpochRecord| r.val_loss) as fn(&EpochRecord) -> f64,
-        ),
-        (
-            "val_accuracy",
-            "validation accuracy",
-            "accuracy",
-            |r: &EpochRecord| r.val_accuracy,
-        ),
+        ("val_loss", "validation loss", "cross-entropy", (|r: &EpochRecord| r.val_loss) as fn(&EpochRecord) -> f64),
+        ("val_accuracy", "validation accuracy", "accuracy", |r: &EpochRecord| r.val_accuracy),
     ] {
         let series = of_seed
             .iter()
@@ -482,25 +396,11 @@ fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
             .map(|(o, name)| Series {
                 name,
                 dashed: false,
-                points: o
-                    .trained
-                    .history
-                    .iter()
-                    .map(|r| (r.epoch as f64, f(r)))
-                    .collect(),
+                points: o.trained.history.iter().map(|r| (r.epoch as f64, f(r))).collect(),
             })
             .collect();
         let title = format!("{title} per model (seed {seed})");
-        plot::write(
-            &Chart {
-                title: &title,
-                x_label: "epoch",
-                y_label: y,
-                series,
-                log_x: false,
-            },
-            &dir.join(stem),
-        )?;
+        plot::write(&Chart { title: &title, x_label: "epoch", y_label: y, series, log_x: false }, &dir.join(stem))?;
     }
     Ok(())
 }
@@ -541,20 +441,14 @@ pub fn sweep(
         configs.push((
             "dropout".into(),
             *r as f64,
-            TrainConfig {
-                regularizer: Regularizer::Dropout { rate: *r },
-                ..base.clone()
-            },
+            TrainConfig { regularizer: Regularizer::Dropout { rate: *r }, ..base.clone() },
         ));
     }
     for l in lambdas {
         configs.push((
             "l2".into(),
             *l,
-            TrainConfig {
-                regularizer: Regularizer::L2 { lambda: *l, layers },
-                ..base.clone()
-            },
+            TrainConfig { regularizer: Regularizer::L2 { lambda: *l, layers }, ..base.clone() },
         ));
     }
     for (_, _, c) in &configs {
@@ -563,12 +457,7 @@ pub fn sweep(
     let staging = Staging::new(out, overwrite)?;
     let split = split::stratified(data, split_spec.val, split_spec.test, base.seed)?;
     let prepared = Prepared::new(data, &split);
-    let initial = Weights::glorot(
-        prepared.input,
-        base.hidden,
-        prepared.classes,
-        &mut stream(base.seed, Stream::Init),
-    );
+    let initial = Weights::glorot(prepared.input, base.hidden, prepared.classes, &mut stream(base.seed, Stream::Init));
     let jobs: Vec<_> = configs
         .into_iter()
         .map(|(p, v, c)| {
@@ -576,21 +465,18 @@ pub fn sweep(
             (p, v, c, progress)
         })
         .collect();
-    let points = parallel(
-        jobs,
-        |(parameter, value, config, progress)| -> Result<SweepPoint> {
-            let t = train::train(&prepared, &config, &initial, &progress)?;
-            let last = t.history.last().expect("at least one epoch");
-            Ok(SweepPoint {
-                parameter,
-                value,
-                train_accuracy: last.train_accuracy,
-                val_accuracy: last.val_accuracy,
-                best_val_accuracy: t.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max),
-                val_loss: last.val_loss,
-            })
-        },
-    )
+    let points = parallel(jobs, |(parameter, value, config, progress)| -> Result<SweepPoint> {
+        let t = train::train(&prepared, &config, &initial, &progress)?;
+        let last = t.history.last().expect("at least one epoch");
+        Ok(SweepPoint {
+            parameter,
+            value,
+            train_accuracy: last.train_accuracy,
+            val_accuracy: last.val_accuracy,
+            best_val_accuracy: t.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max),
+            val_loss: last.val_loss,
+        })
+    })
     .into_iter()
     .collect::<Result<Vec<_>>>()?;
     let mut md = String::from("# Sweep\n\n| parameter | value | train acc | final val acc | best val acc | final val loss |\n|---|---|---|---|---|---|\n");
@@ -602,18 +488,10 @@ pub fn sweep(
         );
     }
     std::fs::write(staging.path().join("sweep.md"), &md)?;
-    std::fs::write(
-        staging.path().join("sweep.json"),
-        serde_json::to_vec_pretty(&points)?,
-    )?;
-    for (parameter, x_label, log_x) in [
-        ("dropout", "dropout rate", false),
-        ("l2", "L2 strength (lambda)", true),
-    ] {
-        let of: Vec<&SweepPoint> = points
-            .iter()
-            .filter(|p| p.parameter == parameter && (!log_x || p.value > 0.0))
-            .collect();
+    std::fs::write(staging.path().join("sweep.json"), serde_json::to_vec_pretty(&points)?)?;
+    for (parameter, x_label, log_x) in [("dropout", "dropout rate", false), ("l2", "L2 strength (lambda)", true)] {
+        let of: Vec<&SweepPoint> =
+            points.iter().filter(|p| p.parameter == parameter && (!log_x || p.value > 0.0)).collect();
         if of.is_empty() {
             continue;
         }

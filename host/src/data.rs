@@ -9,66 +9,27 @@ pub const BUNDLED_DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/d
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: the file is empty")]
     Empty { path: PathBuf },
     #[error("{path}: only a header, no data rows")]
     HeaderOnly { path: PathBuf },
     #[error("{path}: no label column named `{name}` (columns: {columns})")]
-    NoSuchLabel {
-        path: PathBuf,
-        name: String,
-        columns: String,
-    },
-    #[error(
-        "{path}: need at least one feature column and a label column, found {found} column(s)"
-    )]
+    NoSuchLabel { path: PathBuf, name: String, columns: String },
+    #[error("{path}: need at least one feature column and a label column, found {found} column(s)")]
     TooFewColumns { path: PathBuf, found: usize },
     #[error("{path}, line {line}: {found} fields where the header has {expected}")]
-    Ragged {
-        path: PathBuf,
-        line: u64,
-        expected: usize,
-        found: usize,
-    },
+    Ragged { path: PathBuf, line: u64, expected: usize, found: usize },
     #[error("{path}, line {line}, column `{column}`: `{value}` is not a number")]
-    NotNumeric {
-        path: PathBuf,
-        line: u64,
-        column: String,
-        value: String,
-    },
+    NotNumeric { path: PathBuf, line: u64, column: String, value: String },
     #[error("{path}, line {line}, column `{column}`: `{value}` is not finite")]
-    NotFinite {
-        path: PathBuf,
-        line: u64,
-        column: String,
-        value: String,
-    },
-    #[error(
-        "{path}, line {line}, column `{column}`: label `{value}` is not a non-negative integer"
-    )]
-    BadLabel {
-        path: PathBuf,
-        line: u64,
-        column: String,
-        value: String,
-    },
+    NotFinite { path: PathBuf, line: u64, column: String, value: String },
+    #[error("{path}, line {line}, column `{column}`: label `{value}` is not a non-negative integer")]
+    BadLabel { path: PathBuf, line: u64, column: String, value: String },
     #[error("{path}: {found} class(es) in column `{column}`, at least two are needed")]
-    TooFewClasses {
-        path: PathBuf,
-        column: String,
-        found: usize,
-    },
+    TooFewClasses { path: PathBuf, column: String, found: usize },
     #[error("{path}, line {line}: {source}")]
-    Csv {
-        path: PathBuf,
-        line: u64,
-        source: csv::Error,
-    },
+    Csv { path: PathBuf, line: u64, source: csv::Error },
 }
 
 /// Rows of features (row-major) with one class label per row.
@@ -125,63 +86,40 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty { path: p() });
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(&bytes[..]);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(&bytes[..]);
     let header: Vec<String> = reader
         .headers()
-        .map_err(|source| DataError::Csv {
-            path: p(),
-            line: 1,
-            source,
-        })?
+        .map_err(|source| DataError::Csv { path: p(), line: 1, source })?
         .iter()
         .map(str::to_string)
         .collect();
     let label_index = match label {
         LabelColumn::Last => Some(header.len().saturating_sub(1)),
-        LabelColumn::Named(name) => Some(header.iter().position(|h| h == name).ok_or_else(
-            || DataError::NoSuchLabel {
+        LabelColumn::Named(name) => {
+            Some(header.iter().position(|h| h == name).ok_or_else(|| DataError::NoSuchLabel {
                 path: p(),
                 name: name.clone(),
                 columns: header.join(", "),
-            },
-        )?),
+            })?)
+        }
         LabelColumn::None => None,
     };
     let min_columns = if label_index.is_some() { 2 } else { 1 };
     if header.len() < min_columns {
-        return Err(DataError::TooFewColumns {
-            path: p(),
-            found: header.len(),
-        });
+        return Err(DataError::TooFewColumns { path: p(), found: header.len() });
     }
-    let feature_names: Vec<String> = header
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != label_index)
-        .map(|(_, h)| h.clone())
-        .collect();
+    let feature_names: Vec<String> =
+        header.iter().enumerate().filter(|(i, _)| Some(*i) != label_index).map(|(_, h)| h.clone()).collect();
     let mut features = Vec::new();
     let mut labels = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|source| {
             let line = source.position().map_or(0, |pos| pos.line());
-            DataError::Csv {
-                path: p(),
-                line,
-                source,
-            }
+            DataError::Csv { path: p(), line, source }
         })?;
         let line = record.position().map_or(0, |pos| pos.line());
         if record.len() != header.len() {
-            return Err(DataError::Ragged {
-                path: p(),
-                line,
-                expected: header.len(),
-                found: record.len(),
-            });
+            return Err(DataError::Ragged { path: p(), line, expected: header.len(), found: record.len() });
         }
         for (i, field) in record.iter().enumerate() {
             let column = || header[i].clone();
@@ -202,12 +140,7 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
                 value: field.to_string(),
             })?;
             if !value.is_finite() {
-                return Err(DataError::NotFinite {
-                    path: p(),
-                    line,
-                    column: column(),
-                    value: field.to_string(),
-                });
+                return Err(DataError::NotFinite { path: p(), line, column: column(), value: field.to_string() });
             }
             features.push(value);
         }
@@ -218,26 +151,12 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
     if label_index.is_some() {
-        let distinct = labels
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+        let distinct = labels.iter().collect::<std::collections::BTreeSet<_>>().len();
         if distinct < 2 {
-            return Err(DataError::TooFewClasses {
-                path: p(),
-                column: label_name,
-                found: distinct,
-            });
+            return Err(DataError::TooFewClasses { path: p(), column: label_name, found: distinct });
         }
     }
-    Ok(Dataset {
-        source: p(),
-        feature_names,
-        label_name,
-        features,
-        labels,
-        classes,
-    })
+    Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes })
 }
 
 #[cfg(test)]
@@ -275,23 +194,15 @@ mod tests {
         let m = message("a,b,label\n1,2,0\n1,2\n");
         assert!(m.contains("line 3") && m.contains("2 fields"), "{m}");
         let m = message("a,b,label\n1,x,0\n");
-        assert!(
-            m.contains("line 2") && m.contains("column `b`") && m.contains("`x`"),
-            "{m}"
-        );
+        assert!(m.contains("line 2") && m.contains("column `b`") && m.contains("`x`"), "{m}");
         let m = message("a,b,label\n1,NaN,0\n");
         assert!(m.contains("not finite") && m.contains("column `b`"), "{m}");
         assert!(message("a,b,label\n1,inf,0\n").contains("not finite"));
         let m = message("a,b,label\n1,2,-1\n");
-        assert!(
-            m.contains("non-negative integer") && m.contains("column `label`"),
-            "{m}"
-        );
+        assert!(m.contains("non-negative integer") && m.contains("column `label`"), "{m}");
         assert!(message("a,b,label\n1,2,1.5\n").contains("non-negative integer"));
         assert!(message("a,b,label\n1,2,3\n4,5,3\n").contains("at least two"));
-        let m = load("a,b\n1,2\n", LabelColumn::Named("y".into()))
-            .unwrap_err()
-            .to_string();
+        let m = load("a,b\n1,2\n", LabelColumn::Named("y".into())).unwrap_err().to_string();
         assert!(m.contains("no label column named `y`"), "{m}");
         let e = load_csv(Path::new("/nonexistent/x.csv"), &LabelColumn::Last).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.csv"));

@@ -16,16 +16,8 @@ use crate::run::SavedModel;
 pub fn artifact_bytes(saved: &SavedModel, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
     let w = &saved.weights;
     let layers = [
-        LayerSpec {
-            weights: &w.w1,
-            bias: &w.b1,
-            activation: Activation::Relu,
-        },
-        LayerSpec {
-            weights: &w.w2,
-            bias: &w.b2,
-            activation: Activation::Linear,
-        },
+        LayerSpec { weights: &w.w1, bias: &w.b1, activation: Activation::Relu },
+        LayerSpec { weights: &w.w2, bias: &w.b2, activation: Activation::Linear },
     ];
     let spec = ArtifactSpec {
         input: w.input,
@@ -43,16 +35,11 @@ pub fn artifact_bytes(saved: &SavedModel, class_names: &str, provenance: &str) -
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
 /// `path` is either untouched or complete.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

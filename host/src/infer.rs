@@ -43,22 +43,15 @@ impl HostNetwork {
                 activation: l.activation,
             })
             .collect();
-        let standardization = a
-            .standardization()
-            .map(|(m, s)| (m.iter().collect(), s.iter().collect()));
-        Self {
-            input: a.input(),
-            layers,
-            standardization,
-        }
+        let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
+        Self { input: a.input(), layers, standardization }
     }
 
     /// Reads and validates an artifact file.
     pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let artifact = Artifact::parse(&bytes)
-            .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let artifact =
+            Artifact::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
         Ok((Self::from_artifact(&artifact), bytes))
     }
 
@@ -77,13 +70,7 @@ impl HostNetwork {
         }
         for layer in &self.layers {
             let mut y = vec![0.0; layer.bias.len()];
-            kernel::dense(
-                &x,
-                &layer.weights,
-                &layer.bias,
-                &mut y,
-                layer.activation == Activation::Relu,
-            );
+            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation == Activation::Relu);
             x = y;
         }
         x

@@ -168,20 +168,10 @@ struct SweepArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Dropout rates to try.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0,0.2,0.4,0.6,0.8",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8", allow_negative_numbers = true)]
     dropout_rates: Vec<f32>,
     /// L2 strengths to try.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0.00001,0.0001,0.001,0.01,0.1",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "0.00001,0.0001,0.001,0.01,0.1", allow_negative_numbers = true)]
     l2_strengths: Vec<f64>,
     /// Output directory.
     #[arg(long, default_value = "runs/sweep")]
@@ -247,22 +237,13 @@ fn single_threaded_candle() {
 }
 
 fn load_data(args: &DataArgs) -> Result<data::Dataset> {
-    let path = args
-        .data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
-    let label = args
-        .label_column
-        .clone()
-        .map_or(LabelColumn::Last, LabelColumn::Named);
+    let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
+    let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
     Ok(data::load_csv(&path, &label)?)
 }
 
 fn l2_layers(names: &[String]) -> Result<L2Layers> {
-    let mut layers = L2Layers {
-        hidden: false,
-        output: false,
-    };
+    let mut layers = L2Layers { hidden: false, output: false };
     for n in names {
         match n.as_str() {
             "hidden" => layers.hidden = true,
@@ -289,10 +270,7 @@ fn reporter(h: &HyperArgs) -> Reporter {
 }
 
 fn split_spec(d: &DataArgs) -> SplitSpec {
-    SplitSpec {
-        val: d.val_fraction,
-        test: d.test_fraction,
-    }
+    SplitSpec { val: d.val_fraction, test: d.test_fraction }
 }
 
 fn run_cli(cli: Cli) -> Result<()> {
@@ -307,11 +285,7 @@ fn run_cli(cli: Cli) -> Result<()> {
                 (None, None, Some(decay)) => Regularizer::WeightDecay { decay },
                 _ => bail!("--l2, --dropout and --weight-decay are separate models: give at most one (compare trains them side by side)"),
             };
-            let config = TrainConfig {
-                regularizer,
-                early_stopping: a.patience,
-                ..base_config(&a.hyper, a.seed)
-            };
+            let config = TrainConfig { regularizer, early_stopping: a.patience, ..base_config(&a.hyper, a.seed) };
             config.validate()?;
             let data = load_data(&a.data)?;
             let name = match regularizer {
@@ -328,18 +302,12 @@ fn run_cli(cli: Cli) -> Result<()> {
                 out,
                 overwrite: a.hyper.overwrite,
             };
-            let variant = compare::Variant {
-                name: name.to_string(),
-                config,
-            };
+            let variant = compare::Variant { name: name.to_string(), config };
             let result = compare::compare(&study, &[variant], &reporter(&a.hyper))?;
             let o = &result.outcomes[0];
             println!(
                 "{name}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
-                o.metrics.test_accuracy,
-                o.metrics.test_cross_entropy,
-                o.metrics.best_epoch,
-                o.metrics.seconds
+                o.metrics.test_accuracy, o.metrics.test_cross_entropy, o.metrics.best_epoch, o.metrics.seconds
             );
             println!("run written to {}", o.run_dir.display());
         }
@@ -347,14 +315,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             single_threaded_candle();
             let layers = l2_layers(&a.hyper.l2_layers)?;
             let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
-            let variants = compare::course_variants(
-                &base,
-                a.l2,
-                layers,
-                a.dropout,
-                a.weight_decay,
-                a.early_stopping,
-            );
+            let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping);
             for v in &variants {
                 v.config.validate()?;
             }
@@ -398,17 +359,11 @@ fn run_cli(cli: Cli) -> Result<()> {
         }
         Command::Export(a) => {
             let saved = run::load_weights(&a.run)?;
-            let config: Option<run::RunConfig> = std::fs::read(a.run.join(run::CONFIG))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let config: Option<run::RunConfig> =
+                std::fs::read(a.run.join(run::CONFIG)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             let class_names = config
                 .as_ref()
-                .map(|c| {
-                    (0..c.classes)
-                        .map(|i| i.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
+                .map(|c| (0..c.classes).map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))
                 .unwrap_or_default();
             let provenance = format!(
                 "{}; exported by dropship {} from {}; dropout and L2 are training-only and have no representation here",
@@ -428,15 +383,14 @@ fn run_cli(cli: Cli) -> Result<()> {
                 None => None,
             };
             export::write_atomic(&output, &bytes)?;
-            println!(
-                "wrote {} ({} bytes, {} parameters)",
-                output.display(),
-                bytes.len(),
-                saved.weights.parameters()
-            );
+            println!("wrote {} ({} bytes, {} parameters)", output.display(), bytes.len(), saved.weights.parameters());
             if let Some((path, onnx, diff, n)) = onnx {
                 export::write_atomic(path, &onnx)?;
-                println!("wrote {} (ONNX opset {}; tract-onnx matches the artifact on {n} rows, max |diff| {diff:.1e})", path.display(), dropship::onnx::OPSET);
+                println!(
+                    "wrote {} (ONNX opset {}; tract-onnx matches the artifact on {n} rows, max |diff| {diff:.1e})",
+                    path.display(),
+                    dropship::onnx::OPSET
+                );
             }
         }
         Command::Import(a) => {
@@ -449,10 +403,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             }
             let mut provenance = format!("imported from {}", a.model.display());
             if let (Some(run), Some(_)) = (&a.standardize_from, &imported.network.standardization) {
-                bail!(
-                    "--standardize-from {}: the ONNX graph already standardizes its input",
-                    run.display()
-                );
+                bail!("--standardize-from {}: the ONNX graph already standardizes its input", run.display());
             }
             if imported.network.standardization.is_some() {
                 println!("standardization: taken from the graph's leading Sub/Div");
@@ -466,8 +417,7 @@ fn run_cli(cli: Cli) -> Result<()> {
                         imported.network.input
                     );
                 }
-                imported.network.standardization =
-                    Some((saved.standardization.mean, saved.standardization.scale));
+                imported.network.standardization = Some((saved.standardization.mean, saved.standardization.scale));
                 provenance.push_str(&format!("; standardization from {}", run.display()));
             } else {
                 println!("no standardization: give --standardize-from <run> if the model expects standardized inputs");
@@ -499,20 +449,12 @@ fn run_cli(cli: Cli) -> Result<()> {
 
 /// Loads a CSV for an artifact: every column is a feature, except a label column when the CSV has
 /// one more column than the model has inputs (the last, or the one named).
-fn rows_for(
-    net: &HostNetwork,
-    path: &Path,
-    label_column: Option<&String>,
-) -> Result<data::Dataset> {
+fn rows_for(net: &HostNetwork, path: &Path, label_column: Option<&String>) -> Result<data::Dataset> {
     let label = match label_column {
         Some(name) => LabelColumn::Named(name.clone()),
         None => {
-            let mut reader = csv::Reader::from_path(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let columns = reader
-                .headers()
-                .with_context(|| format!("{}: no header row", path.display()))?
-                .len();
+            let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let columns = reader.headers().with_context(|| format!("{}: no header row", path.display()))?.len();
             if columns == net.input + 1 {
                 LabelColumn::Last
             } else {
@@ -521,21 +463,14 @@ fn rows_for(
         }
     };
     let data = data::load_csv(path, &label).or_else(|e| match (&label, &e) {
-        (_, data::DataError::TooFewClasses { .. }) => {
-            data::load_csv(path, &LabelColumn::None).map(|mut d| {
-                d.labels.clear();
-                d
-            })
-        }
+        (_, data::DataError::TooFewClasses { .. }) => data::load_csv(path, &LabelColumn::None).map(|mut d| {
+            d.labels.clear();
+            d
+        }),
         _ => Err(e),
     })?;
     if data.width() != net.input {
-        bail!(
-            "{}: {} feature columns, the model takes {}",
-            path.display(),
-            data.width(),
-            net.input
-        );
+        bail!("{}: {} feature columns, the model takes {}", path.display(), data.width(), net.input);
     }
     Ok(data)
 }
@@ -547,10 +482,7 @@ fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
         let data = rows_for(net, &path, None)?;
         return Ok(data.features);
     }
-    let (mean, scale) = net
-        .standardization
-        .clone()
-        .unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
+    let (mean, scale) = net.standardization.clone().unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
     Ok((0..64)
         .flat_map(|i| (0..net.input).map(move |j| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0))
         .enumerate()
@@ -564,25 +496,14 @@ fn predict(a: &PredictArgs) -> Result<()> {
     let mut correct = 0;
     let mut out = String::new();
     if a.logits {
-        out.push_str(
-            &(0..net.classes())
-                .map(|c| format!("logit_{c}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        out.push_str(&(0..net.classes()).map(|c| format!("logit_{c}")).collect::<Vec<_>>().join(","));
         out.push('\n');
     }
     for i in 0..data.rows() {
         let logits = net.logits(data.row(i), a.raw);
         let class = dropship_shared::kernel::argmax(&logits);
         if a.logits {
-            out.push_str(
-                &logits
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            out.push_str(&logits.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
         } else {
             out.push_str(&class.to_string());
         }
@@ -591,19 +512,14 @@ fn predict(a: &PredictArgs) -> Result<()> {
     }
     print!("{out}");
     if !data.labels.is_empty() {
-        eprintln!(
-            "accuracy {:.4} ({correct}/{} rows)",
-            correct as f64 / data.rows() as f64,
-            data.rows()
-        );
+        eprintln!("accuracy {:.4} ({correct}/{} rows)", correct as f64 / data.rows() as f64, data.rows());
     }
     Ok(())
 }
 
 fn inspect(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let a = Artifact::parse(&bytes)
-        .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+    let a = Artifact::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
     println!(
         "artifact:        {} ({} bytes, format v{})",
         path.display(),
@@ -621,18 +537,10 @@ fn inspect(path: &Path) -> Result<()> {
         );
     }
     println!("classes:         {}", a.classes());
-    println!(
-        "parameters:      {} ({} bytes of f32)",
-        a.parameters(),
-        4 * a.parameters()
-    );
+    println!("parameters:      {} ({} bytes of f32)", a.parameters(), 4 * a.parameters());
     println!(
         "standardization: {}",
-        if a.standardization().is_some() {
-            "present"
-        } else {
-            "absent (inputs must be standardized already)"
-        }
+        if a.standardization().is_some() { "present" } else { "absent (inputs must be standardized already)" }
     );
     let activations: usize = a.input() + a.layers().map(|l| l.output).sum::<usize>();
     println!("inference RAM:   {} bytes of activations", 4 * activations);
@@ -646,15 +554,8 @@ fn vectors(a: &VectorsArgs) -> Result<()> {
     let data = rows_for(&net, &a.csv, None)?;
     let n = a.rows.unwrap_or(data.rows()).min(data.rows());
     let logits: Vec<Vec<f32>> = (0..n).map(|i| net.logits(data.row(i), false)).collect();
-    let records = (0..n).map(|i| {
-        (
-            data.row(i),
-            dropship_shared::kernel::argmax(&logits[i]),
-            &logits[i][..],
-        )
-    });
-    let mut out =
-        vec![0; dropship_shared::vectors::Vectors::encoded_len(n, net.input, net.classes())];
+    let records = (0..n).map(|i| (data.row(i), dropship_shared::kernel::argmax(&logits[i]), &logits[i][..]));
+    let mut out = vec![0; dropship_shared::vectors::Vectors::encoded_len(n, net.input, net.classes())];
     dropship_shared::vectors::Vectors::write(&mut out, net.input, net.classes(), records)?;
     export::write_atomic(&a.output, &out)?;
     println!("wrote {} ({n} vectors)", a.output.display());

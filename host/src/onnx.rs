@@ -38,11 +38,7 @@ pub enum ImportError {
     #[error("node `{name}`: {reason}")]
     BadNode { name: String, reason: String },
     #[error("layer shapes don't chain: node `{name}` takes {found} inputs, the previous layer gives {expected}")]
-    ShapesDontChain {
-        name: String,
-        expected: usize,
-        found: usize,
-    },
+    ShapesDontChain { name: String, expected: usize, found: usize },
     #[error("the graph has {0}")]
     BadGraph(String),
 }
@@ -69,20 +65,14 @@ fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProt
 
 fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let dim = |v| Dimension {
-        value: Some(v),
-        ..Default::default()
-    };
+    let dim = |v| Dimension { value: Some(v), ..Default::default() };
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: FLOAT,
                 shape: Some(pb::TensorShapeProto {
-                    dim: vec![
-                        dim(Value::DimParam("batch".into())),
-                        dim(Value::DimValue(width as i64)),
-                    ],
+                    dim: vec![dim(Value::DimParam("batch".into())), dim(Value::DimValue(width as i64))],
                 }),
             })),
             ..Default::default()
@@ -99,18 +89,8 @@ pub fn export_model(net: &HostNetwork) -> pb::ModelProto {
     if let Some((mean, scale)) = &net.standardization {
         initializers.push(tensor_f32("standardization.mean", &[net.input], mean));
         initializers.push(tensor_f32("standardization.scale", &[net.input], scale));
-        nodes.push(node(
-            "Sub",
-            "center",
-            &["input", "standardization.mean"],
-            &["centered"],
-        ));
-        nodes.push(node(
-            "Div",
-            "scale",
-            &["centered", "standardization.scale"],
-            &["standardized"],
-        ));
+        nodes.push(node("Sub", "center", &["input", "standardization.mean"], &["centered"]));
+        nodes.push(node("Div", "scale", &["centered", "standardization.scale"], &["standardized"]));
         current = "standardized".into();
     }
     let last = net.layers.len() - 1;
@@ -121,35 +101,19 @@ pub fn export_model(net: &HostNetwork) -> pb::ModelProto {
         } else {
             format!("dense_{i}")
         };
-        initializers.push(tensor_f32(
-            &w,
-            &[layer.input, layer.bias.len()],
-            &layer.weights,
-        ));
+        initializers.push(tensor_f32(&w, &[layer.input, layer.bias.len()], &layer.weights));
         initializers.push(tensor_f32(&b, &[layer.bias.len()], &layer.bias));
-        nodes.push(node(
-            "Gemm",
-            &format!("dense_{i}"),
-            &[&current, &w, &b],
-            &[&out],
-        ));
+        nodes.push(node("Gemm", &format!("dense_{i}"), &[&current, &w, &b], &[&out]));
         current = out;
         if layer.activation == Activation::Relu {
-            let out = if i == last {
-                "logits".to_string()
-            } else {
-                format!("relu_{i}")
-            };
+            let out = if i == last { "logits".to_string() } else { format!("relu_{i}") };
             nodes.push(node("Relu", &format!("relu_{i}"), &[&current], &[&out]));
             current = out;
         }
     }
     pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
         producer_name: "dropship".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(pb::GraphProto {
@@ -176,18 +140,11 @@ pub fn run_with_tract(onnx: &[u8], width: usize, rows: &[f32]) -> Result<Vec<Vec
     let input: Tensor = tract_ndarray::Array2::from_shape_vec((n, width), rows.to_vec())?.into();
     let out = model.run(tvec!(input.into()))?;
     let view = out[0].to_plain_array_view::<f32>()?;
-    Ok(view
-        .outer_iter()
-        .map(|r| r.iter().copied().collect())
-        .collect())
+    Ok(view.outer_iter().map(|r| r.iter().copied().collect()).collect())
 }
 
 fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Encodes the artifact's network as ONNX and checks it with tract on `rows` (raw inputs):
@@ -195,10 +152,7 @@ fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 pub fn export_checked(net: &HostNetwork, rows: &[f32]) -> Result<(Vec<u8>, f32)> {
     let bytes = export_model(net).encode_to_vec();
     let from_tract = run_with_tract(&bytes, net.input, rows)?;
-    let ours: Vec<Vec<f32>> = rows
-        .chunks_exact(net.input)
-        .map(|r| net.logits(r, false))
-        .collect();
+    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input).map(|r| net.logits(r, false)).collect();
     let diff = max_abs_diff(&from_tract, &ours);
     if !(diff <= 1e-5) || from_tract.len() != ours.len() {
         bail!("tract's outputs differ from the artifact's by {diff} (limit 1e-5): the ONNX export is not written");
@@ -219,17 +173,11 @@ pub struct Imported {
 
 fn tensor_values(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), ImportError> {
     if t.data_type != FLOAT {
-        return Err(ImportError::NotFloat {
-            name: t.name.clone(),
-            found: t.data_type,
-        });
+        return Err(ImportError::NotFloat { name: t.name.clone(), found: t.data_type });
     }
     let dims: Vec<usize> = t.dims.iter().map(|d| (*d).max(0) as usize).collect();
     let data: Vec<f32> = if !t.raw_data.is_empty() {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
     } else {
         t.float_data.clone()
     };
@@ -241,44 +189,29 @@ fn tensor_values(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), ImportEr
         )));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(ImportError::BadGraph(format!(
-            "a non-finite value in tensor `{}` at {i}",
-            t.name
-        )));
+        return Err(ImportError::BadGraph(format!("a non-finite value in tensor `{}` at {i}", t.name)));
     }
     Ok((dims, data))
 }
 
 fn int_attr(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
-    n.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map_or(default, |a| a.i)
+    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)
 }
 
 fn float_attr(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
-    n.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map_or(default, |a| a.f)
+    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f)
 }
 
 /// Turns an ONNX Dense/ReLU graph into a network, following the chain from the graph's input.
 /// A leading `Sub`/`Div` by constants (dropship's own export) becomes the standardization.
 pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| ImportError::BadGraph("no graph".into()))?;
+    let graph = model.graph.as_ref().ok_or_else(|| ImportError::BadGraph("no graph".into()))?;
     let mut constants: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for t in &graph.initializer {
         constants.insert(t.name.clone(), tensor_values(t)?);
     }
     for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
-        if let (Some(out), Some(t)) = (
-            n.output.first(),
-            n.attribute.iter().find_map(|a| a.t.as_ref()),
-        ) {
+        if let (Some(out), Some(t)) = (n.output.first(), n.attribute.iter().find_map(|a| a.t.as_ref())) {
             constants.insert(out.clone(), tensor_values(t)?);
         }
     }
@@ -287,22 +220,12 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
         .iter()
         .find(|i| !constants.contains_key(&i.name))
         .ok_or_else(|| ImportError::BadGraph("no non-constant input".into()))?;
-    if let Some(pb::type_proto::Value::TensorType(t)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    {
+    if let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         if t.elem_type != FLOAT {
-            return Err(ImportError::NotFloat {
-                name: input.name.clone(),
-                found: t.elem_type,
-            });
+            return Err(ImportError::NotFloat { name: input.name.clone(), found: t.elem_type });
         }
     }
-    let output = graph
-        .output
-        .first()
-        .ok_or_else(|| ImportError::BadGraph("no output".into()))?
-        .name
-        .clone();
+    let output = graph.output.first().ok_or_else(|| ImportError::BadGraph("no output".into()))?.name.clone();
     let mut layers: Vec<Layer> = Vec::new();
     let mut stripped = Vec::new();
     let mut dropped_softmax = false;
@@ -326,20 +249,10 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 consumers.len()
             )));
         };
-        let name = if n.name.is_empty() {
-            n.output.first().cloned().unwrap_or_default()
-        } else {
-            n.name.clone()
-        };
-        let bad = |reason: &str| ImportError::BadNode {
-            name: name.clone(),
-            reason: reason.into(),
-        };
+        let name = if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() };
+        let bad = |reason: &str| ImportError::BadNode { name: name.clone(), reason: reason.into() };
         let constant = |i: usize| {
-            n.input
-                .get(i)
-                .and_then(|x| constants.get(x))
-                .ok_or_else(|| bad("a weight input is not a constant"))
+            n.input.get(i).and_then(|x| constants.get(x)).ok_or_else(|| bad("a weight input is not a constant"))
         };
         let mut dense = |w_dims: &[usize],
                          w: Vec<f32>,
@@ -349,25 +262,14 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             let [rows, cols] = w_dims else {
                 return Err(bad("the weight is not 2-D"));
             };
-            let (fan_in, fan_out) = if trans_b {
-                (*cols, *rows)
-            } else {
-                (*rows, *cols)
-            };
+            let (fan_in, fan_out) = if trans_b { (*cols, *rows) } else { (*rows, *cols) };
             if let Some(expected) = width {
                 if expected != fan_in {
-                    return Err(ImportError::ShapesDontChain {
-                        name: name.clone(),
-                        expected,
-                        found: fan_in,
-                    });
+                    return Err(ImportError::ShapesDontChain { name: name.clone(), expected, found: fan_in });
                 }
             }
             let weights = if trans_b {
-                (0..fan_in)
-                    .flat_map(|i| (0..fan_out).map(move |o| (i, o)))
-                    .map(|(i, o)| w[o * fan_in + i])
-                    .collect()
+                (0..fan_in).flat_map(|i| (0..fan_out).map(move |o| (i, o))).map(|(i, o)| w[o * fan_in + i]).collect()
             } else {
                 w
             };
@@ -387,11 +289,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 pending_matmul = true;
             }
             "Add" if pending_matmul => {
-                let other = if n.input.first() == Some(&current) {
-                    1
-                } else {
-                    0
-                };
+                let other = if n.input.first() == Some(&current) { 1 } else { 0 };
                 let (dims, b) = constant(other)?.clone();
                 let layer = layers.last_mut().expect("a MatMul came first");
                 if dims.iter().product::<usize>() != layer.bias.len() {
@@ -405,16 +303,10 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                     || float_attr(n, "alpha", 1.0) != 1.0
                     || float_attr(n, "beta", 1.0) != 1.0
                 {
-                    return Err(bad(
-                        "only Gemm with transA = 0, alpha = 1, beta = 1 is supported",
-                    ));
+                    return Err(bad("only Gemm with transA = 0, alpha = 1, beta = 1 is supported"));
                 }
                 let (dims, w) = constant(1)?.clone();
-                let b = if n.input.len() > 2 {
-                    Some(constant(2)?.1.clone())
-                } else {
-                    None
-                };
+                let b = if n.input.len() > 2 { Some(constant(2)?.1.clone()) } else { None };
                 dense(&dims, w, b, int_attr(n, "transB", 0) != 0)?;
                 pending_matmul = false;
             }
@@ -438,12 +330,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 stripped.push(format!("{name} (final Softmax)"));
                 dropped_softmax = true;
             }
-            op => {
-                return Err(ImportError::UnsupportedOp {
-                    name,
-                    op: op.into(),
-                })
-            }
+            op => return Err(ImportError::UnsupportedOp { name, op: op.into() }),
         }
         current = n
             .output
@@ -451,26 +338,13 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             .cloned()
             .ok_or_else(|| ImportError::BadGraph(format!("node `{}` has no output", n.name)))?;
     }
-    let input_width = layers
-        .first()
-        .map(|l| l.input)
-        .ok_or_else(|| ImportError::BadGraph("no dense layer".into()))?;
+    let input_width = layers.first().map(|l| l.input).ok_or_else(|| ImportError::BadGraph("no dense layer".into()))?;
     if let Some((m, sc)) = &standardization {
         if m.len() != input_width || sc.len() != input_width || sc.iter().any(|v| *v <= 0.0) {
-            return Err(ImportError::BadGraph(
-                "a standardization that does not match the first layer".into(),
-            ));
+            return Err(ImportError::BadGraph("a standardization that does not match the first layer".into()));
         }
     }
-    Ok(Imported {
-        network: HostNetwork {
-            input: input_width,
-            layers,
-            standardization,
-        },
-        stripped,
-        dropped_softmax,
-    })
+    Ok(Imported { network: HostNetwork { input: input_width, layers, standardization }, stripped, dropped_softmax })
 }
 
 fn softmax(row: &[f32]) -> Vec<f32> {
@@ -484,19 +358,14 @@ fn softmax(row: &[f32]) -> Vec<f32> {
 /// 64 generated inputs; returns the import and the largest difference seen.
 pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let model = pb::ModelProto::decode(&bytes[..]).map_err(|e| ImportError::Decode {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let imported =
-        import_model(&model).with_context(|| format!("{} cannot be imported", path.display()))?;
+    let model = pb::ModelProto::decode(&bytes[..])
+        .map_err(|e| ImportError::Decode { path: path.display().to_string(), reason: e.to_string() })?;
+    let imported = import_model(&model).with_context(|| format!("{} cannot be imported", path.display()))?;
     let net = &imported.network;
     let mut rng = crate::rng::stream(0, crate::rng::Stream::Init);
-    let rows: Vec<f32> = (0..64 * net.input)
-        .map(|_| rng.random_range(-2.0f32..2.0))
-        .collect();
-    let original = run_with_tract(&bytes, net.input, &rows)
-        .with_context(|| format!("tract cannot run {}", path.display()))?;
+    let rows: Vec<f32> = (0..64 * net.input).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+    let original =
+        run_with_tract(&bytes, net.input, &rows).with_context(|| format!("tract cannot run {}", path.display()))?;
     let ours: Vec<Vec<f32>> = rows
         .chunks_exact(net.input)
         .map(|r| {
@@ -510,25 +379,15 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
         .collect();
     let diff = max_abs_diff(&original, &ours);
     if !(diff <= 1e-4) {
-        bail!(
-            "the imported network differs from tract running {} by {diff}: not written",
-            path.display()
-        );
+        bail!("the imported network differs from tract running {} by {diff}: not written", path.display());
     }
     Ok((imported, diff))
 }
 
 /// Encodes an imported (or any host) network as an artifact.
 pub fn artifact_bytes(net: &HostNetwork, provenance: &str) -> Result<Vec<u8>> {
-    let layers: Vec<LayerSpec<'_>> = net
-        .layers
-        .iter()
-        .map(|l| LayerSpec {
-            weights: &l.weights,
-            bias: &l.bias,
-            activation: l.activation,
-        })
-        .collect();
+    let layers: Vec<LayerSpec<'_>> =
+        net.layers.iter().map(|l| LayerSpec { weights: &l.weights, bias: &l.bias, activation: l.activation }).collect();
     let spec = ArtifactSpec {
         input: net.input,
         layers: &layers,

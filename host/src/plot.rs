@@ -47,10 +47,7 @@ pub fn write(chart: &Chart<'_>, stem: &Path) -> anyhow::Result<()> {
     register_font();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    draw(
-        chart,
-        BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
-    )?;
+    draw(chart, BitMapBackend::new(&png, (900, 560)).into_drawing_area())?;
     draw(chart, SVGBackend::new(&svg, (900, 560)).into_drawing_area())?;
     Ok(())
 }
@@ -59,8 +56,7 @@ fn draw<DB: DrawingBackend>(chart: &Chart<'_>, root: DrawingArea<DB, Shift>) -> 
 where
     DB::ErrorType: 'static,
 {
-    let err =
-        |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing {}: {e:?}", chart.title);
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing {}: {e:?}", chart.title);
     root.fill(&WHITE).map_err(err)?;
     let points = chart.series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -76,11 +72,7 @@ where
     let pad = ((y1 - y0) * 0.05).max(1e-6);
     let (y0, y1) = (y0 - pad, y1 + pad);
     let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(chart.title, (FAMILY, 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60);
+    builder.caption(chart.title, (FAMILY, 22)).margin(12).x_label_area_size(40).y_label_area_size(60);
     macro_rules! finish {
         ($ctx:expr) => {{
             let mut ctx = $ctx;
@@ -95,16 +87,12 @@ where
                 let style = color.stroke_width(2);
                 let points = s.points.iter().copied();
                 if s.dashed {
-                    ctx.draw_series(DashedLineSeries::new(points, 6, 4, style))
-                        .map_err(err)?
+                    ctx.draw_series(DashedLineSeries::new(points, 6, 4, style)).map_err(err)?
                 } else {
-                    ctx.draw_series(LineSeries::new(points, style))
-                        .map_err(err)?
+                    ctx.draw_series(LineSeries::new(points, style)).map_err(err)?
                 }
                 .label(s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
             ctx.configure_series_labels()
                 .background_style(WHITE.mix(0.85))
@@ -116,9 +104,7 @@ where
         }};
     }
     if chart.log_x {
-        finish!(builder
-            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
-            .map_err(err)?);
+        finish!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?);
     } else {
         finish!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
     }

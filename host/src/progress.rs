@@ -41,12 +41,7 @@ impl Reporter {
             bar.set_prefix(name.to_string());
             bar
         });
-        Progress {
-            name: name.to_string(),
-            bar,
-            lines: !self.quiet && self.bars.is_none(),
-            epochs,
-        }
+        Progress { name: name.to_string(), bar, lines: !self.quiet && self.bars.is_none(), epochs }
     }
 }
 
@@ -61,12 +56,7 @@ pub struct Progress {
 impl Progress {
     /// Shows nothing.
     pub fn hidden() -> Self {
-        Self {
-            name: String::new(),
-            bar: None,
-            lines: false,
-            epochs: 0,
-        }
+        Self { name: String::new(), bar: None, lines: false, epochs: 0 }
     }
 
     /// Called after every epoch.
@@ -79,10 +69,7 @@ impl Progress {
             bar.set_position(r.epoch as u64);
             bar.set_message(msg);
         } else if self.lines && (r.epoch % 10 == 0 || r.epoch == 1 || r.epoch == self.epochs) {
-            eprintln!(
-                "{:>12} epoch {:>3}/{}: {msg}",
-                self.name, r.epoch, self.epochs
-            );
+            eprintln!("{:>12} epoch {:>3}/{}: {msg}", self.name, r.epoch, self.epochs);
         }
     }
 

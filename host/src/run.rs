@@ -66,29 +66,15 @@ impl Staging {
     /// Prepares to write `target`, refusing to touch an existing directory unless `overwrite`.
     pub fn new(target: &Path, overwrite: bool) -> Result<Self> {
         if target.exists() && !overwrite {
-            bail!(
-                "{} already exists: choose another --out or pass --overwrite",
-                target.display()
-            );
+            bail!("{} already exists: choose another --out or pass --overwrite", target.display());
         }
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-        let name = target
-            .file_name()
-            .context("output path has no name")?
-            .to_string_lossy();
+        let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        let name = target.file_name().context("output path has no name")?.to_string_lossy();
         let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(Self {
-            tmp,
-            target: target.to_path_buf(),
-            done: false,
-        })
+        Ok(Self { tmp, target: target.to_path_buf(), done: false })
     }
 
     /// Where to write files now.
@@ -121,8 +107,7 @@ impl Drop for Staging {
 }
 
 fn json(path: &Path, value: &impl Serialize) -> Result<()> {
-    std::fs::write(path, serde_json::to_vec_pretty(value)?)
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes everything a run records into `dir`.
@@ -141,18 +126,9 @@ pub fn write_run(
         csv.serialize(record)?;
     }
     csv.flush()?;
-    let provenance = format!(
-        "run {} ({}), trained with {}",
-        config.name,
-        config.data.display(),
-        config.train.regularizer
-    );
-    save_weights(
-        &dir.join(WEIGHTS),
-        &trained.weights,
-        standardization,
-        &provenance,
-    )?;
+    let provenance =
+        format!("run {} ({}), trained with {}", config.name, config.data.display(), config.train.regularizer);
+    save_weights(&dir.join(WEIGHTS), &trained.weights, standardization, &provenance)?;
     learning_curves(dir, &config.name, &trained.history)
 }
 
@@ -168,10 +144,7 @@ fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Result<()
             title: &loss_title,
             x_label: "epoch",
             y_label: "cross-entropy",
-            series: vec![
-                line("train", false, |r| r.train_cross_entropy),
-                line("val", false, |r| r.val_loss),
-            ],
+            series: vec![line("train", false, |r| r.train_cross_entropy), line("val", false, |r| r.val_loss)],
             log_x: false,
         },
         &dir.join("loss"),
@@ -199,23 +172,14 @@ pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &
     let tensors = [
         ("dense_hidden.kernel", vec![w.input, w.hidden], bytes(&w.w1)),
         ("dense_hidden.bias", vec![w.hidden], bytes(&w.b1)),
-        (
-            "dense_output.kernel",
-            vec![w.hidden, w.classes],
-            bytes(&w.w2),
-        ),
+        ("dense_output.kernel", vec![w.hidden, w.classes], bytes(&w.w2)),
         ("dense_output.bias", vec![w.classes], bytes(&w.b2)),
         ("standardization.mean", vec![w.input], bytes(&s.mean)),
         ("standardization.scale", vec![w.input], bytes(&s.scale)),
     ];
     let views = tensors
         .iter()
-        .map(|(name, shape, data)| {
-            Ok((
-                name.to_string(),
-                TensorView::new(Dtype::F32, shape.clone(), data)?,
-            ))
-        })
+        .map(|(name, shape, data)| Ok((name.to_string(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let metadata = HashMap::from([("provenance".to_string(), provenance.to_string())]);
     safetensors::serialize_to_file(views, Some(metadata), path)
@@ -236,31 +200,17 @@ pub struct SavedModel {
 
 /// Reads `model.safetensors` of a run directory (or the file itself).
 pub fn load_weights(run: &Path) -> Result<SavedModel> {
-    let path = if run.is_dir() {
-        run.join(WEIGHTS)
-    } else {
-        run.to_path_buf()
-    };
+    let path = if run.is_dir() { run.join(WEIGHTS) } else { run.to_path_buf() };
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
     let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-        let t = st
-            .tensor(name)
-            .with_context(|| format!("{}: no tensor `{name}`", path.display()))?;
+        let t = st.tensor(name).with_context(|| format!("{}: no tensor `{name}`", path.display()))?;
         if t.dtype() != Dtype::F32 {
-            bail!(
-                "{}: tensor `{name}` is {:?}, expected F32",
-                path.display(),
-                t.dtype()
-            );
+            bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), t.dtype());
         }
-        let data = t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let data = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         Ok((t.shape().to_vec(), data))
     };
     let (s1, w1) = tensor("dense_hidden.kernel")?;
@@ -272,29 +222,12 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     let (&[input, hidden], &[hidden2, classes]) = (s1.as_slice(), s2.as_slice()) else {
         bail!("{}: kernels must be 2-D", path.display());
     };
-    if hidden != hidden2
-        || b1.len() != hidden
-        || b2.len() != classes
-        || mean.len() != input
-        || scale.len() != input
-    {
+    if hidden != hidden2 || b1.len() != hidden || b2.len() != classes || mean.len() != input || scale.len() != input {
         bail!("{}: tensor shapes do not chain", path.display());
     }
-    let provenance = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("provenance").cloned())
-        .unwrap_or_default();
+    let provenance = meta.metadata().as_ref().and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
     Ok(SavedModel {
-        weights: Weights {
-            input,
-            hidden,
-            classes,
-            w1,
-            b1,
-            w2,
-            b2,
-        },
+        weights: Weights { input, hidden, classes, w1, b1, w2, b2 },
         standardization: Standardization { mean, scale },
         provenance,
     })

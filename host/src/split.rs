@@ -21,9 +21,7 @@ pub struct Split {
 pub enum SplitError {
     #[error("class {class} has {count} row(s): too few to put at least one in each of train, val and test")]
     ClassTooSmall { class: usize, count: usize },
-    #[error(
-        "split fractions must be positive and val + test below 1 (got val {val}, test {test})"
-    )]
+    #[error("split fractions must be positive and val + test below 1 (got val {val}, test {test})")]
     BadFractions { val: f64, test: f64 },
 }
 
@@ -40,10 +38,7 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
     }
     for (class, rows) in by_class.iter().enumerate() {
         if !rows.is_empty() && rows.len() < 3 {
-            return Err(SplitError::ClassTooSmall {
-                class,
-                count: rows.len(),
-            });
+            return Err(SplitError::ClassTooSmall { class, count: rows.len() });
         }
     }
     let n = data.labels.len();
@@ -52,19 +47,12 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
     let test_counts = apportion(&by_class, n_test, &vec![0; by_class.len()]);
     let val_counts = apportion(&by_class, n_val, &test_counts);
     let mut rng = stream(seed, Stream::Split);
-    let mut split = Split {
-        train: Vec::new(),
-        val: Vec::new(),
-        test: Vec::new(),
-    };
+    let mut split = Split { train: Vec::new(), val: Vec::new(), test: Vec::new() };
     for (class, rows) in by_class.iter_mut().enumerate() {
         rows.shuffle(&mut rng);
         let (t, v) = (test_counts[class], val_counts[class]);
         if !rows.is_empty() && rows.len() <= t + v {
-            return Err(SplitError::ClassTooSmall {
-                class,
-                count: rows.len(),
-            });
+            return Err(SplitError::ClassTooSmall { class, count: rows.len() });
         }
         split.test.extend(&rows[..t]);
         split.val.extend(&rows[t..t + v]);
@@ -80,25 +68,11 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
 /// class, never more than a class has left after `taken`.
 fn apportion(by_class: &[Vec<usize>], total: usize, taken: &[usize]) -> Vec<usize> {
     let n: usize = by_class.iter().map(Vec::len).sum();
-    let exact: Vec<f64> = by_class
-        .iter()
-        .map(|r| r.len() as f64 * total as f64 / n as f64)
-        .collect();
-    let mut counts: Vec<usize> = exact
-        .iter()
-        .zip(by_class)
-        .map(|(e, r)| {
-            if r.is_empty() {
-                0
-            } else {
-                (e.floor() as usize).max(1)
-            }
-        })
-        .collect();
+    let exact: Vec<f64> = by_class.iter().map(|r| r.len() as f64 * total as f64 / n as f64).collect();
+    let mut counts: Vec<usize> =
+        exact.iter().zip(by_class).map(|(e, r)| if r.is_empty() { 0 } else { (e.floor() as usize).max(1) }).collect();
     let mut order: Vec<usize> = (0..by_class.len()).collect();
-    order.sort_by(|a, b| {
-        (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor()))
-    });
+    order.sort_by(|a, b| (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor())));
     let mut assigned: usize = counts.iter().sum();
     for class in order.iter().cycle().take(by_class.len() * 2) {
         if assigned >= total {
@@ -149,10 +123,7 @@ impl Standardization {
                 }
             })
             .collect();
-        Self {
-            mean: mean.iter().map(|m| *m as f32).collect(),
-            scale,
-        }
+        Self { mean: mean.iter().map(|m| *m as f32).collect(), scale }
     }
 
     /// The given rows, standardized with the shared core's arithmetic, row-major.
@@ -185,29 +156,16 @@ mod tests {
 
     #[test]
     fn digits_split_counts_match_the_keras_reference_per_class() {
-        let d = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default())
-            .unwrap();
+        let d = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default()).unwrap();
         let s = stratified(&d, 0.2, 0.2, 0).unwrap();
         assert_eq!((s.train.len(), s.val.len(), s.test.len()), (1077, 360, 360));
         for class in 0..10u32 {
             let count = |rows: &[usize]| rows.iter().filter(|r| d.labels[**r] == class).count();
             let total = d.labels.iter().filter(|l| **l == class).count();
-            assert!(
-                (count(&s.test) as f64 - total as f64 * 0.2).abs() <= 1.0,
-                "class {class}"
-            );
-            assert!(
-                (count(&s.val) as f64 - total as f64 * 0.2).abs() <= 1.0,
-                "class {class}"
-            );
+            assert!((count(&s.test) as f64 - total as f64 * 0.2).abs() <= 1.0, "class {class}");
+            assert!((count(&s.val) as f64 - total as f64 * 0.2).abs() <= 1.0, "class {class}");
         }
-        let mut all: Vec<usize> = s
-            .train
-            .iter()
-            .chain(&s.val)
-            .chain(&s.test)
-            .copied()
-            .collect();
+        let mut all: Vec<usize> = s.train.iter().chain(&s.val).chain(&s.test).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..d.rows()).collect::<Vec<_>>());
         assert_eq!(s, stratified(&d, 0.2, 0.2, 0).unwrap());

@@ -131,15 +131,9 @@ impl TrainConfig {
             return Err(ConfigError::Patience);
         }
         match self.regularizer {
-            Regularizer::Dropout { rate } if !(0.0..1.0).contains(&rate) => {
-                Err(ConfigError::Dropout(rate))
-            }
-            Regularizer::L2 { lambda, .. } if !(lambda >= 0.0 && lambda.is_finite()) => {
-                Err(ConfigError::L2(lambda))
-            }
-            Regularizer::L2 { layers, .. } if !layers.hidden && !layers.output => {
-                Err(ConfigError::L2Layers)
-            }
+            Regularizer::Dropout { rate } if !(0.0..1.0).contains(&rate) => Err(ConfigError::Dropout(rate)),
+            Regularizer::L2 { lambda, .. } if !(lambda >= 0.0 && lambda.is_finite()) => Err(ConfigError::L2(lambda)),
+            Regularizer::L2 { layers, .. } if !layers.hidden && !layers.output => Err(ConfigError::L2Layers),
             Regularizer::WeightDecay { decay } if !(decay >= 0.0 && decay.is_finite()) => {
                 Err(ConfigError::WeightDecay(decay))
             }
@@ -169,12 +163,7 @@ impl Prepared {
     /// Standardizes the three parts of `split` with statistics of its train rows.
     pub fn new(data: &Dataset, split: &Split) -> Self {
         let standardization = Standardization::fit(data, &split.train);
-        let part = |rows: &[usize]| {
-            (
-                standardization.apply(data, rows),
-                rows.iter().map(|r| data.labels[*r]).collect(),
-            )
-        };
+        let part = |rows: &[usize]| (standardization.apply(data, rows), rows.iter().map(|r| data.labels[*r]).collect());
         Self {
             input: data.width(),
             classes: data.classes,
@@ -227,7 +216,9 @@ pub struct Trained {
 pub enum TrainError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("training diverged: the loss is not finite in epoch {epoch}; nothing was exported from it (try a lower --lr)")]
+    #[error(
+        "training diverged: the loss is not finite in epoch {epoch}; nothing was exported from it (try a lower --lr)"
+    )]
     NonFiniteLoss { epoch: usize },
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
@@ -247,12 +238,7 @@ pub fn train(
         Regularizer::WeightDecay { decay } => decay,
         _ => 0.0,
     };
-    let adam = AdamConfig {
-        lr: config.lr,
-        weight_decay: decayed,
-        decayed_vars: 2,
-        ..AdamConfig::default()
-    };
+    let adam = AdamConfig { lr: config.lr, weight_decay: decayed, decayed_vars: 2, ..AdamConfig::default() };
     let mut optimizer = KerasAdam::new(model.vars(), adam)?;
     let mut shuffle = stream(config.seed, Stream::Shuffle);
     let mut dropout_rng = stream(config.seed, Stream::Dropout);
@@ -280,13 +266,9 @@ pub fn train(
             let x = Tensor::from_slice(&xb, (batch.len(), data.input), &device)?;
             let y = Tensor::from_slice(&yb, batch.len(), &device)?;
             let mask = match config.regularizer {
-                Regularizer::Dropout { rate } if rate > 0.0 => Some(dropout_mask(
-                    batch.len(),
-                    initial.hidden,
-                    rate,
-                    &mut dropout_rng,
-                    &device,
-                )?),
+                Regularizer::Dropout { rate } if rate > 0.0 => {
+                    Some(dropout_mask(batch.len(), initial.hidden, rate, &mut dropout_rng, &device)?)
+                }
                 _ => None,
             };
             let out = model.forward(&x, mask.as_ref())?;
@@ -302,16 +284,11 @@ pub fn train(
             let b = batch.len() as f64;
             loss_sum += loss_value * b;
             ce_sum += ce.to_scalar::<f32>()? as f64 * b;
-            let (_, acc) = cross_entropy_and_accuracy(
-                &out.flatten_all()?.to_vec1::<f32>()?,
-                &yb,
-                data.classes,
-            );
+            let (_, acc) = cross_entropy_and_accuracy(&out.flatten_all()?.to_vec1::<f32>()?, &yb, data.classes);
             correct += acc * b;
             optimizer.backward_step(&loss)?;
         }
-        let (_, train_accuracy) =
-            cross_entropy_and_accuracy(&logits(&model, &x_train_t)?, y_train, data.classes);
+        let (_, train_accuracy) = cross_entropy_and_accuracy(&logits(&model, &x_train_t)?, y_train, data.classes);
         let (val_loss, val_accuracy) =
             cross_entropy_and_accuracy(&logits(&model, &x_val_t)?, &data.val.1, data.classes);
         if !val_loss.is_finite() {
@@ -330,11 +307,7 @@ pub fn train(
         progress.epoch(&record);
         history.push(record);
         if best.as_ref().is_none_or(|(loss, _, _)| val_loss < *loss) {
-            let keep = if config.early_stopping.is_some() {
-                model.weights()?
-            } else {
-                initial.clone()
-            };
+            let keep = if config.early_stopping.is_some() { model.weights()? } else { initial.clone() };
             best = Some((val_loss, epoch, keep));
         }
         if let (Some(patience), Some((_, best_epoch, _))) = (config.early_stopping, &best) {
@@ -379,18 +352,11 @@ pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result
 }
 
 /// Cross-entropy and accuracy of `weights` on standardized rows, inference mode.
-pub fn evaluate(
-    weights: &Weights,
-    rows: &(Vec<f32>, Vec<u32>),
-) -> Result<(f64, f64), candle_core::Error> {
+pub fn evaluate(weights: &Weights, rows: &(Vec<f32>, Vec<u32>)) -> Result<(f64, f64), candle_core::Error> {
     let device = Device::Cpu;
     let model = Mlp::new(weights, &device)?;
     let x = Tensor::from_slice(&rows.0, (rows.1.len(), weights.input), &device)?;
-    Ok(cross_entropy_and_accuracy(
-        &logits(&model, &x)?,
-        &rows.1,
-        weights.classes,
-    ))
+    Ok(cross_entropy_and_accuracy(&logits(&model, &x)?, &rows.1, weights.classes))
 }
 
 #[cfg(test)]
@@ -402,50 +368,18 @@ mod tests {
         let ok = TrainConfig::default();
         assert_eq!(ok.validate(), Ok(()));
         let bad = |c: TrainConfig| c.validate().unwrap_err().to_string();
-        assert!(bad(TrainConfig {
-            epochs: 0,
-            ..ok.clone()
-        })
-        .contains("--epochs"));
-        assert!(bad(TrainConfig {
-            batch_size: 0,
-            ..ok.clone()
-        })
-        .contains("--batch-size"));
-        assert!(bad(TrainConfig {
-            lr: 0.0,
-            ..ok.clone()
-        })
-        .contains("--lr"));
-        assert!(bad(TrainConfig {
-            lr: -1.0,
-            ..ok.clone()
-        })
-        .contains("--lr"));
+        assert!(bad(TrainConfig { epochs: 0, ..ok.clone() }).contains("--epochs"));
+        assert!(bad(TrainConfig { batch_size: 0, ..ok.clone() }).contains("--batch-size"));
+        assert!(bad(TrainConfig { lr: 0.0, ..ok.clone() }).contains("--lr"));
+        assert!(bad(TrainConfig { lr: -1.0, ..ok.clone() }).contains("--lr"));
         for rate in [1.0, -0.1, 1.5, f32::NAN] {
-            assert!(bad(TrainConfig {
-                regularizer: Regularizer::Dropout { rate },
-                ..ok.clone()
-            })
-            .contains("--dropout"));
+            assert!(bad(TrainConfig { regularizer: Regularizer::Dropout { rate }, ..ok.clone() }).contains("--dropout"));
         }
-        let layers = L2Layers {
-            hidden: true,
-            output: true,
-        };
-        assert!(bad(TrainConfig {
-            regularizer: Regularizer::L2 {
-                lambda: -1e-3,
-                layers
-            },
-            ..ok.clone()
-        })
-        .contains("--l2"));
-        assert!(bad(TrainConfig {
-            early_stopping: Some(0),
-            ..ok.clone()
-        })
-        .contains("--patience"));
+        let layers = L2Layers { hidden: true, output: true };
+        assert!(
+            bad(TrainConfig { regularizer: Regularizer::L2 { lambda: -1e-3, layers }, ..ok.clone() }).contains("--l2")
+        );
+        assert!(bad(TrainConfig { early_stopping: Some(0), ..ok.clone() }).contains("--patience"));
     }
 
     #[test]
@@ -463,21 +397,12 @@ mod tests {
             b2: vec![5.0],
         };
         let model = Mlp::new(&weights, &Device::Cpu).unwrap();
-        let l2 = |hidden, output| Regularizer::L2 {
-            lambda: 0.5,
-            layers: L2Layers { hidden, output },
-        };
+        let l2 = |hidden, output| Regularizer::L2 { lambda: 0.5, layers: L2Layers { hidden, output } };
         let p = l2_penalty(&model, &l2(true, false)).unwrap().unwrap();
         assert_eq!(p.to_scalar::<f32>().unwrap(), 2.5);
         let grads = p.backward().unwrap();
         assert_eq!(
-            grads
-                .get(model.w1.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
+            grads.get(model.w1.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![1.0, -2.0]
         );
         assert!(grads.get(model.w2.as_tensor()).is_none());
@@ -486,17 +411,9 @@ mod tests {
         assert_eq!(p.to_scalar::<f32>().unwrap(), 7.0);
         let grads = p.backward().unwrap();
         assert_eq!(
-            grads
-                .get(model.w2.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
+            grads.get(model.w2.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![3.0, 0.0]
         );
-        assert!(l2_penalty(&model, &Regularizer::Dropout { rate: 0.5 })
-            .unwrap()
-            .is_none());
+        assert!(l2_penalty(&model, &Regularizer::Dropout { rate: 0.5 }).unwrap().is_none());
     }
 }

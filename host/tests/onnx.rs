@@ -10,12 +10,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 fn tensor(name: &str, dims: &[i64], data: &[f32], raw: bool) -> pb::TensorProto {
-    let mut t = pb::TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: 1,
-        ..Default::default()
-    };
+    let mut t = pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 1, ..Default::default() };
     if raw {
         t.raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
     } else {
@@ -36,20 +31,14 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
 
 fn io(name: &str, width: i64) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let dim = |v| Dimension {
-        value: Some(v),
-        ..Default::default()
-    };
+    let dim = |v| Dimension { value: Some(v), ..Default::default() };
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: 1,
                 shape: Some(pb::TensorShapeProto {
-                    dim: vec![
-                        dim(Value::DimParam("N".into())),
-                        dim(Value::DimValue(width)),
-                    ],
+                    dim: vec![dim(Value::DimParam("N".into())), dim(Value::DimValue(width))],
                 }),
             })),
             ..Default::default()
@@ -66,15 +55,9 @@ fn model(
     ir: i64,
     extra_domain: bool,
 ) -> pb::ModelProto {
-    let mut opset = vec![pb::OperatorSetIdProto {
-        domain: String::new(),
-        version: 13,
-    }];
+    let mut opset = vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }];
     if extra_domain {
-        opset.push(pb::OperatorSetIdProto {
-            domain: "ai.onnx.ml".into(),
-            version: 2,
-        });
+        opset.push(pb::OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 2 });
     }
     pb::ModelProto {
         ir_version: ir,
@@ -91,20 +74,13 @@ fn model(
 }
 
 fn weights(n: usize, seed: f32) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i as f32 * 0.731 + seed).sin()) * 0.5)
-        .collect()
+    (0..n).map(|i| ((i as f32 * 0.731 + seed).sin()) * 0.5).collect()
 }
 
 /// Keras through tf2onnx: MatMul + Add with Keras names, IR 7, an extra opset domain, Dropout
 /// (an Identity at inference in tf2onnx's output) and a final Softmax.
 fn keras_like() -> pb::ModelProto {
-    let (w1, b1, w2, b2) = (
-        weights(4 * 5, 0.1),
-        weights(5, 0.2),
-        weights(5 * 3, 0.3),
-        weights(3, 0.4),
-    );
+    let (w1, b1, w2, b2) = (weights(4 * 5, 0.1), weights(5, 0.2), weights(5 * 3, 0.3), weights(3, 0.4));
     model(
         vec![
             node(
@@ -119,12 +95,7 @@ fn keras_like() -> pb::ModelProto {
                 &["mm1", "sequential_1/dense_1/BiasAdd/ReadVariableOp:0"],
                 "add1",
             ),
-            node(
-                "Dropout",
-                "sequential_1/dropout/Identity",
-                &["add1"],
-                "drop1",
-            ),
+            node("Dropout", "sequential_1/dropout/Identity", &["add1"], "drop1"),
             node("Relu", "sequential_1/dense_1/Relu", &["drop1"], "relu1"),
             node(
                 "MatMul",
@@ -138,38 +109,13 @@ fn keras_like() -> pb::ModelProto {
                 &["sequential_1/dense_2/BiasAdd/ReadVariableOp:0", "mm2"],
                 "logits",
             ),
-            node(
-                "Softmax",
-                "sequential_1/dense_2/Softmax",
-                &["logits"],
-                "dense_2",
-            ),
+            node("Softmax", "sequential_1/dense_2/Softmax", &["logits"], "dense_2"),
         ],
         vec![
-            tensor(
-                "sequential_1/dense_1/MatMul/ReadVariableOp:0",
-                &[4, 5],
-                &w1,
-                true,
-            ),
-            tensor(
-                "sequential_1/dense_1/BiasAdd/ReadVariableOp:0",
-                &[5],
-                &b1,
-                true,
-            ),
-            tensor(
-                "sequential_1/dense_2/MatMul/ReadVariableOp:0",
-                &[5, 3],
-                &w2,
-                false,
-            ),
-            tensor(
-                "sequential_1/dense_2/BiasAdd/ReadVariableOp:0",
-                &[3],
-                &b2,
-                false,
-            ),
+            tensor("sequential_1/dense_1/MatMul/ReadVariableOp:0", &[4, 5], &w1, true),
+            tensor("sequential_1/dense_1/BiasAdd/ReadVariableOp:0", &[5], &b1, true),
+            tensor("sequential_1/dense_2/MatMul/ReadVariableOp:0", &[5, 3], &w2, false),
+            tensor("sequential_1/dense_2/BiasAdd/ReadVariableOp:0", &[3], &b2, false),
         ],
         4,
         ("dense_2", 3),
@@ -180,32 +126,12 @@ fn keras_like() -> pb::ModelProto {
 
 /// PyTorch: Gemm with transB = 1 (weights stored (out, in)), an Identity.
 fn pytorch_like() -> pb::ModelProto {
-    let mut gemm1 = node(
-        "Gemm",
-        "/fc1/Gemm",
-        &["input_1", "fc1.weight", "fc1.bias"],
-        "h",
-    );
-    gemm1.attribute.push(pb::AttributeProto {
-        name: "transB".into(),
-        i: 1,
-        r#type: 2,
-        ..Default::default()
-    });
+    let mut gemm1 = node("Gemm", "/fc1/Gemm", &["input_1", "fc1.weight", "fc1.bias"], "h");
+    gemm1.attribute.push(pb::AttributeProto { name: "transB".into(), i: 1, r#type: 2, ..Default::default() });
     let mut gemm2 = node("Gemm", "/fc2/Gemm", &["r", "fc2.weight", "fc2.bias"], "out");
-    gemm2.attribute.push(pb::AttributeProto {
-        name: "transB".into(),
-        i: 1,
-        r#type: 2,
-        ..Default::default()
-    });
+    gemm2.attribute.push(pb::AttributeProto { name: "transB".into(), i: 1, r#type: 2, ..Default::default() });
     model(
-        vec![
-            gemm1,
-            node("Identity", "/drop/Identity", &["h"], "hi"),
-            node("Relu", "/relu/Relu", &["hi"], "r"),
-            gemm2,
-        ],
+        vec![gemm1, node("Identity", "/drop/Identity", &["h"], "hi"), node("Relu", "/relu/Relu", &["hi"], "r"), gemm2],
         vec![
             tensor("fc1.weight", &[6, 4], &weights(24, 1.0), false),
             tensor("fc1.bias", &[6], &weights(6, 2.0), false),
@@ -228,30 +154,21 @@ fn write(dir: &std::path::Path, name: &str, m: &pb::ModelProto) -> std::path::Pa
 #[test]
 fn keras_tf2onnx_graph_imports_with_dropout_and_softmax_stripped() {
     let dir = tempfile::tempdir().unwrap();
-    let (imported, diff) =
-        onnx::import_checked(&write(dir.path(), "keras.onnx", &keras_like())).unwrap();
+    let (imported, diff) = onnx::import_checked(&write(dir.path(), "keras.onnx", &keras_like())).unwrap();
     assert!(diff <= 1e-5, "{diff}");
     assert!(imported.dropped_softmax);
     assert_eq!(imported.stripped.len(), 2, "{:?}", imported.stripped);
     let l = &imported.network.layers;
-    assert_eq!(
-        (l.len(), l[0].input, l[0].bias.len(), l[1].bias.len()),
-        (2, 4, 5, 3)
-    );
+    assert_eq!((l.len(), l[0].input, l[0].bias.len(), l[1].bias.len()), (2, 4, 5, 3));
     assert_eq!(l[0].activation, Activation::Relu);
     assert_eq!(l[1].activation, Activation::Linear);
-    assert_eq!(
-        l[0].weights,
-        weights(20, 0.1),
-        "raw_data weights read little-endian, (in, out) kept"
-    );
+    assert_eq!(l[0].weights, weights(20, 0.1), "raw_data weights read little-endian, (in, out) kept");
 }
 
 #[test]
 fn pytorch_gemm_trans_b_imports_transposed() {
     let dir = tempfile::tempdir().unwrap();
-    let (imported, diff) =
-        onnx::import_checked(&write(dir.path(), "torch.onnx", &pytorch_like())).unwrap();
+    let (imported, diff) = onnx::import_checked(&write(dir.path(), "torch.onnx", &pytorch_like())).unwrap();
     assert!(diff <= 1e-5, "{diff}");
     assert!(!imported.dropped_softmax);
     let w = weights(24, 1.0); // (out 6, in 4)
@@ -271,10 +188,7 @@ fn unsupported_ops_types_and_shapes_are_refused_by_name() {
 
     let mut m = keras_like();
     m.graph.as_mut().unwrap().node[0].op_type = "Conv".into();
-    assert!(onnx::import_model(&m)
-        .unwrap_err()
-        .to_string()
-        .contains("(op Conv)"));
+    assert!(onnx::import_model(&m).unwrap_err().to_string().contains("(op Conv)"));
 
     let mut m = keras_like();
     m.graph.as_mut().unwrap().initializer[0].data_type = 7; // int64
@@ -283,24 +197,9 @@ fn unsupported_ops_types_and_shapes_are_refused_by_name() {
 
     let mut m = keras_like();
     let g = m.graph.as_mut().unwrap();
-    g.initializer[2] = tensor(
-        "sequential_1/dense_2/MatMul/ReadVariableOp:0",
-        &[7, 3],
-        &weights(21, 0.3),
-        false,
-    );
+    g.initializer[2] = tensor("sequential_1/dense_2/MatMul/ReadVariableOp:0", &[7, 3], &weights(21, 0.3), false);
     let e = onnx::import_model(&m).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ImportError::ShapesDontChain {
-                expected: 5,
-                found: 7,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, ImportError::ShapesDontChain { expected: 5, found: 7, .. }), "{e}");
 
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("x.onnx");
@@ -313,18 +212,8 @@ fn export_runs_in_tract_like_the_artifact_and_imports_back() {
     let net = HostNetwork {
         input: 4,
         layers: vec![
-            Layer {
-                input: 4,
-                weights: weights(20, 5.0),
-                bias: weights(5, 6.0),
-                activation: Activation::Relu,
-            },
-            Layer {
-                input: 5,
-                weights: weights(15, 7.0),
-                bias: weights(3, 8.0),
-                activation: Activation::Linear,
-            },
+            Layer { input: 4, weights: weights(20, 5.0), bias: weights(5, 6.0), activation: Activation::Relu },
+            Layer { input: 5, weights: weights(15, 7.0), bias: weights(3, 8.0), activation: Activation::Linear },
         ],
         standardization: Some((vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 2.0, 4.0])),
     };
@@ -332,27 +221,13 @@ fn export_runs_in_tract_like_the_artifact_and_imports_back() {
     let (bytes, diff) = onnx::export_checked(&net, &rows).unwrap();
     assert!(diff <= 1e-5);
     let m = pb::ModelProto::decode(&bytes[..]).unwrap();
-    let ops: Vec<&str> = m
-        .graph
-        .as_ref()
-        .unwrap()
-        .node
-        .iter()
-        .map(|n| n.op_type.as_str())
-        .collect();
-    assert_eq!(
-        ops,
-        ["Sub", "Div", "Gemm", "Relu", "Gemm"],
-        "opset-13 nodes, no Dropout"
-    );
+    let ops: Vec<&str> = m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["Sub", "Div", "Gemm", "Relu", "Gemm"], "opset-13 nodes, no Dropout");
     assert_eq!(m.opset_import[0].version, 13);
     let back = onnx::import_model(&m).unwrap().network;
     assert_eq!(back.standardization, net.standardization);
     for (a, b) in back.layers.iter().zip(&net.layers) {
-        assert_eq!(
-            (&a.weights, &a.bias, a.activation),
-            (&b.weights, &b.bias, b.activation)
-        );
+        assert_eq!((&a.weights, &a.bias, a.activation), (&b.weights, &b.bias, b.activation));
     }
 }
 
@@ -360,49 +235,25 @@ fn export_runs_in_tract_like_the_artifact_and_imports_back() {
 fn import_command_writes_an_artifact_that_predict_runs() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "keras.onnx", &keras_like());
-    std::fs::write(
-        dir.path().join("rows.csv"),
-        "a,b,c,d\n0.1,0.2,0.3,0.4\n1,0,-1,2\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "a,b,c,d\n0.1,0.2,0.3,0.4\n1,0,-1,2\n").unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_dropship"))
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_dropship")).args(args).current_dir(dir.path()).output().unwrap()
     };
     let out = run(&["import", "keras.onnx", "-o", "k.dsm"]);
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("stripped sequential_1/dropout/Identity (Dropout)")
-            && text.contains("Softmax was dropped"),
+        text.contains("stripped sequential_1/dropout/Identity (Dropout)") && text.contains("Softmax was dropped"),
         "{text}"
     );
     let out = run(&["predict", "k.dsm", "rows.csv", "--logits"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
-        3,
-        "header and two rows"
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "header and two rows");
     let mut bad = keras_like();
     bad.graph.as_mut().unwrap().node[1].op_type = "Tanh".into();
     write(dir.path(), "bad.onnx", &bad);
     let out = run(&["import", "bad.onnx", "-o", "bad.dsm"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Tanh"));
-    assert!(
-        !dir.path().join("bad.dsm").exists(),
-        "nothing written on failure"
-    );
+    assert!(!dir.path().join("bad.dsm").exists(), "nothing written on failure");
 }

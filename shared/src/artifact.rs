@@ -159,10 +159,7 @@ impl fmt::Display for ArtifactError {
         match self {
             BadMagic => write!(f, "not a dropship file (bad magic bytes)"),
             UnsupportedVersion { found } => {
-                write!(
-                    f,
-                    "unsupported format version {found} (this build reads {VERSION})"
-                )
+                write!(f, "unsupported format version {found} (this build reads {VERSION})")
             }
             Truncated { needed, len } => {
                 write!(f, "truncated: {len} bytes, at least {needed} needed")
@@ -171,10 +168,7 @@ impl fmt::Display for ArtifactError {
                 write!(f, "{len} bytes where the structure ends at {expected}")
             }
             ChecksumMismatch { stored, computed } => {
-                write!(
-                    f,
-                    "checksum mismatch: stored {stored:#010x}, content gives {computed:#010x}"
-                )
+                write!(f, "checksum mismatch: stored {stored:#010x}, content gives {computed:#010x}")
             }
             NonFinite { section, index } => {
                 write!(f, "non-finite value in {section} at index {index}")
@@ -183,11 +177,7 @@ impl fmt::Display for ArtifactError {
             TooLarge { what, value, limit } => {
                 write!(f, "{what} {value} is above the limit {limit}")
             }
-            ShapeMismatch {
-                what,
-                expected,
-                found,
-            } => {
+            ShapeMismatch { what, expected, found } => {
                 write!(f, "{what} is {found}, expected {expected}")
             }
             BadActivation { layer, code } => {
@@ -260,11 +250,7 @@ fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, Artifa
     if value > limit {
         Err(ArtifactError::TooLarge { what, value, limit })
     } else if value == 0 {
-        Err(ArtifactError::ShapeMismatch {
-            what,
-            expected: 1,
-            found: 0,
-        })
+        Err(ArtifactError::ShapeMismatch { what, expected: 1, found: 0 })
     } else {
         Ok(value)
     }
@@ -273,11 +259,7 @@ fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, Artifa
 fn text<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, ArtifactError> {
     let len = r.u32()? as usize;
     if len > MAX_TEXT {
-        return Err(ArtifactError::TooLarge {
-            what,
-            value: len,
-            limit: MAX_TEXT,
-        });
+        return Err(ArtifactError::TooLarge { what, value: len, limit: MAX_TEXT });
     }
     core::str::from_utf8(r.take(len)?).map_err(|_| ArtifactError::BadText { what })
 }
@@ -320,24 +302,16 @@ impl<'a> Artifact<'a> {
         let provenance = text(&mut r, "provenance")?;
         let classes = fan_in;
         if !class_names.is_empty() && class_names.lines().count() != classes {
-            return Err(ArtifactError::BadText {
-                what: "class names (one per class)",
-            });
+            return Err(ArtifactError::BadText { what: "class names (one per class)" });
         }
         let has_standardization = flags & FLAG_STANDARDIZATION != 0;
         let standardization_len = if has_standardization { 2 * input } else { 0 };
         let expected = r.position() + 4 * (standardization_len + parameters) + 4;
         if bytes.len() < expected {
-            return Err(ArtifactError::Truncated {
-                needed: expected,
-                len: bytes.len(),
-            });
+            return Err(ArtifactError::Truncated { needed: expected, len: bytes.len() });
         }
         if bytes.len() > expected {
-            return Err(ArtifactError::TrailingBytes {
-                expected,
-                len: bytes.len(),
-            });
+            return Err(ArtifactError::TrailingBytes { expected, len: bytes.len() });
         }
         verify_checksum(bytes)?;
 
@@ -354,31 +328,15 @@ impl<'a> Artifact<'a> {
         };
         let mut layers = [None; MAX_LAYERS];
         let mut fan_in = input;
-        for (layer, (slot, (output, activation))) in
-            layers.iter_mut().zip(shapes).take(layer_count).enumerate()
-        {
+        for (layer, (slot, (output, activation))) in layers.iter_mut().zip(shapes).take(layer_count).enumerate() {
             let weights = r.f32s(fan_in * output)?;
             let bias = r.f32s(output)?;
             finite(weights, Section::Weights(layer))?;
             finite(bias, Section::Bias(layer))?;
-            *slot = Some(LayerView {
-                input: fan_in,
-                output,
-                activation,
-                weights,
-                bias,
-            });
+            *slot = Some(LayerView { input: fan_in, output, activation, weights, bias });
             fan_in = output;
         }
-        Ok(Self {
-            input,
-            layers,
-            layer_count,
-            standardization,
-            class_names,
-            provenance,
-            len: bytes.len(),
-        })
+        Ok(Self { input, layers, layer_count, standardization, class_names, provenance, len: bytes.len() })
     }
 
     /// Input width.
@@ -430,35 +388,21 @@ impl<'a> Artifact<'a> {
             if expected == found {
                 Ok(())
             } else {
-                Err(ArtifactError::ShapeMismatch {
-                    what,
-                    expected,
-                    found,
-                })
+                Err(ArtifactError::ShapeMismatch { what, expected, found })
             }
         };
         shape("layer count", 2, self.layer_count)?;
         let (Some(hidden), Some(output)) = (self.layers[0], self.layers[1]) else {
-            return Err(ArtifactError::ShapeMismatch {
-                what: "layer count",
-                expected: 2,
-                found: 0,
-            });
+            return Err(ArtifactError::ShapeMismatch { what: "layer count", expected: 2, found: 0 });
         };
         shape("input width", IN, self.input)?;
         shape("hidden width", HIDDEN, hidden.output)?;
         shape("class count", CLASSES, output.output)?;
         if hidden.activation != Activation::Relu {
-            return Err(ArtifactError::BadActivation {
-                layer: 0,
-                code: hidden.activation.code(),
-            });
+            return Err(ArtifactError::BadActivation { layer: 0, code: hidden.activation.code() });
         }
         if output.activation != Activation::Linear {
-            return Err(ArtifactError::BadActivation {
-                layer: 1,
-                code: output.activation.code(),
-            });
+            return Err(ArtifactError::BadActivation { layer: 1, code: output.activation.code() });
         }
         net.standardization = match self.standardization {
             Some((mean, scale)) => {
@@ -511,14 +455,9 @@ pub struct ArtifactSpec<'a> {
 impl ArtifactSpec<'_> {
     /// Exact size of the encoded artifact.
     pub fn encoded_len(&self) -> usize {
-        let header =
-            4 + 4 * 4 + 8 * self.layers.len() + 8 + self.class_names.len() + self.provenance.len();
+        let header = 4 + 4 * 4 + 8 * self.layers.len() + 8 + self.class_names.len() + self.provenance.len();
         let std = self.standardization.map_or(0, |(m, s)| m.len() + s.len());
-        let params: usize = self
-            .layers
-            .iter()
-            .map(|l| l.weights.len() + l.bias.len())
-            .sum();
+        let params: usize = self.layers.iter().map(|l| l.weights.len() + l.bias.len()).sum();
         header + 4 * (std + params) + 4
     }
 
@@ -528,11 +467,7 @@ impl ArtifactSpec<'_> {
         let mut w = Writer::new(out);
         w.bytes(&MAGIC)?;
         w.u32(VERSION)?;
-        w.u32(if self.standardization.is_some() {
-            FLAG_STANDARDIZATION
-        } else {
-            0
-        })?;
+        w.u32(if self.standardization.is_some() { FLAG_STANDARDIZATION } else { 0 })?;
         w.u32(self.input as u32)?;
         w.u32(self.layers.len() as u32)?;
         let mut fan_in = self.input;
@@ -540,11 +475,7 @@ impl ArtifactSpec<'_> {
             let output = layer.bias.len();
             if layer.weights.len() != fan_in * output {
                 return Err(ArtifactError::ShapeMismatch {
-                    what: if i == 0 {
-                        "layer 0 weights"
-                    } else {
-                        "layer weights"
-                    },
+                    what: if i == 0 { "layer 0 weights" } else { "layer weights" },
                     expected: fan_in * output,
                     found: layer.weights.len(),
                 });
@@ -560,11 +491,7 @@ impl ArtifactSpec<'_> {
         if let Some((mean, scale)) = self.standardization {
             for (what, v) in [("mean length", mean), ("scale length", scale)] {
                 if v.len() != self.input {
-                    return Err(ArtifactError::ShapeMismatch {
-                        what,
-                        expected: self.input,
-                        found: v.len(),
-                    });
+                    return Err(ArtifactError::ShapeMismatch { what, expected: self.input, found: v.len() });
                 }
             }
             w.f32s(mean)?;

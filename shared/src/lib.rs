@@ -18,11 +18,16 @@
 //! additions for any output. No `mul_add`, no reassociation: a host build and a Cortex-M4F build
 //! give the same bits for the same input. See [`kernel`].
 //!
+//! # Features
+//!
+//! `std` (off by default, never on the device) lets the host pick an AVX build of the same kernel
+//! at run time; the results are bit-identical to the portable build, which tests check.
+//!
 //! # What is deliberately absent
 //!
 //! There is no dropout, no regularization and no training-only state anywhere in this crate, and
 //! the [`artifact`] format has no way to express them.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
 
 pub mod artifact;

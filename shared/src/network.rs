@@ -16,10 +16,7 @@ pub struct Dense<const IN: usize, const OUT: usize> {
 
 impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
     /// A layer of zeros.
-    pub const ZERO: Self = Self {
-        weights: [[0.0; OUT]; IN],
-        bias: [0.0; OUT],
-    };
+    pub const ZERO: Self = Self { weights: [[0.0; OUT]; IN], bias: [0.0; OUT] };
 
     /// `output = input · weights + bias`, then ReLU when `relu` is set.
     pub fn forward(&self, input: &[f32; IN], output: &mut [f32; OUT], relu: bool) {
@@ -47,10 +44,7 @@ pub struct Standardization<const N: usize> {
 
 impl<const N: usize> Standardization<N> {
     /// The identity: mean 0, scale 1.
-    pub const IDENTITY: Self = Self {
-        mean: [0.0; N],
-        scale: [1.0; N],
-    };
+    pub const IDENTITY: Self = Self { mean: [0.0; N], scale: [1.0; N] };
 }
 
 /// The classifier `standardize → Dense(IN, HIDDEN) → ReLU → Dense(HIDDEN, CLASSES)`.
@@ -76,10 +70,7 @@ pub struct Scratch<const IN: usize, const HIDDEN: usize> {
 impl<const IN: usize, const HIDDEN: usize> Scratch<IN, HIDDEN> {
     /// Zeroed scratch space.
     pub const fn new() -> Self {
-        Self {
-            standardized: [0.0; IN],
-            hidden: [0.0; HIDDEN],
-        }
+        Self { standardized: [0.0; IN], hidden: [0.0; HIDDEN] }
     }
 }
 
@@ -91,26 +82,16 @@ impl<const IN: usize, const HIDDEN: usize> Default for Scratch<IN, HIDDEN> {
 
 impl<const IN: usize, const HIDDEN: usize, const CLASSES: usize> Network<IN, HIDDEN, CLASSES> {
     /// A network of zeros without standardization.
-    pub const ZERO: Self = Self {
-        standardization: None,
-        hidden: Dense::ZERO,
-        output: Dense::ZERO,
-    };
+    pub const ZERO: Self = Self { standardization: None, hidden: Dense::ZERO, output: Dense::ZERO };
 
     /// Weights and biases of both layers.
-    pub const PARAMETERS: usize =
-        Dense::<IN, HIDDEN>::PARAMETERS + Dense::<HIDDEN, CLASSES>::PARAMETERS;
+    pub const PARAMETERS: usize = Dense::<IN, HIDDEN>::PARAMETERS + Dense::<HIDDEN, CLASSES>::PARAMETERS;
 
     /// Bytes of activations one inference needs (standardized input, hidden layer, logits).
     pub const ACTIVATION_BYTES: usize = (IN + HIDDEN + CLASSES) * core::mem::size_of::<f32>();
 
     /// Writes the logits for a raw (unstandardized) input.
-    pub fn logits(
-        &self,
-        input: &[f32; IN],
-        scratch: &mut Scratch<IN, HIDDEN>,
-        logits: &mut [f32; CLASSES],
-    ) {
+    pub fn logits(&self, input: &[f32; IN], scratch: &mut Scratch<IN, HIDDEN>, logits: &mut [f32; CLASSES]) {
         let standardized = match &self.standardization {
             Some(s) => {
                 kernel::standardize(input, &s.mean, &s.scale, &mut scratch.standardized);
@@ -123,12 +104,7 @@ impl<const IN: usize, const HIDDEN: usize, const CLASSES: usize> Network<IN, HID
     }
 
     /// The predicted class for a raw input, with its logits.
-    pub fn predict(
-        &self,
-        input: &[f32; IN],
-        scratch: &mut Scratch<IN, HIDDEN>,
-        logits: &mut [f32; CLASSES],
-    ) -> usize {
+    pub fn predict(&self, input: &[f32; IN], scratch: &mut Scratch<IN, HIDDEN>, logits: &mut [f32; CLASSES]) -> usize {
         self.logits(input, scratch, logits);
         kernel::argmax(logits)
     }
@@ -144,18 +120,9 @@ mod tests {
         // hidden = relu([1, 0] · [[1, -1], [5, 5]] + [0, 0]) = relu([1, -1]) = [1, 0]
         // logits = [1, 0] · [[2, 0, 1], [9, 9, 9]] + [0, 0.5, 0] = [2, 0.5, 1]
         let net = Network::<2, 2, 3> {
-            standardization: Some(Standardization {
-                mean: [1.0, 1.0],
-                scale: [2.0, 1.0],
-            }),
-            hidden: Dense {
-                weights: [[1.0, -1.0], [5.0, 5.0]],
-                bias: [0.0; 2],
-            },
-            output: Dense {
-                weights: [[2.0, 0.0, 1.0], [9.0, 9.0, 9.0]],
-                bias: [0.0, 0.5, 0.0],
-            },
+            standardization: Some(Standardization { mean: [1.0, 1.0], scale: [2.0, 1.0] }),
+            hidden: Dense { weights: [[1.0, -1.0], [5.0, 5.0]], bias: [0.0; 2] },
+            output: Dense { weights: [[2.0, 0.0, 1.0], [9.0, 9.0, 9.0]], bias: [0.0, 0.5, 0.0] },
         };
         let mut logits = [0.0; 3];
         let class = net.predict(&[3.0, 1.0], &mut Scratch::new(), &mut logits);

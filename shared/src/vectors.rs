@@ -66,46 +66,21 @@ impl<'a> Vectors<'a> {
         }
         let expected = HEADER + count * record_len(input, classes) + 4;
         if bytes.len() < expected {
-            return Err(ArtifactError::Truncated {
-                needed: expected,
-                len: bytes.len(),
-            });
+            return Err(ArtifactError::Truncated { needed: expected, len: bytes.len() });
         }
         if bytes.len() > expected {
-            return Err(ArtifactError::TrailingBytes {
-                expected,
-                len: bytes.len(),
-            });
+            return Err(ArtifactError::TrailingBytes { expected, len: bytes.len() });
         }
         verify_checksum(bytes)?;
         let body = r.take(count * record_len(input, classes))?;
-        let vectors = Self {
-            count,
-            input,
-            classes,
-            body,
-        };
+        let vectors = Self { count, input, classes, body };
         for i in 0..count {
-            let v = vectors.get(i).ok_or(ArtifactError::Truncated {
-                needed: expected,
-                len: bytes.len(),
-            })?;
-            if v.input
-                .iter()
-                .chain(v.logits.iter())
-                .any(|x| !x.is_finite())
-            {
-                return Err(ArtifactError::NonFinite {
-                    section: Section::Vector(i),
-                    index: 0,
-                });
+            let v = vectors.get(i).ok_or(ArtifactError::Truncated { needed: expected, len: bytes.len() })?;
+            if v.input.iter().chain(v.logits.iter()).any(|x| !x.is_finite()) {
+                return Err(ArtifactError::NonFinite { section: Section::Vector(i), index: 0 });
             }
             if v.class >= classes {
-                return Err(ArtifactError::ShapeMismatch {
-                    what: "vector class",
-                    expected: classes,
-                    found: v.class,
-                });
+                return Err(ArtifactError::ShapeMismatch { what: "vector class", expected: classes, found: v.class });
             }
         }
         Ok(vectors)
@@ -134,18 +109,11 @@ impl<'a> Vectors<'a> {
     /// Vector `i`.
     pub fn get(&self, i: usize) -> Option<Vector<'a>> {
         let len = record_len(self.input, self.classes);
-        let mut r = Reader::new(
-            self.body
-                .get(i.checked_mul(len)?..(i + 1).checked_mul(len)?)?,
-        );
+        let mut r = Reader::new(self.body.get(i.checked_mul(len)?..(i + 1).checked_mul(len)?)?);
         let input = r.f32s(self.input).ok()?;
         let class = r.u32().ok()? as usize;
         let logits = r.f32s(self.classes).ok()?;
-        Some(Vector {
-            input,
-            class,
-            logits,
-        })
+        Some(Vector { input, class, logits })
     }
 
     /// All vectors in order.
@@ -173,11 +141,7 @@ impl<'a> Vectors<'a> {
         w.u32(classes as u32)?;
         for (x, class, logits) in records {
             if x.len() != input || logits.len() != classes {
-                return Err(ArtifactError::ShapeMismatch {
-                    what: "vector width",
-                    expected: input,
-                    found: x.len(),
-                });
+                return Err(ArtifactError::ShapeMismatch { what: "vector width", expected: input, found: x.len() });
             }
             w.f32s(x)?;
             w.u32(class as u32)?;

@@ -21,17 +21,10 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ArtifactError> {
-        let end = self.pos.checked_add(n).ok_or(ArtifactError::Truncated {
-            needed: usize::MAX,
-            len: self.bytes.len(),
-        })?;
-        let slice = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or(ArtifactError::Truncated {
-                needed: end,
-                len: self.bytes.len(),
-            })?;
+        let end =
+            self.pos.checked_add(n).ok_or(ArtifactError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
+        let slice =
+            self.bytes.get(self.pos..end).ok_or(ArtifactError::Truncated { needed: end, len: self.bytes.len() })?;
         self.pos = end;
         Ok(slice)
     }
@@ -43,10 +36,7 @@ impl<'a> Reader<'a> {
 
     /// `count` little-endian f32 values, as raw bytes (`count * 4` of them).
     pub(crate) fn f32s(&mut self, count: usize) -> Result<F32s<'a>, ArtifactError> {
-        let len = count.checked_mul(4).ok_or(ArtifactError::Truncated {
-            needed: usize::MAX,
-            len: self.bytes.len(),
-        })?;
+        let len = count.checked_mul(4).ok_or(ArtifactError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
         Ok(F32s(self.take(len)?))
     }
 }
@@ -68,19 +58,13 @@ impl<'a> F32s<'a> {
 
     /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
-        self.0
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.0.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// Copies the values into `out` (which must have exactly [`F32s::len`] elements).
     pub fn copy_to(&self, out: &mut [f32]) -> Result<(), ArtifactError> {
         if out.len() != self.len() {
-            return Err(ArtifactError::ShapeMismatch {
-                what: "buffer",
-                expected: out.len(),
-                found: self.len(),
-            });
+            return Err(ArtifactError::ShapeMismatch { what: "buffer", expected: out.len(), found: self.len() });
         }
         for (o, v) in out.iter_mut().zip(self.iter()) {
             *o = v;
@@ -134,10 +118,7 @@ impl<'a> Writer<'a> {
 
 /// Checks the trailing CRC-32 of `bytes` (whose last 4 bytes are the checksum).
 pub(crate) fn verify_checksum(bytes: &[u8]) -> Result<(), ArtifactError> {
-    let split = bytes.len().checked_sub(4).ok_or(ArtifactError::Truncated {
-        needed: 4,
-        len: bytes.len(),
-    })?;
+    let split = bytes.len().checked_sub(4).ok_or(ArtifactError::Truncated { needed: 4, len: bytes.len() })?;
     let (body, tail) = bytes.split_at(split);
     let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     let computed = CRC32.checksum(body);

@@ -8,16 +8,8 @@ fn sample() -> Vec<u8> {
     let w1: Vec<f32> = (0..3 * 4).map(|i| i as f32 * 0.25 - 1.0).collect();
     let w2: Vec<f32> = (0..4 * 2).map(|i| 0.5 - i as f32 * 0.125).collect();
     let layers = [
-        LayerSpec {
-            weights: &w1,
-            bias: &[0.1, 0.2, 0.3, 0.4],
-            activation: Activation::Relu,
-        },
-        LayerSpec {
-            weights: &w2,
-            bias: &[0.0, -0.5],
-            activation: Activation::Linear,
-        },
+        LayerSpec { weights: &w1, bias: &[0.1, 0.2, 0.3, 0.4], activation: Activation::Relu },
+        LayerSpec { weights: &w2, bias: &[0.0, -0.5], activation: Activation::Linear },
     ];
     let spec = ArtifactSpec {
         input: 3,
@@ -63,22 +55,9 @@ fn shape_not_matching_the_type_is_refused() {
     let bytes = sample();
     let a = Artifact::parse(&bytes).unwrap();
     let err = a.load_into(&mut Network::<3, 5, 2>::ZERO).unwrap_err();
-    assert_eq!(
-        err,
-        ArtifactError::ShapeMismatch {
-            what: "hidden width",
-            expected: 5,
-            found: 4
-        }
-    );
+    assert_eq!(err, ArtifactError::ShapeMismatch { what: "hidden width", expected: 5, found: 4 });
     let err = a.load_into(&mut Network::<4, 4, 2>::ZERO).unwrap_err();
-    assert!(matches!(
-        err,
-        ArtifactError::ShapeMismatch {
-            what: "input width",
-            ..
-        }
-    ));
+    assert!(matches!(err, ArtifactError::ShapeMismatch { what: "input width", .. }));
 }
 
 #[test]
@@ -90,69 +69,39 @@ fn every_kind_of_corruption_has_its_own_error() {
 
     let mut bad = good.clone();
     bad[4] = 2;
-    assert_eq!(
-        Artifact::parse(&bad).unwrap_err(),
-        ArtifactError::UnsupportedVersion { found: 2 }
-    );
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::UnsupportedVersion { found: 2 });
 
-    assert!(matches!(
-        Artifact::parse(&good[..good.len() - 9]),
-        Err(ArtifactError::Truncated { .. })
-    ));
-    assert!(matches!(
-        Artifact::parse(&good[..10]),
-        Err(ArtifactError::Truncated { .. })
-    ));
+    assert!(matches!(Artifact::parse(&good[..good.len() - 9]), Err(ArtifactError::Truncated { .. })));
+    assert!(matches!(Artifact::parse(&good[..10]), Err(ArtifactError::Truncated { .. })));
     assert_eq!(Artifact::parse(&[]).unwrap_err(), ArtifactError::BadMagic);
 
     let mut bad = good.clone();
     bad.push(0);
-    assert!(matches!(
-        Artifact::parse(&bad),
-        Err(ArtifactError::TrailingBytes { .. })
-    ));
+    assert!(matches!(Artifact::parse(&bad), Err(ArtifactError::TrailingBytes { .. })));
 
     let mut bad = good.clone();
     let n = bad.len();
     bad[n - 10] ^= 0x40;
-    assert!(matches!(
-        Artifact::parse(&bad),
-        Err(ArtifactError::ChecksumMismatch { .. })
-    ));
+    assert!(matches!(Artifact::parse(&bad), Err(ArtifactError::ChecksumMismatch { .. })));
 
     // a NaN in the last bias, with a valid checksum
     let mut bad = good.clone();
     let n = bad.len();
     bad[n - 8..n - 4].copy_from_slice(&f32::NAN.to_le_bytes());
     reseal(&mut bad);
-    assert_eq!(
-        Artifact::parse(&bad).unwrap_err(),
-        ArtifactError::NonFinite {
-            section: Section::Bias(1),
-            index: 1
-        }
-    );
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::NonFinite { section: Section::Bias(1), index: 1 });
 
     // input width far above the limit
     let mut bad = good.clone();
     bad[12..16].copy_from_slice(&1_000_000u32.to_le_bytes());
     reseal(&mut bad);
-    assert!(matches!(
-        Artifact::parse(&bad),
-        Err(ArtifactError::TooLarge {
-            what: "input width",
-            ..
-        })
-    ));
+    assert!(matches!(Artifact::parse(&bad), Err(ArtifactError::TooLarge { what: "input width", .. })));
 
     // unknown activation code on layer 1
     let mut bad = good.clone();
     bad[32..36].copy_from_slice(&7u32.to_le_bytes());
     reseal(&mut bad);
-    assert_eq!(
-        Artifact::parse(&bad).unwrap_err(),
-        ArtifactError::BadActivation { layer: 1, code: 7 }
-    );
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::BadActivation { layer: 1, code: 7 });
 }
 
 #[test]
@@ -172,32 +121,17 @@ fn every_prefix_and_every_single_byte_flip_is_an_error_not_a_panic() {
 
 #[test]
 fn vectors_round_trip_and_reject_corruption() {
-    let records = [
-        ([1.0f32, 2.0], 1usize, [0.5f32, 0.75, -1.0]),
-        ([3.0, 4.0], 2, [0.0, 0.0, 9.0]),
-    ];
+    let records = [([1.0f32, 2.0], 1usize, [0.5f32, 0.75, -1.0]), ([3.0, 4.0], 2, [0.0, 0.0, 9.0])];
     let mut out = vec![0; Vectors::encoded_len(2, 2, 3)];
-    let len = Vectors::write(
-        &mut out,
-        2,
-        3,
-        records.iter().map(|(x, c, l)| (&x[..], *c, &l[..])),
-    )
-    .unwrap();
+    let len = Vectors::write(&mut out, 2, 3, records.iter().map(|(x, c, l)| (&x[..], *c, &l[..]))).unwrap();
     assert_eq!(len, out.len());
     let v = Vectors::parse(&out).unwrap();
     assert_eq!(v.len(), 2);
     let second = v.get(1).unwrap();
     assert_eq!(second.class, 2);
-    assert_eq!(
-        second.logits.iter().collect::<Vec<_>>(),
-        vec![0.0, 0.0, 9.0]
-    );
+    assert_eq!(second.logits.iter().collect::<Vec<_>>(), vec![0.0, 0.0, 9.0]);
     let mut bad = out.clone();
     bad[30] ^= 1;
-    assert!(matches!(
-        Vectors::parse(&bad),
-        Err(ArtifactError::ChecksumMismatch { .. })
-    ));
+    assert!(matches!(Vectors::parse(&bad), Err(ArtifactError::ChecksumMismatch { .. })));
     assert!(Vectors::parse(&out[..out.len() - 1]).is_err());
 }

@@ -52,16 +52,8 @@ fn build() -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default())?;
     let split = split::stratified(&data, 0.2, 0.2, 0)?;
     let prepared = Prepared::new(&data, &split);
-    let config = TrainConfig {
-        regularizer: Regularizer::Dropout { rate: 0.5 },
-        ..TrainConfig::default()
-    };
-    let initial = Weights::glorot(
-        prepared.input,
-        config.hidden,
-        prepared.classes,
-        &mut stream(0, Stream::Init),
-    );
+    let config = TrainConfig { regularizer: Regularizer::Dropout { rate: 0.5 }, ..TrainConfig::default() };
+    let initial = Weights::glorot(prepared.input, config.hidden, prepared.classes, &mut stream(0, Stream::Init));
     let trained = train::train(&prepared, &config, &initial, &Progress::hidden())?;
     let saved = SavedModel {
         weights: trained.weights.clone(),
@@ -76,21 +68,10 @@ fn build() -> anyhow::Result<Fixture> {
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&artifact)?);
     let rows: Vec<&[f32]> = split.test.iter().map(|r| data.row(*r)).collect();
     let logits: Vec<Vec<f32>> = rows.iter().map(|r| net.logits(r, false)).collect();
-    let records = rows
-        .iter()
-        .zip(&logits)
-        .map(|(r, l)| (*r, dropship_shared::kernel::argmax(l), &l[..]));
+    let records = rows.iter().zip(&logits).map(|(r, l)| (*r, dropship_shared::kernel::argmax(l), &l[..]));
     let mut bytes = vec![0; Vectors::encoded_len(rows.len(), net.input, net.classes())];
     Vectors::write(&mut bytes, net.input, net.classes(), records)?;
     let vectors_path = dir.join("vectors.dsv");
     export::write_atomic(&vectors_path, &bytes)?;
-    Ok(Fixture {
-        data,
-        split,
-        prepared,
-        weights: trained.weights,
-        artifact,
-        artifact_path,
-        vectors_path,
-    })
+    Ok(Fixture { data, split, prepared, weights: trained.weights, artifact, artifact_path, vectors_path })
 }

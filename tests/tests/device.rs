@@ -14,38 +14,27 @@ fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
     // A missing toolchain or QEMU is a failure, never a skip: ensure() installs or explains.
     let route = toolchain::ensure().expect("a firmware toolchain");
     toolchain::ensure_qemu().expect("qemu-system-arm");
-    let elf_path = firmware::build(&route, Board::Qemu, &f.artifact_path, &f.vectors_path)
-        .expect("QEMU firmware builds");
+    let elf_path =
+        firmware::build(&route, Board::Qemu, &f.artifact_path, &f.vectors_path).expect("QEMU firmware builds");
     let first = device::run_qemu(&elf_path, 300).expect("QEMU runs");
     let second = device::run_qemu(&elf_path, 300).expect("QEMU runs again");
 
     // The shared crate on the host, through the same const-generic type the device runs.
     let mut net = Box::new(Network::<64, 128, 10>::ZERO);
-    Artifact::parse(&f.artifact)
-        .unwrap()
-        .load_into(&mut net)
-        .unwrap();
+    Artifact::parse(&f.artifact).unwrap().load_into(&mut net).unwrap();
     // candle, inference mode (no dropout mask).
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
     let (x_test, _) = &f.prepared.test;
     let x = Tensor::from_slice(x_test, (f.split.test.len(), 64), &Device::Cpu).unwrap();
     let candle_logits = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
 
-    assert_eq!(
-        first.vectors.len(),
-        f.split.test.len(),
-        "one line per test row"
-    );
+    assert_eq!(first.vectors.len(), f.split.test.len(), "one line per test row");
     for (d, (row, candle_row)) in first.vectors.iter().zip(f.test_rows().zip(&candle_logits)) {
         let input: &[f32; 64] = row.try_into().unwrap();
         let mut logits = [0.0; 10];
         let class = net.predict(input, &mut Scratch::new(), &mut logits);
         let host_bits: Vec<u32> = logits.iter().map(|v| v.to_bits()).collect();
-        assert_eq!(
-            d.logits_bits, host_bits,
-            "vector {}: device logits differ from the host's",
-            d.index
-        );
+        assert_eq!(d.logits_bits, host_bits, "vector {}: device logits differ from the host's", d.index);
         assert_eq!(d.class, class, "vector {}", d.index);
         assert_eq!(
             d.class,
@@ -53,29 +42,13 @@ fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
             "vector {}: device class differs from candle",
             d.index
         );
-        assert!(
-            d.matched,
-            "vector {}: the device flagged a mismatch",
-            d.index
-        );
+        assert!(d.matched, "vector {}: the device flagged a mismatch", d.index);
     }
     assert_eq!(first.summary, Some((360, 360)));
     assert!(first.exit_success, "the firmware exits 0 on a full match");
-    assert_eq!(
-        first.lines, second.lines,
-        "two device runs give identical output"
-    );
-    let lines: Vec<&String> = first
-        .lines
-        .iter()
-        .filter(|l| !l.starts_with("vector "))
-        .collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("no dropout and no regularization")),
-        "{lines:?}"
-    );
+    assert_eq!(first.lines, second.lines, "two device runs give identical output");
+    let lines: Vec<&String> = first.lines.iter().filter(|l| !l.starts_with("vector ")).collect();
+    assert!(lines.iter().any(|l| l.contains("no dropout and no regularization")), "{lines:?}");
     println!("device: {lines:#?}");
 }
 
@@ -87,13 +60,7 @@ fn nrf52840dk_firmware_builds_with_the_model_in_flash() {
         .expect("nRF52840-DK firmware builds");
     let size = elf::footprint(&elf_path).unwrap();
     println!("nRF52840-DK: {size:?}");
-    assert!(
-        size.weights >= 9610 * 4,
-        "the weights are in flash: {size:?}"
-    );
+    assert!(size.weights >= 9610 * 4, "the weights are in flash: {size:?}");
     assert!(size.vectors > 0, "the vectors are in flash: {size:?}");
-    assert!(
-        size.static_ram < 256 * 1024,
-        "fits the nRF52840's RAM: {size:?}"
-    );
+    assert!(size.static_ram < 256 * 1024, "fits the nRF52840's RAM: {size:?}");
 }

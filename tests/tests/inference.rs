@@ -29,45 +29,27 @@ fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
                 max_diff = max_diff.max((a - c).abs());
             }
             let class = argmax(&logits);
-            assert_eq!(
-                class,
-                argmax(candle_row),
-                "artifact and candle (train = false) disagree"
-            );
+            assert_eq!(class, argmax(candle_row), "artifact and candle (train = false) disagree");
             class
         })
         .collect();
-    assert!(
-        max_diff <= 1e-5,
-        "max |artifact - candle inference| = {max_diff}"
-    );
+    assert!(max_diff <= 1e-5, "max |artifact - candle inference| = {max_diff}");
 
     // Training mode: a fresh dropout mask per call, as in training.
     let mut rng = stream(99, Stream::Dropout);
     let mut training_mode = || {
         let mask = dropout_mask(n, 128, 0.5, &mut rng, &Device::Cpu).unwrap();
-        model
-            .forward(&x, Some(&mask))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap()
+        model.forward(&x, Some(&mask)).unwrap().to_vec2::<f32>().unwrap()
     };
     let (a, b) = (training_mode(), training_mode());
     assert_ne!(a, b, "training-mode forward varies from call to call");
-    let disagree = a
-        .iter()
-        .zip(&artifact_classes)
-        .filter(|(row, class)| argmax(row) != **class)
-        .count();
+    let disagree = a.iter().zip(&artifact_classes).filter(|(row, class)| argmax(row) != **class).count();
     let share = disagree as f64 / n as f64;
     println!(
         "max |artifact - candle inference| = {max_diff:e}; dropout left on at inference disagrees with the artifact on {disagree}/{n} test rows ({:.1}%)",
         100.0 * share
     );
-    assert!(
-        disagree > 0,
-        "dropout on at inference changes some predictions"
-    );
+    assert!(disagree > 0, "dropout on at inference changes some predictions");
 }
 
 #[test]

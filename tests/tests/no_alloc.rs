@@ -33,10 +33,7 @@ fn allocations() -> usize {
 fn inference_makes_zero_allocations() {
     let f = fixture();
     let mut net = Box::new(Network::<64, 128, 10>::ZERO);
-    Artifact::parse(&f.artifact)
-        .unwrap()
-        .load_into(&mut net)
-        .unwrap();
+    Artifact::parse(&f.artifact).unwrap().load_into(&mut net).unwrap();
     let rows: Vec<[f32; 64]> = f.test_rows().map(|r| r.try_into().unwrap()).collect();
     let mut scratch = Scratch::new();
     let mut logits = [0.0; 10];
@@ -46,12 +43,7 @@ fn inference_makes_zero_allocations() {
         classes += net.predict(row, &mut scratch, &mut logits);
     }
     let after = allocations();
-    assert_eq!(
-        after - before,
-        0,
-        "allocations during {} inferences",
-        rows.len()
-    );
+    assert_eq!(after - before, 0, "allocations during {} inferences", rows.len());
     // the counter works: a Vec allocates
     let v = std::hint::black_box(vec![classes]);
     assert_eq!(allocations() - after, 1);

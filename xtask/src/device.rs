@@ -40,25 +40,9 @@ pub struct DeviceRun {
 /// The QEMU command line for the embedded default.
 pub fn qemu_command(elf: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-arm");
-    cmd.args([
-        "-cpu",
-        "cortex-m4",
-        "-machine",
-        "mps2-an386",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "none",
-    ])
-    .args([
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-icount",
-        "shift=0",
-        "-kernel",
-    ])
-    .arg(elf);
+    cmd.args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none"])
+        .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
+        .arg(elf);
     cmd
 }
 
@@ -66,13 +50,8 @@ pub fn qemu_command(elf: &Path) -> Command {
 pub fn run_qemu(elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
     let mut cmd = Command::new("timeout");
     let qemu = qemu_command(elf);
-    cmd.arg(timeout_s.to_string())
-        .arg(qemu.get_program())
-        .args(qemu.get_args());
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run qemu-system-arm")?;
+    cmd.arg(timeout_s.to_string()).arg(qemu.get_program()).args(qemu.get_args());
+    let out = cmd.stdin(Stdio::null()).output().context("cannot run qemu-system-arm")?;
     if out.status.code() == Some(124) {
         bail!("QEMU did not exit within {timeout_s} s");
     }
@@ -80,11 +59,7 @@ pub fn run_qemu(elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
     let mut run = decode(&elf_bytes, &out.stdout)?;
     run.exit_success = out.status.success();
     if run.lines.is_empty() {
-        bail!(
-            "QEMU printed no defmt frames (exit {:?}): {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("QEMU printed no defmt frames (exit {:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
     }
     Ok(run)
 }
@@ -122,9 +97,7 @@ pub fn decode(elf: &[u8], frames: &[u8]) -> Result<DeviceRun> {
 fn parse_line(line: &str, run: &mut DeviceRun) -> Result<()> {
     if let Some(rest) = line.strip_prefix("vector ") {
         // vector 3: class 7 host 7 true logits [1, 2, ...]
-        let (head, logits) = rest
-            .split_once(" logits ")
-            .with_context(|| format!("unexpected line: {line}"))?;
+        let (head, logits) = rest.split_once(" logits ").with_context(|| format!("unexpected line: {line}"))?;
         let words: Vec<&str> = head.split_whitespace().collect();
         let [index, "class", class, "host", host, matched] = words.as_slice() else {
             bail!("unexpected line: {line}");
@@ -143,15 +116,10 @@ fn parse_line(line: &str, run: &mut DeviceRun) -> Result<()> {
             logits_bits,
         });
     } else if let Some(head) = line.strip_suffix(" match host") {
-        let (n, m) = head
-            .split_once('/')
-            .with_context(|| format!("unexpected line: {line}"))?;
+        let (n, m) = head.split_once('/').with_context(|| format!("unexpected line: {line}"))?;
         run.summary = Some((n.parse()?, m.parse()?));
     } else if let Some(rest) = line.strip_prefix("cost: ") {
-        let numbers: Vec<f64> = rest
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
+        let numbers: Vec<f64> = rest.split_whitespace().filter_map(|w| w.parse().ok()).collect();
         run.instructions_per_inference = numbers.first().copied();
         run.instructions_per_mac = numbers.get(1).copied();
     }

@@ -28,8 +28,7 @@ impl Footprint {
 /// Reads the footprint of the ELF at `path`.
 pub fn footprint(path: &Path) -> Result<Footprint> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = object::File::parse(&*bytes)
-        .with_context(|| format!("{} is not an ELF file", path.display()))?;
+    let file = object::File::parse(&*bytes).with_context(|| format!("{} is not an ELF file", path.display()))?;
     let mut f = Footprint::default();
     for section in file.sections() {
         let SectionFlags::Elf { sh_flags } = section.flags() else {

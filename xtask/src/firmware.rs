@@ -40,19 +40,9 @@ pub fn build(route: &Route, board: Board, artifact: &Path, vectors: &Path) -> Re
         .env("DROPSHIP_ARTIFACT", &artifact)
         .env("DROPSHIP_VECTORS", &vectors)
         .env("DEFMT_LOG", "info");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run cargo for {}", board.package()))?;
+    let status = cmd.status().with_context(|| format!("cannot run cargo for {}", board.package()))?;
     if !status.success() {
-        bail!(
-            "building {} failed (toolchain: {})",
-            board.package(),
-            toolchain::describe(route)
-        );
+        bail!("building {} failed (toolchain: {})", board.package(), toolchain::describe(route));
     }
-    Ok(dir()
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join(board.package()))
+    Ok(dir().join("target").join(TARGET).join("release").join(board.package()))
 }

@@ -62,11 +62,7 @@ fn main() -> Result<()> {
             println!("qemu-system-arm: present");
         }
         Task::Demo { out } => demo(&out)?,
-        Task::Firmware {
-            board,
-            artifact,
-            vectors,
-        } => {
+        Task::Firmware { board, artifact, vectors } => {
             let route = toolchain::ensure()?;
             let elf_path = firmware::build(&route, board, &artifact, &vectors)?;
             print_footprint(&elf_path)?;
@@ -96,9 +92,7 @@ fn cargo() -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("failed: {cmd:?}");
     }
@@ -106,9 +100,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn dropship(args: &[&str]) -> Result<()> {
-    run(cargo()
-        .args(["run", "--quiet", "-p", "dropship", "--"])
-        .args(args))
+    run(cargo().args(["run", "--quiet", "-p", "dropship", "--"]).args(args))
 }
 
 fn print_footprint(elf_path: &Path) -> Result<elf::Footprint> {
@@ -143,19 +135,11 @@ fn demo(out: &Path) -> Result<()> {
     dropship(&["compare", "--out", &out_s, "--overwrite"])?;
     let index: ReportIndex = serde_json::from_slice(&std::fs::read(out_abs.join("report.json"))?)?;
 
-    println!(
-        "== 3/5 exporting `{}` (best validation loss), dropout stripped",
-        index.chosen
-    );
+    println!("== 3/5 exporting `{}` (best validation loss), dropout stripped", index.chosen);
     let run_dir = out_abs.join(&index.chosen_run);
     let artifact = out_abs.join("model.dsm");
     let vectors = out_abs.join("vectors.dsv");
-    dropship(&[
-        "export",
-        &run_dir.to_string_lossy(),
-        "-o",
-        &artifact.to_string_lossy(),
-    ])?;
+    dropship(&["export", &run_dir.to_string_lossy(), "-o", &artifact.to_string_lossy()])?;
     dropship(&["inspect", &artifact.to_string_lossy()])?;
     dropship(&[
         "vectors",
@@ -171,12 +155,7 @@ fn demo(out: &Path) -> Result<()> {
 
     println!("== 5/5 running it under QEMU and checking every logit against the host");
     let device_run = device::run_qemu(&elf_path, 300)?;
-    for line in device_run
-        .lines
-        .iter()
-        .filter(|l| !l.starts_with("vector "))
-        .take(4)
-    {
+    for line in device_run.lines.iter().filter(|l| !l.starts_with("vector ")).take(4) {
         println!("device: {line}");
     }
     let bytes = std::fs::read(&vectors)?;
@@ -184,18 +163,9 @@ fn demo(out: &Path) -> Result<()> {
     let identical = host
         .iter()
         .zip(&device_run.vectors)
-        .filter(|(h, d)| {
-            h.logits
-                .iter()
-                .map(f32::to_bits)
-                .eq(d.logits_bits.iter().copied())
-                && h.class == d.class
-        })
+        .filter(|(h, d)| h.logits.iter().map(f32::to_bits).eq(d.logits_bits.iter().copied()) && h.class == d.class)
         .count();
-    if let (Some(i), Some(m)) = (
-        device_run.instructions_per_inference,
-        device_run.instructions_per_mac,
-    ) {
+    if let (Some(i), Some(m)) = (device_run.instructions_per_inference, device_run.instructions_per_mac) {
         println!(
             "device cost: {i:.0} instructions per inference, {m:.2} per MAC; static RAM {} B",
             footprint.static_ram
@@ -203,22 +173,10 @@ fn demo(out: &Path) -> Result<()> {
     }
     println!();
     println!("report: {}", out.join("report.md").display());
-    println!(
-        "plots:  {} {}",
-        out.join("val_loss.png").display(),
-        out.join("val_accuracy.png").display()
-    );
-    println!(
-        "model:  {} (chosen: {})",
-        out.join("model.dsm").display(),
-        index.chosen
-    );
-    if identical != host.len() || device_run.vectors.len() != host.len() || !device_run.exit_success
-    {
-        bail!(
-            "{identical}/{} test rows identical on the device: the device does not match the host",
-            host.len()
-        );
+    println!("plots:  {} {}", out.join("val_loss.png").display(), out.join("val_accuracy.png").display());
+    println!("model:  {} (chosen: {})", out.join("model.dsm").display(), index.chosen);
+    if identical != host.len() || device_run.vectors.len() != host.len() || !device_run.exit_success {
+        bail!("{identical}/{} test rows identical on the device: the device does not match the host", host.len());
     }
     println!(
         "{identical}/{} test rows: device logits identical to host; dropout was active in training only",
@@ -232,23 +190,9 @@ fn test() -> Result<()> {
     toolchain::ensure_qemu()?;
     println!("== formatting");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args([
-        "fmt",
-        "--manifest-path",
-        "firmware/Cargo.toml",
-        "--all",
-        "--",
-        "--check",
-    ]))?;
+    run(cargo().args(["fmt", "--manifest-path", "firmware/Cargo.toml", "--all", "--", "--check"]))?;
     println!("== lints");
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args([
         "clippy",
         "--manifest-path",
@@ -261,13 +205,7 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     println!("== firmware logic on the host (embedded-hal-mock)");
-    run(cargo().args([
-        "test",
-        "--manifest-path",
-        "firmware/Cargo.toml",
-        "-p",
-        "dropship-app",
-    ]))?;
+    run(cargo().args(["test", "--manifest-path", "firmware/Cargo.toml", "-p", "dropship-app"]))?;
     println!(
         "== every test, the QEMU device test and the nRF52840-DK build included ({})",
         toolchain::describe(&route)
@@ -280,14 +218,6 @@ fn bench() -> Result<()> {
     println!("== training: the whole comparison, and Keras parity over seeds 0,1,2");
     dropship(&["bench"])?;
     println!("== single-sample inference on the host: shared core vs tract vs candle");
-    run(cargo().args([
-        "bench",
-        "--profile",
-        "dev",
-        "-p",
-        "dropship",
-        "--bench",
-        "inference",
-    ]))?;
+    run(cargo().args(["bench", "--profile", "dev", "-p", "dropship", "--bench", "inference"]))?;
     Ok(())
 }

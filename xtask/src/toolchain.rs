@@ -14,12 +14,7 @@ use anyhow::{bail, Context, Result};
 
 /// The firmware target.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
-const DEBIAN_PACKAGES: &[&str] = &[
-    "rustc-web",
-    "rust-web-src",
-    "cargo-web",
-    "gcc-arm-none-eabi",
-];
+const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "rust-web-src", "cargo-web", "gcc-arm-none-eabi"];
 
 /// How firmware gets built here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,32 +26,23 @@ pub enum Route {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// True when rustup's active toolchain has the target's `core` and `rust-lld`.
 fn rustup_ready() -> bool {
-    let Some(sysroot) = output(
-        Command::new("rustc")
-            .args(["--print", "sysroot"])
-            .env_remove("RUSTUP_TOOLCHAIN"),
-    ) else {
+    let Some(sysroot) = output(Command::new("rustc").args(["--print", "sysroot"]).env_remove("RUSTUP_TOOLCHAIN"))
+    else {
         return false;
     };
-    let Some(host) = output(
-        Command::new("rustc")
-            .args(["--print", "host-tuple"])
-            .env_remove("RUSTUP_TOOLCHAIN"),
-    )
-    .or_else(|| Some("x86_64-unknown-linux-gnu".into())) else {
+    let Some(host) = output(Command::new("rustc").args(["--print", "host-tuple"]).env_remove("RUSTUP_TOOLCHAIN"))
+        .or_else(|| Some("x86_64-unknown-linux-gnu".into()))
+    else {
         return false;
     };
     let rustlib = Path::new(&sysroot).join("lib/rustlib");
@@ -129,9 +115,7 @@ pub fn ensure() -> Result<Route> {
     }
     if on_path("rustup") {
         eprintln!("running: rustup target add {TARGET}");
-        let status = Command::new("timeout")
-            .args(["300", "rustup", "target", "add", TARGET])
-            .status();
+        let status = Command::new("timeout").args(["300", "rustup", "target", "add", TARGET]).status();
         if status.is_ok_and(|s| s.success()) && rustup_ready() {
             return Ok(Route::Rustup);
         }
@@ -208,7 +192,5 @@ pub fn describe(route: &Route) -> &'static str {
 
 /// Checks that a command exists, with context.
 pub fn require(program: &str) -> Result<()> {
-    on_path(program)
-        .then_some(())
-        .with_context(|| format!("{program} is not on PATH"))
+    on_path(program).then_some(()).with_context(|| format!("{program} is not on PATH"))
 }

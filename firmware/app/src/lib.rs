@@ -32,13 +32,7 @@ pub struct Tally {
 
 impl Tally {
     /// Records one vector; returns whether it matched.
-    pub fn record(
-        &mut self,
-        class: usize,
-        expected_class: usize,
-        logits: &[f32],
-        expected_digest: u32,
-    ) -> bool {
+    pub fn record(&mut self, class: usize, expected_class: usize, logits: &[f32], expected_digest: u32) -> bool {
         let ok = class == expected_class && logits_digest(logits) == expected_digest;
         self.checked += 1;
         self.matched += usize::from(ok);
@@ -53,11 +47,7 @@ impl Tally {
 
 /// Shows `class` in binary on LEDs (`leds[0]` is bit 0). `active_low` boards light a LED by
 /// driving its pin low, as the nRF52840-DK does. Classes above what the LEDs can show light all.
-pub fn show_class<P: OutputPin>(
-    leds: &mut [P],
-    class: usize,
-    active_low: bool,
-) -> Result<(), P::Error> {
+pub fn show_class<P: OutputPin>(leds: &mut [P], class: usize, active_low: bool) -> Result<(), P::Error> {
     let max = (1usize << leds.len()) - 1;
     let value = class.min(max);
     for (bit, led) in leds.iter_mut().enumerate() {
@@ -82,11 +72,7 @@ pub struct Stepper {
 impl Stepper {
     /// Starts at vector 0.
     pub fn new(count: usize) -> Self {
-        Self {
-            count,
-            index: 0,
-            was_pressed: false,
-        }
+        Self { count, index: 0, was_pressed: false }
     }
 
     /// The current vector.
@@ -127,10 +113,7 @@ mod tests {
 
     #[test]
     fn class_beyond_the_leds_lights_them_all_active_high() {
-        let mut leds = [
-            Mock::new(&[T::set(State::High)]),
-            Mock::new(&[T::set(State::High)]),
-        ];
+        let mut leds = [Mock::new(&[T::set(State::High)]), Mock::new(&[T::set(State::High)])];
         show_class(&mut leds, 9, false).unwrap();
         leds.iter_mut().for_each(Mock::done);
     }
@@ -158,23 +141,11 @@ mod tests {
         let mut t = Tally::default();
         assert!(t.record(0, 0, &logits, digest));
         let nudged = [1.0f32, f32::from_bits((-2.5f32).to_bits() + 1), 0.25];
-        assert!(
-            !t.record(0, 0, &nudged, digest),
-            "one ulp off is a mismatch"
-        );
+        assert!(!t.record(0, 0, &nudged, digest), "one ulp off is a mismatch");
         assert!(!t.record(1, 0, &logits, digest));
-        assert_eq!(
-            t,
-            Tally {
-                checked: 3,
-                matched: 1
-            }
-        );
+        assert_eq!(t, Tally { checked: 3, matched: 1 });
         assert!(!t.all_match());
         assert_eq!(logits_digest(&[]), 0x811c_9dc5);
-        assert_eq!(
-            logits_bits(&[1.0f32, -0.0]).as_slice(),
-            &[0x3f80_0000, 0x8000_0000]
-        );
+        assert_eq!(logits_bits(&[1.0f32, -0.0]).as_slice(), &[0x3f80_0000, 0x8000_0000]);
     }
 }

@@ -36,9 +36,7 @@ fn main() -> ! {
         "model: Dense({=usize} -> {=usize}) ReLU, Dense({=usize} -> {=usize}); {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash",
         INPUT, HIDDEN, HIDDEN, CLASSES, Network::<INPUT, HIDDEN, CLASSES>::PARAMETERS, macs, WEIGHT_BYTES
     );
-    defmt::info!(
-        "inference has no dropout and no regularization: the artifact cannot express them"
-    );
+    defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
 
     let mut scratch = Scratch::<INPUT, HIDDEN>::new();
     let mut logits = [0.0f32; CLASSES];
@@ -63,11 +61,7 @@ fn main() -> ! {
     }
     defmt::info!("{=usize}/{=usize} match host", tally.matched, tally.checked);
     let per_inference = cycles as f32 / VECTORS.len().max(1) as f32;
-    defmt::info!(
-        "cost: {=f32} cycles per inference, {=f32} per MAC",
-        per_inference,
-        per_inference / macs as f32
-    );
+    defmt::info!("cost: {=f32} cycles per inference, {=f32} per MAC", per_inference, per_inference / macs as f32);
 
     let mut stepper = Stepper::new(VECTORS.len());
     loop {
@@ -76,11 +70,7 @@ fn main() -> ! {
             defmt::warn!("cannot drive the LEDs");
         }
         if let Ok(Some(next)) = stepper.poll(&mut button) {
-            defmt::info!(
-                "vector {=usize}: class {=usize}",
-                next,
-                classes.get(next).copied().unwrap_or(0)
-            );
+            defmt::info!("vector {=usize}: class {=usize}", next, classes.get(next).copied().unwrap_or(0));
         }
         delay.delay_ms(10);
     }

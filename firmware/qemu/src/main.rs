@@ -46,13 +46,10 @@ fn main() -> ! {
         macs, WEIGHT_BYTES,
         Network::<INPUT, HIDDEN, CLASSES>::ACTIVATION_BYTES
     );
-    defmt::info!(
-        "inference has no dropout and no regularization: the artifact cannot express them"
-    );
+    defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
 
     let per_tick = instructions_per_tick();
-    let scratch =
-        cortex_m::singleton!(: Scratch<INPUT, HIDDEN> = Scratch::new()).expect("taken once");
+    let scratch = cortex_m::singleton!(: Scratch<INPUT, HIDDEN> = Scratch::new()).expect("taken once");
     let logits = cortex_m::singleton!(: [f32; CLASSES] = [0.0; CLASSES]).expect("taken once");
     let mut tally = Tally::default();
     let mut ticks: u64 = 0;
@@ -75,13 +72,11 @@ fn main() -> ! {
     defmt::info!("{=usize}/{=usize} match host", tally.matched, tally.checked);
     defmt::info!(
         "cost: {=f32} instructions per inference, {=f32} per MAC ({=f32} instructions per SysTick tick)",
-        instructions, instructions / macs as f32, per_tick
+        instructions,
+        instructions / macs as f32,
+        per_tick
     );
-    exit(if tally.all_match() {
-        EXIT_SUCCESS
-    } else {
-        EXIT_FAILURE
-    });
+    exit(if tally.all_match() { EXIT_SUCCESS } else { EXIT_FAILURE });
     loop {
         cortex_m::asm::wfi();
     }
