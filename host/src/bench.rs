@@ -37,8 +37,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Trains base, l2 and dropout for `seed` in parallel; returns (test accuracies, wall seconds, steps).
-fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<(Vec<(String, f64)>, f64, usize)> {
+/// One timed comparison.
+struct Timed {
+    /// Test accuracy per model, in the course's order.
+    accuracies: Vec<f64>,
+    /// Wall time of the training.
+    seconds: f64,
+    /// Training steps of the three models together.
+    steps: usize,
+}
+
+/// Trains base, l2 and dropout for `seed`, in parallel or one after another.
+fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Timed> {
     let split = split::stratified(data, 0.2, 0.2, seed)?;
     let prepared = Prepared::new(data, &split);
     let base = TrainConfig { seed, ..TrainConfig::default() };
@@ -52,7 +62,8 @@ fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<(Vec
     let results = if in_parallel { parallel(variants, one) } else { variants.into_iter().map(one).collect() };
     let seconds = start.elapsed().as_secs_f64();
     let steps = 3 * base.epochs * split.train.len().div_ceil(base.batch_size);
-    Ok((results.into_iter().collect::<Result<Vec<_>>>()?, seconds, steps))
+    let accuracies = results.into_iter().map(|r| r.map(|(_, a)| a)).collect::<Result<Vec<_>>>()?;
+    Ok(Timed { accuracies, seconds, steps })
 }
 
 /// Runs the benchmark and prints its tables.
@@ -67,7 +78,7 @@ pub fn run(repeats: usize) -> Result<()> {
     // candle as it comes: its matmul thread pool sized to the cores, the models one after another.
     let configured = std::env::var_os("RAYON_NUM_THREADS");
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    let (_, out_of_the_box, _) = comparison(&data, 0, false)?;
+    let out_of_the_box = comparison(&data, 0, false)?.seconds;
     match configured {
         Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
         None => std::env::remove_var("RAYON_NUM_THREADS"),
@@ -75,9 +86,9 @@ pub fn run(repeats: usize) -> Result<()> {
     let mut times = Vec::new();
     let mut steps = 0;
     for _ in 0..repeats.max(1) {
-        let (_, seconds, s) = comparison(&data, 0, true)?;
-        times.push(seconds);
-        steps = s;
+        let timed = comparison(&data, 0, true)?;
+        times.push(timed.seconds);
+        steps = timed.steps;
     }
     let med = median(times.clone());
     let keras_total: f64 = KERAS.iter().map(|k| k.3).sum();
@@ -91,9 +102,8 @@ pub fn run(repeats: usize) -> Result<()> {
     println!("## Keras parity: mean test accuracy over seeds 0, 1, 2\n");
     let mut per_model: Vec<Vec<f64>> = vec![Vec::new(); 3];
     for seed in 0..3 {
-        let (acc, _, _) = comparison(&data, seed, true)?;
-        for (i, (_, a)) in acc.iter().enumerate() {
-            per_model[i].push(*a);
+        for (i, a) in comparison(&data, seed, true)?.accuracies.into_iter().enumerate() {
+            per_model[i].push(a);
         }
     }
     println!("| model | dropship | Keras | difference | within 1 pp |");

@@ -422,19 +422,31 @@ pub struct SweepPoint {
     pub val_loss: f64,
 }
 
+/// A sweep over dropout rates and L2 strengths on one split.
+pub struct Sweep<'a> {
+    /// The data.
+    pub data: &'a Dataset,
+    /// How to split it.
+    pub split: SplitSpec,
+    /// Everything but the regularizer.
+    pub base: TrainConfig,
+    /// Dropout rates to try.
+    pub rates: Vec<f32>,
+    /// L2 strengths to try.
+    pub lambdas: Vec<f64>,
+    /// Kernels the L2 strengths apply to.
+    pub layers: train::L2Layers,
+    /// Output directory (written atomically).
+    pub out: PathBuf,
+    /// Replace an existing output directory.
+    pub overwrite: bool,
+}
+
 /// Trains one model per dropout rate and per L2 strength on one split and plots validation
 /// accuracy against the value: too much regularization underfits (train accuracy falls too).
-pub fn sweep(
-    data: &Dataset,
-    split_spec: SplitSpec,
-    base: &TrainConfig,
-    rates: &[f32],
-    lambdas: &[f64],
-    layers: train::L2Layers,
-    out: &Path,
-    overwrite: bool,
-    reporter: &Reporter,
-) -> Result<Vec<SweepPoint>> {
+pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
+    let Sweep { data, split: split_spec, base, rates, lambdas, layers, out, overwrite } = spec;
+    let (data, layers, overwrite) = (*data, *layers, *overwrite);
     use train::Regularizer;
     let mut configs: Vec<(String, f64, TrainConfig)> = Vec::new();
     for r in rates {

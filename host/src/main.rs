@@ -345,14 +345,16 @@ fn run_cli(cli: Cli) -> Result<()> {
             let data = load_data(&a.data)?;
             let base = base_config(&a.hyper, a.seed);
             compare::sweep(
-                &data,
-                split_spec(&a.data),
-                &base,
-                &a.dropout_rates,
-                &a.l2_strengths,
-                layers,
-                &a.out,
-                a.hyper.overwrite,
+                &compare::Sweep {
+                    data: &data,
+                    split: split_spec(&a.data),
+                    base,
+                    rates: a.dropout_rates,
+                    lambdas: a.l2_strengths,
+                    layers,
+                    out: a.out.clone(),
+                    overwrite: a.hyper.overwrite,
+                },
                 &reporter(&a.hyper),
             )?;
             println!("sweep written to {}", a.out.display());

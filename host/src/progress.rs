@@ -68,7 +68,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_position(r.epoch as u64);
             bar.set_message(msg);
-        } else if self.lines && (r.epoch % 10 == 0 || r.epoch == 1 || r.epoch == self.epochs) {
+        } else if self.lines && (r.epoch.is_multiple_of(10) || r.epoch == 1 || r.epoch == self.epochs) {
             eprintln!("{:>12} epoch {:>3}/{}: {msg}", self.name, r.epoch, self.epochs);
         }
     }

@@ -54,9 +54,11 @@ fn round_trip_keeps_every_value_and_loads_into_the_fixed_network() {
 fn shape_not_matching_the_type_is_refused() {
     let bytes = sample();
     let a = Artifact::parse(&bytes).unwrap();
-    let err = a.load_into(&mut Network::<3, 5, 2>::ZERO).unwrap_err();
+    let mut wider = Network::<3, 5, 2>::ZERO;
+    let err = a.load_into(&mut wider).unwrap_err();
     assert_eq!(err, ArtifactError::ShapeMismatch { what: "hidden width", expected: 5, found: 4 });
-    let err = a.load_into(&mut Network::<4, 4, 2>::ZERO).unwrap_err();
+    let mut longer = Network::<4, 4, 2>::ZERO;
+    let err = a.load_into(&mut longer).unwrap_err();
     assert!(matches!(err, ArtifactError::ShapeMismatch { what: "input width", .. }));
 }
 
