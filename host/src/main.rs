@@ -239,7 +239,11 @@ fn single_threaded_candle() {
 fn load_data(args: &DataArgs) -> Result<data::Dataset> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
     let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
-    Ok(data::load_csv(&path, &label)?)
+    let mut data = data::load_csv(&path, &label)?;
+    if args.data.is_none() {
+        data.source = PathBuf::from("data/digits.csv (bundled)");
+    }
+    Ok(data)
 }
 
 fn l2_layers(names: &[String]) -> Result<L2Layers> {
