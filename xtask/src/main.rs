@@ -130,24 +130,7 @@ fn demo(out: &Path) -> Result<()> {
     println!("firmware toolchain: {}", toolchain::describe(&route));
 
     println!("== 2/5 training base, l2 and dropout on the bundled digits data");
-    let out_abs = root().join(out);
-    let out_s = out_abs.to_string_lossy().to_string();
-    dropship(&["compare", "--out", &out_s, "--overwrite"])?;
-    let index: ReportIndex = serde_json::from_slice(&std::fs::read(out_abs.join("report.json"))?)?;
-
-    println!("== 3/5 exporting `{}` (best validation loss), dropout stripped", index.chosen);
-    let run_dir = out_abs.join(&index.chosen_run);
-    let artifact = out_abs.join("model.dsm");
-    let vectors = out_abs.join("vectors.dsv");
-    dropship(&["export", &run_dir.to_string_lossy(), "-o", &artifact.to_string_lossy()])?;
-    dropship(&["inspect", &artifact.to_string_lossy()])?;
-    dropship(&[
-        "vectors",
-        &artifact.to_string_lossy(),
-        &out_abs.join("test.csv").to_string_lossy(),
-        "-o",
-        &vectors.to_string_lossy(),
-    ])?;
+    let (index, artifact, vectors) = train_and_export(out)?;
 
     println!("== 4/5 building the firmware for QEMU mps2-an386 (Cortex-M4F)");
     let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
@@ -185,6 +168,39 @@ fn demo(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Trains the three models into `out`, exports the one with the best validation loss and writes
+/// vectors of every test row; returns the report index, the artifact and the vectors.
+fn train_and_export(out: &Path) -> Result<(ReportIndex, PathBuf, PathBuf)> {
+    let out_abs = root().join(out);
+    let out_s = out_abs.to_string_lossy().to_string();
+    dropship(&["compare", "--out", &out_s, "--overwrite"])?;
+    let index: ReportIndex = serde_json::from_slice(&std::fs::read(out_abs.join("report.json"))?)?;
+
+    println!("== 3/5 exporting `{}` (best validation loss), dropout stripped", index.chosen);
+    let run_dir = out_abs.join(&index.chosen_run);
+    let artifact = out_abs.join("model.dsm");
+    let vectors = out_abs.join("vectors.dsv");
+    let onnx = out_abs.join("model.onnx");
+    dropship(&[
+        "export",
+        &run_dir.to_string_lossy(),
+        "-o",
+        &artifact.to_string_lossy(),
+        "--onnx",
+        &onnx.to_string_lossy(),
+    ])?;
+    dropship(&["inspect", &artifact.to_string_lossy()])?;
+    let test_rows = out_abs.join("test.csv");
+    dropship(&[
+        "vectors",
+        &artifact.to_string_lossy(),
+        &test_rows.to_string_lossy(),
+        "-o",
+        &vectors.to_string_lossy(),
+    ])?;
+    Ok((index, artifact, vectors))
+}
+
 fn test() -> Result<()> {
     let route = toolchain::ensure()?;
     toolchain::ensure_qemu()?;
@@ -217,6 +233,33 @@ fn test() -> Result<()> {
 fn bench() -> Result<()> {
     println!("== training: the whole comparison, and Keras parity over seeds 0,1,2");
     dropship(&["bench"])?;
+    println!("== firmware: flash, RAM and instructions per inference of the digits model");
+    let route = toolchain::ensure()?;
+    toolchain::ensure_qemu()?;
+    let out = Path::new("runs/bench");
+    let (_, artifact, vectors) = train_and_export(out)?;
+    let macs = 64 * 128 + 128 * 10;
+    println!("| firmware | flash | flash without test vectors | weights | static RAM | instructions / inference | per MAC ({macs} MACs) |");
+    println!("|---|---|---|---|---|---|---|");
+    for board in [Board::Qemu, Board::Nrf52840dk] {
+        let elf_path = firmware::build(&route, board, &artifact, &vectors)?;
+        let f = elf::footprint(&elf_path)?;
+        let (per_inference, per_mac) = if board == Board::Qemu {
+            let run = device::run_qemu(&elf_path, 300)?;
+            let fmt = |v: Option<f64>, d: usize| v.map_or("?".into(), |v| format!("{v:.d$}"));
+            (fmt(run.instructions_per_inference, 0), fmt(run.instructions_per_mac, 2))
+        } else {
+            ("(DWT cycles on the board)".to_string(), String::new())
+        };
+        println!(
+            "| {} | {:.1} KiB | {:.1} KiB | {} B | {} B | {per_inference} | {per_mac} |",
+            board.package(),
+            f.flash as f64 / 1024.0,
+            f.flash_without_vectors() as f64 / 1024.0,
+            f.weights,
+            f.static_ram
+        );
+    }
     println!("== single-sample inference on the host: shared core vs tract vs candle");
     run(cargo().args(["bench", "--profile", "dev", "-p", "dropship", "--bench", "inference"]))?;
     Ok(())
