@@ -108,22 +108,10 @@ fn main() {
                 let _ = write!(code, "f32::from_bits({:#010x}),", x.to_bits());
             }
         }
-        let _ = writeln!(code, "], class: {}, logits_digest: {:#010x} }},", v.class, digest(&logits));
+        let _ =
+            writeln!(code, "], class: {}, logits_digest: {:#010x} }},", v.class, dropship_app::logits_digest(&logits));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("model.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");
-}
-
-/// FNV-1a over the logits' bits; the same function as `dropship_app::logits_digest`, which the
-/// device computes (a unit test there pins its values).
-fn digest(logits: &[f32]) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for v in logits {
-        for byte in v.to_bits().to_le_bytes() {
-            hash ^= byte as u32;
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-    }
-    hash
 }

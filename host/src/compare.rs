@@ -452,7 +452,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     for r in rates {
         configs.push((
             "dropout".into(),
-            *r as f64,
+            r.to_string().parse().unwrap_or(*r as f64), // 0.2, not 0.20000000298023224
             TrainConfig { regularizer: Regularizer::Dropout { rate: *r }, ..base.clone() },
         ));
     }

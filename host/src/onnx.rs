@@ -43,7 +43,8 @@ pub enum ImportError {
     BadGraph(String),
 }
 
-fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> pb::TensorProto {
+/// A float32 initializer (values in `float_data`).
+pub fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
         name: name.into(),
         dims: dims.iter().map(|d| *d as i64).collect(),
@@ -53,7 +54,8 @@ fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> pb::TensorProto {
     }
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+/// A node of the default domain.
+pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name: name.into(),
@@ -63,7 +65,8 @@ fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProt
     }
 }
 
-fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
+/// A float32 graph input or output of shape `[batch, width]`.
+pub fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
     let dim = |v| Dimension { value: Some(v), ..Default::default() };
     pb::ValueInfoProto {

@@ -9,49 +9,24 @@ use dropship_shared::artifact::Activation;
 use prost::Message;
 use tract_onnx::pb;
 
-fn tensor(name: &str, dims: &[i64], data: &[f32], raw: bool) -> pb::TensorProto {
-    let mut t = pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 1, ..Default::default() };
+fn tensor(name: &str, dims: &[usize], data: &[f32], raw: bool) -> pb::TensorProto {
+    let mut t = onnx::tensor_f32(name, dims, data);
     if raw {
         t.raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    } else {
-        t.float_data = data.to_vec();
+        t.float_data.clear();
     }
     t
 }
 
 fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: name.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        ..Default::default()
-    }
-}
-
-fn io(name: &str, width: i64) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let dim = |v| Dimension { value: Some(v), ..Default::default() };
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: vec![dim(Value::DimParam("N".into())), dim(Value::DimValue(width))],
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    onnx::node(op, name, inputs, &[output])
 }
 
 fn model(
     nodes: Vec<pb::NodeProto>,
     init: Vec<pb::TensorProto>,
-    input: i64,
-    output: (&str, i64),
+    input: usize,
+    output: (&str, usize),
     ir: i64,
     extra_domain: bool,
 ) -> pb::ModelProto {
@@ -65,8 +40,8 @@ fn model(
         graph: Some(pb::GraphProto {
             node: nodes,
             initializer: init,
-            input: vec![io("input_1", input)],
-            output: vec![io(output.0, output.1)],
+            input: vec![onnx::value_info("input_1", input)],
+            output: vec![onnx::value_info(output.0, output.1)],
             ..Default::default()
         }),
         ..Default::default()
