@@ -221,13 +221,39 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     println!("== firmware logic on the host (embedded-hal-mock)");
-    run(cargo().args(["test", "--manifest-path", "firmware/Cargo.toml", "-p", "dropship-app"]))?;
+    let mut tally = tests(cargo().args(["test", "--manifest-path", "firmware/Cargo.toml", "-p", "dropship-app"]))?;
     println!(
         "== every test, the QEMU device test and the nRF52840-DK build included ({})",
         toolchain::describe(&route)
     );
-    run(cargo().args(["test", "--workspace"]))?;
+    let all = tests(cargo().args(["test", "--workspace"]))?;
+    tally = (tally.0 + all.0, tally.1 + all.1);
+    println!("\ntests: {} passed, {} failed", tally.0, tally.1);
     Ok(())
+}
+
+/// Runs a `cargo test` command, echoing its output, and adds up its `test result:` lines.
+fn tests(cmd: &mut Command) -> Result<(usize, usize)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().context("piped stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<usize>().ok())
+            };
+            passed += count(" passed").unwrap_or(0);
+            failed += count(" failed").unwrap_or(0);
+        }
+    }
+    if !child.wait()?.success() {
+        println!("\ntests: {passed} passed, {failed} failed");
+        bail!("failed: {cmd:?}");
+    }
+    Ok((passed, failed))
 }
 
 fn bench() -> Result<()> {
