@@ -59,13 +59,26 @@ fn inference(c: &mut Criterion) {
         })
     });
 
+    // candle sizes its matmul thread pool from RAYON_NUM_THREADS on every call: measure it as it
+    // comes (a pool over the cores) and with one thread, as `dropship` trains.
     let model = Mlp::new(&weights, &Device::Cpu).unwrap();
-    group.bench_function("candle (inference mode)", |b| {
-        b.iter(|| {
-            let x = candle_core::Tensor::from_slice(black_box(&input), (1, 64), &Device::Cpu).unwrap();
-            model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap()
-        })
-    });
+    let configured = std::env::var_os("RAYON_NUM_THREADS");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (name, threads) in
+        [("candle (inference mode, default threads)", cores), ("candle (inference mode, 1 thread)", 1)]
+    {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let x = candle_core::Tensor::from_slice(black_box(&input), (1, 64), &Device::Cpu).unwrap();
+                model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap()
+            })
+        });
+    }
+    match configured {
+        Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
+        None => std::env::remove_var("RAYON_NUM_THREADS"),
+    }
     group.finish();
 }
 

@@ -168,6 +168,28 @@ fn demo(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Medians (ns) of every criterion benchmark under `dir`, read from its `new/estimates.json`.
+fn criterion_medians(dir: &Path) -> Result<Vec<(String, f64)>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.ends_with("new/benchmark.json") {
+                let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+                let est: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(path.with_file_name("estimates.json"))?)?;
+                let name = meta["function_id"].as_str().unwrap_or("?").to_string();
+                found.push((name, est["median"]["point_estimate"].as_f64().unwrap_or(f64::NAN)));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(found)
+}
+
 /// Trains the three models into `out`, exports the one with the best validation loss and writes
 /// vectors of every test row; returns the report index, the artifact and the vectors.
 fn train_and_export(out: &Path) -> Result<(ReportIndex, PathBuf, PathBuf)> {
@@ -287,6 +309,17 @@ fn bench() -> Result<()> {
         );
     }
     println!("== single-sample inference on the host: shared core vs tract vs candle");
+    let criterion = root().join("target/criterion");
+    let _ = std::fs::remove_dir_all(&criterion);
     run(cargo().args(["bench", "--profile", "dev", "-p", "dropship", "--bench", "inference"]))?;
+    println!("\n| single-sample inference, 64-128-10 | median |\n|---|---|");
+    for (name, nanoseconds) in criterion_medians(&criterion)? {
+        let text = if nanoseconds >= 1000.0 {
+            format!("{:.2} µs", nanoseconds / 1000.0)
+        } else {
+            format!("{nanoseconds:.0} ns")
+        };
+        println!("| {name} | {text} |");
+    }
     Ok(())
 }
