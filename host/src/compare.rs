@@ -531,3 +531,44 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     staging.commit()?;
     Ok(points)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(val: &[f64], train: &[f64]) -> Vec<EpochRecord> {
+        val.iter()
+            .zip(train)
+            .enumerate()
+            .map(|(i, (v, t))| EpochRecord {
+                epoch: i + 1,
+                train_loss: *t,
+                train_cross_entropy: *t,
+                train_accuracy_running: 0.0,
+                train_accuracy: 0.0,
+                val_loss: *v,
+                val_accuracy: 0.0,
+                seconds: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overfitting_starts_where_val_loss_turns_up_while_train_loss_falls() {
+        // val falls to its minimum at epoch 10, then rises; train keeps falling
+        let val: Vec<f64> = (0..30).map(|i| 1.0 + 0.01 * (i as f64 - 9.0).powi(2)).collect();
+        let train: Vec<f64> = (0..30).map(|i| 1.0 / (i as f64 + 1.0)).collect();
+        assert_eq!(overfitting_onset(&history(&val, &train)), Some(10));
+        // val flat at the end: no overfitting
+        let flat: Vec<f64> = (0..30).map(|i| 1.0 / (i as f64 + 1.0) + 0.1).collect();
+        assert_eq!(overfitting_onset(&history(&flat, &train)), None);
+        // val rises but train rises too (diverging, not overfitting)
+        let rising: Vec<f64> = (0..30).map(|i| i as f64).collect();
+        assert_eq!(overfitting_onset(&history(&val, &rising)), None);
+    }
+
+    #[test]
+    fn parallel_keeps_the_order_of_the_jobs() {
+        assert_eq!(parallel((0..17).collect(), |i: i32| i * i), (0..17).map(|i| i * i).collect::<Vec<_>>());
+    }
+}

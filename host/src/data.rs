@@ -150,13 +150,17 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
     }
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-    if label_index.is_some() {
-        let distinct = labels.iter().collect::<std::collections::BTreeSet<_>>().len();
-        if distinct < 2 {
-            return Err(DataError::TooFewClasses { path: p(), column: label_name, found: distinct });
-        }
-    }
     Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes })
+}
+
+/// Loads a CSV to train on: as [`load_csv`], and the label column must hold at least two classes.
+pub fn load_training_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
+    let data = load_csv(path, label)?;
+    let distinct = data.labels.iter().collect::<std::collections::BTreeSet<_>>().len();
+    if distinct < 2 {
+        return Err(DataError::TooFewClasses { path: path.to_path_buf(), column: data.label_name, found: distinct });
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -167,7 +171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.csv");
         std::fs::write(&path, text).unwrap();
-        load_csv(&path, &label)
+        load_training_csv(&path, &label)
     }
 
     fn message(text: &str) -> String {
@@ -182,9 +186,15 @@ mod tests {
         let d = load("y,a,b\n1,5,6\n0,7,8\n", LabelColumn::Named("y".into())).unwrap();
         assert_eq!(d.labels, vec![1, 0]);
         assert_eq!(d.row(1), &[7.0, 8.0]);
-        let d = load("a,b\n1,2\n", LabelColumn::None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        std::fs::write(&path, "a,b\n1,2\n").unwrap();
+        let d = load_csv(&path, &LabelColumn::None).unwrap();
         assert_eq!(d.row(0), &[1.0, 2.0]);
         assert!(d.labels.is_empty());
+        // prediction input may hold one class only; training input may not
+        std::fs::write(&path, "a,label\n1,3\n2,3\n").unwrap();
+        assert_eq!(load_csv(&path, &LabelColumn::Last).unwrap().labels, vec![3, 3]);
     }
 
     #[test]

@@ -8,28 +8,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec};
 
+use crate::infer::HostNetwork;
 use crate::run::SavedModel;
 
 /// Encodes a saved model (with its standardization) as an artifact.
 pub fn artifact_bytes(saved: &SavedModel, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
-    let w = &saved.weights;
-    let layers = [
-        LayerSpec { weights: &w.w1, bias: &w.b1, activation: Activation::Relu },
-        LayerSpec { weights: &w.w2, bias: &w.b2, activation: Activation::Linear },
-    ];
-    let spec = ArtifactSpec {
-        input: w.input,
-        layers: &layers,
-        standardization: Some((&saved.standardization.mean, &saved.standardization.scale)),
-        class_names,
-        provenance,
-    };
-    let mut out = vec![0; spec.encoded_len()];
-    let len = spec.write(&mut out).context("encoding the artifact")?;
-    out.truncate(len);
-    Ok(out)
+    HostNetwork::from_saved(saved).to_artifact(class_names, provenance)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so

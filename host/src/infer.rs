@@ -4,8 +4,10 @@
 //! functions in the same order, so both give the same bits.
 
 use anyhow::{Context, Result};
-use dropship_shared::artifact::Activation;
+use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec};
 use dropship_shared::{kernel, Artifact};
+
+use crate::run::SavedModel;
 
 /// One layer's parameters, input-major.
 #[derive(Clone, Debug)]
@@ -45,6 +47,40 @@ impl HostNetwork {
             .collect();
         let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
         Self { input: a.input(), layers, standardization }
+    }
+
+    /// A trained model as `standardize → Dense → ReLU → Dense`. Dropout has nothing to carry over:
+    /// inverted dropout already scaled during training, so the weights are used as they are.
+    pub fn from_saved(saved: &SavedModel) -> Self {
+        let w = &saved.weights;
+        Self {
+            input: w.input,
+            layers: vec![
+                Layer { input: w.input, weights: w.w1.clone(), bias: w.b1.clone(), activation: Activation::Relu },
+                Layer { input: w.hidden, weights: w.w2.clone(), bias: w.b2.clone(), activation: Activation::Linear },
+            ],
+            standardization: Some((saved.standardization.mean.clone(), saved.standardization.scale.clone())),
+        }
+    }
+
+    /// Encodes the network as an artifact (validated by parsing it back before returning).
+    pub fn to_artifact(&self, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
+        let layers: Vec<LayerSpec<'_>> = self
+            .layers
+            .iter()
+            .map(|l| LayerSpec { weights: &l.weights, bias: &l.bias, activation: l.activation })
+            .collect();
+        let spec = ArtifactSpec {
+            input: self.input,
+            layers: &layers,
+            standardization: self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            class_names,
+            provenance,
+        };
+        let mut out = vec![0; spec.encoded_len()];
+        let len = spec.write(&mut out).context("encoding the artifact")?;
+        out.truncate(len);
+        Ok(out)
     }
 
     /// Reads and validates an artifact file.

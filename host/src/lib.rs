@@ -14,5 +14,6 @@ pub mod plot;
 pub mod progress;
 pub mod rng;
 pub mod run;
+pub mod serve;
 pub mod split;
 pub mod train;

@@ -2,15 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use dropship::compare::{self, SplitSpec, Study};
 use dropship::data::{self, LabelColumn};
 use dropship::export;
 use dropship::infer::HostNetwork;
 use dropship::progress::{Mode, Reporter};
-use dropship::run;
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
+use dropship::{run, serve};
 use dropship_shared::Artifact;
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
@@ -239,7 +239,7 @@ fn single_threaded_candle() {
 fn load_data(args: &DataArgs) -> Result<data::Dataset> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
     let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
-    let mut data = data::load_csv(&path, &label)?;
+    let mut data = data::load_training_csv(&path, &label)?;
     if args.data.is_none() {
         data.source = PathBuf::from("data/digits.csv (bundled)");
     }
@@ -382,7 +382,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             let onnx = match &a.onnx {
                 Some(path) => {
                     let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
-                    let rows = check_rows(&net, &a.run)?;
+                    let rows = serve::check_rows(&net, &a.run)?;
                     let (onnx, diff) = dropship::onnx::export_checked(&net, &rows)?;
                     Some((path, onnx, diff, rows.len() / net.input))
                 }
@@ -428,7 +428,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             } else {
                 println!("no standardization: give --standardize-from <run> if the model expects standardized inputs");
             }
-            let bytes = dropship::onnx::artifact_bytes(&imported.network, &provenance)?;
+            let bytes = imported.network.to_artifact("", &provenance)?;
             export::write_atomic(&a.output, &bytes)?;
             let shapes: Vec<String> = imported
                 .network
@@ -446,124 +446,9 @@ fn run_cli(cli: Cli) -> Result<()> {
             single_threaded_candle();
             dropship::bench::run(a.repeats)?
         }
-        Command::Predict(a) => predict(&a)?,
-        Command::Inspect { artifact } => inspect(&artifact)?,
-        Command::Vectors(a) => vectors(&a)?,
+        Command::Predict(a) => serve::predict(&a.artifact, &a.csv, a.label_column.as_ref(), a.logits, a.raw)?,
+        Command::Inspect { artifact } => serve::inspect(&artifact)?,
+        Command::Vectors(a) => serve::vectors(&a.artifact, &a.csv, &a.output, a.rows)?,
     }
-    Ok(())
-}
-
-/// Loads a CSV for an artifact: every column is a feature, except a label column when the CSV has
-/// one more column than the model has inputs (the last, or the one named).
-fn rows_for(net: &HostNetwork, path: &Path, label_column: Option<&String>) -> Result<data::Dataset> {
-    let label = match label_column {
-        Some(name) => LabelColumn::Named(name.clone()),
-        None => {
-            let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let columns = reader.headers().with_context(|| format!("{}: no header row", path.display()))?.len();
-            if columns == net.input + 1 {
-                LabelColumn::Last
-            } else {
-                LabelColumn::None
-            }
-        }
-    };
-    let data = data::load_csv(path, &label).or_else(|e| match (&label, &e) {
-        (_, data::DataError::TooFewClasses { .. }) => data::load_csv(path, &LabelColumn::None).map(|mut d| {
-            d.labels.clear();
-            d
-        }),
-        _ => Err(e),
-    })?;
-    if data.width() != net.input {
-        bail!("{}: {} feature columns, the model takes {}", path.display(), data.width(), net.input);
-    }
-    Ok(data)
-}
-
-/// Rows to check an ONNX export on: the run's test rows when it has them, else generated ones.
-fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
-    let test = run_dir.parent().map(|p| p.join("test.csv"));
-    if let Some(path) = test.filter(|p| p.is_file()) {
-        let data = rows_for(net, &path, None)?;
-        return Ok(data.features);
-    }
-    let (mean, scale) = net.standardization.clone().unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
-    Ok((0..64)
-        .flat_map(|i| (0..net.input).map(move |j| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0))
-        .enumerate()
-        .map(|(k, z)| mean[k % net.input] + z * scale[k % net.input])
-        .collect())
-}
-
-fn predict(a: &PredictArgs) -> Result<()> {
-    let (net, _) = HostNetwork::load(&a.artifact)?;
-    let data = rows_for(&net, &a.csv, a.label_column.as_ref())?;
-    let mut correct = 0;
-    let mut out = String::new();
-    if a.logits {
-        out.push_str(&(0..net.classes()).map(|c| format!("logit_{c}")).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    for i in 0..data.rows() {
-        let logits = net.logits(data.row(i), a.raw);
-        let class = dropship_shared::kernel::argmax(&logits);
-        if a.logits {
-            out.push_str(&logits.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
-        } else {
-            out.push_str(&class.to_string());
-        }
-        out.push('\n');
-        correct += usize::from(data.labels.get(i).is_some_and(|l| *l as usize == class));
-    }
-    print!("{out}");
-    if !data.labels.is_empty() {
-        eprintln!("accuracy {:.4} ({correct}/{} rows)", correct as f64 / data.rows() as f64, data.rows());
-    }
-    Ok(())
-}
-
-fn inspect(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let a = Artifact::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
-    println!(
-        "artifact:        {} ({} bytes, format v{})",
-        path.display(),
-        a.len_bytes(),
-        dropship_shared::artifact::VERSION
-    );
-    println!("input:           {}", a.input());
-    for (i, l) in a.layers().enumerate() {
-        println!(
-            "layer {i}:         Dense({} -> {}) + {:?}, {} parameters",
-            l.input,
-            l.output,
-            l.activation,
-            l.input * l.output + l.output
-        );
-    }
-    println!("classes:         {}", a.classes());
-    println!("parameters:      {} ({} bytes of f32)", a.parameters(), 4 * a.parameters());
-    println!(
-        "standardization: {}",
-        if a.standardization().is_some() { "present" } else { "absent (inputs must be standardized already)" }
-    );
-    let activations: usize = a.input() + a.layers().map(|l| l.output).sum::<usize>();
-    println!("inference RAM:   {} bytes of activations", 4 * activations);
-    println!("dropout:         none (the format cannot express it)");
-    println!("provenance:      {}", a.provenance());
-    Ok(())
-}
-
-fn vectors(a: &VectorsArgs) -> Result<()> {
-    let (net, _) = HostNetwork::load(&a.artifact)?;
-    let data = rows_for(&net, &a.csv, None)?;
-    let n = a.rows.unwrap_or(data.rows()).min(data.rows());
-    let logits: Vec<Vec<f32>> = (0..n).map(|i| net.logits(data.row(i), false)).collect();
-    let records = (0..n).map(|i| (data.row(i), dropship_shared::kernel::argmax(&logits[i]), &logits[i][..]));
-    let mut out = vec![0; dropship_shared::vectors::Vectors::encoded_len(n, net.input, net.classes())];
-    dropship_shared::vectors::Vectors::write(&mut out, net.input, net.classes(), records)?;
-    export::write_atomic(&a.output, &out)?;
-    println!("wrote {} ({n} vectors)", a.output.display());
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec};
+use dropship_shared::artifact::Activation;
 use prost::Message;
 use rand::Rng;
 use tract_onnx::pb;
@@ -385,21 +385,4 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
         bail!("the imported network differs from tract running {} by {diff}: not written", path.display());
     }
     Ok((imported, diff))
-}
-
-/// Encodes an imported (or any host) network as an artifact.
-pub fn artifact_bytes(net: &HostNetwork, provenance: &str) -> Result<Vec<u8>> {
-    let layers: Vec<LayerSpec<'_>> =
-        net.layers.iter().map(|l| LayerSpec { weights: &l.weights, bias: &l.bias, activation: l.activation }).collect();
-    let spec = ArtifactSpec {
-        input: net.input,
-        layers: &layers,
-        standardization: net.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
-        class_names: "",
-        provenance,
-    };
-    let mut out = vec![0; spec.encoded_len()];
-    let len = spec.write(&mut out)?;
-    out.truncate(len);
-    Ok(out)
 }

@@ -250,7 +250,8 @@ pub fn train(
     let mut xb = Vec::with_capacity(config.batch_size * data.input);
     let mut yb = Vec::with_capacity(config.batch_size);
     let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f64, usize, Weights)> = None;
+    // (val loss, epoch) of the best epoch so far, and its weights when early stopping may restore them.
+    let (mut best_loss, mut best_epoch, mut best_weights) = (f64::INFINITY, 0, None);
     let started = Instant::now();
     for epoch in 1..=config.epochs {
         let epoch_start = Instant::now();
@@ -306,22 +307,22 @@ pub fn train(
         };
         progress.epoch(&record);
         history.push(record);
-        if best.as_ref().is_none_or(|(loss, _, _)| val_loss < *loss) {
-            let keep = if config.early_stopping.is_some() { model.weights()? } else { initial.clone() };
-            best = Some((val_loss, epoch, keep));
-        }
-        if let (Some(patience), Some((_, best_epoch, _))) = (config.early_stopping, &best) {
-            if epoch - best_epoch >= patience {
-                break;
+        if val_loss < best_loss {
+            (best_loss, best_epoch) = (val_loss, epoch);
+            if config.early_stopping.is_some() {
+                best_weights = Some(model.weights()?);
             }
         }
+        if config.early_stopping.is_some_and(|patience| epoch - best_epoch >= patience) {
+            break;
+        }
     }
-    let (_, best_epoch, best_weights) = best.expect("at least one epoch ran");
-    let weights = if config.early_stopping.is_some() {
-        model.set(&best_weights)?;
-        best_weights
-    } else {
-        model.weights()?
+    let weights = match best_weights {
+        Some(best) => {
+            model.set(&best)?;
+            best
+        }
+        None => model.weights()?,
     };
     progress.finish();
     Ok(Trained {
@@ -415,5 +416,22 @@ mod tests {
             vec![3.0, 0.0]
         );
         assert!(l2_penalty(&model, &Regularizer::Dropout { rate: 0.5 }).unwrap().is_none());
+    }
+
+    #[test]
+    fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
+        let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default()).unwrap();
+        let split = crate::split::stratified(&data, 0.2, 0.2, 0).unwrap();
+        let prepared = Prepared::new(&data, &split);
+        // a high learning rate overfits fast, so the validation loss turns up early
+        let config = TrainConfig { epochs: 60, lr: 0.02, early_stopping: Some(4), ..TrainConfig::default() };
+        let initial = Weights::glorot(64, 128, 10, &mut stream(0, Stream::Init));
+        let t = train(&prepared, &config, &initial, &Progress::hidden()).unwrap();
+        assert!(t.history.len() < 60, "stopped early: {} epochs", t.history.len());
+        assert_eq!(t.history.len(), t.best_epoch + 4, "stops `patience` epochs after the best");
+        let (val_loss, _) = evaluate(&t.weights, &prepared.val).unwrap();
+        let best = t.history[t.best_epoch - 1].val_loss;
+        assert!((val_loss - best).abs() < 1e-9, "restored weights give the best epoch's loss: {val_loss} vs {best}");
+        assert!(t.restored_best);
     }
 }

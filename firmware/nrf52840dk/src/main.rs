@@ -30,6 +30,8 @@ fn main() -> ! {
     ];
     let mut button = port0.p0_11.into_pullup_input();
     let mut delay = Delay::new(core.SYST);
+    // Give cargo embed a moment to attach RTT after the reset, so the boot log is not lost.
+    delay.delay_ms(1000);
 
     let macs = INPUT * HIDDEN + HIDDEN * CLASSES;
     defmt::info!(
