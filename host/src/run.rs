@@ -201,6 +201,19 @@ pub struct SavedModel {
 /// Reads `model.safetensors` of a run directory (or the file itself).
 pub fn load_weights(run: &Path) -> Result<SavedModel> {
     let path = if run.is_dir() { run.join(WEIGHTS) } else { run.to_path_buf() };
+    if run.is_dir() && !path.exists() {
+        if let Ok(index) = std::fs::read(run.join("report.json")) {
+            let chosen = serde_json::from_slice::<serde_json::Value>(&index)
+                .ok()
+                .and_then(|v| v["chosen_run"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            bail!(
+                "{} holds a comparison, not one model: export one of its runs, e.g. {}",
+                run.display(),
+                run.join(chosen).display()
+            );
+        }
+    }
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;

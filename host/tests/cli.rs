@@ -124,6 +124,8 @@ fn digits_end_to_end_is_accurate_deterministic_and_exports_a_working_artifact() 
     let history = std::fs::read_to_string(a.join("dropout/history.csv")).unwrap();
     assert_eq!(history.lines().count(), 21, "a header and one line per epoch");
 
+    let out = dropship(&["export", "a", "-o", "m.dsm"], dir.path());
+    assert!(stderr(&out).contains("holds a comparison") && stderr(&out).contains("a/dropout"), "{}", stderr(&out));
     let out = dropship(&["export", "a/dropout", "-o", "m.dsm"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let out = dropship(&["inspect", "m.dsm"], dir.path());

@@ -63,3 +63,15 @@ fn the_artifact_has_no_trace_of_dropout_and_needs_no_rescaling() {
     assert!(layers[1].bias.iter().eq(f.weights.b2.iter().copied()));
     assert_eq!(a.parameters(), f.weights.parameters());
 }
+
+#[test]
+fn raw_mode_takes_inputs_already_standardized() {
+    let f = fixture();
+    let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
+    let (x_test, _) = &f.prepared.test;
+    for (raw_row, standardized) in f.test_rows().zip(x_test.chunks_exact(64)) {
+        let a = net.logits(raw_row, false);
+        let b = net.logits(standardized, true);
+        assert_eq!(a, b, "the stored standardization, or the caller's, give the same logits");
+    }
+}
