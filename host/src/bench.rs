@@ -109,8 +109,7 @@ pub fn run(repeats: usize) -> Result<()> {
     println!("| model | dropship | Keras | difference | within 1 pp |");
     println!("|---|---|---|---|---|");
     for ((name, keras, keras_std, _), accs) in KERAS.iter().zip(&per_model) {
-        let mean = accs.iter().sum::<f64>() / accs.len() as f64;
-        let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64).sqrt();
+        let (mean, std) = crate::report::mean_std(accs);
         let diff = 100.0 * (mean - keras);
         println!(
             "| {name} | {mean:.4} ± {std:.4} | {keras:.4} ± {keras_std:.4} | {diff:+.2} pp | {} |",

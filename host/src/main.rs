@@ -348,8 +348,8 @@ fn run_cli(cli: Cli) -> Result<()> {
             let layers = l2_layers(&a.hyper.l2_layers)?;
             let data = load_data(&a.data)?;
             let base = base_config(&a.hyper, a.seed);
-            compare::sweep(
-                &compare::Sweep {
+            dropship::sweep::sweep(
+                &dropship::sweep::Sweep {
                     data: &data,
                     split: split_spec(&a.data),
                     base,

@@ -1,0 +1,171 @@
+//! The comparison report: the Markdown table (mean ± std over seeds), the overfitting onset, and
+//! the plot of every model's validation curves.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::compare::Outcome;
+use crate::plot::{self, Chart, Series};
+use crate::train::EpochRecord;
+
+/// The epoch where overfitting starts: the minimum of the (5-epoch mean) validation loss, if the
+/// validation loss then rises by more than 2% while the training loss keeps falling.
+pub fn overfitting_onset(history: &[EpochRecord]) -> Option<usize> {
+    const WINDOW: usize = 5;
+    if history.len() < 2 * WINDOW {
+        return None;
+    }
+    let smooth = |f: fn(&EpochRecord) -> f64| -> Vec<f64> {
+        (0..history.len())
+            .map(|i| {
+                let lo = i.saturating_sub(WINDOW / 2);
+                let hi = (i + WINDOW / 2 + 1).min(history.len());
+                history[lo..hi].iter().map(f).sum::<f64>() / (hi - lo) as f64
+            })
+            .collect()
+    };
+    let val = smooth(|r| r.val_loss);
+    let train = smooth(|r| r.train_cross_entropy);
+    let (onset, min) = val.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1))?;
+    let end = val.len() - 1;
+    (val[end] > min * 1.02 && train[end] < train[onset]).then_some(history[onset].epoch)
+}
+
+/// Mean and population standard deviation.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// The comparison table (one row per model; mean ± std over seeds when there are several).
+pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for o in outcomes {
+        if !names.contains(&o.name.as_str()) {
+            names.push(&o.name);
+        }
+    }
+    let multi = seeds.len() > 1;
+    let fmt = |vals: Vec<f64>, digits: usize| {
+        let (m, s) = mean_std(&vals);
+        if multi {
+            format!("{m:.digits$} ± {s:.digits$}")
+        } else {
+            format!("{m:.digits$}")
+        }
+    };
+    let mut md = String::new();
+    let seeds_text = seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(md, "# Regularization comparison\n");
+    let _ = writeln!(md, "Seeds: {seeds_text}. Same split, initial weights and batch order for every model of a seed.");
+    let _ = writeln!(
+        md,
+        "Accuracies and losses are in inference mode (no dropout); losses are cross-entropy without the L2 term.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| model | regularizer | test acc | test CE | final val acc | best val acc | best epoch | train−val gap | ‖W hidden‖ | ‖W output‖ | params | train s | overfitting from epoch |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for name in &names {
+        let os: Vec<&Outcome> = outcomes.iter().filter(|o| o.name == *name).collect();
+        let col = |f: &dyn Fn(&Outcome) -> f64, d| fmt(os.iter().map(|o| f(o)).collect(), d);
+        let onsets: Vec<String> = os
+            .iter()
+            .map(|o| overfitting_onset(&o.trained.history).map_or("none".to_string(), |e| e.to_string()))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {name}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            if *name == chosen { " (chosen)" } else { "" },
+            os[0].regularizer,
+            col(&|o| o.metrics.test_accuracy, 4),
+            col(&|o| o.metrics.test_cross_entropy, 4),
+            col(&|o| o.last().val_accuracy, 4),
+            col(&|o| o.trained.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max), 4),
+            col(&|o| o.trained.best_epoch as f64, 0),
+            col(&|o| o.gap(), 3),
+            col(&|o| o.trained.weights.kernel_norms()[0], 2),
+            col(&|o| o.trained.weights.kernel_norms()[1], 2),
+            os[0].trained.weights.parameters(),
+            col(&|o| o.trained.seconds, 2),
+            onsets.join(", "),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nChosen for export: **{chosen}** (lowest validation loss of the weights it keeps, seed {}). \
+         Its dropout, if any, is training-only: the exported artifact has no way to express it.",
+        seeds[0]
+    );
+    let _ = writeln!(
+        md,
+        "\nOverfitting onset: the epoch of the lowest (5-epoch mean) validation loss, when the validation loss \
+         then rises by more than 2% while the training loss still falls. Next steps the course names: early \
+         stopping (`--early-stopping N`), data augmentation, weight decay (`--weight-decay D`)."
+    );
+    md
+}
+
+/// `val_loss` and `val_accuracy` plots of every model of `seed`.
+pub fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
+    let of_seed: Vec<&Outcome> = outcomes.iter().filter(|o| o.seed == seed).collect();
+    let names: Vec<String> = of_seed.iter().map(|o| o.name.clone()).collect();
+    for (stem, title, y, f) in [
+        ("val_loss", "validation loss", "cross-entropy", (|r: &EpochRecord| r.val_loss) as fn(&EpochRecord) -> f64),
+        ("val_accuracy", "validation accuracy", "accuracy", |r: &EpochRecord| r.val_accuracy),
+    ] {
+        let series = of_seed
+            .iter()
+            .zip(&names)
+            .map(|(o, name)| Series {
+                name,
+                dashed: false,
+                points: o.trained.history.iter().map(|r| (r.epoch as f64, f(r))).collect(),
+            })
+            .collect();
+        let title = format!("{title} per model (seed {seed})");
+        plot::write(&Chart { title: &title, x_label: "epoch", y_label: y, series, log_x: false }, &dir.join(stem))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(val: &[f64], train: &[f64]) -> Vec<EpochRecord> {
+        val.iter()
+            .zip(train)
+            .enumerate()
+            .map(|(i, (v, t))| EpochRecord {
+                epoch: i + 1,
+                train_loss: *t,
+                train_cross_entropy: *t,
+                train_accuracy_running: 0.0,
+                train_accuracy: 0.0,
+                val_loss: *v,
+                val_accuracy: 0.0,
+                seconds: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overfitting_starts_where_val_loss_turns_up_while_train_loss_falls() {
+        // val falls to its minimum at epoch 10, then rises; train keeps falling
+        let val: Vec<f64> = (0..30).map(|i| 1.0 + 0.01 * (i as f64 - 9.0).powi(2)).collect();
+        let train: Vec<f64> = (0..30).map(|i| 1.0 / (i as f64 + 1.0)).collect();
+        assert_eq!(overfitting_onset(&history(&val, &train)), Some(10));
+        // val flat at the end: no overfitting
+        let flat: Vec<f64> = (0..30).map(|i| 1.0 / (i as f64 + 1.0) + 0.1).collect();
+        assert_eq!(overfitting_onset(&history(&flat, &train)), None);
+        // val rises but train rises too (diverging, not overfitting)
+        let rising: Vec<f64> = (0..30).map(|i| i as f64).collect();
+        assert_eq!(overfitting_onset(&history(&val, &rising)), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Sweeps of the dropout rate and the L2 strength on one split: validation and train accuracy
+//! against the value, which shows the course's trap of a rate that underfits.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::compare::{parallel, SplitSpec};
+use crate::data::Dataset;
+use crate::model::Weights;
+use crate::plot::{self, Chart, Series};
+use crate::progress::Reporter;
+use crate::rng::{stream, Stream};
+use crate::run::Staging;
+use crate::split;
+use crate::train::{self, Prepared, TrainConfig};
+
+/// One point of a sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepPoint {
+    /// Which hyper-parameter (dropout or l2).
+    pub parameter: String,
+    /// Its value.
+    pub value: f64,
+    /// Final train accuracy (inference mode).
+    pub train_accuracy: f64,
+    /// Final validation accuracy.
+    pub val_accuracy: f64,
+    /// Best validation accuracy.
+    pub best_val_accuracy: f64,
+    /// Final validation loss.
+    pub val_loss: f64,
+}
+
+/// A sweep over dropout rates and L2 strengths on one split.
+pub struct Sweep<'a> {
+    /// The data.
+    pub data: &'a Dataset,
+    /// How to split it.
+    pub split: SplitSpec,
+    /// Everything but the regularizer.
+    pub base: TrainConfig,
+    /// Dropout rates to try.
+    pub rates: Vec<f32>,
+    /// L2 strengths to try.
+    pub lambdas: Vec<f64>,
+    /// Kernels the L2 strengths apply to.
+    pub layers: train::L2Layers,
+    /// Output directory (written atomically).
+    pub out: PathBuf,
+    /// Replace an existing output directory.
+    pub overwrite: bool,
+}
+
+/// Trains one model per dropout rate and per L2 strength on one split and plots validation
+/// accuracy against the value: too much regularization underfits (train accuracy falls too).
+pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
+    let Sweep { data, split: split_spec, base, rates, lambdas, layers, out, overwrite } = spec;
+    let (data, layers, overwrite) = (*data, *layers, *overwrite);
+    use train::Regularizer;
+    let mut configs: Vec<(String, f64, TrainConfig)> = Vec::new();
+    for r in rates {
+        configs.push((
+            "dropout".into(),
+            r.to_string().parse().unwrap_or(*r as f64), // 0.2, not 0.20000000298023224
+            TrainConfig { regularizer: Regularizer::Dropout { rate: *r }, ..base.clone() },
+        ));
+    }
+    for l in lambdas {
+        configs.push((
+            "l2".into(),
+            *l,
+            TrainConfig { regularizer: Regularizer::L2 { lambda: *l, layers }, ..base.clone() },
+        ));
+    }
+    for (_, _, c) in &configs {
+        c.validate()?;
+    }
+    let staging = Staging::new(out, overwrite)?;
+    let split = split::stratified(data, split_spec.val, split_spec.test, base.seed)?;
+    let prepared = Prepared::new(data, &split);
+    let initial = Weights::glorot(prepared.input, base.hidden, prepared.classes, &mut stream(base.seed, Stream::Init));
+    let jobs: Vec<_> = configs
+        .into_iter()
+        .map(|(p, v, c)| {
+            let progress = reporter.model(&format!("{p}={v}"), c.epochs);
+            (p, v, c, progress)
+        })
+        .collect();
+    let points = parallel(jobs, |(parameter, value, config, progress)| -> Result<SweepPoint> {
+        let t = train::train(&prepared, &config, &initial, &progress)?;
+        let last = t.history.last().expect("at least one epoch");
+        Ok(SweepPoint {
+            parameter,
+            value,
+            train_accuracy: last.train_accuracy,
+            val_accuracy: last.val_accuracy,
+            best_val_accuracy: t.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max),
+            val_loss: last.val_loss,
+        })
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    let mut md = String::from("# Sweep\n\n| parameter | value | train acc | final val acc | best val acc | final val loss |\n|---|---|---|---|---|---|\n");
+    for p in &points {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            p.parameter, p.value, p.train_accuracy, p.val_accuracy, p.best_val_accuracy, p.val_loss
+        );
+    }
+    std::fs::write(staging.path().join("sweep.md"), &md)?;
+    std::fs::write(staging.path().join("sweep.json"), serde_json::to_vec_pretty(&points)?)?;
+    for (parameter, x_label, log_x) in [("dropout", "dropout rate", false), ("l2", "L2 strength (lambda)", true)] {
+        let of: Vec<&SweepPoint> =
+            points.iter().filter(|p| p.parameter == parameter && (!log_x || p.value > 0.0)).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let line = |name, f: fn(&SweepPoint) -> f64| Series {
+            name,
+            dashed: false,
+            points: of.iter().map(|p| (p.value, f(p))).collect(),
+        };
+        let title = format!("accuracy against the {x_label}");
+        plot::write(
+            &Chart {
+                title: &title,
+                x_label,
+                y_label: "accuracy",
+                series: vec![
+                    line("val (final)", |p| p.val_accuracy),
+                    line("train (inference mode)", |p| p.train_accuracy),
+                ],
+                log_x,
+            },
+            &staging.path().join(format!("sweep_{parameter}")),
+        )?;
+    }
+    print!("{md}");
+    staging.commit()?;
+    Ok(points)
+}
