@@ -193,16 +193,16 @@ fn criterion_medians(dir: &Path) -> Result<Vec<(String, f64)>> {
 /// Trains the three models into `out`, exports the one with the best validation loss and writes
 /// vectors of every test row; returns the report index, the artifact and the vectors.
 fn train_and_export(out: &Path) -> Result<(ReportIndex, PathBuf, PathBuf)> {
-    let out_abs = root().join(out);
-    let out_s = out_abs.to_string_lossy().to_string();
+    // dropship runs in the repository root: paths relative to it read well in its output.
+    let out_s = out.to_string_lossy().to_string();
     dropship(&["compare", "--out", &out_s, "--overwrite"])?;
-    let index: ReportIndex = serde_json::from_slice(&std::fs::read(out_abs.join("report.json"))?)?;
+    let index: ReportIndex = serde_json::from_slice(&std::fs::read(root().join(out).join("report.json"))?)?;
 
     println!("== 3/5 exporting `{}` (best validation loss), dropout stripped", index.chosen);
-    let run_dir = out_abs.join(&index.chosen_run);
-    let artifact = out_abs.join("model.dsm");
-    let vectors = out_abs.join("vectors.dsv");
-    let onnx = out_abs.join("model.onnx");
+    let run_dir = out.join(&index.chosen_run);
+    let artifact = out.join("model.dsm");
+    let vectors = out.join("vectors.dsv");
+    let onnx = out.join("model.onnx");
     dropship(&[
         "export",
         &run_dir.to_string_lossy(),
@@ -212,7 +212,7 @@ fn train_and_export(out: &Path) -> Result<(ReportIndex, PathBuf, PathBuf)> {
         &onnx.to_string_lossy(),
     ])?;
     dropship(&["inspect", &artifact.to_string_lossy()])?;
-    let test_rows = out_abs.join("test.csv");
+    let test_rows = out.join("test.csv");
     dropship(&[
         "vectors",
         &artifact.to_string_lossy(),
@@ -220,7 +220,7 @@ fn train_and_export(out: &Path) -> Result<(ReportIndex, PathBuf, PathBuf)> {
         "-o",
         &vectors.to_string_lossy(),
     ])?;
-    Ok((index, artifact, vectors))
+    Ok((index, root().join(artifact), root().join(vectors)))
 }
 
 fn test() -> Result<()> {
