@@ -78,7 +78,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         bail!("apt-get update failed");
     }
     let status = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(["install", "-y", "-qq"])
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()?;
