@@ -10,10 +10,12 @@ use dropship_shared::vectors::Vectors;
 fn fail(msg: &str) -> ! {
     eprintln!("\nerror: {msg}\n");
     eprintln!("The firmware embeds a trained model and test vectors. Make them with:");
-    eprintln!("    cargo xtask demo                    (trains, exports and runs everything), or");
-    eprintln!("    dropship export <run> -o firmware/model/model.dsm");
-    eprintln!("    dropship vectors firmware/model/model.dsm <run>/../test.csv -o firmware/model/vectors.dsv");
-    eprintln!("(DROPSHIP_ARTIFACT and DROPSHIP_VECTORS point the build at other files.)\n");
+    eprintln!("    cargo xtask demo                      trains, exports and runs everything; then");
+    eprintln!("    cargo xtask firmware --board <board>  builds with runs/demo/model.dsm and runs/demo/vectors.dsv");
+    eprintln!("or make your own and point the build at them:");
+    eprintln!("    dropship export <run> -o model.dsm && dropship vectors model.dsm <rows.csv> -o vectors.dsv");
+    eprintln!("    DROPSHIP_ARTIFACT=$PWD/model.dsm DROPSHIP_VECTORS=$PWD/vectors.dsv cargo build --release");
+    eprintln!("(without those variables the build reads firmware/model/model.dsm and firmware/model/vectors.dsv)\n");
     std::process::exit(1);
 }
 

@@ -10,7 +10,7 @@ use xtask::firmware::{self, Board};
 use xtask::{device, elf, root, toolchain};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "dropship's chores")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "dropship's chores")]
 struct Cli {
     #[command(subcommand)]
     command: Task,
