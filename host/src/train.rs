@@ -274,19 +274,26 @@ pub fn train(
             };
             let out = model.forward(&x, mask.as_ref())?;
             let ce = candle_nn::loss::cross_entropy(&out, &y)?;
-            let loss = match l2_penalty(&model, &config.regularizer)? {
-                Some(penalty) => (&ce + penalty)?,
-                None => ce.clone(),
+            // What is recorded is computed once, on the host, from the batch's logits; candle's
+            // cross-entropy above is what the gradient flows through.
+            let (batch_ce, batch_accuracy) =
+                cross_entropy_and_accuracy(&out.flatten_all()?.to_vec1::<f32>()?, &yb, data.classes);
+            let penalty = l2_penalty(&model, &config.regularizer)?;
+            let penalty_value = match &penalty {
+                Some(p) => p.to_scalar::<f32>()? as f64,
+                None => 0.0,
             };
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
+            if !(batch_ce + penalty_value).is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch });
             }
             let b = batch.len() as f64;
-            loss_sum += loss_value * b;
-            ce_sum += ce.to_scalar::<f32>()? as f64 * b;
-            let (_, acc) = cross_entropy_and_accuracy(&out.flatten_all()?.to_vec1::<f32>()?, &yb, data.classes);
-            correct += acc * b;
+            loss_sum += (batch_ce + penalty_value) * b;
+            ce_sum += batch_ce * b;
+            correct += batch_accuracy * b;
+            let loss = match penalty {
+                Some(p) => (ce + p)?,
+                None => ce,
+            };
             optimizer.backward_step(&loss)?;
         }
         let (_, train_accuracy) = cross_entropy_and_accuracy(&logits(&model, &x_train_t)?, y_train, data.classes);
