@@ -1,6 +1,6 @@
 //! The course's classifier in candle: `Dense(hidden) → [Dropout] → ReLU → Dense(classes)`, Keras layout.
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -140,13 +140,14 @@ pub fn cross_entropy_and_accuracy(logits: &[f32], labels: &[u32], classes: usize
 
 /// The logits of `x` in inference mode, as a flat row-major vector.
 pub fn logits(model: &Mlp, x: &Tensor) -> Result<Vec<f32>> {
-    model.forward(x, None)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1()
+    model.forward(x, None)?.flatten_all()?.to_vec1()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::{stream, Stream};
+    use candle_core::DType;
 
     #[test]
     fn glorot_limits_and_zero_biases() {

@@ -350,6 +350,16 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
     Ok(Imported { network: HostNetwork { input: input_width, layers, standardization }, stripped, dropped_softmax })
 }
 
+/// `count` seeded raw inputs whose standardized values fall in [-2, 2): what an ONNX check runs
+/// when no real rows are at hand.
+pub fn probe_rows(net: &HostNetwork, count: usize) -> Vec<f32> {
+    let mut rng = crate::rng::stream(0, crate::rng::Stream::Init);
+    let (mean, scale) = net.standardization.clone().unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
+    (0..count)
+        .flat_map(|_| (0..net.input).map(|j| mean[j] + rng.random_range(-2.0f32..2.0) * scale[j]).collect::<Vec<_>>())
+        .collect()
+}
+
 fn softmax(row: &[f32]) -> Vec<f32> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
@@ -365,8 +375,7 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
         .map_err(|e| ImportError::Decode { path: path.display().to_string(), reason: e.to_string() })?;
     let imported = import_model(&model).with_context(|| format!("{} cannot be imported", path.display()))?;
     let net = &imported.network;
-    let mut rng = crate::rng::stream(0, crate::rng::Stream::Init);
-    let rows: Vec<f32> = (0..64 * net.input).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+    let rows = probe_rows(net, 64);
     let original =
         run_with_tract(&bytes, net.input, &rows).with_context(|| format!("tract cannot run {}", path.display()))?;
     let ours: Vec<Vec<f32>> = rows

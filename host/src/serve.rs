@@ -38,12 +38,7 @@ pub fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
         let data = rows_for(net, &path, None)?;
         return Ok(data.features);
     }
-    let (mean, scale) = net.standardization.clone().unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
-    Ok((0..64)
-        .flat_map(|i| (0..net.input).map(move |j| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0))
-        .enumerate()
-        .map(|(k, z)| mean[k % net.input] + z * scale[k % net.input])
-        .collect())
+    Ok(crate::onnx::probe_rows(net, 64))
 }
 
 /// `dropship predict`: one class per row (or the logits as CSV), and the accuracy on stderr when

@@ -97,19 +97,13 @@ fn dense_blocks<const K: usize>(
     start
 }
 
+/// `max(v, 0)`; `-0.0` and NaN become `0.0`. Applied by [`dense`] as it stores each block.
 #[inline(always)]
 fn relu_value(v: f32) -> f32 {
     if v > 0.0 {
         v
     } else {
         0.0
-    }
-}
-
-/// `max(v, 0)` in place; `-0.0` and NaN become `0.0`.
-pub fn relu(values: &mut [f32]) {
-    for v in values {
-        *v = relu_value(*v);
     }
 }
 
@@ -136,6 +130,10 @@ pub fn argmax(values: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn relu(values: &mut [f32]) {
+        values.iter_mut().for_each(|v| *v = relu_value(*v));
+    }
 
     /// The reference: one output at a time, in input order, the obvious way.
     fn naive(input: &[f32], weights: &[f32], bias: &[f32], out: usize) -> Vec<f32> {

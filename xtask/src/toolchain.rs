@@ -40,11 +40,8 @@ fn rustup_ready() -> bool {
     else {
         return false;
     };
-    let Some(host) = output(Command::new("rustc").args(["--print", "host-tuple"]).env_remove("RUSTUP_TOOLCHAIN"))
-        .or_else(|| Some("x86_64-unknown-linux-gnu".into()))
-    else {
-        return false;
-    };
+    let host = output(Command::new("rustc").args(["--print", "host-tuple"]).env_remove("RUSTUP_TOOLCHAIN"))
+        .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into());
     let rustlib = Path::new(&sysroot).join("lib/rustlib");
     rustlib.join(TARGET).join("lib").is_dir() && rustlib.join(&host).join("bin/rust-lld").is_file()
 }
