@@ -69,7 +69,6 @@ fn main() {
     let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
     let _ = writeln!(code, "pub const HIDDEN: usize = {};", hidden.output);
     let _ = writeln!(code, "pub const CLASSES: usize = {};", output.output);
-    let _ = writeln!(code, "pub const ARTIFACT_BYTES: usize = {};", artifact.len_bytes());
     code.push_str("pub static NETWORK: Network<INPUT, HIDDEN, CLASSES> = Network {\n    standardization: ");
     match artifact.standardization() {
         Some((mean, scale)) => {

@@ -5,7 +5,7 @@
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
 use dropship::export;
-use dropship::infer::HostNetwork;
+use dropship::infer::{HostNetwork, InputForm};
 use dropship::model::{Mlp, Weights};
 use dropship::rng::{stream, Stream};
 use dropship::run::SavedModel;
@@ -40,7 +40,9 @@ fn inference(c: &mut Criterion) {
     });
 
     let host = HostNetwork::from_artifact(&Artifact::parse(&artifact).unwrap());
-    group.bench_function("dropship shared core (runtime shapes)", |b| b.iter(|| host.logits(black_box(&input), false)));
+    group.bench_function("dropship shared core (runtime shapes)", |b| {
+        b.iter(|| host.logits(black_box(&input), InputForm::Raw))
+    });
 
     let onnx = dropship::onnx::export_model(&host).encode_to_vec();
     let plan = tract_onnx::onnx()

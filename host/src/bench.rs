@@ -8,11 +8,8 @@ use anyhow::Result;
 
 use crate::compare::{course_variants, parallel};
 use crate::data;
-use crate::model::Weights;
-use crate::progress::Progress;
-use crate::rng::{stream, Stream};
-use crate::split;
-use crate::train::{self, L2Layers, Prepared, TrainConfig};
+use crate::prepare::{Prepared, SplitSpec};
+use crate::train::{self, L2Layers, TrainConfig};
 
 /// Keras 3.15 / TensorFlow 2.21 on this machine kind (data/README.md): mean test accuracy over
 /// seeds 0,1,2, its std, and seconds per 100 epochs.
@@ -49,19 +46,17 @@ struct Timed {
 
 /// Trains base, l2 and dropout for `seed`, in parallel or one after another.
 fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Timed> {
-    let split = split::stratified(data, 0.2, 0.2, seed)?;
-    let prepared = Prepared::new(data, &split);
     let base = TrainConfig { seed, ..TrainConfig::default() };
+    let prepared = Prepared::for_seed(data, SplitSpec::default(), seed, base.hidden)?;
     let variants = course_variants(&base, 1e-3, L2Layers { hidden: true, output: true }, 0.5, None, None);
-    let initial = Weights::glorot(prepared.input, base.hidden, prepared.classes, &mut stream(seed, Stream::Init));
     let start = Instant::now();
     let one = |v: crate::compare::Variant| -> Result<(String, f64)> {
-        let t = train::train(&prepared, &v.config, &initial, &Progress::hidden())?;
+        let t = train::train(&prepared, &v.config, &prepared.initial, &mut |_| {})?;
         Ok((v.name, train::evaluate(&t.weights, &prepared.test)?.1))
     };
     let results = if in_parallel { parallel(variants, one) } else { variants.into_iter().map(one).collect() };
     let seconds = start.elapsed().as_secs_f64();
-    let steps = 3 * base.epochs * split.train.len().div_ceil(base.batch_size);
+    let steps = 3 * base.epochs * prepared.split.train.len().div_ceil(base.batch_size);
     let accuracies = results.into_iter().map(|r| r.map(|(_, a)| a)).collect::<Result<Vec<_>>>()?;
     Ok(Timed { accuracies, seconds, steps })
 }

@@ -10,13 +10,12 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
-use crate::model::Weights;
+use crate::outcome::Outcome;
+use crate::prepare::{Prepared, SplitSpec};
 use crate::progress::{Progress, Reporter};
 use crate::report;
-use crate::rng::{stream, Stream};
 use crate::run::{self, RunConfig, RunMetrics, Staging};
-use crate::split::{self, Split};
-use crate::train::{self, EpochRecord, Prepared, TrainConfig, Trained};
+use crate::train::{self, TrainConfig};
 
 /// A named model to train.
 #[derive(Clone, Debug)]
@@ -27,51 +26,10 @@ pub struct Variant {
     pub config: TrainConfig,
 }
 
-/// How the data is split.
-#[derive(Clone, Copy, Debug)]
-pub struct SplitSpec {
-    /// Share of rows for validation.
-    pub val: f64,
-    /// Share of rows for test.
-    pub test: f64,
-}
-
-/// The outcome of one variant on one seed.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// Variant name.
-    pub name: String,
-    /// Seed.
-    pub seed: u64,
-    /// Its run directory.
-    pub run_dir: PathBuf,
-    /// Training record.
-    pub trained: Trained,
-    /// Test figures.
-    pub metrics: RunMetrics,
-    /// Regularizer text.
-    pub regularizer: String,
-}
-
-impl Outcome {
-    /// The last epoch's record.
-    pub fn last(&self) -> &EpochRecord {
-        self.trained.history.last().expect("at least one epoch")
-    }
-
-    /// Train accuracy minus val accuracy, both in inference mode, at the end of training.
-    pub fn gap(&self) -> f64 {
-        let r = self.last();
-        r.train_accuracy - r.val_accuracy
-    }
-
-    /// Validation loss of the weights that were kept (the best epoch's, when early stopping restored them).
-    pub fn final_val_loss(&self) -> f64 {
-        if self.trained.restored_best {
-            self.trained.history[self.trained.best_epoch - 1].val_loss
-        } else {
-            self.last().val_loss
-        }
+impl Variant {
+    /// A variant named after its regularizer (`base`, `l2`, `dropout`, `weight-decay`).
+    pub fn new(config: TrainConfig) -> Self {
+        Self { name: config.regularizer.model_name().to_string(), config }
     }
 }
 
@@ -85,20 +43,16 @@ pub fn course_variants(
     early_stopping: Option<usize>,
 ) -> Vec<Variant> {
     use train::Regularizer::*;
-    let with = |name: &str, regularizer, early_stopping| Variant {
-        name: name.to_string(),
-        config: TrainConfig { regularizer, early_stopping, ..base.clone() },
-    };
-    let mut v = vec![
-        with("base", None, base.early_stopping),
-        with("l2", L2 { lambda: l2, layers: l2_layers }, base.early_stopping),
-        with("dropout", Dropout { rate: dropout }, base.early_stopping),
-    ];
-    if let Some(decay) = weight_decay {
-        v.push(with("weight-decay", WeightDecay { decay }, base.early_stopping));
-    }
+    let mut v: Vec<Variant> = [None, L2 { lambda: l2, layers: l2_layers }, Dropout { rate: dropout }]
+        .into_iter()
+        .chain(weight_decay.map(|decay| WeightDecay { decay }))
+        .map(|regularizer| Variant::new(TrainConfig { regularizer, ..base.clone() }))
+        .collect();
     if let Some(patience) = early_stopping {
-        v.push(with("early-stop", None, Some(patience)));
+        v.push(Variant {
+            name: "early-stop".to_string(),
+            config: TrainConfig { regularizer: None, early_stopping: Some(patience), ..base.clone() },
+        });
     }
     v
 }
@@ -167,36 +121,22 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     let staging = Staging::new(&study.out, study.overwrite)?;
     let multi_seed = study.seeds.len() > 1;
     let mut jobs = Vec::new();
+    let hidden = variants.first().context("no model to train")?.config.hidden;
     for &seed in &study.seeds {
-        let split = split::stratified(study.data, study.split.val, study.split.test, seed)?;
-        let prepared = std::sync::Arc::new(Prepared::new(study.data, &split));
-        let initial = std::sync::Arc::new(Weights::glorot(
-            prepared.input,
-            variants[0].config.hidden,
-            prepared.classes,
-            &mut stream(seed, Stream::Init),
-        ));
+        let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, hidden)?);
         let seed_dir =
             if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
         std::fs::create_dir_all(&seed_dir)?;
-        write_test_rows(study.data, &split, &seed_dir.join("test.csv"))?;
+        write_test_rows(study.data, &prepared.split.test, &seed_dir.join("test.csv"))?;
         for v in variants {
             let config = TrainConfig { seed, ..v.config.clone() };
             let label = if multi_seed { format!("{}#{seed}", v.name) } else { v.name.clone() };
             let progress = reporter.model(&label, config.epochs);
-            jobs.push((
-                v.name.clone(),
-                config,
-                prepared.clone(),
-                initial.clone(),
-                split.clone(),
-                seed_dir.clone(),
-                progress,
-            ));
+            jobs.push((v.name.clone(), config, prepared.clone(), seed_dir.clone(), progress));
         }
     }
-    let results = parallel(jobs, |(name, config, prepared, initial, split, dir, progress)| {
-        train_and_write(study.data, &name, &config, &prepared, &initial, &split, &dir, &progress)
+    let results = parallel(jobs, |(name, config, prepared, dir, progress)| {
+        train_and_write(study.data, &name, &config, &prepared, &dir, &progress)
             .with_context(|| format!("model {name}, seed {}", config.seed))
     });
     let mut outcomes = results.into_iter().collect::<Result<Vec<_>>>()?;
@@ -228,19 +168,18 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     Ok(Comparison { outcomes, report, chosen, out })
 }
 
-/// Trains one model and writes its run directory into `dir`.
-#[allow(clippy::too_many_arguments)]
+/// Trains one model from the seed's initial weights and writes its run directory into `dir`.
 pub fn train_and_write(
     data: &Dataset,
     name: &str,
     config: &TrainConfig,
     prepared: &Prepared,
-    initial: &Weights,
-    split: &Split,
     dir: &Path,
     progress: &Progress,
 ) -> Result<Outcome> {
-    let trained = train::train(prepared, config, initial, progress)?;
+    let trained = train::train(prepared, config, &prepared.initial, &mut |r| progress.epoch(r));
+    progress.finish();
+    let trained = trained?;
     let (test_cross_entropy, test_accuracy) = train::evaluate(&trained.weights, &prepared.test)?;
     let metrics = RunMetrics {
         test_accuracy,
@@ -255,7 +194,7 @@ pub fn train_and_write(
         label: data.label_name.clone(),
         features: data.feature_names.clone(),
         classes: data.classes,
-        split_rows: [split.train.len(), split.val.len(), split.test.len()],
+        split_rows: [prepared.split.train.len(), prepared.split.val.len(), prepared.split.test.len()],
         train: config.clone(),
     };
     let run_dir = dir.join(name);
@@ -269,12 +208,12 @@ pub fn train_and_write(
 }
 
 /// The raw test rows with their labels, in the data's own columns, for `predict` and the device.
-pub fn write_test_rows(data: &Dataset, split: &Split, path: &Path) -> Result<()> {
+pub fn write_test_rows(data: &Dataset, test_rows: &[usize], path: &Path) -> Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     let mut header = data.feature_names.clone();
     header.push(data.label_name.clone());
     w.write_record(&header)?;
-    for r in &split.test {
+    for r in test_rows {
         let mut row: Vec<String> = data.row(*r).iter().map(|v| v.to_string()).collect();
         row.push(data.labels[*r].to_string());
         w.write_record(&row)?;

@@ -153,6 +153,30 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
     Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes })
 }
 
+/// Loads a CSV for a model taking `width` inputs: every column is a feature, except a label
+/// column when the CSV has one more column than the model has inputs (the last, or the one named).
+pub fn load_csv_for_model(path: &Path, width: usize, label_column: Option<&String>) -> anyhow::Result<Dataset> {
+    let label = match label_column {
+        Some(name) => LabelColumn::Named(name.clone()),
+        None => {
+            let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: path.into(), source })?;
+            let mut reader = csv::Reader::from_reader(file);
+            let columns =
+                reader.headers().map_err(|source| DataError::Csv { path: path.into(), line: 1, source })?.len();
+            if columns == width + 1 {
+                LabelColumn::Last
+            } else {
+                LabelColumn::None
+            }
+        }
+    };
+    let data = load_csv(path, &label)?;
+    if data.width() != width {
+        anyhow::bail!("{}: {} feature columns, the model takes {width}", path.display(), data.width());
+    }
+    Ok(data)
+}
+
 /// Loads a CSV to train on: as [`load_csv`], and the label column must hold at least two classes.
 pub fn load_training_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
     let data = load_csv(path, label)?;

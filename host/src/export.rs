@@ -4,27 +4,97 @@
 //! are already the inference weights: export copies them as they are. The artifact format has no
 //! field for dropout or for a regularizer; the run's regularizer survives only as provenance text.
 
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use dropship_shared::Artifact;
 
+use crate::data;
 use crate::infer::HostNetwork;
-use crate::run::SavedModel;
+use crate::output::write_atomic;
+use crate::run::{self, RunConfig, SavedModel};
 
 /// Encodes a saved model (with its standardization) as an artifact.
 pub fn artifact_bytes(saved: &SavedModel, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
     HostNetwork::from_saved(saved).to_artifact(class_names, provenance)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// `path` is either untouched or complete.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+/// The ONNX file an export wrote, and how it was checked.
+#[derive(Clone, Debug)]
+pub struct OnnxExport {
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Rows tract-onnx ran it on.
+    pub rows: usize,
+    /// Largest difference between tract's outputs and the artifact's logits.
+    pub max_diff: f32,
+}
+
+/// What [`export_run`] wrote.
+#[derive(Clone, Debug)]
+pub struct Exported {
+    /// The artifact's path.
+    pub artifact: PathBuf,
+    /// Its size.
+    pub bytes: usize,
+    /// Weights and biases in it.
+    pub parameters: usize,
+    /// The ONNX file, when one was asked for.
+    pub onnx: Option<OnnxExport>,
+}
+
+/// Exports the run at `run` (a run directory, or its `model.safetensors`) to `output` (default
+/// `<run>/model.dsm`) and, if asked, to an ONNX file checked with tract-onnx. Nothing is written
+/// unless every part succeeded.
+pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>) -> Result<Exported> {
+    let saved = run::load_weights(run)?;
+    let provenance = format!(
+        "{}; exported by dropship {} from {}; dropout and L2 are training-only and have no representation here",
+        saved.provenance,
+        env!("CARGO_PKG_VERSION"),
+        run.display()
+    );
+    let bytes = artifact_bytes(&saved, &class_names(run)?, &provenance)?;
+    let output = output.map_or_else(|| run.join("model.dsm"), Path::to_path_buf);
+    let onnx = match onnx {
+        Some(path) => {
+            let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
+            let rows = check_rows(&net, run)?;
+            let (encoded, max_diff) = crate::onnx::export_checked(&net, &rows)?;
+            Some((path, encoded, max_diff, rows.len() / net.input))
+        }
+        None => None,
+    };
+    write_atomic(&output, &bytes)?;
+    let onnx = match onnx {
+        Some((path, encoded, max_diff, rows)) => {
+            write_atomic(path, &encoded)?;
+            Some(OnnxExport { path: path.to_path_buf(), rows, max_diff })
+        }
+        None => None,
+    };
+    Ok(Exported { artifact: output, bytes: bytes.len(), parameters: saved.weights.parameters(), onnx })
+}
+
+/// The class names of a run (one per line), from its `config.json`. A run directory must have a
+/// readable one; a bare `model.safetensors` without one beside it has no names.
+fn class_names(run: &Path) -> Result<String> {
+    let config_path = if run.is_dir() { run.join(run::CONFIG) } else { run.with_file_name(run::CONFIG) };
+    if !run.is_dir() && !config_path.exists() {
+        return Ok(String::new());
+    }
+    let text = std::fs::read(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config: RunConfig = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a run configuration", config_path.display()))?;
+    Ok((0..config.classes).map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))
+}
+
+/// Rows to check an ONNX export on: the run's test rows when it has them, else generated ones.
+fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
+    let test = run_dir.parent().map(|p| p.join("test.csv"));
+    if let Some(path) = test.filter(|p| p.is_file()) {
+        let rows = data::load_csv_for_model(&path, net.input, None)?;
+        return Ok(rows.features);
+    }
+    Ok(crate::onnx::probe_rows(net, 64))
 }

@@ -5,9 +5,19 @@
 
 use anyhow::{Context, Result};
 use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec};
+use dropship_shared::vectors::Vectors;
 use dropship_shared::{kernel, Artifact};
 
 use crate::run::SavedModel;
+
+/// What the rows given to [`HostNetwork::logits`] are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputForm {
+    /// Raw features: the artifact's stored standardization is applied first.
+    Raw,
+    /// Already standardized by the caller: the stored standardization is skipped.
+    Standardized,
+}
 
 /// One layer's parameters, input-major.
 #[derive(Clone, Debug)]
@@ -91,22 +101,32 @@ impl HostNetwork {
         Ok((Self::from_artifact(&artifact), bytes))
     }
 
+    /// Test vectors (raw input, these logits, their class) of `rows`, encoded for the firmware.
+    pub fn vectors<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Vec<u8>> {
+        let rows: Vec<&[f32]> = rows.collect();
+        let logits: Vec<Vec<f32>> = rows.iter().map(|r| self.logits(r, InputForm::Raw)).collect();
+        let records = rows.iter().zip(&logits).map(|(r, l)| (*r, kernel::argmax(l), &l[..]));
+        let mut out = vec![0; Vectors::encoded_len(rows.len(), self.input, self.classes())];
+        Vectors::write(&mut out, self.input, self.classes(), records).context("encoding the vectors")?;
+        Ok(out)
+    }
+
     /// Number of classes.
     pub fn classes(&self) -> usize {
         self.layers.last().map_or(0, |l| l.bias.len())
     }
 
-    /// Logits for one row. `raw` skips the stored standardization (input already standardized).
-    pub fn logits(&self, row: &[f32], raw: bool) -> Vec<f32> {
+    /// Logits for one row.
+    pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
         let mut x = row.to_vec();
-        if let (Some((mean, scale)), false) = (&self.standardization, raw) {
+        if let (Some((mean, scale)), InputForm::Raw) = (&self.standardization, form) {
             let mut s = vec![0.0; x.len()];
             kernel::standardize(&x, mean, scale, &mut s);
             x = s;
         }
         for layer in &self.layers {
             let mut y = vec![0.0; layer.bias.len()];
-            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation == Activation::Relu);
+            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation);
             x = y;
         }
         x

@@ -3,6 +3,7 @@
 //! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
 
 pub mod adam;
+pub mod artifact_commands;
 pub mod bench;
 pub mod compare;
 pub mod data;
@@ -10,12 +11,14 @@ pub mod export;
 pub mod infer;
 pub mod model;
 pub mod onnx;
+pub mod outcome;
+pub mod output;
 pub mod plot;
+pub mod prepare;
 pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run;
-pub mod serve;
 pub mod split;
 pub mod sweep;
 pub mod train;

@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use dropship::compare::{self, SplitSpec, Study};
+use dropship::artifact_commands::{self, PredictOutput};
+use dropship::compare::{self, Study};
 use dropship::data::{self, LabelColumn};
-use dropship::export;
-use dropship::infer::HostNetwork;
+use dropship::infer::InputForm;
+use dropship::onnx::StandardizationSource;
+use dropship::prepare::SplitSpec;
 use dropship::progress::{Mode, Reporter};
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
-use dropship::{run, serve};
-use dropship_shared::Artifact;
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
 #[derive(Parser)]
@@ -246,18 +246,6 @@ fn load_data(args: &DataArgs) -> Result<data::Dataset> {
     Ok(data)
 }
 
-fn l2_layers(names: &[String]) -> Result<L2Layers> {
-    let mut layers = L2Layers { hidden: false, output: false };
-    for n in names {
-        match n.as_str() {
-            "hidden" => layers.hidden = true,
-            "output" => layers.output = true,
-            other => bail!("--l2-layers: unknown layer `{other}` (use hidden, output)"),
-        }
-    }
-    Ok(layers)
-}
-
 fn base_config(h: &HyperArgs, seed: u64) -> TrainConfig {
     TrainConfig {
         hidden: h.hidden,
@@ -279,176 +267,130 @@ fn split_spec(d: &DataArgs) -> SplitSpec {
 
 fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(a) => {
-            single_threaded_candle();
-            let layers = l2_layers(&a.hyper.l2_layers)?;
-            let regularizer = match (a.l2, a.dropout, a.weight_decay) {
-                (None, None, None) => Regularizer::None,
-                (Some(lambda), None, None) => Regularizer::L2 { lambda, layers },
-                (None, Some(rate), None) => Regularizer::Dropout { rate },
-                (None, None, Some(decay)) => Regularizer::WeightDecay { decay },
-                _ => bail!("--l2, --dropout and --weight-decay are separate models: give at most one (compare trains them side by side)"),
-            };
-            let config = TrainConfig { regularizer, early_stopping: a.patience, ..base_config(&a.hyper, a.seed) };
-            config.validate()?;
-            let data = load_data(&a.data)?;
-            let name = match regularizer {
-                Regularizer::None => "base",
-                Regularizer::L2 { .. } => "l2",
-                Regularizer::Dropout { .. } => "dropout",
-                Regularizer::WeightDecay { .. } => "weight-decay",
-            };
-            let out = a.out.unwrap_or_else(|| Path::new("runs").join(name));
-            let study = Study {
-                data: &data,
-                split: split_spec(&a.data),
-                seeds: vec![a.seed],
-                out,
-                overwrite: a.hyper.overwrite,
-            };
-            let variant = compare::Variant { name: name.to_string(), config };
-            let result = compare::compare(&study, &[variant], &reporter(&a.hyper))?;
-            let o = &result.outcomes[0];
-            println!(
-                "{name}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
-                o.metrics.test_accuracy, o.metrics.test_cross_entropy, o.metrics.best_epoch, o.metrics.seconds
-            );
-            println!("run written to {}", o.run_dir.display());
-        }
-        Command::Compare(a) => {
-            single_threaded_candle();
-            let layers = l2_layers(&a.hyper.l2_layers)?;
-            let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
-            let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping);
-            for v in &variants {
-                v.config.validate()?;
-            }
-            if a.seeds.is_empty() {
-                bail!("--seeds needs at least one seed");
-            }
-            let data = load_data(&a.data)?;
-            let study = Study {
-                data: &data,
-                split: split_spec(&a.data),
-                seeds: a.seeds,
-                out: a.out,
-                overwrite: a.hyper.overwrite,
-            };
-            let result = compare::compare(&study, &variants, &reporter(&a.hyper))?;
-            println!("{}", result.report);
-            println!("report: {}", result.out.join("report.md").display());
-            println!(
-                "plots:  {} and {}",
-                result.out.join("val_loss.png").display(),
-                result.out.join("val_accuracy.png").display()
-            );
-        }
+        Command::Train(a) => train(a)?,
+        Command::Compare(a) => compare(a)?,
         Command::Sweep(a) => {
             single_threaded_candle();
-            let layers = l2_layers(&a.hyper.l2_layers)?;
+            let layers = L2Layers::parse(&a.hyper.l2_layers)?;
             let data = load_data(&a.data)?;
-            let base = base_config(&a.hyper, a.seed);
-            dropship::sweep::sweep(
-                &dropship::sweep::Sweep {
-                    data: &data,
-                    split: split_spec(&a.data),
-                    base,
-                    rates: a.dropout_rates,
-                    lambdas: a.l2_strengths,
-                    layers,
-                    out: a.out.clone(),
-                    overwrite: a.hyper.overwrite,
-                },
-                &reporter(&a.hyper),
-            )?;
+            let sweep = dropship::sweep::Sweep {
+                data: &data,
+                split: split_spec(&a.data),
+                base: base_config(&a.hyper, a.seed),
+                rates: a.dropout_rates,
+                lambdas: a.l2_strengths,
+                layers,
+                out: a.out.clone(),
+                overwrite: a.hyper.overwrite,
+            };
+            dropship::sweep::sweep(&sweep, &reporter(&a.hyper))?;
             println!("sweep written to {}", a.out.display());
         }
         Command::Export(a) => {
-            let saved = run::load_weights(&a.run)?;
-            let config: Option<run::RunConfig> =
-                std::fs::read(a.run.join(run::CONFIG)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            let class_names = config
-                .as_ref()
-                .map(|c| (0..c.classes).map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))
-                .unwrap_or_default();
-            let provenance = format!(
-                "{}; exported by dropship {} from {}; dropout and L2 are training-only and have no representation here",
-                saved.provenance,
-                env!("CARGO_PKG_VERSION"),
-                a.run.display()
-            );
-            let bytes = export::artifact_bytes(&saved, &class_names, &provenance)?;
-            let output = a.output.unwrap_or_else(|| a.run.join("model.dsm"));
-            let onnx = match &a.onnx {
-                Some(path) => {
-                    let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
-                    let rows = serve::check_rows(&net, &a.run)?;
-                    let (onnx, diff) = dropship::onnx::export_checked(&net, &rows)?;
-                    Some((path, onnx, diff, rows.len() / net.input))
-                }
-                None => None,
-            };
-            export::write_atomic(&output, &bytes)?;
-            println!("wrote {} ({} bytes, {} parameters)", output.display(), bytes.len(), saved.weights.parameters());
-            if let Some((path, onnx, diff, n)) = onnx {
-                export::write_atomic(path, &onnx)?;
+            let e = dropship::export::export_run(&a.run, a.output.as_deref(), a.onnx.as_deref())?;
+            println!("wrote {} ({} bytes, {} parameters)", e.artifact.display(), e.bytes, e.parameters);
+            if let Some(o) = e.onnx {
                 println!(
-                    "wrote {} (ONNX opset {}; tract-onnx matches the artifact on {n} rows, max |diff| {diff:.1e})",
-                    path.display(),
-                    dropship::onnx::OPSET
+                    "wrote {} (ONNX opset {}; tract-onnx matches the artifact on {} rows, max |diff| {:.1e})",
+                    o.path.display(),
+                    dropship::onnx::OPSET,
+                    o.rows,
+                    o.max_diff
                 );
             }
         }
         Command::Import(a) => {
-            let (mut imported, diff) = dropship::onnx::import_checked(&a.model)?;
-            for s in &imported.stripped {
+            let r = dropship::onnx::import_file(&a.model, &a.output, a.standardize_from.as_deref())?;
+            for s in &r.imported.stripped {
                 println!("stripped {s}");
             }
-            if imported.dropped_softmax {
+            if r.imported.dropped_softmax {
                 println!("the final Softmax was dropped: the artifact outputs logits (argmax is unchanged)");
             }
-            let mut provenance = format!("imported from {}", a.model.display());
-            if let (Some(run), Some(_)) = (&a.standardize_from, &imported.network.standardization) {
-                bail!("--standardize-from {}: the ONNX graph already standardizes its input", run.display());
+            match &r.standardization {
+                StandardizationSource::Graph => println!("standardization: taken from the graph's leading Sub/Div"),
+                StandardizationSource::Run(run) => println!("standardization: from {}", run.display()),
+                StandardizationSource::None => println!(
+                    "no standardization: give --standardize-from <run> if the model expects standardized inputs"
+                ),
             }
-            if imported.network.standardization.is_some() {
-                println!("standardization: taken from the graph's leading Sub/Div");
-            } else if let Some(run) = &a.standardize_from {
-                let saved = run::load_weights(run)?;
-                if saved.standardization.mean.len() != imported.network.input {
-                    bail!(
-                        "--standardize-from {}: {} features, the model takes {}",
-                        run.display(),
-                        saved.standardization.mean.len(),
-                        imported.network.input
-                    );
-                }
-                imported.network.standardization = Some((saved.standardization.mean, saved.standardization.scale));
-                provenance.push_str(&format!("; standardization from {}", run.display()));
-            } else {
-                println!("no standardization: give --standardize-from <run> if the model expects standardized inputs");
-            }
-            let bytes = imported.network.to_artifact("", &provenance)?;
-            export::write_atomic(&a.output, &bytes)?;
-            let shapes: Vec<String> = imported
+            let shapes: Vec<String> = r
+                .imported
                 .network
                 .layers
                 .iter()
                 .map(|l| format!("Dense({} -> {}) {:?}", l.input, l.bias.len(), l.activation))
                 .collect();
             println!(
-                "wrote {} ({}; matches tract-onnx running the original within {diff:.1e})",
+                "wrote {} ({}; matches tract-onnx running the original within {:.1e})",
                 a.output.display(),
-                shapes.join(", ")
+                shapes.join(", "),
+                r.max_diff
             );
         }
         Command::Bench(a) => {
             single_threaded_candle();
             dropship::bench::run(a.repeats)?
         }
-        Command::Predict(a) => serve::predict(&a.artifact, &a.csv, a.label_column.as_ref(), a.logits, a.raw)?,
-        Command::Inspect { artifact } => serve::inspect(&artifact)?,
-        Command::Vectors(a) => serve::vectors(&a.artifact, &a.csv, &a.output, a.rows)?,
+        Command::Predict(a) => artifact_commands::predict(
+            &a.artifact,
+            &a.csv,
+            a.label_column.as_ref(),
+            if a.logits { PredictOutput::Logits } else { PredictOutput::Class },
+            if a.raw { InputForm::Standardized } else { InputForm::Raw },
+        )?,
+        Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
+        Command::Vectors(a) => artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows)?,
     }
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    single_threaded_candle();
+    let layers = L2Layers::parse(&a.hyper.l2_layers)?;
+    let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
+    let config = TrainConfig { regularizer, early_stopping: a.patience, ..base_config(&a.hyper, a.seed) };
+    config.validate()?;
+    let data = load_data(&a.data)?;
+    let variant = compare::Variant::new(config);
+    let study = Study {
+        data: &data,
+        split: split_spec(&a.data),
+        seeds: vec![a.seed],
+        out: a.out.unwrap_or_else(|| Path::new("runs").join(&variant.name)),
+        overwrite: a.hyper.overwrite,
+    };
+    let result = compare::compare(&study, std::slice::from_ref(&variant), &reporter(&a.hyper))?;
+    let o = &result.outcomes[0];
+    println!(
+        "{}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
+        variant.name, o.metrics.test_accuracy, o.metrics.test_cross_entropy, o.metrics.best_epoch, o.metrics.seconds
+    );
+    println!("run written to {}", o.run_dir.display());
+    Ok(())
+}
+
+fn compare(a: CompareArgs) -> Result<()> {
+    single_threaded_candle();
+    let layers = L2Layers::parse(&a.hyper.l2_layers)?;
+    let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
+    let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping);
+    for v in &variants {
+        v.config.validate()?;
+    }
+    if a.seeds.is_empty() {
+        bail!("--seeds needs at least one seed");
+    }
+    let data = load_data(&a.data)?;
+    let study =
+        Study { data: &data, split: split_spec(&a.data), seeds: a.seeds, out: a.out, overwrite: a.hyper.overwrite };
+    let result = compare::compare(&study, &variants, &reporter(&a.hyper))?;
+    println!("{}", result.report);
+    println!("report: {}", result.out.join("report.md").display());
+    println!(
+        "plots:  {} and {}",
+        result.out.join("val_loss.png").display(),
+        result.out.join("val_accuracy.png").display()
+    );
     Ok(())
 }

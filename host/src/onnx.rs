@@ -19,7 +19,9 @@ use rand::Rng;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use crate::infer::{HostNetwork, Layer};
+use crate::infer::{HostNetwork, InputForm, Layer};
+use crate::output::write_atomic;
+use crate::run;
 
 /// ONNX element type FLOAT.
 const FLOAT: i32 = 1;
@@ -155,7 +157,7 @@ fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 pub fn export_checked(net: &HostNetwork, rows: &[f32]) -> Result<(Vec<u8>, f32)> {
     let bytes = export_model(net).encode_to_vec();
     let from_tract = run_with_tract(&bytes, net.input, rows)?;
-    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input).map(|r| net.logits(r, false)).collect();
+    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input).map(|r| net.logits(r, InputForm::Raw)).collect();
     let diff = max_abs_diff(&from_tract, &ours);
     if diff.is_nan() || diff > 1e-5 || from_tract.len() != ours.len() {
         bail!("tract's outputs differ from the artifact's by {diff} (limit 1e-5): the ONNX export is not written");
@@ -381,7 +383,7 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     let ours: Vec<Vec<f32>> = rows
         .chunks_exact(net.input)
         .map(|r| {
-            let logits = net.logits(r, false);
+            let logits = net.logits(r, InputForm::Raw);
             if imported.dropped_softmax {
                 softmax(&logits)
             } else {
@@ -394,4 +396,57 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
         bail!("the imported network differs from tract running {} by {diff}: not written", path.display());
     }
     Ok((imported, diff))
+}
+
+/// Where an imported network's input standardization came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StandardizationSource {
+    /// The graph's leading `Sub`/`Div`.
+    Graph,
+    /// A run's `model.safetensors` (`--standardize-from`).
+    Run(std::path::PathBuf),
+    /// None: the model takes inputs as they are.
+    None,
+}
+
+/// What [`import_file`] wrote.
+#[derive(Debug)]
+pub struct ImportReport {
+    /// The import (its network carries the standardization that was written).
+    pub imported: Imported,
+    /// Where the standardization came from.
+    pub standardization: StandardizationSource,
+    /// Largest difference from tract running the original.
+    pub max_diff: f32,
+}
+
+/// `dropship import`: reads an ONNX file, checks the import against tract, takes the input
+/// standardization from the graph or from `standardize_from` (never both) and writes the artifact.
+pub fn import_file(model: &Path, output: &Path, standardize_from: Option<&Path>) -> Result<ImportReport> {
+    let (mut imported, max_diff) = import_checked(model)?;
+    let mut provenance = format!("imported from {}", model.display());
+    let standardization = match (standardize_from, imported.network.standardization.is_some()) {
+        (Some(run), true) => {
+            bail!("--standardize-from {}: the ONNX graph already standardizes its input", run.display())
+        }
+        (None, true) => StandardizationSource::Graph,
+        (Some(run), false) => {
+            let saved = run::load_weights(run)?;
+            if saved.standardization.mean.len() != imported.network.input {
+                bail!(
+                    "--standardize-from {}: {} features, the model takes {}",
+                    run.display(),
+                    saved.standardization.mean.len(),
+                    imported.network.input
+                );
+            }
+            imported.network.standardization = Some((saved.standardization.mean, saved.standardization.scale));
+            provenance.push_str(&format!("; standardization from {}", run.display()));
+            StandardizationSource::Run(run.to_path_buf())
+        }
+        (None, false) => StandardizationSource::None,
+    };
+    let bytes = imported.network.to_artifact("", &provenance)?;
+    write_atomic(output, &bytes)?;
+    Ok(ImportReport { imported, standardization, max_diff })
 }

@@ -52,6 +52,15 @@ pub fn write(chart: &Chart<'_>, stem: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Axis numbers as people write them: `10`, not `10.0`; `0.2`, not `0.20000000000000001`.
+fn axis_label(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{}", x as f32)
+    }
+}
+
 fn draw<DB: DrawingBackend>(chart: &Chart<'_>, root: DrawingArea<DB, Shift>) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
@@ -78,6 +87,7 @@ where
             let mut ctx = $ctx;
             ctx.configure_mesh()
                 .x_desc(chart.x_label)
+                .x_label_formatter(&|x| axis_label(*x))
                 .y_desc(chart.y_label)
                 .label_style((FAMILY, 14))
                 .draw()
@@ -110,4 +120,16 @@ where
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_print_epochs_as_integers() {
+        assert_eq!(axis_label(10.0), "10");
+        assert_eq!(axis_label(0.2), "0.2");
+        assert_eq!(axis_label(0.00001), "0.00001");
+    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::compare::Outcome;
+use crate::outcome::Outcome;
 use crate::plot::{self, Chart, Series};
 use crate::train::EpochRecord;
 

@@ -7,15 +7,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::compare::{parallel, SplitSpec};
+use crate::compare::parallel;
 use crate::data::Dataset;
-use crate::model::Weights;
 use crate::plot::{self, Chart, Series};
+use crate::prepare::{Prepared, SplitSpec};
 use crate::progress::Reporter;
-use crate::rng::{stream, Stream};
 use crate::run::Staging;
-use crate::split;
-use crate::train::{self, Prepared, TrainConfig};
+use crate::train::{self, TrainConfig};
 
 /// One point of a sweep.
 #[derive(Clone, Debug, Serialize)]
@@ -79,9 +77,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         c.validate()?;
     }
     let staging = Staging::new(out, overwrite)?;
-    let split = split::stratified(data, split_spec.val, split_spec.test, base.seed)?;
-    let prepared = Prepared::new(data, &split);
-    let initial = Weights::glorot(prepared.input, base.hidden, prepared.classes, &mut stream(base.seed, Stream::Init));
+    let prepared = Prepared::for_seed(data, *split_spec, base.seed, base.hidden)?;
     let jobs: Vec<_> = configs
         .into_iter()
         .map(|(p, v, c)| {
@@ -90,7 +86,9 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         })
         .collect();
     let points = parallel(jobs, |(parameter, value, config, progress)| -> Result<SweepPoint> {
-        let t = train::train(&prepared, &config, &initial, &progress)?;
+        let t = train::train(&prepared, &config, &prepared.initial, &mut |r| progress.epoch(r));
+        progress.finish();
+        let t = t?;
         let last = t.history.last().expect("at least one epoch");
         Ok(SweepPoint {
             parameter,

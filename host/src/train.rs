@@ -9,11 +9,9 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{AdamConfig, KerasAdam};
-use crate::data::Dataset;
 use crate::model::{cross_entropy_and_accuracy, dropout_mask, logits, Mlp, Weights};
-use crate::progress::Progress;
+use crate::prepare::Prepared;
 use crate::rng::{stream, Stream};
-use crate::split::{Split, Standardization};
 
 /// Which kernels an L2 penalty applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +24,7 @@ pub struct L2Layers {
 
 /// How a model is regularized in training. Nothing of it reaches inference.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "RegularizerFields")]
 pub enum Regularizer {
     /// Nothing.
     None,
@@ -36,6 +34,79 @@ pub enum Regularizer {
     Dropout { rate: f32 },
     /// AdamW decoupled weight decay on the kernels.
     WeightDecay { decay: f64 },
+}
+
+/// `Regularizer`'s JSON read as a plain struct: serde reads an internally tagged enum through a
+/// buffer that cannot hold the numbers of `serde_json`'s `arbitrary_precision` (which a dependency
+/// turns on), so `config.json` would not read back.
+#[derive(Deserialize)]
+struct RegularizerFields {
+    kind: String,
+    lambda: Option<f64>,
+    layers: Option<L2Layers>,
+    rate: Option<f32>,
+    decay: Option<f64>,
+}
+
+impl TryFrom<RegularizerFields> for Regularizer {
+    type Error = String;
+
+    fn try_from(f: RegularizerFields) -> Result<Self, String> {
+        let missing = |field: &str| format!("regularizer `{}` needs `{field}`", f.kind);
+        Ok(match f.kind.as_str() {
+            "none" => Regularizer::None,
+            "l2" => Regularizer::L2 {
+                lambda: f.lambda.ok_or_else(|| missing("lambda"))?,
+                layers: f.layers.ok_or_else(|| missing("layers"))?,
+            },
+            "dropout" => Regularizer::Dropout { rate: f.rate.ok_or_else(|| missing("rate"))? },
+            "weight-decay" => Regularizer::WeightDecay { decay: f.decay.ok_or_else(|| missing("decay"))? },
+            other => return Err(format!("unknown regularizer kind `{other}`")),
+        })
+    }
+}
+
+impl L2Layers {
+    /// Parses `--l2-layers` names (`hidden`, `output`).
+    pub fn parse(names: &[String]) -> Result<Self, ConfigError> {
+        let mut layers = L2Layers { hidden: false, output: false };
+        for name in names {
+            match name.as_str() {
+                "hidden" => layers.hidden = true,
+                "output" => layers.output = true,
+                other => return Err(ConfigError::UnknownL2Layer(other.to_string())),
+            }
+        }
+        Ok(layers)
+    }
+}
+
+impl Regularizer {
+    /// The one regularizer `train` trains with, from its flags (at most one may be given).
+    pub fn from_flags(
+        l2: Option<f64>,
+        layers: L2Layers,
+        dropout: Option<f32>,
+        weight_decay: Option<f64>,
+    ) -> Result<Self, ConfigError> {
+        match (l2, dropout, weight_decay) {
+            (None, None, None) => Ok(Regularizer::None),
+            (Some(lambda), None, None) => Ok(Regularizer::L2 { lambda, layers }),
+            (None, Some(rate), None) => Ok(Regularizer::Dropout { rate }),
+            (None, None, Some(decay)) => Ok(Regularizer::WeightDecay { decay }),
+            _ => Err(ConfigError::SeveralRegularizers),
+        }
+    }
+
+    /// The model's short name, also its run directory: `base`, `l2`, `dropout`, `weight-decay`.
+    pub fn model_name(&self) -> &'static str {
+        match self {
+            Regularizer::None => "base",
+            Regularizer::L2 { .. } => "l2",
+            Regularizer::Dropout { .. } => "dropout",
+            Regularizer::WeightDecay { .. } => "weight-decay",
+        }
+    }
 }
 
 impl std::fmt::Display for Regularizer {
@@ -106,6 +177,12 @@ pub enum ConfigError {
     L2(f64),
     #[error("--l2-layers must name at least one of hidden, output")]
     L2Layers,
+    #[error("--l2-layers: unknown layer `{0}` (use hidden, output)")]
+    UnknownL2Layer(String),
+    #[error(
+        "--l2, --dropout and --weight-decay are separate models: give at most one (compare trains them side by side)"
+    )]
+    SeveralRegularizers,
     #[error("--weight-decay must be a non-negative number, got {0}")]
     WeightDecay(f64),
     #[error("--patience must be at least 1")]
@@ -138,39 +215,6 @@ impl TrainConfig {
                 Err(ConfigError::WeightDecay(decay))
             }
             _ => Ok(()),
-        }
-    }
-}
-
-/// The split, standardized with train statistics, ready for training.
-#[derive(Clone, Debug)]
-pub struct Prepared {
-    /// Input width.
-    pub input: usize,
-    /// Class count.
-    pub classes: usize,
-    /// Fitted on the train rows only.
-    pub standardization: Standardization,
-    /// Standardized train rows, row-major, and their labels.
-    pub train: (Vec<f32>, Vec<u32>),
-    /// Standardized validation rows and labels.
-    pub val: (Vec<f32>, Vec<u32>),
-    /// Standardized test rows and labels.
-    pub test: (Vec<f32>, Vec<u32>),
-}
-
-impl Prepared {
-    /// Standardizes the three parts of `split` with statistics of its train rows.
-    pub fn new(data: &Dataset, split: &Split) -> Self {
-        let standardization = Standardization::fit(data, &split.train);
-        let part = |rows: &[usize]| (standardization.apply(data, rows), rows.iter().map(|r| data.labels[*r]).collect());
-        Self {
-            input: data.width(),
-            classes: data.classes,
-            train: part(&split.train),
-            val: part(&split.val),
-            test: part(&split.test),
-            standardization,
         }
     }
 }
@@ -224,12 +268,13 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
 }
 
-/// Trains one model on `data` from `initial` weights.
+/// Trains one model on `data` from `initial` weights, calling `on_epoch` after every epoch (the
+/// command line shows progress through it).
 pub fn train(
     data: &Prepared,
     config: &TrainConfig,
     initial: &Weights,
-    progress: &Progress,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<Trained, TrainError> {
     config.validate()?;
     let device = Device::Cpu;
@@ -312,7 +357,7 @@ pub fn train(
             val_accuracy,
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
-        progress.epoch(&record);
+        on_epoch(&record);
         history.push(record);
         if val_loss < best_loss {
             (best_loss, best_epoch) = (val_loss, epoch);
@@ -331,7 +376,6 @@ pub fn train(
         }
         None => model.weights()?,
     };
-    progress.finish();
     Ok(Trained {
         weights,
         history,
@@ -391,6 +435,24 @@ mod tests {
     }
 
     #[test]
+    fn every_regularizer_reads_back_from_its_json() {
+        let layers = L2Layers { hidden: true, output: false };
+        for r in [
+            Regularizer::None,
+            Regularizer::L2 { lambda: 1e-3, layers },
+            Regularizer::Dropout { rate: 0.5 },
+            Regularizer::WeightDecay { decay: 0.01 },
+        ] {
+            let config = TrainConfig { regularizer: r, early_stopping: Some(3), ..TrainConfig::default() };
+            let json = serde_json::to_string(&config).unwrap();
+            assert!(json.contains("\"kind\""), "{json}");
+            assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), config, "{json}");
+        }
+        let bad = r#"{"kind":"dropout"}"#;
+        assert!(serde_json::from_str::<Regularizer>(bad).unwrap_err().to_string().contains("needs `rate`"));
+    }
+
+    #[test]
     fn the_l2_term_and_its_gradient_by_hand() {
         // w1 = [[1, -2]] (1x2), w2 = [[3], [0]] (2x1), biases 5 (never penalized), lambda 0.5
         // hidden only: 0.5 * (1 + 4) = 2.5, d/dw1 = 2 * 0.5 * w1 = [1, -2]
@@ -428,12 +490,10 @@ mod tests {
     #[test]
     fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
         let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default()).unwrap();
-        let split = crate::split::stratified(&data, 0.2, 0.2, 0).unwrap();
-        let prepared = Prepared::new(&data, &split);
+        let prepared = Prepared::for_seed(&data, crate::prepare::SplitSpec::default(), 0, 128).unwrap();
         // a high learning rate overfits fast, so the validation loss turns up early
         let config = TrainConfig { epochs: 60, lr: 0.02, early_stopping: Some(4), ..TrainConfig::default() };
-        let initial = Weights::glorot(64, 128, 10, &mut stream(0, Stream::Init));
-        let t = train(&prepared, &config, &initial, &Progress::hidden()).unwrap();
+        let t = train(&prepared, &config, &prepared.initial, &mut |_| {}).unwrap();
         assert!(t.history.len() < 60, "stopped early: {} epochs", t.history.len());
         assert_eq!(t.history.len(), t.best_epoch + 4, "stops `patience` epochs after the best");
         let (val_loss, _) = evaluate(&t.weights, &prepared.val).unwrap();

@@ -15,8 +15,8 @@
 //! The class count is the last layer's width. The format has no field for dropout, for a
 //! regularizer or for any other training-only state: a model in this format cannot carry them.
 
-use core::fmt;
-
+pub use crate::error::{FormatError, Section};
+pub use crate::kernel::Activation;
 use crate::network::{Dense, Network, Standardization};
 pub use crate::wire::F32s;
 use crate::wire::{verify_checksum, Reader, Writer};
@@ -36,172 +36,6 @@ pub const MAX_TEXT: usize = 1 << 16;
 
 const FLAG_STANDARDIZATION: u32 = 1;
 
-/// Why bytes are not a valid artifact. Parsing never panics, whatever the bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum ArtifactError {
-    /// The file does not start with [`MAGIC`].
-    BadMagic,
-    /// A version this build does not read.
-    UnsupportedVersion {
-        /// The version in the file.
-        found: u32,
-    },
-    /// The bytes end before the structure they describe.
-    Truncated {
-        /// Bytes needed.
-        needed: usize,
-        /// Bytes present.
-        len: usize,
-    },
-    /// Bytes after the checksum.
-    TrailingBytes {
-        /// Expected length.
-        expected: usize,
-        /// Actual length.
-        len: usize,
-    },
-    /// The stored checksum does not match the content.
-    ChecksumMismatch {
-        /// CRC in the file.
-        stored: u32,
-        /// CRC of the content.
-        computed: u32,
-    },
-    /// A value that is NaN or infinite.
-    NonFinite {
-        /// Which section holds it.
-        section: Section,
-        /// Its index within that section.
-        index: usize,
-    },
-    /// A standardization scale that is zero or negative.
-    BadScale {
-        /// Feature index.
-        index: usize,
-    },
-    /// A size above the format's limits.
-    TooLarge {
-        /// What is too large.
-        what: &'static str,
-        /// Its value.
-        value: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// A shape that is zero or does not match what the caller needs.
-    ShapeMismatch {
-        /// Which dimension.
-        what: &'static str,
-        /// What was required.
-        expected: usize,
-        /// What the file has.
-        found: usize,
-    },
-    /// An activation code this version does not know.
-    BadActivation {
-        /// Layer index.
-        layer: usize,
-        /// The code in the file.
-        code: u32,
-    },
-    /// Flag bits this version does not know.
-    UnknownFlags {
-        /// The flags in the file.
-        flags: u32,
-    },
-    /// Text that is not UTF-8, or class names that don't match the class count.
-    BadText {
-        /// Which text.
-        what: &'static str,
-    },
-    /// The output buffer is too small for the artifact.
-    BufferTooSmall {
-        /// Bytes needed.
-        needed: usize,
-        /// Bytes given.
-        len: usize,
-    },
-}
-
-/// A part of an artifact, for error messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Section {
-    /// Standardization means.
-    Mean,
-    /// Standardization scales.
-    Scale,
-    /// Weights of a layer.
-    Weights(usize),
-    /// Biases of a layer.
-    Bias(usize),
-    /// Vector-file inputs or logits.
-    Vector(usize),
-}
-
-impl fmt::Display for Section {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Section::Mean => write!(f, "standardization mean"),
-            Section::Scale => write!(f, "standardization scale"),
-            Section::Weights(l) => write!(f, "layer {l} weights"),
-            Section::Bias(l) => write!(f, "layer {l} bias"),
-            Section::Vector(v) => write!(f, "vector {v}"),
-        }
-    }
-}
-
-impl fmt::Display for ArtifactError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ArtifactError::*;
-        match self {
-            BadMagic => write!(f, "not a dropship file (bad magic bytes)"),
-            UnsupportedVersion { found } => {
-                write!(f, "unsupported format version {found} (this build reads {VERSION})")
-            }
-            Truncated { needed, len } => {
-                write!(f, "truncated: {len} bytes, at least {needed} needed")
-            }
-            TrailingBytes { expected, len } => {
-                write!(f, "{len} bytes where the structure ends at {expected}")
-            }
-            ChecksumMismatch { stored, computed } => {
-                write!(f, "checksum mismatch: stored {stored:#010x}, content gives {computed:#010x}")
-            }
-            NonFinite { section, index } => {
-                write!(f, "non-finite value in {section} at index {index}")
-            }
-            BadScale { index } => write!(f, "standardization scale {index} is not positive"),
-            TooLarge { what, value, limit } => {
-                write!(f, "{what} {value} is above the limit {limit}")
-            }
-            ShapeMismatch { what, expected, found } => {
-                write!(f, "{what} is {found}, expected {expected}")
-            }
-            BadActivation { layer, code } => {
-                write!(f, "layer {layer} has unknown activation code {code}")
-            }
-            UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
-            BadText { what } => write!(f, "{what} is not valid"),
-            BufferTooSmall { needed, len } => write!(f, "buffer of {len} bytes, {needed} needed"),
-        }
-    }
-}
-
-impl core::error::Error for ArtifactError {}
-
-/// What follows a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Activation {
-    /// Nothing: the layer's output is used as is (logits).
-    Linear,
-    /// `max(x, 0)`.
-    Relu,
-}
-
 impl Activation {
     fn code(self) -> u32 {
         match self {
@@ -210,11 +44,11 @@ impl Activation {
         }
     }
 
-    fn from_code(layer: usize, code: u32) -> Result<Self, ArtifactError> {
+    fn from_code(layer: usize, code: u32) -> Result<Self, FormatError> {
         match code {
             0 => Ok(Activation::Linear),
             1 => Ok(Activation::Relu),
-            _ => Err(ArtifactError::BadActivation { layer, code }),
+            _ => Err(FormatError::BadActivation { layer, code }),
         }
     }
 }
@@ -246,45 +80,45 @@ pub struct Artifact<'a> {
     len: usize,
 }
 
-fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, ArtifactError> {
+fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, FormatError> {
     if value > limit {
-        Err(ArtifactError::TooLarge { what, value, limit })
+        Err(FormatError::TooLarge { what, value, limit })
     } else if value == 0 {
-        Err(ArtifactError::ShapeMismatch { what, expected: 1, found: 0 })
+        Err(FormatError::ShapeMismatch { what, expected: 1, found: 0 })
     } else {
         Ok(value)
     }
 }
 
-fn text<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, ArtifactError> {
+fn text<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, FormatError> {
     let len = r.u32()? as usize;
     if len > MAX_TEXT {
-        return Err(ArtifactError::TooLarge { what, value: len, limit: MAX_TEXT });
+        return Err(FormatError::TooLarge { what, value: len, limit: MAX_TEXT });
     }
-    core::str::from_utf8(r.take(len)?).map_err(|_| ArtifactError::BadText { what })
+    core::str::from_utf8(r.take(len)?).map_err(|_| FormatError::BadText { what })
 }
 
-fn finite(values: F32s<'_>, section: Section) -> Result<(), ArtifactError> {
+fn finite(values: F32s<'_>, section: Section) -> Result<(), FormatError> {
     match values.first_non_finite() {
-        Some(index) => Err(ArtifactError::NonFinite { section, index }),
+        Some(index) => Err(FormatError::NonFinite { section, index }),
         None => Ok(()),
     }
 }
 
 impl<'a> Artifact<'a> {
     /// Parses and validates `bytes`: structure, limits, checksum, finiteness.
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, ArtifactError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(bytes);
-        if r.take(4).map_err(|_| ArtifactError::BadMagic)? != MAGIC {
-            return Err(ArtifactError::BadMagic);
+        if r.take(4).map_err(|_| FormatError::BadMagic)? != MAGIC {
+            return Err(FormatError::BadMagic);
         }
         let version = r.u32()?;
         if version != VERSION {
-            return Err(ArtifactError::UnsupportedVersion { found: version });
+            return Err(FormatError::UnsupportedVersion { found: version, supported: VERSION });
         }
         let flags = r.u32()?;
         if flags & !FLAG_STANDARDIZATION != 0 {
-            return Err(ArtifactError::UnknownFlags { flags });
+            return Err(FormatError::UnknownFlags { flags });
         }
         let input = limit("input width", r.u32()? as usize, MAX_WIDTH)?;
         let layer_count = limit("layer count", r.u32()? as usize, MAX_LAYERS)?;
@@ -302,16 +136,16 @@ impl<'a> Artifact<'a> {
         let provenance = text(&mut r, "provenance")?;
         let classes = fan_in;
         if !class_names.is_empty() && class_names.lines().count() != classes {
-            return Err(ArtifactError::BadText { what: "class names (one per class)" });
+            return Err(FormatError::BadText { what: "class names (one per class)" });
         }
         let has_standardization = flags & FLAG_STANDARDIZATION != 0;
         let standardization_len = if has_standardization { 2 * input } else { 0 };
         let expected = r.position() + 4 * (standardization_len + parameters) + 4;
         if bytes.len() < expected {
-            return Err(ArtifactError::Truncated { needed: expected, len: bytes.len() });
+            return Err(FormatError::Truncated { needed: expected, len: bytes.len() });
         }
         if bytes.len() > expected {
-            return Err(ArtifactError::TrailingBytes { expected, len: bytes.len() });
+            return Err(FormatError::TrailingBytes { expected, len: bytes.len() });
         }
         verify_checksum(bytes)?;
 
@@ -320,7 +154,7 @@ impl<'a> Artifact<'a> {
             finite(mean, Section::Mean)?;
             finite(scale, Section::Scale)?;
             if let Some(index) = scale.iter().position(|s| s <= 0.0) {
-                return Err(ArtifactError::BadScale { index });
+                return Err(FormatError::BadScale { index });
             }
             Some((mean, scale))
         } else {
@@ -383,26 +217,26 @@ impl<'a> Artifact<'a> {
     pub fn load_into<const IN: usize, const HIDDEN: usize, const CLASSES: usize>(
         &self,
         net: &mut Network<IN, HIDDEN, CLASSES>,
-    ) -> Result<(), ArtifactError> {
+    ) -> Result<(), FormatError> {
         let shape = |what, expected, found| {
             if expected == found {
                 Ok(())
             } else {
-                Err(ArtifactError::ShapeMismatch { what, expected, found })
+                Err(FormatError::ShapeMismatch { what, expected, found })
             }
         };
         shape("layer count", 2, self.layer_count)?;
         let (Some(hidden), Some(output)) = (self.layers[0], self.layers[1]) else {
-            return Err(ArtifactError::ShapeMismatch { what: "layer count", expected: 2, found: 0 });
+            return Err(FormatError::ShapeMismatch { what: "layer count", expected: 2, found: 0 });
         };
         shape("input width", IN, self.input)?;
         shape("hidden width", HIDDEN, hidden.output)?;
         shape("class count", CLASSES, output.output)?;
         if hidden.activation != Activation::Relu {
-            return Err(ArtifactError::BadActivation { layer: 0, code: hidden.activation.code() });
+            return Err(FormatError::BadActivation { layer: 0, code: hidden.activation.code() });
         }
         if output.activation != Activation::Linear {
-            return Err(ArtifactError::BadActivation { layer: 1, code: output.activation.code() });
+            return Err(FormatError::BadActivation { layer: 1, code: output.activation.code() });
         }
         net.standardization = match self.standardization {
             Some((mean, scale)) => {
@@ -421,7 +255,7 @@ impl<'a> Artifact<'a> {
 fn load_dense<const IN: usize, const OUT: usize>(
     view: &LayerView<'_>,
     dense: &mut Dense<IN, OUT>,
-) -> Result<(), ArtifactError> {
+) -> Result<(), FormatError> {
     view.weights.copy_to(dense.weights.as_flattened_mut())?;
     view.bias.copy_to(&mut dense.bias)
 }
@@ -463,7 +297,7 @@ impl ArtifactSpec<'_> {
 
     /// Encodes into `out` (at least [`ArtifactSpec::encoded_len`] bytes), then validates the result
     /// with [`Artifact::parse`], so nothing this writes fails to load. Returns the length.
-    pub fn write(&self, out: &mut [u8]) -> Result<usize, ArtifactError> {
+    pub fn write(&self, out: &mut [u8]) -> Result<usize, FormatError> {
         let mut w = Writer::new(out);
         w.bytes(&MAGIC)?;
         w.u32(VERSION)?;
@@ -474,7 +308,7 @@ impl ArtifactSpec<'_> {
         for (i, layer) in self.layers.iter().enumerate() {
             let output = layer.bias.len();
             if layer.weights.len() != fan_in * output {
-                return Err(ArtifactError::ShapeMismatch {
+                return Err(FormatError::ShapeMismatch {
                     what: if i == 0 { "layer 0 weights" } else { "layer weights" },
                     expected: fan_in * output,
                     found: layer.weights.len(),
@@ -491,7 +325,7 @@ impl ArtifactSpec<'_> {
         if let Some((mean, scale)) = self.standardization {
             for (what, v) in [("mean length", mean), ("scale length", scale)] {
                 if v.len() != self.input {
-                    return Err(ArtifactError::ShapeMismatch { what, expected: self.input, found: v.len() });
+                    return Err(FormatError::ShapeMismatch { what, expected: self.input, found: v.len() });
                 }
             }
             w.f32s(mean)?;

@@ -3,29 +3,44 @@
 //! Every function here is total: mismatched lengths never panic (the const-generic types in
 //! [`crate::network`] make them impossible; the runtime-shaped host path checks them before).
 
+/// What follows a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing: the layer's output is used as is (logits).
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+}
+
 /// Outputs accumulated together in one block: registers on the device, vector lanes on the host.
 const BLOCK: usize = 16;
 
 /// `output[o] = bias[o] + sum_i input[i] * weights[i * output.len() + o]`, added in input order,
-/// then ReLU (`max(v, 0)`) when `relu` is set.
+/// then ReLU (`max(v, 0)`) when `activation` is [`Activation::Relu`].
 ///
 /// `weights` is input-major (`(input.len(), output.len())`, row-major). The outputs are computed in
 /// blocks; the order of the additions for each output is the same whatever the block size.
-pub fn dense(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
-    dense_blocked::<BLOCK>(input, weights, bias, output, relu);
+pub fn dense(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], activation: Activation) {
+    dense_blocked::<BLOCK>(input, weights, bias, output, activation);
 }
 
 /// [`dense`] with outputs computed `K` at a time first (then 16, 4, 1 for what is left). A layer
 /// with at most 16 outputs passes its own width, so all its accumulators stay in registers.
 /// Every `K` gives bit-identical results.
-pub fn dense_blocked<const K: usize>(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
+pub fn dense_blocked<const K: usize>(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    activation: Activation,
+) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX, checked just above.
-        unsafe { dense_blocked_avx::<K>(input, weights, bias, output, relu) };
+        unsafe { dense_blocked_avx::<K>(input, weights, bias, output, activation) };
         return;
     }
-    dense_blocked_portable::<K>(input, weights, bias, output, relu);
+    dense_blocked_portable::<K>(input, weights, bias, output, activation);
 }
 
 /// The same code compiled for 8-lane AVX: wider vectors across outputs, the same multiplies and
@@ -37,9 +52,9 @@ unsafe fn dense_blocked_avx<const K: usize>(
     weights: &[f32],
     bias: &[f32],
     output: &mut [f32],
-    relu: bool,
+    activation: Activation,
 ) {
-    dense_blocked_portable::<K>(input, weights, bias, output, relu);
+    dense_blocked_portable::<K>(input, weights, bias, output, activation);
 }
 
 #[inline(always)]
@@ -48,13 +63,13 @@ fn dense_blocked_portable<const K: usize>(
     weights: &[f32],
     bias: &[f32],
     output: &mut [f32],
-    relu: bool,
+    activation: Activation,
 ) {
     let width = output.len();
-    let mut start = dense_blocks::<K>(input, weights, bias, output, width, 0, relu);
-    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, relu);
-    start = dense_blocks::<4>(input, weights, bias, output, width, start, relu);
-    dense_blocks::<1>(input, weights, bias, output, width, start, relu);
+    let mut start = dense_blocks::<K>(input, weights, bias, output, width, 0, activation);
+    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, activation);
+    start = dense_blocks::<4>(input, weights, bias, output, width, start, activation);
+    dense_blocks::<1>(input, weights, bias, output, width, start, activation);
 }
 
 /// Computes outputs `start..` in blocks of `K` while a whole block fits; returns the next start.
@@ -66,7 +81,7 @@ fn dense_blocks<const K: usize>(
     output: &mut [f32],
     width: usize,
     mut start: usize,
-    relu: bool,
+    activation: Activation,
 ) -> usize {
     if K == 0 {
         return start;
@@ -86,7 +101,7 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
-        if relu {
+        if activation == Activation::Relu {
             for a in &mut acc {
                 *a = relu_value(*a);
             }
@@ -159,9 +174,9 @@ mod tests {
             let mut relu_expected = expected.clone();
             relu(&mut relu_expected);
             let mut out = vec![0.0; outputs];
-            dense(&input, &weights, &bias, &mut out, false);
+            dense(&input, &weights, &bias, &mut out, Activation::Linear);
             assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs}");
-            dense(&input, &weights, &bias, &mut out, true);
+            dense(&input, &weights, &bias, &mut out, Activation::Relu);
             assert_eq!(bits(&out), bits(&relu_expected), "{inputs}x{outputs} relu");
             for blocked in [
                 dense_blocked::<10>,
@@ -170,7 +185,7 @@ mod tests {
                 dense_blocked::<0>,
                 dense_blocked_portable::<16>,
             ] {
-                blocked(&input, &weights, &bias, &mut out, false);
+                blocked(&input, &weights, &bias, &mut out, Activation::Linear);
                 assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs} blocked");
             }
         }
@@ -182,10 +197,10 @@ mod tests {
         let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let b = [0.5, 0.0, -1.0];
         let mut out = [0.0; 3];
-        dense(&[1.0, 2.0], &w, &b, &mut out, false);
+        dense(&[1.0, 2.0], &w, &b, &mut out, Activation::Linear);
         assert_eq!(out, [9.5, 12.0, 14.0]);
         // x = [1, -2]: [1 - 8 + 0.5, 2 - 10, 3 - 12 - 1] = [-6.5, -8, -10] -> ReLU -> 0
-        dense(&[1.0, -2.0], &w, &b, &mut out, true);
+        dense(&[1.0, -2.0], &w, &b, &mut out, Activation::Relu);
         assert_eq!(out, [0.0, 0.0, 0.0]);
     }
 

@@ -31,10 +31,13 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod error;
 pub mod kernel;
 pub mod network;
 pub mod vectors;
 mod wire;
 
-pub use artifact::{Artifact, ArtifactError};
+pub use artifact::Artifact;
+pub use error::FormatError;
+pub use kernel::Activation;
 pub use network::{Dense, Network, Scratch, Standardization};

@@ -3,7 +3,7 @@
 //! Shapes are const generics, so a shape mismatch is a compile error and inference needs no error
 //! type. All arithmetic goes through [`crate::kernel`], the one place that defines it.
 
-use crate::kernel;
+use crate::kernel::{self, Activation};
 
 /// A dense layer, kernel input-major (`weights[i][o]`, see the crate docs).
 #[derive(Clone, Debug, PartialEq)]
@@ -18,14 +18,14 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
     /// A layer of zeros.
     pub const ZERO: Self = Self { weights: [[0.0; OUT]; IN], bias: [0.0; OUT] };
 
-    /// `output = input · weights + bias`, then ReLU when `relu` is set.
-    pub fn forward(&self, input: &[f32; IN], output: &mut [f32; OUT], relu: bool) {
+    /// `output = input · weights + bias`, then `activation`.
+    pub fn forward(&self, input: &[f32; IN], output: &mut [f32; OUT], activation: Activation) {
         let weights = self.weights.as_flattened();
         if OUT <= 16 {
             // Narrow layers (the classes) keep all their accumulators in registers at once.
-            kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, relu);
+            kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, activation);
         } else {
-            kernel::dense(input, weights, &self.bias, output, relu);
+            kernel::dense(input, weights, &self.bias, output, activation);
         }
     }
 
@@ -99,8 +99,8 @@ impl<const IN: usize, const HIDDEN: usize, const CLASSES: usize> Network<IN, HID
             }
             None => input,
         };
-        self.hidden.forward(standardized, &mut scratch.hidden, true);
-        self.output.forward(&scratch.hidden, logits, false);
+        self.hidden.forward(standardized, &mut scratch.hidden, Activation::Relu);
+        self.output.forward(&scratch.hidden, logits, Activation::Linear);
     }
 
     /// The predicted class for a raw input, with its logits.

@@ -6,7 +6,8 @@
 //! CRC-32 (ISO-HDLC) of every byte before it
 //! ```
 
-use crate::artifact::{ArtifactError, Section, MAX_WIDTH};
+use crate::artifact::MAX_WIDTH;
+use crate::error::{FormatError, Section};
 use crate::wire::{verify_checksum, F32s, Reader, Writer};
 
 /// The four bytes a vector file starts with.
@@ -43,14 +44,14 @@ fn record_len(input: usize, classes: usize) -> usize {
 
 impl<'a> Vectors<'a> {
     /// Parses and validates `bytes` (structure, limits, checksum, finiteness, class range).
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, ArtifactError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(bytes);
-        if r.take(4).map_err(|_| ArtifactError::BadMagic)? != MAGIC {
-            return Err(ArtifactError::BadMagic);
+        if r.take(4).map_err(|_| FormatError::BadMagic)? != MAGIC {
+            return Err(FormatError::BadMagic);
         }
         let version = r.u32()?;
         if version != VERSION {
-            return Err(ArtifactError::UnsupportedVersion { found: version });
+            return Err(FormatError::UnsupportedVersion { found: version, supported: VERSION });
         }
         let count = r.u32()? as usize;
         let input = r.u32()? as usize;
@@ -61,26 +62,26 @@ impl<'a> Vectors<'a> {
             ("class count", classes, MAX_WIDTH),
         ] {
             if value > limit {
-                return Err(ArtifactError::TooLarge { what, value, limit });
+                return Err(FormatError::TooLarge { what, value, limit });
             }
         }
         let expected = HEADER + count * record_len(input, classes) + 4;
         if bytes.len() < expected {
-            return Err(ArtifactError::Truncated { needed: expected, len: bytes.len() });
+            return Err(FormatError::Truncated { needed: expected, len: bytes.len() });
         }
         if bytes.len() > expected {
-            return Err(ArtifactError::TrailingBytes { expected, len: bytes.len() });
+            return Err(FormatError::TrailingBytes { expected, len: bytes.len() });
         }
         verify_checksum(bytes)?;
         let body = r.take(count * record_len(input, classes))?;
         let vectors = Self { count, input, classes, body };
         for i in 0..count {
-            let v = vectors.get(i).ok_or(ArtifactError::Truncated { needed: expected, len: bytes.len() })?;
+            let v = vectors.get(i).ok_or(FormatError::Truncated { needed: expected, len: bytes.len() })?;
             if v.input.iter().chain(v.logits.iter()).any(|x| !x.is_finite()) {
-                return Err(ArtifactError::NonFinite { section: Section::Vector(i), index: 0 });
+                return Err(FormatError::NonFinite { section: Section::Vector(i), index: 0 });
             }
             if v.class >= classes {
-                return Err(ArtifactError::ShapeMismatch { what: "vector class", expected: classes, found: v.class });
+                return Err(FormatError::ShapeMismatch { what: "vector class", expected: classes, found: v.class });
             }
         }
         Ok(vectors)
@@ -132,7 +133,7 @@ impl<'a> Vectors<'a> {
         input: usize,
         classes: usize,
         records: impl ExactSizeIterator<Item = (&'r [f32], usize, &'r [f32])>,
-    ) -> Result<usize, ArtifactError> {
+    ) -> Result<usize, FormatError> {
         let mut w = Writer::new(out);
         w.bytes(&MAGIC)?;
         w.u32(VERSION)?;
@@ -141,7 +142,7 @@ impl<'a> Vectors<'a> {
         w.u32(classes as u32)?;
         for (x, class, logits) in records {
             if x.len() != input || logits.len() != classes {
-                return Err(ArtifactError::ShapeMismatch { what: "vector width", expected: input, found: x.len() });
+                return Err(FormatError::ShapeMismatch { what: "vector width", expected: input, found: x.len() });
             }
             w.f32s(x)?;
             w.u32(class as u32)?;

@@ -1,6 +1,6 @@
 //! Little-endian reading and writing over byte slices, bounds-checked, never panicking.
 
-use crate::artifact::ArtifactError;
+use crate::error::FormatError;
 
 /// CRC-32 (ISO-HDLC, as zip and PNG use) guarding artifacts and vector files.
 pub(crate) const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
@@ -20,23 +20,23 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ArtifactError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
         let end =
-            self.pos.checked_add(n).ok_or(ArtifactError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
+            self.pos.checked_add(n).ok_or(FormatError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
         let slice =
-            self.bytes.get(self.pos..end).ok_or(ArtifactError::Truncated { needed: end, len: self.bytes.len() })?;
+            self.bytes.get(self.pos..end).ok_or(FormatError::Truncated { needed: end, len: self.bytes.len() })?;
         self.pos = end;
         Ok(slice)
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, ArtifactError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, FormatError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// `count` little-endian f32 values, as raw bytes (`count * 4` of them).
-    pub(crate) fn f32s(&mut self, count: usize) -> Result<F32s<'a>, ArtifactError> {
-        let len = count.checked_mul(4).ok_or(ArtifactError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
+    pub(crate) fn f32s(&mut self, count: usize) -> Result<F32s<'a>, FormatError> {
+        let len = count.checked_mul(4).ok_or(FormatError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
         Ok(F32s(self.take(len)?))
     }
 }
@@ -62,9 +62,9 @@ impl<'a> F32s<'a> {
     }
 
     /// Copies the values into `out` (which must have exactly [`F32s::len`] elements).
-    pub fn copy_to(&self, out: &mut [f32]) -> Result<(), ArtifactError> {
+    pub fn copy_to(&self, out: &mut [f32]) -> Result<(), FormatError> {
         if out.len() != self.len() {
-            return Err(ArtifactError::ShapeMismatch { what: "buffer", expected: out.len(), found: self.len() });
+            return Err(FormatError::ShapeMismatch { what: "buffer", expected: out.len(), found: self.len() });
         }
         for (o, v) in out.iter_mut().zip(self.iter()) {
             *o = v;
@@ -89,27 +89,24 @@ impl<'a> Writer<'a> {
         Self { buf, pos: 0 }
     }
 
-    pub(crate) fn bytes(&mut self, data: &[u8]) -> Result<(), ArtifactError> {
+    pub(crate) fn bytes(&mut self, data: &[u8]) -> Result<(), FormatError> {
         let end = self.pos + data.len();
         let len = self.buf.len();
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(ArtifactError::BufferTooSmall { needed: end, len })?
-            .copy_from_slice(data);
+        self.buf.get_mut(self.pos..end).ok_or(FormatError::BufferTooSmall { needed: end, len })?.copy_from_slice(data);
         self.pos = end;
         Ok(())
     }
 
-    pub(crate) fn u32(&mut self, v: u32) -> Result<(), ArtifactError> {
+    pub(crate) fn u32(&mut self, v: u32) -> Result<(), FormatError> {
         self.bytes(&v.to_le_bytes())
     }
 
-    pub(crate) fn f32s(&mut self, values: &[f32]) -> Result<(), ArtifactError> {
+    pub(crate) fn f32s(&mut self, values: &[f32]) -> Result<(), FormatError> {
         values.iter().try_for_each(|v| self.bytes(&v.to_le_bytes()))
     }
 
     /// Appends the CRC-32 of everything written so far; returns the total length.
-    pub(crate) fn finish_with_checksum(mut self) -> Result<usize, ArtifactError> {
+    pub(crate) fn finish_with_checksum(mut self) -> Result<usize, FormatError> {
         let crc = CRC32.checksum(&self.buf[..self.pos]);
         self.u32(crc)?;
         Ok(self.pos)
@@ -117,13 +114,13 @@ impl<'a> Writer<'a> {
 }
 
 /// Checks the trailing CRC-32 of `bytes` (whose last 4 bytes are the checksum).
-pub(crate) fn verify_checksum(bytes: &[u8]) -> Result<(), ArtifactError> {
-    let split = bytes.len().checked_sub(4).ok_or(ArtifactError::Truncated { needed: 4, len: bytes.len() })?;
+pub(crate) fn verify_checksum(bytes: &[u8]) -> Result<(), FormatError> {
+    let split = bytes.len().checked_sub(4).ok_or(FormatError::Truncated { needed: 4, len: bytes.len() })?;
     let (body, tail) = bytes.split_at(split);
     let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     let computed = CRC32.checksum(body);
     if stored != computed {
-        return Err(ArtifactError::ChecksumMismatch { stored, computed });
+        return Err(FormatError::ChecksumMismatch { stored, computed });
     }
     Ok(())
 }

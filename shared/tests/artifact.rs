@@ -2,7 +2,7 @@
 
 use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec, Section};
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Artifact, ArtifactError, Network, Scratch};
+use dropship_shared::{Artifact, FormatError, Network, Scratch};
 
 fn sample() -> Vec<u8> {
     let w1: Vec<f32> = (0..3 * 4).map(|i| i as f32 * 0.25 - 1.0).collect();
@@ -56,10 +56,10 @@ fn shape_not_matching_the_type_is_refused() {
     let a = Artifact::parse(&bytes).unwrap();
     let mut wider = Network::<3, 5, 2>::ZERO;
     let err = a.load_into(&mut wider).unwrap_err();
-    assert_eq!(err, ArtifactError::ShapeMismatch { what: "hidden width", expected: 5, found: 4 });
+    assert_eq!(err, FormatError::ShapeMismatch { what: "hidden width", expected: 5, found: 4 });
     let mut longer = Network::<4, 4, 2>::ZERO;
     let err = a.load_into(&mut longer).unwrap_err();
-    assert!(matches!(err, ArtifactError::ShapeMismatch { what: "input width", .. }));
+    assert!(matches!(err, FormatError::ShapeMismatch { what: "input width", .. }));
 }
 
 #[test]
@@ -67,43 +67,43 @@ fn every_kind_of_corruption_has_its_own_error() {
     let good = sample();
     let mut bad = good.clone();
     bad[0] = b'X';
-    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::BadMagic);
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::BadMagic);
 
     let mut bad = good.clone();
     bad[4] = 2;
-    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::UnsupportedVersion { found: 2 });
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::UnsupportedVersion { found: 2, supported: 1 });
 
-    assert!(matches!(Artifact::parse(&good[..good.len() - 9]), Err(ArtifactError::Truncated { .. })));
-    assert!(matches!(Artifact::parse(&good[..10]), Err(ArtifactError::Truncated { .. })));
-    assert_eq!(Artifact::parse(&[]).unwrap_err(), ArtifactError::BadMagic);
+    assert!(matches!(Artifact::parse(&good[..good.len() - 9]), Err(FormatError::Truncated { .. })));
+    assert!(matches!(Artifact::parse(&good[..10]), Err(FormatError::Truncated { .. })));
+    assert_eq!(Artifact::parse(&[]).unwrap_err(), FormatError::BadMagic);
 
     let mut bad = good.clone();
     bad.push(0);
-    assert!(matches!(Artifact::parse(&bad), Err(ArtifactError::TrailingBytes { .. })));
+    assert!(matches!(Artifact::parse(&bad), Err(FormatError::TrailingBytes { .. })));
 
     let mut bad = good.clone();
     let n = bad.len();
     bad[n - 10] ^= 0x40;
-    assert!(matches!(Artifact::parse(&bad), Err(ArtifactError::ChecksumMismatch { .. })));
+    assert!(matches!(Artifact::parse(&bad), Err(FormatError::ChecksumMismatch { .. })));
 
     // a NaN in the last bias, with a valid checksum
     let mut bad = good.clone();
     let n = bad.len();
     bad[n - 8..n - 4].copy_from_slice(&f32::NAN.to_le_bytes());
     reseal(&mut bad);
-    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::NonFinite { section: Section::Bias(1), index: 1 });
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::NonFinite { section: Section::Bias(1), index: 1 });
 
     // input width far above the limit
     let mut bad = good.clone();
     bad[12..16].copy_from_slice(&1_000_000u32.to_le_bytes());
     reseal(&mut bad);
-    assert!(matches!(Artifact::parse(&bad), Err(ArtifactError::TooLarge { what: "input width", .. })));
+    assert!(matches!(Artifact::parse(&bad), Err(FormatError::TooLarge { what: "input width", .. })));
 
     // unknown activation code on layer 1
     let mut bad = good.clone();
     bad[32..36].copy_from_slice(&7u32.to_le_bytes());
     reseal(&mut bad);
-    assert_eq!(Artifact::parse(&bad).unwrap_err(), ArtifactError::BadActivation { layer: 1, code: 7 });
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::BadActivation { layer: 1, code: 7 });
 }
 
 #[test]
@@ -134,6 +134,6 @@ fn vectors_round_trip_and_reject_corruption() {
     assert_eq!(second.logits.iter().collect::<Vec<_>>(), vec![0.0, 0.0, 9.0]);
     let mut bad = out.clone();
     bad[30] ^= 1;
-    assert!(matches!(Vectors::parse(&bad), Err(ArtifactError::ChecksumMismatch { .. })));
+    assert!(matches!(Vectors::parse(&bad), Err(FormatError::ChecksumMismatch { .. })));
     assert!(Vectors::parse(&out[..out.len() - 1]).is_err());
 }

@@ -10,20 +10,16 @@ use dropship::data::{self, Dataset};
 use dropship::export;
 use dropship::infer::HostNetwork;
 use dropship::model::Weights;
-use dropship::progress::Progress;
-use dropship::rng::{stream, Stream};
+use dropship::output::write_atomic;
+use dropship::prepare::{Prepared, SplitSpec};
 use dropship::run::SavedModel;
-use dropship::split::{self, Split};
-use dropship::train::{self, Prepared, Regularizer, TrainConfig};
-use dropship_shared::vectors::Vectors;
+use dropship::train::{self, Regularizer, TrainConfig};
 
 /// The digits model every end-to-end test uses.
 pub struct Fixture {
     /// The bundled digits data.
     pub data: Dataset,
-    /// Its split (seed 0).
-    pub split: Split,
-    /// Standardized parts.
+    /// Its split (seed 0), standardized parts and initial weights.
     pub prepared: Prepared,
     /// Trained weights (dropout 0.5 in training).
     pub weights: Weights,
@@ -38,7 +34,7 @@ pub struct Fixture {
 impl Fixture {
     /// Raw (unstandardized) test rows.
     pub fn test_rows(&self) -> impl Iterator<Item = &[f32]> {
-        self.split.test.iter().map(|r| self.data.row(*r))
+        self.prepared.split.test.iter().map(|r| self.data.row(*r))
     }
 }
 
@@ -50,11 +46,9 @@ pub fn fixture() -> &'static Fixture {
 
 fn build() -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default())?;
-    let split = split::stratified(&data, 0.2, 0.2, 0)?;
-    let prepared = Prepared::new(&data, &split);
     let config = TrainConfig { regularizer: Regularizer::Dropout { rate: 0.5 }, ..TrainConfig::default() };
-    let initial = Weights::glorot(prepared.input, config.hidden, prepared.classes, &mut stream(0, Stream::Init));
-    let trained = train::train(&prepared, &config, &initial, &Progress::hidden())?;
+    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, config.hidden)?;
+    let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
     let saved = SavedModel {
         weights: trained.weights.clone(),
         standardization: prepared.standardization.clone(),
@@ -64,14 +58,10 @@ fn build() -> anyhow::Result<Fixture> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests");
     std::fs::create_dir_all(&dir)?;
     let artifact_path = dir.join("model.dsm");
-    export::write_atomic(&artifact_path, &artifact)?;
+    write_atomic(&artifact_path, &artifact)?;
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&artifact)?);
-    let rows: Vec<&[f32]> = split.test.iter().map(|r| data.row(*r)).collect();
-    let logits: Vec<Vec<f32>> = rows.iter().map(|r| net.logits(r, false)).collect();
-    let records = rows.iter().zip(&logits).map(|(r, l)| (*r, dropship_shared::kernel::argmax(l), &l[..]));
-    let mut bytes = vec![0; Vectors::encoded_len(rows.len(), net.input, net.classes())];
-    Vectors::write(&mut bytes, net.input, net.classes(), records)?;
+    let bytes = net.vectors(prepared.split.test.iter().map(|r| data.row(*r)))?;
     let vectors_path = dir.join("vectors.dsv");
-    export::write_atomic(&vectors_path, &bytes)?;
-    Ok(Fixture { data, split, prepared, weights: trained.weights, artifact, artifact_path, vectors_path })
+    write_atomic(&vectors_path, &bytes)?;
+    Ok(Fixture { data, prepared, weights: trained.weights, artifact, artifact_path, vectors_path })
 }

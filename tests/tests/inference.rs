@@ -2,7 +2,7 @@
 //! forward, while candle's training-mode forward (dropout on) is random and disagrees.
 
 use candle_core::{Device, Tensor};
-use dropship::infer::HostNetwork;
+use dropship::infer::{HostNetwork, InputForm};
 use dropship::model::{dropout_mask, Mlp};
 use dropship::rng::{stream, Stream};
 use dropship_shared::kernel::argmax;
@@ -15,7 +15,7 @@ fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
     let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
     let (x_test, _) = &f.prepared.test;
-    let n = f.split.test.len();
+    let n = f.prepared.split.test.len();
     let x = Tensor::from_slice(x_test, (n, 64), &Device::Cpu).unwrap();
     let inference = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
 
@@ -24,7 +24,7 @@ fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
         .test_rows()
         .zip(&inference)
         .map(|(row, candle_row)| {
-            let logits = net.logits(row, false);
+            let logits = net.logits(row, InputForm::Raw);
             for (a, c) in logits.iter().zip(candle_row) {
                 max_diff = max_diff.max((a - c).abs());
             }
@@ -60,6 +60,8 @@ fn the_artifact_has_no_trace_of_dropout_and_needs_no_rescaling() {
     assert_eq!(layers.len(), 2, "Dense, Dense: no dropout layer");
     // weights are exported as trained: inverted dropout already scaled during training
     assert!(layers[0].weights.iter().eq(f.weights.w1.iter().copied()));
+    assert!(layers[0].bias.iter().eq(f.weights.b1.iter().copied()));
+    assert!(layers[1].weights.iter().eq(f.weights.w2.iter().copied()));
     assert!(layers[1].bias.iter().eq(f.weights.b2.iter().copied()));
     assert_eq!(a.parameters(), f.weights.parameters());
 }
@@ -70,8 +72,8 @@ fn raw_mode_takes_inputs_already_standardized() {
     let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
     let (x_test, _) = &f.prepared.test;
     for (raw_row, standardized) in f.test_rows().zip(x_test.chunks_exact(64)) {
-        let a = net.logits(raw_row, false);
-        let b = net.logits(standardized, true);
+        let a = net.logits(raw_row, InputForm::Raw);
+        let b = net.logits(standardized, InputForm::Standardized);
         assert_eq!(a, b, "the stored standardization, or the caller's, give the same logits");
     }
 }

@@ -1,9 +1,11 @@
-//! Running the QEMU firmware and decoding its defmt output into what the device computed.
+//! Running the QEMU firmware, decoding its defmt output into what the device computed (the line
+//! format is the one `firmware/app` logs), and comparing that with the host's vectors.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use dropship_shared::vectors::Vectors;
 
 /// One vector as the device reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,4 +126,111 @@ fn parse_line(line: &str, run: &mut DeviceRun) -> Result<()> {
         run.instructions_per_mac = numbers.get(1).copied();
     }
     Ok(())
+}
+
+/// How a device run compares with the host's vectors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agreement {
+    /// Vectors the host wrote.
+    pub total: usize,
+    /// Vectors whose device logits are bit-identical to the host's, with the host's class, and
+    /// that the device itself reported as matching.
+    pub identical: usize,
+    /// What differed, one line per vector (and a count mismatch), for the error message.
+    pub differences: Vec<String>,
+}
+
+impl Agreement {
+    /// True when every host vector came back identical and the firmware exited 0.
+    pub fn complete(&self) -> bool {
+        self.differences.is_empty() && self.identical == self.total && self.total > 0
+    }
+}
+
+/// Compares every vector the device reported with the host's: logits bit for bit, class, the
+/// host class the firmware embedded, and the device's own verdict.
+pub fn compare_with_host(host: &Vectors<'_>, run: &DeviceRun) -> Agreement {
+    let mut differences = Vec::new();
+    if run.vectors.len() != host.len() {
+        differences.push(format!("the device reported {} vectors, the host wrote {}", run.vectors.len(), host.len()));
+    }
+    if !run.exit_success {
+        differences.push("the firmware did not exit 0".to_string());
+    }
+    let mut identical = 0;
+    for (i, (h, d)) in host.iter().zip(&run.vectors).enumerate() {
+        let host_bits: Vec<u32> = h.logits.iter().map(f32::to_bits).collect();
+        let problem = if d.index != i {
+            Some(format!("line {i} reports vector {}", d.index))
+        } else if d.logits_bits != host_bits {
+            Some(format!("vector {i}: logits {:?}, host {:?}", d.logits_bits, host_bits))
+        } else if d.class != h.class || d.host_class != h.class {
+            Some(format!("vector {i}: class {} (embedded host class {}), host {}", d.class, d.host_class, h.class))
+        } else if !d.matched {
+            Some(format!("vector {i}: the device flagged a mismatch"))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => differences.push(p),
+            None => identical += 1,
+        }
+    }
+    Agreement { total: host.len(), identical, differences }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_vectors() -> Vec<u8> {
+        let rows = [([1.0f32, 2.0], 1, [0.5f32, 1.5]), ([3.0, 4.0], 0, [2.0, -1.0])];
+        let records = rows.iter().map(|(x, c, l)| (&x[..], *c, &l[..]));
+        let mut bytes = vec![0; Vectors::encoded_len(2, 2, 2)];
+        Vectors::write(&mut bytes, 2, 2, records).unwrap();
+        bytes
+    }
+
+    fn device(vectors: &[(usize, [f32; 2])]) -> DeviceRun {
+        DeviceRun {
+            lines: Vec::new(),
+            vectors: vectors
+                .iter()
+                .enumerate()
+                .map(|(index, (class, logits))| DeviceVector {
+                    index,
+                    class: *class,
+                    host_class: *class,
+                    matched: true,
+                    logits_bits: logits.iter().map(|v| v.to_bits()).collect(),
+                })
+                .collect(),
+            summary: None,
+            instructions_per_inference: None,
+            instructions_per_mac: None,
+            exit_success: true,
+        }
+    }
+
+    #[test]
+    fn every_bit_class_and_count_must_agree() {
+        let bytes = host_vectors();
+        let host = Vectors::parse(&bytes).unwrap();
+        let same = device(&[(1, [0.5, 1.5]), (0, [2.0, -1.0])]);
+        assert!(compare_with_host(&host, &same).complete());
+        let one_ulp = device(&[(1, [0.5, f32::from_bits(1.5f32.to_bits() + 1)]), (0, [2.0, -1.0])]);
+        let a = compare_with_host(&host, &one_ulp);
+        assert_eq!((a.identical, a.total, a.complete()), (1, 2, false));
+        let short = device(&[(1, [0.5, 1.5])]);
+        assert!(!compare_with_host(&host, &short).complete(), "a missing vector is not a match");
+        let mut flagged = same.clone();
+        flagged.vectors[1].matched = false;
+        assert!(!compare_with_host(&host, &flagged).complete());
+        let mut wrong_embedded = same.clone();
+        wrong_embedded.vectors[0].host_class = 0;
+        assert!(!compare_with_host(&host, &wrong_embedded).complete());
+        let mut failed = same;
+        failed.exit_success = false;
+        assert!(!compare_with_host(&host, &failed).complete());
+    }
 }

@@ -25,11 +25,41 @@ impl Footprint {
     }
 }
 
-/// Reads the footprint of the ELF at `path`.
-pub fn footprint(path: &Path) -> Result<Footprint> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = object::File::parse(&*bytes).with_context(|| format!("{} is not an ELF file", path.display()))?;
-    let mut f = Footprint::default();
+/// Where a section's bytes live on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// Flash only: code and read-only data.
+    Flash,
+    /// RAM only: zeroed or uninitialized statics.
+    Ram,
+    /// Both: `.data`, whose initial values are copied from flash to RAM at boot.
+    FlashAndRam,
+}
+
+/// One allocated section of a firmware.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// Its name (`.text`, `.rodata`, ...).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where it lives.
+    pub region: Region,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<object::File<'a>> {
+    object::File::parse(bytes).with_context(|| format!("{} is not an ELF file", path.display()))
+}
+
+/// The allocated, non-empty sections of the ELF at `path`, in file order.
+pub fn sections(path: &Path) -> Result<Vec<Section>> {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let mut found = Vec::new();
     for section in file.sections() {
         let SectionFlags::Elf { sh_flags } = section.flags() else {
             continue;
@@ -38,18 +68,34 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
         if !alloc || section.size() == 0 {
             continue;
         }
-        let name = section.name().unwrap_or("");
+        let name = section.name().unwrap_or("").to_string();
         let writable = sh_flags & u64::from(object::elf::SHF_WRITE) != 0;
         let nobits = section.kind() == object::SectionKind::UninitializedData;
-        if name == ".data" {
-            f.flash += section.size();
-            f.static_ram += section.size();
+        let region = if name == ".data" {
+            Region::FlashAndRam
         } else if writable || nobits || name == ".bss" || name == ".uninit" {
-            f.static_ram += section.size();
+            Region::Ram
         } else {
-            f.flash += section.size();
+            Region::Flash
+        };
+        found.push(Section { name, size: section.size(), region });
+    }
+    Ok(found)
+}
+
+/// Reads the footprint of the ELF at `path`.
+pub fn footprint(path: &Path) -> Result<Footprint> {
+    let mut f = Footprint::default();
+    for s in sections(path)? {
+        if s.region != Region::Ram {
+            f.flash += s.size;
+        }
+        if s.region != Region::Flash {
+            f.static_ram += s.size;
         }
     }
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
     for symbol in file.symbols() {
         let name = symbol.name().unwrap_or("");
         if name.contains("dropship_model") && name.contains("NETWORK") {

@@ -16,6 +16,14 @@ pub enum Board {
 }
 
 impl Board {
+    /// The board's short name (`qemu`, `nrf52840dk`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Qemu => "qemu",
+            Board::Nrf52840dk => "nrf52840dk",
+        }
+    }
+
     /// The firmware package (and binary) name.
     pub fn package(self) -> &'static str {
         match self {

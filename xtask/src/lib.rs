@@ -4,6 +4,7 @@
 pub mod device;
 pub mod elf;
 pub mod firmware;
+pub mod golden;
 pub mod toolchain;
 
 use std::path::PathBuf;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use dropship_shared::vectors::Vectors;
 use xtask::firmware::{self, Board};
-use xtask::{device, elf, root, toolchain};
+use xtask::{device, elf, golden, root, toolchain};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", about = "dropship's chores")]
@@ -47,8 +47,11 @@ enum Task {
         #[arg(long, default_value = "runs/demo/vectors.dsv")]
         vectors: PathBuf,
     },
-    /// Formatting, lints, every test (the QEMU device test included) and the nRF52840-DK build.
+    /// Set-up, formatting, lints, every test (the QEMU device test included), the nRF52840-DK build
+    /// and the golden device output.
     Test,
+    /// Accept the current golden device output (firmware/expected/) after an intended change.
+    Bless,
     /// The benchmarks: training speed and Keras parity, single-sample inference, firmware cost.
     Bench,
 }
@@ -56,10 +59,7 @@ enum Task {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Task::Setup => {
-            let route = toolchain::ensure()?;
-            toolchain::ensure_qemu()?;
-            println!("firmware toolchain: {}", toolchain::describe(&route));
-            println!("qemu-system-arm: present");
+            setup()?;
         }
         Task::Demo { out } => demo(&out)?,
         Task::Firmware { board, artifact, vectors } => {
@@ -68,8 +68,7 @@ fn main() -> Result<()> {
             print_footprint(&elf_path)?;
         }
         Task::Qemu { artifact, vectors } => {
-            let route = toolchain::ensure()?;
-            toolchain::ensure_qemu()?;
+            let route = setup()?;
             let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
             let run = device::run_qemu(&elf_path, 300)?;
             for line in &run.lines {
@@ -80,9 +79,18 @@ fn main() -> Result<()> {
             }
         }
         Task::Test => test()?,
+        Task::Bless => golden::bless(&setup()?)?,
         Task::Bench => bench()?,
     }
     Ok(())
+}
+
+/// Installs or finds the firmware toolchain and QEMU: the only task that installs anything.
+fn setup() -> Result<toolchain::Route> {
+    let route = toolchain::ensure()?;
+    toolchain::ensure_qemu()?;
+    println!("firmware toolchain: {}", toolchain::describe(&route));
+    Ok(route)
 }
 
 fn cargo() -> Command {
@@ -99,8 +107,17 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs the `dropship` command. It is built by `cargo test --workspace --no-run`, the very build
+/// `cargo xtask test` makes: both resolve the dependencies' features the same way, so the demo and
+/// the tests share one compiled candle and tract (`cargo run -p dropship` would resolve them for
+/// the one package and compile them a second time).
 fn dropship(args: &[&str]) -> Result<()> {
-    run(cargo().args(["run", "--quiet", "-p", "dropship", "--"]).args(args))
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if BUILT.get().is_none() {
+        run(cargo().args(["test", "--workspace", "--no-run", "--quiet"]))?;
+        let _ = BUILT.set(());
+    }
+    run(Command::new(root().join("target/debug/dropship")).current_dir(root()).args(args))
 }
 
 fn print_footprint(elf_path: &Path) -> Result<elf::Footprint> {
@@ -125,9 +142,7 @@ struct ReportIndex {
 
 fn demo(out: &Path) -> Result<()> {
     println!("== 1/5 toolchain");
-    let route = toolchain::ensure()?;
-    toolchain::ensure_qemu()?;
-    println!("firmware toolchain: {}", toolchain::describe(&route));
+    let route = setup()?;
 
     println!("== 2/5 training base, l2 and dropout on the bundled digits data");
     let (index, artifact, vectors) = train_and_export(out)?;
@@ -143,11 +158,7 @@ fn demo(out: &Path) -> Result<()> {
     }
     let bytes = std::fs::read(&vectors)?;
     let host = Vectors::parse(&bytes).context("reading the vectors back")?;
-    let identical = host
-        .iter()
-        .zip(&device_run.vectors)
-        .filter(|(h, d)| h.logits.iter().map(f32::to_bits).eq(d.logits_bits.iter().copied()) && h.class == d.class)
-        .count();
+    let agreement = device::compare_with_host(&host, &device_run);
     if let (Some(i), Some(m)) = (device_run.instructions_per_inference, device_run.instructions_per_mac) {
         println!(
             "device cost: {i:.0} instructions per inference, {m:.2} per MAC; static RAM {} B",
@@ -158,12 +169,19 @@ fn demo(out: &Path) -> Result<()> {
     println!("report: {}", out.join("report.md").display());
     println!("plots:  {} {}", out.join("val_loss.png").display(), out.join("val_accuracy.png").display());
     println!("model:  {} (chosen: {})", out.join("model.dsm").display(), index.chosen);
-    if identical != host.len() || device_run.vectors.len() != host.len() || !device_run.exit_success {
-        bail!("{identical}/{} test rows identical on the device: the device does not match the host", host.len());
+    if !agreement.complete() {
+        for d in agreement.differences.iter().take(5) {
+            println!("{d}");
+        }
+        bail!(
+            "{}/{} test rows identical on the device: the device does not match the host",
+            agreement.identical,
+            agreement.total
+        );
     }
     println!(
-        "{identical}/{} test rows: device logits identical to host; dropout was active in training only",
-        host.len()
+        "{}/{} test rows: device logits identical to host; dropout was active in training only",
+        agreement.identical, agreement.total
     );
     Ok(())
 }
@@ -224,8 +242,8 @@ fn train_and_export(out: &Path) -> Result<(ReportIndex, PathBuf, PathBuf)> {
 }
 
 fn test() -> Result<()> {
-    let route = toolchain::ensure()?;
-    toolchain::ensure_qemu()?;
+    println!("== set-up");
+    let route = setup()?;
     println!("== formatting");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["fmt", "--manifest-path", "firmware/Cargo.toml", "--all", "--", "--check"]))?;
@@ -250,7 +268,9 @@ fn test() -> Result<()> {
     );
     let all = tests(cargo().args(["test", "--workspace"]))?;
     tally = (tally.0 + all.0, tally.1 + all.1);
-    println!("\ntests: {} passed, {} failed", tally.0, tally.1);
+    println!("== golden device output (firmware/expected/)");
+    golden::check(&route)?;
+    println!("\ntests: {} passed, {} failed; golden device output as expected", tally.0, tally.1);
     Ok(())
 }
 
@@ -282,8 +302,7 @@ fn bench() -> Result<()> {
     println!("== training: the whole comparison, and Keras parity over seeds 0,1,2");
     dropship(&["bench"])?;
     println!("== firmware: flash, RAM and instructions per inference of the digits model");
-    let route = toolchain::ensure()?;
-    toolchain::ensure_qemu()?;
+    let route = setup()?;
     let out = Path::new("runs/bench");
     let (_, artifact, vectors) = train_and_export(out)?;
     let macs = 64 * 128 + 128 * 10;

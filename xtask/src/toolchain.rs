@@ -95,6 +95,29 @@ fn instructions() -> String {
     )
 }
 
+/// The route that works here, without installing anything (the tests use this: installing is
+/// `cargo xtask setup`'s job); otherwise an error saying what to run.
+pub fn find() -> Result<Route> {
+    detect().with_context(|| format!("no firmware toolchain for {TARGET} here: run `cargo xtask setup` first"))
+}
+
+/// `qemu-system-arm`, without installing it; otherwise an error saying what to run.
+pub fn find_qemu() -> Result<()> {
+    if on_path("qemu-system-arm") {
+        return Ok(());
+    }
+    bail!("qemu-system-arm is missing: run `cargo xtask setup` first (or install it: sudo apt-get install qemu-system-arm)")
+}
+
+/// The compiler that builds firmware on `route`, as `rustc --version` prints it.
+pub fn rustc_version(route: &Route) -> String {
+    let rustc = match route {
+        Route::Rustup => "rustc",
+        Route::Debian => "/usr/bin/rustc",
+    };
+    output(Command::new(rustc).arg("--version").env_remove("RUSTUP_TOOLCHAIN")).unwrap_or_else(|| "rustc ?".into())
+}
+
 /// Finds a route, installing one if needed: Debian's packages where this is root with apt-get,
 /// else `rustup target add`; otherwise an error with the exact commands to run.
 pub fn ensure() -> Result<Route> {
@@ -185,9 +208,4 @@ pub fn describe(route: &Route) -> &'static str {
         Route::Rustup => "rustup target thumbv7em-none-eabihf + rust-lld",
         Route::Debian => "Debian rustc-web + build-std + arm-none-eabi-gcc",
     }
-}
-
-/// Checks that a command exists, with context.
-pub fn require(program: &str) -> Result<()> {
-    on_path(program).then_some(()).with_context(|| format!("{program} is not on PATH"))
 }

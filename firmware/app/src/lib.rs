@@ -1,7 +1,112 @@
-//! Board-independent firmware logic, generic over embedded-hal 1.0 traits and tested on the host.
+//! Board-independent firmware logic, generic over embedded-hal 1.0 traits and tested on the host:
+//! the device's side of the vector check and its log lines (defmt, feature `defmt`), LEDs, button.
+//!
+//! The log lines below are the device protocol the host reads (`xtask/src/device.rs` parses them):
+//! `model: ...`, one `vector <i>: class <c> host <h> <true|false> logits [<bits>, ...]` per vector,
+//! `<n>/<m> match host`, and the board's `cost: ...` line.
 #![cfg_attr(not(test), no_std)]
 
 use embedded_hal::digital::{InputPin, OutputPin};
+
+/// One input with what the host computed for it, as the firmware embeds it.
+pub struct TestVector<E, const N: usize> {
+    /// The raw input (`u8` when every value was a small integer, else `f32`).
+    pub input: [E; N],
+    /// The host's class.
+    pub class: usize,
+    /// FNV-1a digest of the host's logits' bit patterns ([`logits_digest`]).
+    pub logits_digest: u32,
+}
+
+impl<E: Copy + Into<f32>, const N: usize> TestVector<E, N> {
+    /// The input as f32 (exact for u8).
+    pub fn input_f32(&self) -> [f32; N] {
+        self.input.map(Into::into)
+    }
+}
+
+/// The deployed model's shape and footprint, as the device reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelShape {
+    /// Input width.
+    pub input: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Class count.
+    pub classes: usize,
+    /// Weights and biases.
+    pub parameters: usize,
+    /// Bytes of flash the weights and standardization take.
+    pub weight_bytes: usize,
+    /// Bytes of activations one inference needs.
+    pub activation_bytes: usize,
+}
+
+impl ModelShape {
+    /// Multiply-accumulates per inference.
+    pub const fn macs(&self) -> usize {
+        self.input * self.hidden + self.hidden * self.classes
+    }
+}
+
+/// Logs what the device runs (the first lines of every board's log).
+pub fn announce(shape: &ModelShape) {
+    #[cfg(feature = "defmt")]
+    {
+        defmt::info!(
+            "model: Dense({=usize} -> {=usize}) ReLU, Dense({=usize} -> {=usize}); {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash, {=usize} bytes of activations",
+            shape.input, shape.hidden, shape.hidden, shape.classes, shape.parameters, shape.macs(),
+            shape.weight_bytes, shape.activation_bytes
+        );
+        defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
+    }
+    #[cfg(not(feature = "defmt"))]
+    let _ = shape;
+}
+
+/// The line of one vector: `vector <i>: class <c> host <h> <matched> logits [<bits>, ...]`.
+#[cfg(feature = "defmt")]
+fn log_vector<const N: usize>(index: usize, class: usize, host: usize, matched: bool, logits: &[f32; N]) {
+    defmt::info!(
+        "vector {=usize}: class {=usize} host {=usize} {=bool} logits {=[?]}",
+        index,
+        class,
+        host,
+        matched,
+        logits_bits(logits).as_slice()
+    );
+}
+
+#[cfg(not(feature = "defmt"))]
+fn log_vector<const N: usize>(_: usize, _: usize, _: usize, _: bool, _: &[f32; N]) {}
+
+/// What running every vector gave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Vectors checked and matched.
+    pub tally: Tally,
+    /// The board's cost units (instructions, cycles, timer ticks) summed over every inference.
+    pub cost: u64,
+}
+
+/// Runs `infer` (the class, and the cost of that one inference) on every vector, checks each
+/// against the host's class and logit digest, and logs one line per vector and the summary.
+pub fn check_vectors<E: Copy + Into<f32>, const IN: usize, const CLASSES: usize>(
+    vectors: &[TestVector<E, IN>],
+    logits: &mut [f32; CLASSES],
+    mut infer: impl FnMut(&[f32; IN], &mut [f32; CLASSES]) -> (usize, u32),
+) -> Checked {
+    let mut checked = Checked::default();
+    for (index, vector) in vectors.iter().enumerate() {
+        let (class, cost) = infer(&vector.input_f32(), logits);
+        checked.cost += u64::from(cost);
+        let ok = checked.tally.record(class, vector.class, &logits[..], vector.logits_digest);
+        log_vector(index, class, vector.class, ok, logits);
+    }
+    #[cfg(feature = "defmt")]
+    defmt::info!("{=usize}/{=usize} match host", checked.tally.matched, checked.tally.checked);
+    checked
+}
 
 /// FNV-1a over the bit patterns of the logits: the device compares its logits with the host's
 /// bit for bit without storing every expected logit in flash.
@@ -132,6 +237,23 @@ mod tests {
         let polls: Vec<_> = (0..5).map(|_| s.poll(&mut button).unwrap()).collect();
         assert_eq!(polls, vec![None, Some(1), None, None, Some(0)]);
         button.done();
+    }
+
+    #[test]
+    fn check_vectors_counts_matches_and_sums_the_cost() {
+        let logits_of = |x: &[f32; 2]| [x[0] + x[1], x[0] - x[1]];
+        let vector = |input: [u8; 2], class| {
+            let l = logits_of(&input.map(f32::from));
+            TestVector { input, class, logits_digest: logits_digest(&l) }
+        };
+        // the third vector's recorded class is wrong: the device must report it
+        let vectors = [vector([1, 2], 0), vector([5, 1], 0), TestVector { class: 1, ..vector([3, 0], 0) }];
+        let mut logits = [0.0; 2];
+        let checked = check_vectors(&vectors, &mut logits, |x, out| {
+            *out = logits_of(x);
+            (if out[0] >= out[1] { 0 } else { 1 }, 7)
+        });
+        assert_eq!(checked, Checked { tally: Tally { checked: 3, matched: 2 }, cost: 21 });
     }
 
     #[test]

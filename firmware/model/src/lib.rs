@@ -4,26 +4,18 @@
 //! `static` constants, so they live in flash and cost no RAM.
 #![no_std]
 
+use dropship_app::ModelShape;
+pub use dropship_app::TestVector;
 use dropship_shared::{Dense, Network, Standardization};
-
-/// One input with what the host computed for it.
-pub struct TestVector<E, const N: usize> {
-    /// The raw input (`u8` when every value was a small integer, else `f32`).
-    pub input: [E; N],
-    /// The host's class.
-    pub class: usize,
-    /// FNV-1a digest of the host's logits' bit patterns.
-    pub logits_digest: u32,
-}
-
-impl<E: Copy + Into<f32>, const N: usize> TestVector<E, N> {
-    /// The input as f32 (exact for u8).
-    pub fn input_f32(&self) -> [f32; N] {
-        self.input.map(Into::into)
-    }
-}
 
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
-/// Bytes of flash the weights and standardization take.
-pub const WEIGHT_BYTES: usize = core::mem::size_of::<Network<INPUT, HIDDEN, CLASSES>>();
+/// The deployed network's shape and footprint.
+pub const SHAPE: ModelShape = ModelShape {
+    input: INPUT,
+    hidden: HIDDEN,
+    classes: CLASSES,
+    parameters: Network::<INPUT, HIDDEN, CLASSES>::PARAMETERS,
+    weight_bytes: core::mem::size_of::<Network<INPUT, HIDDEN, CLASSES>>(),
+    activation_bytes: Network::<INPUT, HIDDEN, CLASSES>::ACTIVATION_BYTES,
+};

@@ -6,9 +6,9 @@
 use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
-use dropship_app::{logits_bits, show_class, Stepper, Tally};
-use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, VECTORS, WEIGHT_BYTES};
-use dropship_shared::{Network, Scratch};
+use dropship_app::{announce, check_vectors, show_class, Stepper};
+use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, SHAPE, VECTORS};
+use dropship_shared::Scratch;
 use embedded_hal::delay::DelayNs;
 use nrf52840_hal::gpio::{p0, Level};
 use nrf52840_hal::{pac, Delay};
@@ -33,46 +33,36 @@ fn main() -> ! {
     // Give cargo embed a moment to attach RTT after the reset, so the boot log is not lost.
     delay.delay_ms(1000);
 
-    let macs = INPUT * HIDDEN + HIDDEN * CLASSES;
-    defmt::info!(
-        "model: Dense({=usize} -> {=usize}) ReLU, Dense({=usize} -> {=usize}); {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash",
-        INPUT, HIDDEN, HIDDEN, CLASSES, Network::<INPUT, HIDDEN, CLASSES>::PARAMETERS, macs, WEIGHT_BYTES
-    );
-    defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
+    announce(&SHAPE);
 
     let mut scratch = Scratch::<INPUT, HIDDEN>::new();
     let mut logits = [0.0f32; CLASSES];
-    let mut classes = [0usize; VECTORS.len()];
-    let mut tally = Tally::default();
-    let mut cycles: u64 = 0;
-    for (i, vector) in VECTORS.iter().enumerate() {
-        let input = vector.input_f32();
+    let mut infer = |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
         let start = DWT::cycle_count();
-        let class = core::hint::black_box(&NETWORK).predict(&input, &mut scratch, &mut logits);
-        cycles += DWT::cycle_count().wrapping_sub(start) as u64;
-        classes[i] = class;
-        let ok = tally.record(class, vector.class, &logits, vector.logits_digest);
-        defmt::info!(
-            "vector {=usize}: class {=usize} host {=usize} {=bool} logits {=[?]}",
-            i,
-            class,
-            vector.class,
-            ok,
-            logits_bits(&logits).as_slice()
-        );
-    }
-    defmt::info!("{=usize}/{=usize} match host", tally.matched, tally.checked);
-    let per_inference = cycles as f32 / VECTORS.len().max(1) as f32;
-    defmt::info!("cost: {=f32} cycles per inference, {=f32} per MAC", per_inference, per_inference / macs as f32);
+        let class = core::hint::black_box(&NETWORK).predict(input, &mut scratch, logits);
+        (class, DWT::cycle_count().wrapping_sub(start))
+    };
+    let checked = check_vectors(&VECTORS, &mut logits, &mut infer);
+    let per_inference = checked.cost as f32 / VECTORS.len().max(1) as f32;
+    defmt::info!(
+        "cost: {=f32} cycles per inference, {=f32} per MAC",
+        per_inference,
+        per_inference / SHAPE.macs() as f32
+    );
 
     let mut stepper = Stepper::new(VECTORS.len());
+    let mut shown = None;
     loop {
-        let shown = stepper.index();
-        if show_class(&mut leds, classes.get(shown).copied().unwrap_or(0), true).is_err() {
-            defmt::warn!("cannot drive the LEDs");
+        let index = stepper.index();
+        if shown != Some(index) {
+            let class = VECTORS.get(index).map_or(0, |v| infer(&v.input_f32(), &mut logits).0);
+            if show_class(&mut leds, class, true).is_err() {
+                defmt::warn!("cannot drive the LEDs");
+            }
+            shown = Some(index);
         }
         if let Ok(Some(next)) = stepper.poll(&mut button) {
-            defmt::info!("vector {=usize}: class {=usize}", next, classes.get(next).copied().unwrap_or(0));
+            defmt::info!("showing vector {=usize}", next);
         }
         delay.delay_ms(10);
     }

@@ -10,9 +10,9 @@ use cortex_m::peripheral::SYST;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{exit, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
-use dropship_app::{logits_bits, Tally};
-use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, VECTORS, WEIGHT_BYTES};
-use dropship_shared::{Network, Scratch};
+use dropship_app::{announce, check_vectors};
+use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, SHAPE, VECTORS};
+use dropship_shared::Scratch;
 
 /// SysTick is a 24-bit down-counter.
 const SYSTICK_MASK: u32 = 0x00ff_ffff;
@@ -52,48 +52,26 @@ fn main() -> ! {
     core.SYST.set_reload(SYSTICK_MASK);
     core.SYST.clear_current();
     core.SYST.enable_counter();
-
-    let macs = INPUT * HIDDEN + HIDDEN * CLASSES;
-    defmt::info!(
-        "model: Dense({=usize} -> {=usize}) ReLU, Dense({=usize} -> {=usize}); {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash, {=usize} bytes of activations",
-        INPUT, HIDDEN, HIDDEN, CLASSES,
-        Network::<INPUT, HIDDEN, CLASSES>::PARAMETERS,
-        macs, WEIGHT_BYTES,
-        Network::<INPUT, HIDDEN, CLASSES>::ACTIVATION_BYTES
-    );
-    defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
+    announce(&SHAPE);
 
     let per_tick = instructions_per_tick();
     let Some(scratch) = cortex_m::singleton!(: Scratch<INPUT, HIDDEN> = Scratch::new()) else {
         fail("scratch taken twice")
     };
     let Some(logits) = cortex_m::singleton!(: [f32; CLASSES] = [0.0; CLASSES]) else { fail("logits taken twice") };
-    let mut tally = Tally::default();
-    let mut ticks: u64 = 0;
-    for (i, vector) in VECTORS.iter().enumerate() {
-        let input = vector.input_f32();
+    let checked = check_vectors(&VECTORS, logits, |input, logits| {
         let start = SYST::get_current();
-        let class = black_box(&NETWORK).predict(black_box(&input), scratch, logits);
-        ticks += ticks_since(start) as u64;
-        let ok = tally.record(class, vector.class, &logits[..], vector.logits_digest);
-        defmt::info!(
-            "vector {=usize}: class {=usize} host {=usize} {=bool} logits {=[?]}",
-            i,
-            class,
-            vector.class,
-            ok,
-            logits_bits(logits).as_slice()
-        );
-    }
-    let instructions = ticks as f32 * per_tick / VECTORS.len().max(1) as f32;
-    defmt::info!("{=usize}/{=usize} match host", tally.matched, tally.checked);
+        let class = black_box(&NETWORK).predict(black_box(input), scratch, logits);
+        (class, ticks_since(start))
+    });
+    let instructions = checked.cost as f32 * per_tick / VECTORS.len().max(1) as f32;
     defmt::info!(
         "cost: {=f32} instructions per inference, {=f32} per MAC ({=f32} instructions per SysTick tick)",
         instructions,
-        instructions / macs as f32,
+        instructions / SHAPE.macs() as f32,
         per_tick
     );
-    exit(if tally.all_match() { EXIT_SUCCESS } else { EXIT_FAILURE });
+    exit(if checked.tally.all_match() { EXIT_SUCCESS } else { EXIT_FAILURE });
     loop {
         cortex_m::asm::wfi();
     }

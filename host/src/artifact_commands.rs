@@ -1,51 +1,35 @@
-//! Using an artifact on the host: `predict`, `inspect`, `vectors`, and the rows an ONNX export is checked on.
+//! The commands that read an artifact and run it on the host: `predict`, `inspect`, `vectors`.
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use dropship_shared::Artifact;
 
-use crate::data::{self, LabelColumn};
-use crate::export;
-use crate::infer::HostNetwork;
+use crate::data;
+use crate::infer::{HostNetwork, InputForm};
+use crate::output::write_atomic;
 
-/// Loads a CSV for an artifact: every column is a feature, except a label column when the CSV has
-/// one more column than the model has inputs (the last, or the one named).
-pub fn rows_for(net: &HostNetwork, path: &Path, label_column: Option<&String>) -> Result<data::Dataset> {
-    let label = match label_column {
-        Some(name) => LabelColumn::Named(name.clone()),
-        None => {
-            let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let columns = reader.headers().with_context(|| format!("{}: no header row", path.display()))?.len();
-            if columns == net.input + 1 {
-                LabelColumn::Last
-            } else {
-                LabelColumn::None
-            }
-        }
-    };
-    let data = data::load_csv(path, &label)?;
-    if data.width() != net.input {
-        bail!("{}: {} feature columns, the model takes {}", path.display(), data.width(), net.input);
-    }
-    Ok(data)
-}
-
-/// Rows to check an ONNX export on: the run's test rows when it has them, else generated ones.
-pub fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
-    let test = run_dir.parent().map(|p| p.join("test.csv"));
-    if let Some(path) = test.filter(|p| p.is_file()) {
-        let data = rows_for(net, &path, None)?;
-        return Ok(data.features);
-    }
-    Ok(crate::onnx::probe_rows(net, 64))
+/// What `predict` prints per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PredictOutput {
+    /// The class.
+    Class,
+    /// The logits, as CSV.
+    Logits,
 }
 
 /// `dropship predict`: one class per row (or the logits as CSV), and the accuracy on stderr when
 /// the CSV has labels.
-pub fn predict(artifact: &Path, csv_path: &Path, label_column: Option<&String>, logits: bool, raw: bool) -> Result<()> {
+pub fn predict(
+    artifact: &Path,
+    csv_path: &Path,
+    label_column: Option<&String>,
+    output: PredictOutput,
+    form: InputForm,
+) -> Result<()> {
     let (net, _) = HostNetwork::load(artifact)?;
-    let data = rows_for(&net, csv_path, label_column)?;
+    let data = data::load_csv_for_model(csv_path, net.input, label_column)?;
+    let logits = output == PredictOutput::Logits;
     let mut correct = 0;
     let mut out = String::new();
     if logits {
@@ -53,7 +37,7 @@ pub fn predict(artifact: &Path, csv_path: &Path, label_column: Option<&String>, 
         out.push('\n');
     }
     for i in 0..data.rows() {
-        let row_logits = net.logits(data.row(i), raw);
+        let row_logits = net.logits(data.row(i), form);
         let class = dropship_shared::kernel::argmax(&row_logits);
         if logits {
             out.push_str(&row_logits.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
@@ -106,13 +90,9 @@ pub fn inspect(path: &Path) -> Result<()> {
 /// `dropship vectors`: test vectors (raw input, host logits, class) of the first `rows` rows.
 pub fn vectors(artifact: &Path, csv_path: &Path, output: &Path, rows: Option<usize>) -> Result<()> {
     let (net, _) = HostNetwork::load(artifact)?;
-    let data = rows_for(&net, csv_path, None)?;
+    let data = data::load_csv_for_model(csv_path, net.input, None)?;
     let n = rows.unwrap_or(data.rows()).min(data.rows());
-    let logits: Vec<Vec<f32>> = (0..n).map(|i| net.logits(data.row(i), false)).collect();
-    let records = (0..n).map(|i| (data.row(i), dropship_shared::kernel::argmax(&logits[i]), &logits[i][..]));
-    let mut out = vec![0; dropship_shared::vectors::Vectors::encoded_len(n, net.input, net.classes())];
-    dropship_shared::vectors::Vectors::write(&mut out, net.input, net.classes(), records)?;
-    export::write_atomic(output, &out)?;
+    write_atomic(output, &net.vectors((0..n).map(|i| data.row(i)))?)?;
     println!("wrote {} ({n} vectors)", output.display());
     Ok(())
 }

@@ -1,0 +1,159 @@
+//! The one error type of dropship's binary formats (artifacts and vector files), typed and `no_std`.
+
+use core::fmt;
+
+/// Why bytes are not a valid artifact or vector file. Parsing never panics, whatever the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The file does not start with [`MAGIC`].
+    BadMagic,
+    /// A version this build does not read.
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The bytes end before the structure they describe.
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        len: usize,
+    },
+    /// Bytes after the checksum.
+    TrailingBytes {
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        len: usize,
+    },
+    /// The stored checksum does not match the content.
+    ChecksumMismatch {
+        /// CRC in the file.
+        stored: u32,
+        /// CRC of the content.
+        computed: u32,
+    },
+    /// A value that is NaN or infinite.
+    NonFinite {
+        /// Which section holds it.
+        section: Section,
+        /// Its index within that section.
+        index: usize,
+    },
+    /// A standardization scale that is zero or negative.
+    BadScale {
+        /// Feature index.
+        index: usize,
+    },
+    /// A size above the format's limits.
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Its value.
+        value: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A shape that is zero or does not match what the caller needs.
+    ShapeMismatch {
+        /// Which dimension.
+        what: &'static str,
+        /// What was required.
+        expected: usize,
+        /// What the file has.
+        found: usize,
+    },
+    /// An activation code this version does not know.
+    BadActivation {
+        /// Layer index.
+        layer: usize,
+        /// The code in the file.
+        code: u32,
+    },
+    /// Flag bits this version does not know.
+    UnknownFlags {
+        /// The flags in the file.
+        flags: u32,
+    },
+    /// Text that is not UTF-8, or class names that don't match the class count.
+    BadText {
+        /// Which text.
+        what: &'static str,
+    },
+    /// The output buffer is too small for the artifact.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        len: usize,
+    },
+}
+
+/// A part of an artifact, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// Standardization means.
+    Mean,
+    /// Standardization scales.
+    Scale,
+    /// Weights of a layer.
+    Weights(usize),
+    /// Biases of a layer.
+    Bias(usize),
+    /// Vector-file inputs or logits.
+    Vector(usize),
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Section::Mean => write!(f, "standardization mean"),
+            Section::Scale => write!(f, "standardization scale"),
+            Section::Weights(l) => write!(f, "layer {l} weights"),
+            Section::Bias(l) => write!(f, "layer {l} bias"),
+            Section::Vector(v) => write!(f, "vector {v}"),
+        }
+    }
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use FormatError::*;
+        match self {
+            BadMagic => write!(f, "not a dropship file (bad magic bytes)"),
+            UnsupportedVersion { found, supported } => {
+                write!(f, "unsupported format version {found} (this build reads {supported})")
+            }
+            Truncated { needed, len } => {
+                write!(f, "truncated: {len} bytes, at least {needed} needed")
+            }
+            TrailingBytes { expected, len } => {
+                write!(f, "{len} bytes where the structure ends at {expected}")
+            }
+            ChecksumMismatch { stored, computed } => {
+                write!(f, "checksum mismatch: stored {stored:#010x}, content gives {computed:#010x}")
+            }
+            NonFinite { section, index } => {
+                write!(f, "non-finite value in {section} at index {index}")
+            }
+            BadScale { index } => write!(f, "standardization scale {index} is not positive"),
+            TooLarge { what, value, limit } => {
+                write!(f, "{what} {value} is above the limit {limit}")
+            }
+            ShapeMismatch { what, expected, found } => {
+                write!(f, "{what} is {found}, expected {expected}")
+            }
+            BadActivation { layer, code } => {
+                write!(f, "layer {layer} has unknown activation code {code}")
+            }
+            UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
+            BadText { what } => write!(f, "{what} is not valid"),
+            BufferTooSmall { needed, len } => write!(f, "buffer of {len} bytes, {needed} needed"),
+        }
+    }
+}
+
+impl core::error::Error for FormatError {}

@@ -1,0 +1,121 @@
+//! Golden device output: the decoded QEMU log and the firmware sizes of one fixed model, committed
+//! under `firmware/expected/` and diffed by `cargo xtask test`; `cargo xtask bless` accepts a change
+//! on purpose (the habit of defmt's snapshots and rtic's `ci/expected`).
+//!
+//! The model and vectors are committed files too (`model.dsm`, `vectors.dsv`), so the golden output
+//! depends only on the firmware and the compiler, never on a training run. The first line of every
+//! expected file names the compiler that produced it: with another compiler, code size and
+//! instruction counts legitimately differ, so only the compiler-independent lines are compared (the
+//! logits are bit-identical by design, whatever compiles them).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::elf::{self, Region};
+use crate::firmware::{self, Board};
+use crate::toolchain::{self, Route};
+use crate::{device, root};
+
+/// The folder of the golden inputs and expected files.
+pub fn dir() -> PathBuf {
+    root().join("firmware/expected")
+}
+
+/// One expected file and what this build produced for it.
+pub struct Output {
+    /// File name under [`dir`].
+    pub name: String,
+    /// What the build and run produced now.
+    pub text: String,
+}
+
+/// Builds both firmwares with the golden model, runs the QEMU one, and renders the expected files.
+pub fn produce(route: &Route) -> Result<Vec<Output>> {
+    let header = format!("# {} ({})\n", toolchain::rustc_version(route), toolchain::describe(route));
+    let (artifact, vectors) = (dir().join("model.dsm"), dir().join("vectors.dsv"));
+    let mut outputs = Vec::new();
+    for board in [Board::Qemu, Board::Nrf52840dk] {
+        let elf_path = firmware::build(route, board, &artifact, &vectors)?;
+        let mut text = header.clone();
+        for s in elf::sections(&elf_path)? {
+            let region = match s.region {
+                Region::Flash => "flash",
+                Region::Ram => "ram",
+                Region::FlashAndRam => "flash+ram",
+            };
+            text.push_str(&format!("{:<24} {:>8} {region}\n", s.name, s.size));
+        }
+        let f = elf::footprint(&elf_path)?;
+        text.push_str(&format!("flash {} B, static RAM {} B, weights {} B\n", f.flash, f.static_ram, f.weights));
+        outputs.push(Output { name: format!("{}.size", board.name()), text });
+        if board == Board::Qemu {
+            let run = device::run_qemu(&elf_path, 120)?;
+            let mut text = header.clone();
+            for line in &run.lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+            text.push_str(&format!("exit {}\n", if run.exit_success { 0 } else { 1 }));
+            outputs.push(Output { name: format!("{}.run", board.name()), text });
+        }
+    }
+    Ok(outputs)
+}
+
+/// The lines of an expected file that do not depend on the compiler: none of a size file, every
+/// line of a log but its `cost:` line.
+fn compiler_independent(name: &str, text: &str) -> String {
+    if name.ends_with(".size") {
+        return String::new();
+    }
+    text.lines().skip(1).filter(|l| !l.starts_with("cost: ")).map(|l| format!("{l}\n")).collect()
+}
+
+/// Compares what this build produces with the expected files; fails with a diff and the command
+/// that accepts the change.
+pub fn check(route: &Route) -> Result<()> {
+    let mut failed = Vec::new();
+    for out in produce(route)? {
+        let path = dir().join(&out.name);
+        let expected = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}: run `cargo xtask bless` to create it", path.display()))?;
+        let same_compiler = expected.lines().next() == out.text.lines().next();
+        let (old, new) = if same_compiler {
+            (expected.clone(), out.text.clone())
+        } else {
+            (compiler_independent(&out.name, &expected), compiler_independent(&out.name, &out.text))
+        };
+        if old == new {
+            let note = if same_compiler { "" } else { " (another compiler: compiler-independent lines only)" };
+            println!("{}: as expected{note}", out.name);
+            continue;
+        }
+        println!("{} differs from what this build produces:", path.display());
+        for change in similar::TextDiff::from_lines(&old, &new).iter_all_changes() {
+            match change.tag() {
+                similar::ChangeTag::Equal => {}
+                similar::ChangeTag::Delete => print!("-{change}"),
+                similar::ChangeTag::Insert => print!("+{change}"),
+            }
+        }
+        failed.push(out.name);
+    }
+    if !failed.is_empty() {
+        bail!(
+            "golden device output differs ({}): if the change is intended, run `cargo xtask bless` and commit the files",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Writes what this build produces as the expected files.
+pub fn bless(route: &Route) -> Result<()> {
+    for out in produce(route)? {
+        let path = dir().join(&out.name);
+        std::fs::write(&path, &out.text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
