@@ -107,14 +107,20 @@ struct HyperArgs {
 }
 
 #[derive(Args)]
+struct SeedArg {
+    /// Seed of every random draw (split, initial weights, batch order, dropout).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
     hyper: HyperArgs,
-    /// Seed of every random draw.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    seed: SeedArg,
     /// L2 strength on the chosen kernels.
     #[arg(long, allow_negative_numbers = true)]
     l2: Option<f64>,
@@ -164,9 +170,8 @@ struct SweepArgs {
     data: DataArgs,
     #[command(flatten)]
     hyper: HyperArgs,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    seed: SeedArg,
     /// Dropout rates to try.
     #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8", allow_negative_numbers = true)]
     dropout_rates: Vec<f32>,
@@ -276,7 +281,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             let sweep = dropship::sweep::Sweep {
                 data: &data,
                 split: split_spec(&a.data),
-                base: base_config(&a.hyper, a.seed),
+                base: base_config(&a.hyper, a.seed.seed),
                 rates: a.dropout_rates,
                 lambdas: a.l2_strengths,
                 layers,
@@ -349,14 +354,14 @@ fn train(a: TrainArgs) -> Result<()> {
     single_threaded_candle();
     let layers = L2Layers::parse(&a.hyper.l2_layers)?;
     let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
-    let config = TrainConfig { regularizer, early_stopping: a.patience, ..base_config(&a.hyper, a.seed) };
+    let config = TrainConfig { regularizer, early_stopping: a.patience, ..base_config(&a.hyper, a.seed.seed) };
     config.validate()?;
     let data = load_data(&a.data)?;
     let variant = compare::Variant::new(config);
     let study = Study {
         data: &data,
         split: split_spec(&a.data),
-        seeds: vec![a.seed],
+        seeds: vec![a.seed.seed],
         out: a.out.unwrap_or_else(|| Path::new("runs").join(&variant.name)),
         overwrite: a.hyper.overwrite,
     };

@@ -108,14 +108,7 @@ fn finite(values: F32s<'_>, section: Section) -> Result<(), FormatError> {
 impl<'a> Artifact<'a> {
     /// Parses and validates `bytes`: structure, limits, checksum, finiteness.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        let mut r = Reader::new(bytes);
-        if r.take(4).map_err(|_| FormatError::BadMagic)? != MAGIC {
-            return Err(FormatError::BadMagic);
-        }
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(FormatError::UnsupportedVersion { found: version, supported: VERSION });
-        }
+        let mut r = Reader::after_header(bytes, MAGIC, VERSION)?;
         let flags = r.u32()?;
         if flags & !FLAG_STANDARDIZATION != 0 {
             return Err(FormatError::UnknownFlags { flags });

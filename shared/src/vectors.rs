@@ -45,14 +45,7 @@ fn record_len(input: usize, classes: usize) -> usize {
 impl<'a> Vectors<'a> {
     /// Parses and validates `bytes` (structure, limits, checksum, finiteness, class range).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        let mut r = Reader::new(bytes);
-        if r.take(4).map_err(|_| FormatError::BadMagic)? != MAGIC {
-            return Err(FormatError::BadMagic);
-        }
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(FormatError::UnsupportedVersion { found: version, supported: VERSION });
-        }
+        let mut r = Reader::after_header(bytes, MAGIC, VERSION)?;
         let count = r.u32()? as usize;
         let input = r.u32()? as usize;
         let classes = r.u32()? as usize;

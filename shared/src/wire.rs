@@ -16,6 +16,19 @@ impl<'a> Reader<'a> {
         Self { bytes, pos: 0 }
     }
 
+    /// A reader past the magic bytes and version every dropship file starts with, checking both.
+    pub(crate) fn after_header(bytes: &'a [u8], magic: [u8; 4], version: u32) -> Result<Self, FormatError> {
+        let mut r = Self::new(bytes);
+        if r.take(4).map_err(|_| FormatError::BadMagic)? != magic {
+            return Err(FormatError::BadMagic);
+        }
+        let found = r.u32()?;
+        if found != version {
+            return Err(FormatError::UnsupportedVersion { found, supported: version });
+        }
+        Ok(r)
+    }
+
     pub(crate) fn position(&self) -> usize {
         self.pos
     }

@@ -72,6 +72,39 @@ fn compiler_independent(name: &str, text: &str) -> String {
     text.lines().skip(1).filter(|l| !l.starts_with("cost: ")).map(|l| format!("{l}\n")).collect()
 }
 
+/// How a produced file compares with its expected one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Identical, same compiler.
+    Same,
+    /// Another compiler, and every compiler-independent line identical.
+    SameIndependentLines,
+    /// Differences, as `-expected` / `+produced` lines.
+    Differs(Vec<String>),
+}
+
+/// Compares the expected text of the file `name` with what was produced now.
+pub fn verdict(name: &str, expected: &str, produced: &str) -> Verdict {
+    let same_compiler = expected.lines().next() == produced.lines().next();
+    let (old, new) = if same_compiler {
+        (expected.to_string(), produced.to_string())
+    } else {
+        (compiler_independent(name, expected), compiler_independent(name, produced))
+    };
+    if old == new {
+        return if same_compiler { Verdict::Same } else { Verdict::SameIndependentLines };
+    }
+    let changes = similar::TextDiff::from_lines(&old, &new)
+        .iter_all_changes()
+        .filter_map(|change| match change.tag() {
+            similar::ChangeTag::Equal => None,
+            similar::ChangeTag::Delete => Some(format!("-{}", change.value().trim_end())),
+            similar::ChangeTag::Insert => Some(format!("+{}", change.value().trim_end())),
+        })
+        .collect();
+    Verdict::Differs(changes)
+}
+
 /// Compares what this build produces with the expected files; fails with a diff and the command
 /// that accepts the change.
 pub fn check(route: &Route) -> Result<()> {
@@ -80,26 +113,19 @@ pub fn check(route: &Route) -> Result<()> {
         let path = dir().join(&out.name);
         let expected = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}: run `cargo xtask bless` to create it", path.display()))?;
-        let same_compiler = expected.lines().next() == out.text.lines().next();
-        let (old, new) = if same_compiler {
-            (expected.clone(), out.text.clone())
-        } else {
-            (compiler_independent(&out.name, &expected), compiler_independent(&out.name, &out.text))
-        };
-        if old == new {
-            let note = if same_compiler { "" } else { " (another compiler: compiler-independent lines only)" };
-            println!("{}: as expected{note}", out.name);
-            continue;
-        }
-        println!("{} differs from what this build produces:", path.display());
-        for change in similar::TextDiff::from_lines(&old, &new).iter_all_changes() {
-            match change.tag() {
-                similar::ChangeTag::Equal => {}
-                similar::ChangeTag::Delete => print!("-{change}"),
-                similar::ChangeTag::Insert => print!("+{change}"),
+        match verdict(&out.name, &expected, &out.text) {
+            Verdict::Same => println!("{}: as expected", out.name),
+            Verdict::SameIndependentLines => {
+                println!("{}: as expected (another compiler: compiler-independent lines only)", out.name)
+            }
+            Verdict::Differs(changes) => {
+                println!("{} differs from what this build produces:", path.display());
+                for change in changes {
+                    println!("{change}");
+                }
+                failed.push(out.name);
             }
         }
-        failed.push(out.name);
     }
     if !failed.is_empty() {
         bail!(
@@ -118,4 +144,35 @@ pub fn bless(route: &Route) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str = "# rustc 1\nmodel: x\nvector 0: class 1\ncost: 100 instructions\nexit 0\n";
+
+    #[test]
+    fn same_compiler_compares_every_line() {
+        assert_eq!(verdict("qemu.run", RUN, RUN), Verdict::Same);
+        let cheaper = RUN.replace("cost: 100", "cost: 99");
+        assert_eq!(
+            verdict("qemu.run", RUN, &cheaper),
+            Verdict::Differs(vec!["-cost: 100 instructions".into(), "+cost: 99 instructions".into()])
+        );
+        let size = "# rustc 1\n.text 10 flash\n";
+        assert!(matches!(verdict("qemu.size", size, "# rustc 1\n.text 12 flash\n"), Verdict::Differs(_)));
+    }
+
+    #[test]
+    fn another_compiler_still_compares_the_logits_but_not_costs_or_sizes() {
+        let other = RUN.replace("# rustc 1", "# rustc 2").replace("cost: 100", "cost: 90");
+        assert_eq!(verdict("qemu.run", RUN, &other), Verdict::SameIndependentLines);
+        let wrong_class = other.replace("class 1", "class 2");
+        assert!(matches!(verdict("qemu.run", RUN, &wrong_class), Verdict::Differs(_)));
+        assert_eq!(
+            verdict("qemu.size", "# rustc 1\n.text 10\n", "# rustc 2\n.text 12\n"),
+            Verdict::SameIndependentLines
+        );
+    }
 }
