@@ -7,7 +7,7 @@ use dropship_shared::Artifact;
 
 use crate::data;
 use crate::infer::{HostNetwork, InputForm};
-use crate::output::write_atomic;
+use crate::output::{check_outputs, write_file};
 
 /// What `predict` prints per row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,11 +88,12 @@ pub fn inspect(path: &Path) -> Result<()> {
 }
 
 /// `dropship vectors`: test vectors (raw input, host logits, class) of the first `rows` rows.
-pub fn vectors(artifact: &Path, csv_path: &Path, output: &Path, rows: Option<usize>) -> Result<()> {
+pub fn vectors(artifact: &Path, csv_path: &Path, output: &Path, rows: Option<usize>, overwrite: bool) -> Result<()> {
+    check_outputs(&[output], &[artifact, csv_path], overwrite)?;
     let (net, _) = HostNetwork::load(artifact)?;
     let data = data::load_csv_for_model(csv_path, net.input, None)?;
     let n = rows.unwrap_or(data.rows()).min(data.rows());
-    write_atomic(output, &net.vectors((0..n).map(|i| data.row(i)))?)?;
+    write_file(output, &net.vectors((0..n).map(|i| data.row(i)))?)?;
     println!("wrote {} ({n} vectors)", output.display());
     Ok(())
 }

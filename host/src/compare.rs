@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::outcome::Outcome;
+use crate::output::Staging;
 use crate::prepare::{Prepared, SplitSpec};
 use crate::progress::{Progress, Reporter};
 use crate::report;
-use crate::run::{self, RunConfig, RunMetrics, Staging};
+use crate::run::{self, RunConfig, RunMetrics};
 use crate::train::{self, TrainConfig};
 
 /// A named model to train.
@@ -118,7 +119,7 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     for v in variants {
         v.config.validate()?;
     }
-    let staging = Staging::new(&study.out, study.overwrite)?;
+    let staging = Staging::new(&study.out, study.overwrite, &[&study.data.source])?;
     let multi_seed = study.seeds.len() > 1;
     let mut jobs = Vec::new();
     let hidden = variants.first().context("no model to train")?.config.hidden;

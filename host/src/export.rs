@@ -11,7 +11,7 @@ use dropship_shared::Artifact;
 
 use crate::data;
 use crate::infer::HostNetwork;
-use crate::output::write_atomic;
+use crate::output::{self, write_file};
 use crate::run::{self, RunConfig, SavedModel};
 
 /// Encodes a saved model (with its standardization) as an artifact.
@@ -44,9 +44,13 @@ pub struct Exported {
 }
 
 /// Exports the run at `run` (a run directory, or its `model.safetensors`) to `output` (default
-/// `<run>/model.dsm`) and, if asked, to an ONNX file checked with tract-onnx. Nothing is written
-/// unless every part succeeded.
-pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>) -> Result<Exported> {
+/// `<run>/model.dsm`) and, if asked, to an ONNX file checked with tract-onnx. Existing outputs are
+/// replaced only with `overwrite`; nothing is written unless every part succeeded.
+pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwrite: bool) -> Result<Exported> {
+    let output = output.map_or_else(|| run.join("model.dsm"), Path::to_path_buf);
+    let outputs: Vec<&Path> = std::iter::once(output.as_path()).chain(onnx).collect();
+    let weights = if run.is_dir() { run.join(run::WEIGHTS) } else { run.to_path_buf() };
+    output::check_outputs(&outputs, &[run, &weights], overwrite)?;
     let saved = run::load_weights(run)?;
     let provenance = format!(
         "{}; exported by dropship {} from {}; dropout and L2 are training-only and have no representation here",
@@ -55,7 +59,6 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>) -> Res
         run.display()
     );
     let bytes = artifact_bytes(&saved, &class_names(run)?, &provenance)?;
-    let output = output.map_or_else(|| run.join("model.dsm"), Path::to_path_buf);
     let onnx = match onnx {
         Some(path) => {
             let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
@@ -65,10 +68,10 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>) -> Res
         }
         None => None,
     };
-    write_atomic(&output, &bytes)?;
+    write_file(&output, &bytes)?;
     let onnx = match onnx {
         Some((path, encoded, max_diff, rows)) => {
-            write_atomic(path, &encoded)?;
+            write_file(path, &encoded)?;
             Some(OnnxExport { path: path.to_path_buf(), rows, max_diff })
         }
         None => None,

@@ -56,6 +56,9 @@ struct ImportArgs {
     /// Take the input standardization from this run (or its model.safetensors).
     #[arg(long)]
     standardize_from: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args)]
@@ -193,6 +196,9 @@ struct ExportArgs {
     /// Also write the model as ONNX (opset 13), checked with tract-onnx against the artifact.
     #[arg(long)]
     onnx: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args)]
@@ -224,10 +230,14 @@ struct VectorsArgs {
     /// Use only the first N rows.
     #[arg(long)]
     rows: Option<usize>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 fn main() {
-    if let Err(e) = run_cli(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Err(e) = dropship::output::clean_up_on_signals().and_then(|()| run_cli(cli)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -292,7 +302,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             println!("sweep written to {}", a.out.display());
         }
         Command::Export(a) => {
-            let e = dropship::export::export_run(&a.run, a.output.as_deref(), a.onnx.as_deref())?;
+            let e = dropship::export::export_run(&a.run, a.output.as_deref(), a.onnx.as_deref(), a.overwrite)?;
             println!("wrote {} ({} bytes, {} parameters)", e.artifact.display(), e.bytes, e.parameters);
             if let Some(o) = e.onnx {
                 println!(
@@ -305,7 +315,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             }
         }
         Command::Import(a) => {
-            let r = dropship::onnx::import_file(&a.model, &a.output, a.standardize_from.as_deref())?;
+            let r = dropship::onnx::import_file(&a.model, &a.output, a.standardize_from.as_deref(), a.overwrite)?;
             for s in &r.imported.stripped {
                 println!("stripped {s}");
             }
@@ -345,7 +355,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             if a.raw { InputForm::Standardized } else { InputForm::Raw },
         )?,
         Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
-        Command::Vectors(a) => artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows)?,
+        Command::Vectors(a) => artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite)?,
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::infer::{HostNetwork, InputForm, Layer};
-use crate::output::write_atomic;
+use crate::output::write_file;
 use crate::run;
 
 /// ONNX element type FLOAT.
@@ -422,7 +422,14 @@ pub struct ImportReport {
 
 /// `dropship import`: reads an ONNX file, checks the import against tract, takes the input
 /// standardization from the graph or from `standardize_from` (never both) and writes the artifact.
-pub fn import_file(model: &Path, output: &Path, standardize_from: Option<&Path>) -> Result<ImportReport> {
+pub fn import_file(
+    model: &Path,
+    output: &Path,
+    standardize_from: Option<&Path>,
+    overwrite: bool,
+) -> Result<ImportReport> {
+    let inputs: Vec<&Path> = std::iter::once(model).chain(standardize_from).collect();
+    crate::output::check_outputs(&[output], &inputs, overwrite)?;
     let (mut imported, max_diff) = import_checked(model)?;
     let mut provenance = format!("imported from {}", model.display());
     let standardization = match (standardize_from, imported.network.standardization.is_some()) {
@@ -447,6 +454,6 @@ pub fn import_file(model: &Path, output: &Path, standardize_from: Option<&Path>)
         (None, false) => StandardizationSource::None,
     };
     let bytes = imported.network.to_artifact("", &provenance)?;
-    write_atomic(output, &bytes)?;
+    write_file(output, &bytes)?;
     Ok(ImportReport { imported, standardization, max_diff })
 }

@@ -1,6 +1,5 @@
 //! A run directory: config, metrics history (CSV, JSON), weights with standardization
-//! (safetensors), learning-curve plots. Written to a temporary sibling and renamed into place, so
-//! a failed run leaves nothing half-written and never replaces what was there.
+//! (safetensors), learning-curve plots. Written inside a [`crate::output::Staging`] directory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -53,57 +52,6 @@ pub struct RunMetrics {
     pub epochs_run: usize,
     /// Training wall time in seconds.
     pub seconds: f64,
-}
-
-/// A directory being written; removed on drop unless [`Staging::commit`] renamed it into place.
-pub struct Staging {
-    tmp: PathBuf,
-    target: PathBuf,
-    done: bool,
-}
-
-impl Staging {
-    /// Prepares to write `target`, refusing to touch an existing directory unless `overwrite`.
-    pub fn new(target: &Path, overwrite: bool) -> Result<Self> {
-        if target.exists() && !overwrite {
-            bail!("{} already exists: choose another --out or pass --overwrite", target.display());
-        }
-        let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-        let name = target.file_name().context("output path has no name")?.to_string_lossy();
-        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(Self { tmp, target: target.to_path_buf(), done: false })
-    }
-
-    /// Where to write files now.
-    pub fn path(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// Moves the finished directory into place (replacing the old one only now).
-    pub fn commit(mut self) -> Result<PathBuf> {
-        if self.target.exists() {
-            let old = self.tmp.with_extension("old");
-            std::fs::rename(&self.target, &old)?;
-            std::fs::rename(&self.tmp, &self.target)?;
-            std::fs::remove_dir_all(&old)?;
-        } else {
-            std::fs::rename(&self.tmp, &self.target)
-                .with_context(|| format!("cannot move the run into {}", self.target.display()))?;
-        }
-        self.done = true;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_dir_all(&self.tmp);
-        }
-    }
 }
 
 fn json(path: &Path, value: &impl Serialize) -> Result<()> {

@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::compare::parallel;
 use crate::data::Dataset;
+use crate::output::Staging;
 use crate::plot::{self, Chart, Series};
 use crate::prepare::{Prepared, SplitSpec};
 use crate::progress::Reporter;
-use crate::run::Staging;
 use crate::train::{self, TrainConfig};
 
 /// One point of a sweep.
@@ -76,7 +76,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     for (_, _, c) in &configs {
         c.validate()?;
     }
-    let staging = Staging::new(out, overwrite)?;
+    let staging = Staging::new(out, overwrite, &[&data.source])?;
     let prepared = Prepared::for_seed(data, *split_spec, base.seed, base.hidden)?;
     let jobs: Vec<_> = configs
         .into_iter()

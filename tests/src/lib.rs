@@ -10,7 +10,7 @@ use dropship::data::{self, Dataset};
 use dropship::export;
 use dropship::infer::HostNetwork;
 use dropship::model::Weights;
-use dropship::output::write_atomic;
+use dropship::output::write_file;
 use dropship::prepare::{Prepared, SplitSpec};
 use dropship::run::SavedModel;
 use dropship::train::{self, Regularizer, TrainConfig};
@@ -58,10 +58,10 @@ fn build() -> anyhow::Result<Fixture> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests");
     std::fs::create_dir_all(&dir)?;
     let artifact_path = dir.join("model.dsm");
-    write_atomic(&artifact_path, &artifact)?;
+    write_file(&artifact_path, &artifact)?;
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&artifact)?);
     let bytes = net.vectors(prepared.split.test.iter().map(|r| data.row(*r)))?;
     let vectors_path = dir.join("vectors.dsv");
-    write_atomic(&vectors_path, &bytes)?;
+    write_file(&vectors_path, &bytes)?;
     Ok(Fixture { data, prepared, weights: trained.weights, artifact, artifact_path, vectors_path })
 }
