@@ -205,7 +205,15 @@ pub fn train_and_write(
     if let Some(p) = config.early_stopping {
         write!(regularizer, ", early stopping (patience {p})")?;
     }
-    Ok(Outcome { name: name.to_string(), seed: config.seed, run_dir, trained, metrics, regularizer })
+    Ok(Outcome {
+        name: name.to_string(),
+        seed: config.seed,
+        run_dir,
+        trained,
+        metrics,
+        regularizer,
+        config_hint: config.divergence_hint(),
+    })
 }
 
 /// The raw test rows with their labels, in the data's own columns, for `predict` and the device.

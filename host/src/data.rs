@@ -2,13 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::limits::{MAX_CLASSES, MAX_VALUES, MAX_WIDTH};
+
 /// The digits data set bundled with the project (UCI optdigits test portion, CC BY 4.0).
 pub const BUNDLED_DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv");
 
 /// What is wrong with a data file; every variant names the file, and the line and column where known.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: the file is empty")]
     Empty { path: PathBuf },
@@ -28,8 +30,16 @@ pub enum DataError {
     BadLabel { path: PathBuf, line: u64, column: String, value: String },
     #[error("{path}: {found} class(es) in column `{column}`, at least two are needed")]
     TooFewClasses { path: PathBuf, column: String, found: usize },
-    #[error("{path}, line {line}: {source}")]
+    #[error("{path}, line {line}: not readable as CSV")]
     Csv { path: PathBuf, line: u64, source: csv::Error },
+    #[error("{path}, line {line}, column `{column}`: label {value} is above the limit {limit} (at most {classes} classes, labels 0 to {limit})", classes = .limit + 1)]
+    LabelTooLarge { path: PathBuf, line: u64, column: String, value: u64, limit: usize },
+    #[error("{path}: column name `{name}` appears twice (columns {first} and {second})")]
+    DuplicateColumn { path: PathBuf, name: String, first: usize, second: usize },
+    #[error("{path}: {found} columns, above the limit of {limit} features plus a label")]
+    TooManyColumns { path: PathBuf, found: usize, limit: usize },
+    #[error("{path}, line {line}: more than {limit} values in all, above the limit (4 GiB of f32)")]
+    TooManyValues { path: PathBuf, line: u64, limit: usize },
 }
 
 /// Rows of features (row-major) with one class label per row.
@@ -79,6 +89,16 @@ pub enum LabelColumn {
     None,
 }
 
+/// A class label: a non-negative integer, also when written as a float with no fraction (`2.0`,
+/// as numpy and pandas write integer columns that held a NaN once).
+fn parse_label(field: &str) -> Option<u64> {
+    if let Ok(v) = field.parse::<u64>() {
+        return Some(v);
+    }
+    let v: f64 = field.parse().ok()?;
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
+
 /// Loads a CSV file with a header row. Features must be finite numbers; labels non-negative integers.
 pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
     let p = || path.to_path_buf();
@@ -108,6 +128,19 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
     if header.len() < min_columns {
         return Err(DataError::TooFewColumns { path: p(), found: header.len() });
     }
+    if header.len() > MAX_WIDTH + 1 {
+        return Err(DataError::TooManyColumns { path: p(), found: header.len(), limit: MAX_WIDTH });
+    }
+    for (second, name) in header.iter().enumerate() {
+        if let Some(first) = header[..second].iter().position(|h| h == name) {
+            return Err(DataError::DuplicateColumn {
+                path: p(),
+                name: name.clone(),
+                first: first + 1,
+                second: second + 1,
+            });
+        }
+    }
     let feature_names: Vec<String> =
         header.iter().enumerate().filter(|(i, _)| Some(*i) != label_index).map(|(_, h)| h.clone()).collect();
     let mut features = Vec::new();
@@ -124,13 +157,17 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
         for (i, field) in record.iter().enumerate() {
             let column = || header[i].clone();
             if Some(i) == label_index {
-                let value: u32 = field.parse().map_err(|_| DataError::BadLabel {
+                let value = parse_label(field).ok_or_else(|| DataError::BadLabel {
                     path: p(),
                     line,
                     column: column(),
                     value: field.to_string(),
                 })?;
-                labels.push(value);
+                if value >= MAX_CLASSES as u64 {
+                    let limit = MAX_CLASSES - 1;
+                    return Err(DataError::LabelTooLarge { path: p(), line, column: column(), value, limit });
+                }
+                labels.push(value as u32);
                 continue;
             }
             let value: f32 = field.parse().map_err(|_| DataError::NotNumeric {
@@ -141,6 +178,9 @@ pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> 
             })?;
             if !value.is_finite() {
                 return Err(DataError::NotFinite { path: p(), line, column: column(), value: field.to_string() });
+            }
+            if features.len() >= MAX_VALUES {
+                return Err(DataError::TooManyValues { path: p(), line, limit: MAX_VALUES });
             }
             features.push(value);
         }
@@ -207,6 +247,8 @@ mod tests {
         let d = load("a,b,label\n1,2,0\n3,4,1\n", LabelColumn::Last).unwrap();
         assert_eq!((d.rows(), d.width(), d.classes), (2, 2, 2));
         assert_eq!(d.features, vec![1.0, 2.0, 3.0, 4.0]);
+        let d = load("a,b,label\n1,2,0.0\n3,4,2.0\n", LabelColumn::Last).unwrap();
+        assert_eq!((d.labels.clone(), d.classes), (vec![0, 2], 3), "integral floats are labels");
         let d = load("y,a,b\n1,5,6\n0,7,8\n", LabelColumn::Named("y".into())).unwrap();
         assert_eq!(d.labels, vec![1, 0]);
         assert_eq!(d.row(1), &[7.0, 8.0]);
@@ -235,6 +277,10 @@ mod tests {
         let m = message("a,b,label\n1,2,-1\n");
         assert!(m.contains("non-negative integer") && m.contains("column `label`"), "{m}");
         assert!(message("a,b,label\n1,2,1.5\n").contains("non-negative integer"));
+        let m = message("a,b,label\n1,2,2000000000\n");
+        assert!(m.contains("label 2000000000 is above the limit 4095") && m.contains("line 2"), "{m}");
+        let m = message("a,a,label\n1,2,0\n");
+        assert!(m.contains("`a` appears twice (columns 1 and 2)"), "{m}");
         assert!(message("a,b,label\n1,2,3\n4,5,3\n").contains("at least two"));
         let m = load("a,b\n1,2\n", LabelColumn::Named("y".into())).unwrap_err().to_string();
         assert!(m.contains("no label column named `y`"), "{m}");

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod data;
 pub mod export;
 pub mod infer;
+pub mod limits;
 pub mod model;
 pub mod onnx;
 pub mod outcome;

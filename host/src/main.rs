@@ -77,10 +77,10 @@ struct DataArgs {
     #[arg(long)]
     label_column: Option<String>,
     /// Share of rows for validation.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     val_fraction: f64,
     /// Share of rows for test.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     test_fraction: f64,
 }
 
@@ -98,9 +98,9 @@ struct HyperArgs {
     /// Width of the hidden layer.
     #[arg(long, default_value_t = 128)]
     hidden: usize,
-    /// Kernels L2 applies to: hidden, output or both.
-    #[arg(long, value_delimiter = ',', default_value = "hidden,output")]
-    l2_layers: Vec<String>,
+    /// Kernels L2 applies to: hidden, output or both [default: hidden,output].
+    #[arg(long, value_delimiter = ',')]
+    l2_layers: Option<Vec<String>>,
     /// Suppress progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -133,9 +133,9 @@ struct TrainArgs {
     /// AdamW decoupled weight decay on the kernels.
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
-    /// Early stopping on validation loss with this patience (restores the best weights).
-    #[arg(long)]
-    patience: Option<usize>,
+    /// Early stopping on validation loss with this patience in epochs (restores the best weights).
+    #[arg(long, alias = "patience")]
+    early_stopping: Option<usize>,
     /// Run directory (default runs/<regularizer>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -261,6 +261,14 @@ fn load_data(args: &DataArgs) -> Result<data::Dataset> {
     Ok(data)
 }
 
+impl HyperArgs {
+    /// The kernels `--l2-layers` names (both when not given).
+    fn l2_layers(&self) -> Result<L2Layers> {
+        let default = ["hidden".to_string(), "output".to_string()];
+        Ok(L2Layers::parse(self.l2_layers.as_deref().unwrap_or(&default))?)
+    }
+}
+
 fn base_config(h: &HyperArgs, seed: u64) -> TrainConfig {
     TrainConfig {
         hidden: h.hidden,
@@ -286,7 +294,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare(a)?,
         Command::Sweep(a) => {
             single_threaded_candle();
-            let layers = L2Layers::parse(&a.hyper.l2_layers)?;
+            let layers = a.hyper.l2_layers()?;
             let data = load_data(&a.data)?;
             let sweep = dropship::sweep::Sweep {
                 data: &data,
@@ -362,9 +370,12 @@ fn run_cli(cli: Cli) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     single_threaded_candle();
-    let layers = L2Layers::parse(&a.hyper.l2_layers)?;
+    let layers = a.hyper.l2_layers()?;
+    if a.hyper.l2_layers.is_some() && a.l2.is_none() {
+        bail!("--l2-layers applies only with --l2 (the L2 strength)");
+    }
     let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
-    let config = TrainConfig { regularizer, early_stopping: a.patience, ..base_config(&a.hyper, a.seed.seed) };
+    let config = TrainConfig { regularizer, early_stopping: a.early_stopping, ..base_config(&a.hyper, a.seed.seed) };
     config.validate()?;
     let data = load_data(&a.data)?;
     let variant = compare::Variant::new(config);
@@ -376,6 +387,7 @@ fn train(a: TrainArgs) -> Result<()> {
         overwrite: a.hyper.overwrite,
     };
     let result = compare::compare(&study, std::slice::from_ref(&variant), &reporter(&a.hyper))?;
+    warn(&result);
     let o = &result.outcomes[0];
     println!(
         "{}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
@@ -387,7 +399,7 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn compare(a: CompareArgs) -> Result<()> {
     single_threaded_candle();
-    let layers = L2Layers::parse(&a.hyper.l2_layers)?;
+    let layers = a.hyper.l2_layers()?;
     let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
     let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping);
     for v in &variants {
@@ -396,10 +408,14 @@ fn compare(a: CompareArgs) -> Result<()> {
     if a.seeds.is_empty() {
         bail!("--seeds needs at least one seed");
     }
+    if let Some(twice) = a.seeds.iter().enumerate().find_map(|(i, s)| a.seeds[..i].contains(s).then_some(s)) {
+        bail!("--seeds: seed {twice} is given twice (the same seed gives the same models)");
+    }
     let data = load_data(&a.data)?;
     let study =
         Study { data: &data, split: split_spec(&a.data), seeds: a.seeds, out: a.out, overwrite: a.hyper.overwrite };
     let result = compare::compare(&study, &variants, &reporter(&a.hyper))?;
+    warn(&result);
     println!("{}", result.report);
     println!("report: {}", result.out.join("report.md").display());
     println!(
@@ -408,4 +424,19 @@ fn compare(a: CompareArgs) -> Result<()> {
         result.out.join("val_accuracy.png").display()
     );
     Ok(())
+}
+
+/// Warns about models whose training loss ended far above where it started: they diverged
+/// without becoming NaN, and their run is written but not worth exporting.
+fn warn(result: &compare::Comparison) {
+    for o in result.outcomes.iter().filter(|o| o.diverged()) {
+        let (first, last) = (o.trained.history[0].train_loss, o.last().train_loss);
+        eprintln!(
+            "warning: model {} (seed {}): the training loss ended at {last:.3e}, {:.0}x the first epoch's {first:.3e}: training diverged ({})",
+            o.name,
+            o.seed,
+            last / first,
+            o.config_hint
+        );
+    }
 }

@@ -43,6 +43,8 @@ pub enum ImportError {
     ShapesDontChain { name: String, expected: usize, found: usize },
     #[error("the graph has {0}")]
     BadGraph(String),
+    #[error("the model holds no graph: not an exported network")]
+    NoGraph,
 }
 
 /// A float32 initializer (values in `float_data`).
@@ -180,13 +182,20 @@ fn tensor_values(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), ImportEr
     if t.data_type != FLOAT {
         return Err(ImportError::NotFloat { name: t.name.clone(), found: t.data_type });
     }
-    let dims: Vec<usize> = t.dims.iter().map(|d| (*d).max(0) as usize).collect();
+    let dims: Vec<usize> = t.dims.iter().map(|d| usize::try_from(*d).unwrap_or(0)).collect();
+    if crate::limits::product_within(&dims, crate::limits::MAX_PARAMETERS).is_none() {
+        return Err(ImportError::BadGraph(format!(
+            "tensor `{}` of shape {dims:?}: above the limit of {} values",
+            t.name,
+            crate::limits::MAX_PARAMETERS
+        )));
+    }
     let data: Vec<f32> = if !t.raw_data.is_empty() {
         t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
     } else {
         t.float_data.clone()
     };
-    if data.len() != dims.iter().product::<usize>() {
+    if Some(data.len()) != crate::limits::product_within(&dims, usize::MAX) {
         return Err(ImportError::BadGraph(format!(
             "tensor `{}` with {} values for shape {dims:?}",
             t.name,
@@ -210,7 +219,7 @@ fn float_attr(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
 /// Turns an ONNX Dense/ReLU graph into a network, following the chain from the graph's input.
 /// A leading `Sub`/`Div` by constants (dropship's own export) becomes the standardization.
 pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
-    let graph = model.graph.as_ref().ok_or_else(|| ImportError::BadGraph("no graph".into()))?;
+    let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
     let mut constants: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for t in &graph.initializer {
         constants.insert(t.name.clone(), tensor_values(t)?);
@@ -239,7 +248,11 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
     let mut pending_matmul = false;
     let mut mean: Option<Vec<f32>> = None;
     let mut standardization: Option<(Vec<f32>, Vec<f32>)> = None;
-    while current != output {
+    // Each step consumes one node: a graph whose chain loops back is refused, not followed forever.
+    for _ in 0..=graph.node.len() {
+        if current == output {
+            break;
+        }
         let consumers: Vec<&pb::NodeProto> = graph
             .node
             .iter()
@@ -268,6 +281,12 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 return Err(bad("the weight is not 2-D"));
             };
             let (fan_in, fan_out) = if trans_b { (*cols, *rows) } else { (*rows, *cols) };
+            if fan_in.max(fan_out) > crate::limits::MAX_WIDTH || fan_in.min(fan_out) == 0 {
+                return Err(bad(&format!(
+                    "a {fan_in} x {fan_out} layer: widths must be between 1 and {}",
+                    crate::limits::MAX_WIDTH
+                )));
+            }
             if let Some(expected) = width {
                 if expected != fan_in {
                     return Err(ImportError::ShapesDontChain { name: name.clone(), expected, found: fan_in });
@@ -297,7 +316,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 let other = if n.input.first() == Some(&current) { 1 } else { 0 };
                 let (dims, b) = constant(other)?.clone();
                 let layer = layers.last_mut().expect("a MatMul came first");
-                if dims.iter().product::<usize>() != layer.bias.len() {
+                if crate::limits::product_within(&dims, usize::MAX) != Some(layer.bias.len()) {
                     return Err(bad("the bias does not match the MatMul's width"));
                 }
                 layer.bias = b;
@@ -343,6 +362,9 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             .cloned()
             .ok_or_else(|| ImportError::BadGraph(format!("node `{}` has no output", n.name)))?;
     }
+    if current != output {
+        return Err(ImportError::BadGraph(format!("a cycle: the chain from the input never reaches `{output}`")));
+    }
     let input_width = layers.first().map(|l| l.input).ok_or_else(|| ImportError::BadGraph("no dense layer".into()))?;
     if let Some((m, sc)) = &standardization {
         if m.len() != input_width || sc.len() != input_width || sc.iter().any(|v| *v <= 0.0) {
@@ -373,6 +395,9 @@ fn softmax(row: &[f32]) -> Vec<f32> {
 /// 64 generated inputs; returns the import and the largest difference seen.
 pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.is_empty() {
+        bail!("{} is empty, not an ONNX model", path.display());
+    }
     let model = pb::ModelProto::decode(&bytes[..])
         .map_err(|e| ImportError::Decode { path: path.display().to_string(), reason: e.to_string() })?;
     let imported = import_model(&model).with_context(|| format!("{} cannot be imported", path.display()))?;

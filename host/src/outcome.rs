@@ -20,12 +20,21 @@ pub struct Outcome {
     pub metrics: RunMetrics,
     /// Regularizer text.
     pub regularizer: String,
+    /// What to change if it diverged ([`crate::train::TrainConfig::divergence_hint`]).
+    pub config_hint: &'static str,
 }
 
 impl Outcome {
     /// The last epoch's record.
     pub fn last(&self) -> &EpochRecord {
         self.trained.history.last().expect("at least one epoch")
+    }
+
+    /// True when the training loss ended more than ten times above the first epoch's: it
+    /// diverged without becoming NaN.
+    pub fn diverged(&self) -> bool {
+        let first = self.trained.history.first().map_or(f64::NAN, |r| r.train_loss);
+        self.last().train_loss > 10.0 * first
     }
 
     /// Train accuracy minus val accuracy, both in inference mode, at the end of training.

@@ -19,9 +19,9 @@ pub struct Split {
 /// Why a data set cannot be split as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SplitError {
-    #[error("class {class} has {count} row(s): too few to put at least one in each of train, val and test")]
-    ClassTooSmall { class: usize, count: usize },
-    #[error("split fractions must be positive and val + test below 1 (got val {val}, test {test})")]
+    #[error("{path}: class {class} (column `{column}`) has {count} row(s): too few to put at least one in each of train, val and test")]
+    ClassTooSmall { path: std::path::PathBuf, column: String, class: usize, count: usize },
+    #[error("--val-fraction and --test-fraction must be positive with a sum below 1 (got {val} and {test})")]
     BadFractions { val: f64, test: f64 },
 }
 
@@ -38,7 +38,7 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
     }
     for (class, rows) in by_class.iter().enumerate() {
         if !rows.is_empty() && rows.len() < 3 {
-            return Err(SplitError::ClassTooSmall { class, count: rows.len() });
+            return Err(too_small(data, class, rows.len()));
         }
     }
     let n = data.labels.len();
@@ -52,7 +52,7 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
         rows.shuffle(&mut rng);
         let (t, v) = (test_counts[class], val_counts[class]);
         if !rows.is_empty() && rows.len() <= t + v {
-            return Err(SplitError::ClassTooSmall { class, count: rows.len() });
+            return Err(too_small(data, class, rows.len()));
         }
         split.test.extend(&rows[..t]);
         split.val.extend(&rows[t..t + v]);
@@ -62,6 +62,10 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
         part.sort_unstable();
     }
     Ok(split)
+}
+
+fn too_small(data: &Dataset, class: usize, count: usize) -> SplitError {
+    SplitError::ClassTooSmall { path: data.source.clone(), column: data.label_name.clone(), class, count }
 }
 
 /// Shares `total` rows among classes in proportion to their size, at least one per non-empty
@@ -187,7 +191,7 @@ mod tests {
     fn a_class_too_small_for_three_parts_is_an_error() {
         let d = dataset(&[0, 0, 0, 0, 1, 1], vec![0.0; 6]);
         let e = stratified(&d, 0.2, 0.2, 0).unwrap_err();
-        assert!(e.to_string().contains("class 1 has 2 row(s)"), "{e}");
+        assert!(e.to_string().contains("mem: class 1 (column `label`) has 2 row(s)"), "{e}");
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
             TrainConfig { regularizer: Regularizer::L2 { lambda: *l, layers }, ..base.clone() },
         ));
     }
+    if let Some(r) = rates.iter().find(|r| !(0.0..1.0).contains(*r)) {
+        anyhow::bail!("--dropout-rates: {r} is not in [0, 1)");
+    }
+    if let Some(l) = lambdas.iter().find(|l| !(**l >= 0.0 && l.is_finite())) {
+        anyhow::bail!("--l2-strengths: {l} is not a non-negative number");
+    }
     for (_, _, c) in &configs {
         c.validate()?;
     }

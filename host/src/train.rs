@@ -163,12 +163,12 @@ impl Default for TrainConfig {
 /// A configuration that cannot be trained, naming the flag.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
-    #[error("--epochs must be at least 1")]
-    Epochs,
+    #[error("--epochs must be between 1 and {max}, got {0}", max = crate::limits::MAX_EPOCHS)]
+    Epochs(usize),
     #[error("--batch-size must be at least 1")]
     BatchSize,
-    #[error("--hidden must be at least 1")]
-    Hidden,
+    #[error("--hidden must be between 1 and {max} (the widest layer an artifact holds), got {0}", max = crate::limits::MAX_WIDTH)]
+    Hidden(usize),
     #[error("--lr must be a positive number, got {0}")]
     LearningRate(f64),
     #[error("--dropout must be in [0, 1), got {0}")]
@@ -185,21 +185,31 @@ pub enum ConfigError {
     SeveralRegularizers,
     #[error("--weight-decay must be a non-negative number, got {0}")]
     WeightDecay(f64),
-    #[error("--patience must be at least 1")]
+    #[error("--early-stopping (the patience, in epochs) must be at least 1")]
     Patience,
 }
 
 impl TrainConfig {
+    /// What to change when training diverges: the regularizer's strength when it is large, else
+    /// the learning rate.
+    pub fn divergence_hint(&self) -> &'static str {
+        match self.regularizer {
+            Regularizer::L2 { lambda, .. } if lambda >= 1.0 => "try a lower --l2",
+            Regularizer::WeightDecay { decay } if decay >= 1.0 => "try a lower --weight-decay",
+            _ => "try a lower --lr",
+        }
+    }
+
     /// Checks every value before anything is trained or written.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.epochs == 0 {
-            return Err(ConfigError::Epochs);
+        if !(1..=crate::limits::MAX_EPOCHS).contains(&self.epochs) {
+            return Err(ConfigError::Epochs(self.epochs));
         }
         if self.batch_size == 0 {
             return Err(ConfigError::BatchSize);
         }
-        if self.hidden == 0 {
-            return Err(ConfigError::Hidden);
+        if !(1..=crate::limits::MAX_WIDTH).contains(&self.hidden) {
+            return Err(ConfigError::Hidden(self.hidden));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(ConfigError::LearningRate(self.lr));
@@ -260,10 +270,8 @@ pub struct Trained {
 pub enum TrainError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error(
-        "training diverged: the loss is not finite in epoch {epoch}; nothing was exported from it (try a lower --lr)"
-    )]
-    NonFiniteLoss { epoch: usize },
+    #[error("training diverged: the loss is not finite in epoch {epoch}; nothing was written ({hint})")]
+    NonFiniteLoss { epoch: usize, hint: &'static str },
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -292,9 +300,12 @@ pub fn train(
     let x_train_t = Tensor::from_slice(x_train, (n, data.input), &device)?;
     let x_val_t = Tensor::from_slice(&data.val.0, (data.val.1.len(), data.input), &device)?;
     let mut order: Vec<usize> = (0..n).collect();
-    let mut xb = Vec::with_capacity(config.batch_size * data.input);
-    let mut yb = Vec::with_capacity(config.batch_size);
-    let mut history = Vec::with_capacity(config.epochs);
+    // A batch larger than the training rows is all of them (as Keras does): nothing is allocated
+    // for rows that do not exist.
+    let batch_size = config.batch_size.min(n.max(1));
+    let mut xb = Vec::with_capacity(batch_size * data.input);
+    let mut yb = Vec::with_capacity(batch_size);
+    let mut history = Vec::new();
     // (val loss, epoch) of the best epoch so far, and its weights when early stopping may restore them.
     let (mut best_loss, mut best_epoch, mut best_weights) = (f64::INFINITY, 0, None);
     let started = Instant::now();
@@ -302,7 +313,7 @@ pub fn train(
         let epoch_start = Instant::now();
         order.shuffle(&mut shuffle);
         let (mut loss_sum, mut ce_sum, mut correct) = (0.0, 0.0, 0.0);
-        for batch in order.chunks(config.batch_size) {
+        for batch in order.chunks(batch_size) {
             xb.clear();
             yb.clear();
             for r in batch {
@@ -329,7 +340,7 @@ pub fn train(
                 None => 0.0,
             };
             if !(batch_ce + penalty_value).is_finite() {
-                return Err(TrainError::NonFiniteLoss { epoch });
+                return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
             }
             let b = batch.len() as f64;
             loss_sum += (batch_ce + penalty_value) * b;
@@ -345,7 +356,7 @@ pub fn train(
         let (val_loss, val_accuracy) =
             cross_entropy_and_accuracy(&logits(&model, &x_val_t)?, &data.val.1, data.classes);
         if !val_loss.is_finite() {
-            return Err(TrainError::NonFiniteLoss { epoch });
+            return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
         }
         let record = EpochRecord {
             epoch,
@@ -431,7 +442,12 @@ mod tests {
         assert!(
             bad(TrainConfig { regularizer: Regularizer::L2 { lambda: -1e-3, layers }, ..ok.clone() }).contains("--l2")
         );
-        assert!(bad(TrainConfig { early_stopping: Some(0), ..ok.clone() }).contains("--patience"));
+        assert!(bad(TrainConfig { early_stopping: Some(0), ..ok.clone() }).contains("--early-stopping"));
+        assert!(bad(TrainConfig { hidden: 100_000_000, ..ok.clone() }).contains("--hidden must be between 1 and 4096"));
+        assert!(bad(TrainConfig { epochs: usize::MAX, ..ok.clone() }).contains("--epochs"));
+        let l2 = TrainConfig { regularizer: Regularizer::L2 { lambda: 1e30, layers }, ..ok.clone() };
+        assert_eq!(l2.divergence_hint(), "try a lower --l2");
+        assert_eq!(ok.divergence_hint(), "try a lower --lr");
     }
 
     #[test]

@@ -55,7 +55,11 @@ fn bad_data_files_name_the_file_line_and_column() {
     fails(&train("d.csv"), &[("d.csv", "a,b,label\n1,2,-1\n")], "non-negative integer");
     fails(&train("d.csv"), &[("d.csv", "a,b,label\n1,2,0.5\n")], "non-negative integer");
     fails(&train("d.csv"), &[("d.csv", "a,b,label\n1,2,0\n3,4,0\n")], "at least two");
-    fails(&train("d.csv"), &[("d.csv", "a,b,label\n1,2,0\n3,4,0\n5,6,0\n1,1,1\n")], "class 1 has 1 row(s)");
+    fails(
+        &train("d.csv"),
+        &[("d.csv", "a,b,label\n1,2,0\n3,4,0\n5,6,0\n1,1,1\n")],
+        "d.csv: class 1 (column `label`) has 1 row(s)",
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ pub use crate::error::{FormatError, Section};
 pub use crate::kernel::Activation;
 use crate::network::{Dense, Network, Standardization};
 pub use crate::wire::F32s;
-use crate::wire::{verify_checksum, Reader, Writer};
+use crate::wire::{Reader, Writer};
 
 /// The four bytes every artifact starts with.
 pub const MAGIC: [u8; 4] = *b"DSHP";
@@ -140,7 +140,6 @@ impl<'a> Artifact<'a> {
         if bytes.len() > expected {
             return Err(FormatError::TrailingBytes { expected, len: bytes.len() });
         }
-        verify_checksum(bytes)?;
 
         let standardization = if has_standardization {
             let (mean, scale) = (r.f32s(input)?, r.f32s(input)?);

@@ -134,7 +134,7 @@ impl fmt::Display for FormatError {
                 write!(f, "{len} bytes where the structure ends at {expected}")
             }
             ChecksumMismatch { stored, computed } => {
-                write!(f, "checksum mismatch: stored {stored:#010x}, content gives {computed:#010x}")
+                write!(f, "checksum mismatch: the file is corrupt or truncated (stored {stored:#010x}, content gives {computed:#010x})")
             }
             NonFinite { section, index } => {
                 write!(f, "non-finite value in {section} at index {index}")

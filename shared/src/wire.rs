@@ -16,7 +16,9 @@ impl<'a> Reader<'a> {
         Self { bytes, pos: 0 }
     }
 
-    /// A reader past the magic bytes and version every dropship file starts with, checking both.
+    /// A reader past the magic bytes and version every dropship file starts with, checking both,
+    /// and then the checksum of the whole file, before any size in it is believed: a corrupt byte
+    /// is reported as corruption, not as whatever a damaged size would make of it.
     pub(crate) fn after_header(bytes: &'a [u8], magic: [u8; 4], version: u32) -> Result<Self, FormatError> {
         let mut r = Self::new(bytes);
         if r.take(4).map_err(|_| FormatError::BadMagic)? != magic {
@@ -26,6 +28,7 @@ impl<'a> Reader<'a> {
         if found != version {
             return Err(FormatError::UnsupportedVersion { found, supported: version });
         }
+        verify_checksum(bytes)?;
         Ok(r)
     }
 

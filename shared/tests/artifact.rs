@@ -73,12 +73,22 @@ fn every_kind_of_corruption_has_its_own_error() {
     bad[4] = 2;
     assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::UnsupportedVersion { found: 2, supported: 1 });
 
-    assert!(matches!(Artifact::parse(&good[..good.len() - 9]), Err(FormatError::Truncated { .. })));
-    assert!(matches!(Artifact::parse(&good[..10]), Err(FormatError::Truncated { .. })));
+    // a cut file fails its checksum before any size is believed
+    assert!(matches!(Artifact::parse(&good[..good.len() - 9]), Err(FormatError::ChecksumMismatch { .. })));
+    assert!(matches!(Artifact::parse(&good[..10]), Err(FormatError::ChecksumMismatch { .. })));
     assert_eq!(Artifact::parse(&[]).unwrap_err(), FormatError::BadMagic);
+    // ... and so does one flipped byte of a size in the header
+    let mut bad = good.clone();
+    bad[12] ^= 0x01;
+    assert!(matches!(Artifact::parse(&bad), Err(FormatError::ChecksumMismatch { .. })));
+    // sizes that disagree with the length, under a valid checksum
+    let mut bad = good[..good.len() - 9].to_vec();
+    reseal(&mut bad);
+    assert!(matches!(Artifact::parse(&bad), Err(FormatError::Truncated { .. })));
 
     let mut bad = good.clone();
     bad.push(0);
+    reseal(&mut bad);
     assert!(matches!(Artifact::parse(&bad), Err(FormatError::TrailingBytes { .. })));
 
     let mut bad = good.clone();
@@ -117,6 +127,11 @@ fn every_prefix_and_every_single_byte_flip_is_an_error_not_a_panic() {
             let mut bad = good.clone();
             bad[i] ^= 1 << bit;
             assert!(Artifact::parse(&bad).is_err(), "byte {i} bit {bit}");
+            // past the checksum, the structure checks: an error or a valid artifact, never a panic
+            reseal(&mut bad);
+            if let Ok(a) = Artifact::parse(&bad) {
+                assert_eq!(a.len_bytes(), bad.len());
+            }
         }
     }
 }
