@@ -101,12 +101,17 @@ fn parse_label(field: &str) -> Option<u64> {
 
 /// Loads a CSV file with a header row. Features must be finite numbers; labels non-negative integers.
 pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    parse_csv(&bytes, path, label)
+}
+
+/// Parses CSV `bytes` as [`load_csv`] does; `path` names them in errors.
+pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
     let p = || path.to_path_buf();
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: p(), source })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty { path: p() });
     }
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(&bytes[..]);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(bytes);
     let header: Vec<String> = reader
         .headers()
         .map_err(|source| DataError::Csv { path: p(), line: 1, source })?
@@ -219,10 +224,14 @@ pub fn load_csv_for_model(path: &Path, width: usize, label_column: Option<&Strin
 
 /// Loads a CSV to train on: as [`load_csv`], and the label column must hold at least two classes.
 pub fn load_training_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
-    let data = load_csv(path, label)?;
+    training_data(load_csv(path, label)?)
+}
+
+/// Checks that loaded data can be trained on: the label column holds at least two classes.
+pub fn training_data(data: Dataset) -> Result<Dataset, DataError> {
     let distinct = data.labels.iter().collect::<std::collections::BTreeSet<_>>().len();
     if distinct < 2 {
-        return Err(DataError::TooFewClasses { path: path.to_path_buf(), column: data.label_name, found: distinct });
+        return Err(DataError::TooFewClasses { path: data.source, column: data.label_name, found: distinct });
     }
     Ok(data)
 }

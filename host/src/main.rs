@@ -87,16 +87,16 @@ struct DataArgs {
 #[derive(Args, Clone)]
 struct HyperArgs {
     /// Passes over the training rows.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     epochs: usize,
     /// Rows per training step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     batch_size: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f64,
     /// Width of the hidden layer.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true)]
     hidden: usize,
     /// Kernels L2 applies to: hidden, output or both [default: hidden,output].
     #[arg(long, value_delimiter = ',')]
@@ -426,17 +426,15 @@ fn compare(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// Warns about models whose training loss ended far above where it started: they diverged
-/// without becoming NaN, and their run is written but not worth exporting.
+/// Warns about models whose training loss exploded without becoming NaN: their run is written,
+/// but not worth exporting.
 fn warn(result: &compare::Comparison) {
-    for o in result.outcomes.iter().filter(|o| o.diverged()) {
-        let (first, last) = (o.trained.history[0].train_loss, o.last().train_loss);
-        eprintln!(
-            "warning: model {} (seed {}): the training loss ended at {last:.3e}, {:.0}x the first epoch's {first:.3e}: training diverged ({})",
-            o.name,
-            o.seed,
-            last / first,
-            o.config_hint
-        );
+    for o in &result.outcomes {
+        if let Some((epoch, loss)) = o.exploded() {
+            eprintln!(
+                "warning: model {} (seed {}): the training loss reached {loss:.3e} in epoch {epoch}: training diverged ({})",
+                o.name, o.seed, o.config_hint
+            );
+        }
     }
 }

@@ -216,6 +216,13 @@ fn float_attr(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
     n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f)
 }
 
+/// Decodes ONNX bytes and imports the graph ([`import_model`]); nothing is run.
+pub fn import_bytes(bytes: &[u8]) -> Result<Imported, ImportError> {
+    let model = pb::ModelProto::decode(bytes)
+        .map_err(|e| ImportError::Decode { path: "the model".into(), reason: e.to_string() })?;
+    import_model(&model)
+}
+
 /// Turns an ONNX Dense/ReLU graph into a network, following the chain from the graph's input.
 /// A leading `Sub`/`Div` by constants (dropship's own export) becomes the standardization.
 pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
@@ -398,9 +405,11 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     if bytes.is_empty() {
         bail!("{} is empty, not an ONNX model", path.display());
     }
-    let model = pb::ModelProto::decode(&bytes[..])
-        .map_err(|e| ImportError::Decode { path: path.display().to_string(), reason: e.to_string() })?;
-    let imported = import_model(&model).with_context(|| format!("{} cannot be imported", path.display()))?;
+    let imported = import_bytes(&bytes).map_err(|e| match e {
+        ImportError::Decode { reason, .. } => ImportError::Decode { path: path.display().to_string(), reason },
+        other => other,
+    });
+    let imported = imported.with_context(|| format!("{} cannot be imported", path.display()))?;
     let net = &imported.network;
     let rows = probe_rows(net, 64);
     let original =

@@ -30,11 +30,21 @@ impl Outcome {
         self.trained.history.last().expect("at least one epoch")
     }
 
-    /// True when the training loss ended more than ten times above the first epoch's: it
+    /// The epoch and value of a training loss that exploded: above a hundred times the loss of a
+    /// uniform guess (`ln(classes)`), or a final loss ten times the first epoch's. Such a run
     /// diverged without becoming NaN.
-    pub fn diverged(&self) -> bool {
-        let first = self.trained.history.first().map_or(f64::NAN, |r| r.train_loss);
-        self.last().train_loss > 10.0 * first
+    pub fn exploded(&self) -> Option<(usize, f64)> {
+        let history = &self.trained.history;
+        let uniform = (self.trained.weights.classes.max(2) as f64).ln();
+        let peak = history.iter().max_by(|a, b| a.train_loss.total_cmp(&b.train_loss))?;
+        let (first, last) = (history.first()?, history.last()?);
+        if peak.train_loss > 100.0 * uniform {
+            Some((peak.epoch, peak.train_loss))
+        } else if last.train_loss > 10.0 * first.train_loss {
+            Some((last.epoch, last.train_loss))
+        } else {
+            None
+        }
     }
 
     /// Train accuracy minus val accuracy, both in inference mode, at the end of training.

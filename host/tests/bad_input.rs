@@ -1,0 +1,423 @@
+//! A corpus of bad input, as a hostile but realistic user types it: every case exits non-zero with
+//! a message naming what and where, never panics, and leaves the directory exactly as it was
+//! (every name, byte and mode). Then the output-safety cases, signals included.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use dropship::infer::{HostNetwork, Layer};
+use dropship::onnx;
+use dropship_shared::artifact::Activation;
+use prost::Message;
+use tract_onnx::pb;
+
+fn dropship(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dropship"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Every entry under `dir`: relative path → (contents, or None for a directory; mode).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Option<Vec<u8>>, u32)> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let contents = if meta.is_dir() {
+                stack.push(path.clone());
+                None
+            } else {
+                Some(std::fs::read(&path).unwrap())
+            };
+            found.insert(path.strip_prefix(dir).unwrap().to_path_buf(), (contents, meta.permissions().mode()));
+        }
+    }
+    found
+}
+
+/// Runs `args` in `dir` and checks the refusal: exit 1 or 2, no panic, every word of `expect` in
+/// stderr, and the directory exactly as before.
+fn refused_in(dir: &Path, args: &[&str], expect: &[&str]) {
+    let before = snapshot(dir);
+    let out = dropship(args, dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{args:?}: exit {:?}: {err}", out.status.code());
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?} panicked: {err}");
+    for word in expect {
+        assert!(err.contains(word), "{args:?}: expected `{word}` in: {err}");
+    }
+    assert!(snapshot(dir) == before, "{args:?} changed the directory");
+}
+
+/// [`refused_in`] a fresh directory holding `files`.
+fn refused(args: &[&str], files: &[(&str, &[u8])], expect: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    refused_in(dir.path(), args, expect);
+}
+
+const GOOD: &str = "a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,3,1\n4,4,0\n5,5,1\n6,1,0\n1,1,1\n";
+
+#[test]
+fn bad_csv_files_are_refused_naming_the_file_line_and_column() {
+    let train = |f: &'static str| ["train", "--data", f, "--epochs", "1", "--out", "run"];
+    let cases: &[(&[u8], &[&str])] = &[
+        (b"", &["d.csv", "empty"]),
+        (b"   \n\n", &["d.csv", "empty"]),
+        (b"a,b,label\n", &["d.csv", "only a header"]),
+        (b"a,b,label\n1,2,0\n1,2\n", &["d.csv", "line 3", "2 fields"]),
+        (b"a,b,label\n1,2,0\n1,2,0,4\n", &["d.csv", "line 3", "4 fields"]),
+        (b"a,b,label\n1,x,0\n", &["line 2", "column `b`", "`x` is not a number"]),
+        (b"a,b,label\n1,,0\n", &["line 2", "column `b`", "is not a number"]),
+        (b"a,b,label\n0x10,1,0\n", &["column `a`", "`0x10`"]),
+        (b"a,b,label\n1,nan,0\n", &["column `b`", "not finite"]),
+        (b"a,b,label\n1,inf,0\n", &["column `b`", "not finite"]),
+        (b"a,b,label\n1,-inf,0\n", &["column `b`", "not finite"]),
+        (b"a,b,label\n1,1e400,0\n", &["column `b`", "not finite"]),
+        (b"a,b,label\n1,2,-1\n", &["column `label`", "non-negative integer"]),
+        (b"a,b,label\n1,2,0.5\n", &["column `label`", "non-negative integer"]),
+        (b"a,b,label\n1,2,cat\n", &["column `label`", "`cat`"]),
+        (b"a,b,label\n1,2,\n", &["column `label`", "non-negative integer"]),
+        (b"a,b,label\n1,2,2000000000\n1,2,0\n", &["line 2", "label 2000000000 is above the limit 4095"]),
+        (b"a,b,label\n1,2,1000000\n1,2,0\n", &["label 1000000 is above the limit"]),
+        (b"a,b,label\n1,2,3\n4,5,3\n", &["d.csv", "at least two"]),
+        (b"a,b,label\n1,2,0\n3,4,0\n5,6,0\n1,1,1\n", &["d.csv", "class 1 (column `label`) has 1 row(s)"]),
+        (b"a,a,label\n1,2,0\n", &["d.csv", "`a` appears twice (columns 1 and 2)"]),
+        (b"label\n0\n1\n", &["d.csv", "at least one feature column"]),
+        (b"a,b,label\n1,2,0\n\xff\xfe,1,1\n", &["d.csv", "line 3"]),
+        (b"\x00\x01\x02\x03\x04", &["d.csv"]),
+        (b"a,b,label\n\"1,2,0\n", &["d.csv"]),
+        (b"a,b,label\n1 2,3,0\n", &["column `a`", "`1 2`"]),
+        (b"a;b;label\n1;2;0\n", &["d.csv", "at least one feature column"]),
+    ];
+    for (text, expect) in cases {
+        refused(&train("d.csv"), &[("d.csv", text)], expect);
+    }
+    refused(&train("missing.csv"), &[], &["cannot read missing.csv"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d.csv")).unwrap();
+    refused_in(dir.path(), &train("d.csv"), &["cannot read d.csv"]);
+    let named = ["train", "--data", "d.csv", "--label-column", "y", "--epochs", "1", "--out", "run"];
+    refused(&named, &[("d.csv", GOOD.as_bytes())], &["no label column named `y`", "a, b, label"]);
+    // predict: the CSV must fit the model
+    let artifact = sample_artifact();
+    let predict = ["predict", "m.dsm", "d.csv"];
+    refused(
+        &predict,
+        &[("m.dsm", &artifact), ("d.csv", b"a,b,c,d,e\n1,2,3,4,5\n")],
+        &["d.csv", "5 feature columns", "takes 2"],
+    );
+    refused(&predict, &[("m.dsm", &artifact), ("d.csv", b"a,b\n1,zz\n")], &["d.csv", "line 2", "`zz`"]);
+}
+
+/// A valid artifact: 2 inputs, standardized, Dense(2 -> 3) ReLU, Dense(3 -> 2).
+fn sample_artifact() -> Vec<u8> {
+    let layer = |input: usize, output: usize, activation| Layer {
+        input,
+        weights: (0..input * output).map(|i| i as f32 * 0.25 - 0.5).collect(),
+        bias: vec![0.125; output],
+        activation,
+    };
+    let net = HostNetwork {
+        input: 2,
+        layers: vec![layer(2, 3, Activation::Relu), layer(3, 2, Activation::Linear)],
+        standardization: Some((vec![0.5, 1.0], vec![2.0, 4.0])),
+    };
+    net.to_artifact("", "q").unwrap()
+}
+
+/// Recomputes the CRC-32 at the end, so the corruption before it is what the parser meets.
+fn reseal(bytes: &mut [u8]) {
+    let n = bytes.len();
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&bytes[..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
+    let good = sample_artifact();
+    // Layout: magic 0, version 4, flags 8, input 12, layer count 16, layer 0 (width 20,
+    // activation 24), layer 1 (28, 32), class-name length 36, provenance length 40, "q" 44,
+    // mean 45..53, scale 53..61, weights from 61, CRC in the last 4 bytes.
+    let with = |offset: usize, bytes: &[u8], seal: bool| {
+        let mut b = good.clone();
+        b[offset..offset + bytes.len()].copy_from_slice(bytes);
+        if seal {
+            reseal(&mut b);
+        }
+        b
+    };
+    let u32le = |v: u32| v.to_le_bytes();
+    let mut longer = good.clone();
+    longer.push(0);
+    let mut longer_sealed = longer.clone();
+    reseal(&mut longer_sealed);
+    let mut shorter_sealed = good[..good.len() - 8].to_vec();
+    reseal(&mut shorter_sealed);
+    let cases: Vec<(Vec<u8>, &[&str])> = vec![
+        (Vec::new(), &["m.dsm", "bad magic"]),
+        (b"not a model".to_vec(), &["m.dsm", "bad magic"]),
+        (b"DSHP".to_vec(), &["m.dsm", "truncated"]),
+        (b"DSVE\x01\0\0\0\0\0\0\0".to_vec(), &["m.dsm", "bad magic"]),
+        (with(4, &u32le(2), false), &["m.dsm", "unsupported format version 2"]),
+        (good[..good.len() - 5].to_vec(), &["m.dsm", "corrupt or truncated"]),
+        (with(12, &[3], false), &["m.dsm", "checksum mismatch"]),
+        (with(70, &[0x55], false), &["m.dsm", "checksum mismatch"]),
+        (longer, &["m.dsm", "checksum mismatch"]),
+        (longer_sealed, &["m.dsm", "where the structure ends"]),
+        (shorter_sealed, &["m.dsm", "truncated"]),
+        (with(61, &f32::NAN.to_le_bytes(), true), &["m.dsm", "non-finite value in layer 0 weights at index 0"]),
+        (with(53, &0f32.to_le_bytes(), true), &["m.dsm", "standardization scale 0 is not positive"]),
+        (with(12, &u32le(0), true), &["m.dsm", "input width is 0"]),
+        (with(12, &u32le(1 << 30), true), &["m.dsm", "input width 1073741824 is above the limit"]),
+        (with(16, &u32le(9), true), &["m.dsm", "layer count 9 is above the limit"]),
+        (with(24, &u32le(7), true), &["m.dsm", "unknown activation code 7"]),
+        (with(8, &u32le(6), true), &["m.dsm", "unknown flag bits"]),
+        (with(44, &[0xff], true), &["m.dsm", "provenance is not valid"]),
+        (with(20, &u32le(5000), true), &["m.dsm", "layer width 5000 is above the limit"]),
+    ];
+    for (bytes, expect) in &cases {
+        refused(&["inspect", "m.dsm"], &[("m.dsm", bytes)], expect);
+        refused(&["predict", "m.dsm", "d.csv"], &[("m.dsm", bytes), ("d.csv", b"a,b\n1,2\n")], expect);
+        refused(&["vectors", "m.dsm", "d.csv", "-o", "v.dsv"], &[("m.dsm", bytes), ("d.csv", b"a,b\n1,2\n")], expect);
+    }
+    refused(&["inspect", "missing.dsm"], &[], &["cannot read missing.dsm"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m.dsm")).unwrap();
+    refused_in(dir.path(), &["inspect", "m.dsm"], &["cannot read m.dsm"]);
+    // the sample itself is fine
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.dsm"), &good).unwrap();
+    assert!(dropship(&["inspect", "m.dsm"], dir.path()).status.success());
+}
+
+fn onnx_model(nodes: Vec<pb::NodeProto>, init: Vec<pb::TensorProto>, input: usize) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(pb::GraphProto {
+            node: nodes,
+            initializer: init,
+            input: vec![onnx::value_info("x", input)],
+            output: vec![onnx::value_info("y", 2)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn bad_onnx_files_are_refused_by_name() {
+    use onnx::{node, tensor_f32};
+    let w = |name: &str, dims: &[usize]| tensor_f32(name, dims, &vec![0.5; dims.iter().product()]);
+    let gemm = |inputs: &[&str], out: &str| node("Gemm", "dense", inputs, &[out]);
+    let mut int64 = w("w", &[2, 2]);
+    int64.data_type = 7;
+    let mut huge = w("w", &[2, 2]);
+    huge.dims = vec![1 << 40, 1 << 40];
+    let mut nan = w("w", &[2, 2]);
+    nan.float_data[1] = f32::NAN;
+    let mut miscounted = w("w", &[2, 2]);
+    miscounted.float_data.pop();
+    let mut alpha = gemm(&["x", "w"], "y");
+    alpha.attribute.push(pb::AttributeProto { name: "alpha".into(), f: 2.0, r#type: 1, ..Default::default() });
+    let cases: Vec<(Vec<u8>, &[&str])> = vec![
+        (Vec::new(), &["m.onnx", "is empty"]),
+        (b"\xff\xff\xff\xff not protobuf".to_vec(), &["m.onnx", "not an ONNX model"]),
+        (pb::ModelProto { ir_version: 8, ..Default::default() }.encode_to_vec(), &["m.onnx", "no graph"]),
+        (onnx_model(vec![node("Conv", "conv1", &["x", "w"], &["y"])], vec![w("w", &[2, 2])], 2), &["`conv1`", "Conv"]),
+        (onnx_model(vec![gemm(&["x", "w"], "y")], vec![int64], 2), &["`w`", "element type 7"]),
+        (onnx_model(vec![gemm(&["x", "w"], "y")], vec![huge], 2), &["`w`", "above the limit"]),
+        (onnx_model(vec![gemm(&["x", "w"], "y")], vec![nan], 2), &["non-finite", "`w`"]),
+        (onnx_model(vec![gemm(&["x", "w"], "y")], vec![miscounted], 2), &["`w`", "3 values for shape [2, 2]"]),
+        (onnx_model(vec![node("MatMul", "mm", &["x", "x"], &["y"])], vec![], 2), &["`mm`", "not a constant"]),
+        (onnx_model(vec![gemm(&["x", "w"], "y")], vec![w("w", &[2, 2, 1])], 2), &["`dense`", "not 2-D"]),
+        (onnx_model(vec![alpha], vec![w("w", &[2, 2])], 2), &["`dense`", "alpha = 1"]),
+        (
+            onnx_model(
+                vec![gemm(&["x", "w1"], "h"), gemm(&["h", "w2"], "y")],
+                vec![w("w1", &[2, 3]), w("w2", &[4, 2])],
+                2,
+            ),
+            &["don't chain", "takes 4", "gives 3"],
+        ),
+        (
+            onnx_model(
+                vec![node("Identity", "loop", &["x"], &["x"]), gemm(&["x", "w"], "y")],
+                vec![w("w", &[2, 2])],
+                2,
+            ),
+            &["consumers of `x`"],
+        ),
+        (onnx_model(vec![node("Identity", "loop", &["x"], &["x"])], vec![], 2), &["cycle", "never reaches `y`"]),
+        (onnx_model(vec![node("Identity", "id", &["x"], &["y"])], vec![], 2), &["no dense layer"]),
+        (onnx_model(vec![node("Relu", "r", &["x"], &["y"])], vec![], 2), &["`r`", "Relu must follow a dense layer"]),
+        (
+            onnx_model(
+                vec![node("MatMul", "mm", &["x", "w"], &["h"]), node("Add", "add", &["h", "b"], &["y"])],
+                vec![w("w", &[2, 2]), w("b", &[3])],
+                2,
+            ),
+            &["`add`", "bias does not match"],
+        ),
+        (onnx_model(vec![gemm(&["x", "w"], "y")], vec![w("w", &[2, 5000])], 2), &["`dense`", "between 1 and 4096"]),
+    ];
+    for (bytes, expect) in &cases {
+        refused(&["import", "m.onnx", "-o", "m.dsm"], &[("m.onnx", bytes)], expect);
+    }
+    refused(&["import", "missing.onnx", "-o", "m.dsm"], &[], &["cannot read missing.onnx"]);
+    refused(&["export", "nope"], &[], &["nope"]);
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_its_value() {
+    let d: &[(&str, &[u8])] = &[("d.csv", GOOD.as_bytes())];
+    let train = |extra: &[&'static str]| [&["train", "--data", "d.csv", "--out", "run"][..], extra].concat();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--hidden", "100000000"], &["--hidden must be between 1 and 4096", "100000000"]),
+        (&["--hidden", "0"], &["--hidden"]),
+        (&["--epochs", "18446744073709551615"], &["--epochs must be between 1 and 1000000"]),
+        (&["--epochs", "0"], &["--epochs"]),
+        (&["--epochs", "zero"], &["--epochs"]),
+        (&["--batch-size", "0"], &["--batch-size"]),
+        (&["--batch-size", "-1"], &["--batch-size"]),
+        (&["--lr", "0"], &["--lr"]),
+        (&["--lr", "nan"], &["--lr"]),
+        (&["--lr", "-0.1"], &["--lr"]),
+        (&["--dropout", "-0.5"], &["--dropout"]),
+        (&["--dropout", "1"], &["--dropout must be in [0, 1), got 1"]),
+        (&["--l2", "-1"], &["--l2"]),
+        (&["--l2", "0.1", "--l2-layers", "bias"], &["--l2-layers", "`bias`"]),
+        (&["--l2-layers", "hidden"], &["--l2-layers applies only with --l2"]),
+        (&["--l2", "0.1", "--dropout", "0.5"], &["separate models"]),
+        (&["--early-stopping", "0"], &["--early-stopping"]),
+        (&["--val-fraction", "-0.1"], &["--val-fraction and --test-fraction", "-0.1"]),
+        (&["--val-fraction", "0.5", "--test-fraction", "0.5"], &["--val-fraction and --test-fraction"]),
+        (&["--weight-decay", "-1"], &["--weight-decay"]),
+    ];
+    for (extra, expect) in cases {
+        refused(&train(extra), d, expect);
+    }
+    let compare = |extra: &[&'static str]| [&["compare", "--data", "d.csv", "--out", "run"][..], extra].concat();
+    refused(&compare(&["--early-stopping", "0"]), d, &["--early-stopping"]);
+    refused(&compare(&["--seeds", "1,1"]), d, &["--seeds: seed 1 is given twice"]);
+    refused(&compare(&["--dropout", "1.5"]), d, &["--dropout"]);
+    let sweep = |extra: &[&'static str]| [&["sweep", "--data", "d.csv", "--out", "run"][..], extra].concat();
+    refused(&sweep(&["--dropout-rates", "0,1.0"]), d, &["--dropout-rates: 1 is not in [0, 1)"]);
+    refused(&sweep(&["--l2-strengths", "0.1,-1"]), d, &["--l2-strengths: -1"]);
+    refused(&["train", "--data", "d.csv", "--lr", "1e30", "--epochs", "5", "--out", "run"], d, &["epoch 1", "--lr"]);
+}
+
+#[test]
+fn a_loss_that_explodes_without_becoming_nan_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dropship(&["train", "--lr", "50", "--epochs", "3", "--quiet", "--out", "r"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: model base (seed 0): the training loss reached"), "{err}");
+    assert!(err.contains("try a lower --lr"), "{err}");
+    let out = dropship(&["train", "--epochs", "3", "--quiet", "--out", "s"], dir.path());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "a sane run is not warned about");
+}
+
+#[test]
+fn sizes_beyond_the_rows_are_clamped_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.csv"), GOOD).unwrap();
+    for batch in ["4294967296", "18446744073709551615"] {
+        let out = dropship(
+            &["train", "--data", "d.csv", "--epochs", "1", "--batch-size", batch, "--quiet", "--out", batch],
+            dir.path(),
+        );
+        assert!(out.status.success(), "--batch-size {batch}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// A directory with the tiny CSV and a trained run `run/base`.
+fn with_a_run() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.csv"), GOOD).unwrap();
+    let out = dropship(&["train", "--data", "d.csv", "--epochs", "2", "--quiet", "--out", "run"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+#[test]
+fn no_command_replaces_overwrites_or_destroys_a_users_file_by_accident() {
+    let dir = with_a_run();
+    let d = dir.path();
+    std::fs::write(d.join("s.dsm"), b"the user's file").unwrap();
+    refused_in(d, &["export", "run/base", "-o", "s.dsm"], &["s.dsm already exists", "--overwrite"]);
+    refused_in(d, &["export", "run/base", "-o", "t.dsm", "--onnx", "t.dsm"], &["t.dsm and t.dsm are the same file"]);
+    refused_in(d, &["export", "run/base", "-o", "run/base/model.safetensors", "--overwrite"], &["is an input"]);
+    std::fs::create_dir(d.join("adir")).unwrap();
+    refused_in(d, &["export", "run/base", "-o", "adir", "--overwrite"], &["adir is a directory"]);
+    let ok = dropship(&["export", "run/base", "-o", "c.dsm"], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    refused_in(d, &["vectors", "c.dsm", "d.csv", "-o", "c.dsm", "--overwrite"], &["c.dsm is an input"]);
+    refused_in(d, &["vectors", "c.dsm", "d.csv", "-o", "s.dsm"], &["s.dsm already exists"]);
+    refused_in(
+        d,
+        &["train", "--data", "d.csv", "--epochs", "1", "--out", "s.dsm", "--overwrite"],
+        &["s.dsm is a file"],
+    );
+    refused_in(d, &["train", "--data", "d.csv", "--epochs", "1", "--out", "run"], &["run already exists"]);
+    refused_in(
+        d,
+        &["compare", "--data", "d.csv", "--epochs", "1", "--out", ".", "--overwrite"],
+        &["an input of this command"],
+    );
+    std::fs::create_dir(d.join("keep")).unwrap();
+    std::fs::copy(d.join("d.csv"), d.join("keep/d.csv")).unwrap();
+    refused_in(
+        d,
+        &["train", "--data", "keep/d.csv", "--epochs", "1", "--out", "keep", "--overwrite"],
+        &["keep holds keep/d.csv, an input of this command"],
+    );
+    // an intended overwrite keeps the file's mode
+    std::fs::set_permissions(d.join("s.dsm"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let ok = dropship(&["export", "run/base", "-o", "s.dsm", "--overwrite"], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_ne!(std::fs::read(d.join("s.dsm")).unwrap(), b"the user's file");
+    assert_eq!(std::fs::metadata(d.join("s.dsm")).unwrap().permissions().mode() & 0o777, 0o640);
+}
+
+#[test]
+fn a_signal_mid_run_leaves_the_directory_as_it_was_and_exits_128_plus_the_signal() {
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("keep.txt"), b"the user's file").unwrap();
+        let before = snapshot(d);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dropship"))
+            .args(["compare", "--epochs", "100000", "--quiet", "--out", "runs"])
+            .current_dir(d)
+            .env("RAYON_NUM_THREADS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // wait until the partial run directory exists: the run is under way
+        let started = std::time::Instant::now();
+        while !std::fs::read_dir(d).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".partial-")) {
+            assert!(started.elapsed().as_secs() < 60, "the run never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let killed = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        assert!(snapshot(d) == before, "SIG{signal} left the partial run behind");
+    }
+}
