@@ -278,6 +278,10 @@ fn bad_onnx_files_are_refused_by_name() {
     }
     refused(&["import", "missing.onnx", "-o", "m.dsm"], &[], &["cannot read missing.onnx"]);
     refused(&["export", "nope"], &[], &["nope"]);
+    // an OS error is told once, after the path it concerns
+    let dir = tempfile::tempdir().unwrap();
+    let err = String::from_utf8_lossy(&dropship(&["inspect", "nope.dsm"], dir.path()).stderr).to_string();
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
 
 #[test]
