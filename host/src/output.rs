@@ -118,7 +118,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub fn check_outputs(outputs: &[&Path], inputs: &[&Path], overwrite: bool) -> Result<()> {
     for (i, output) in outputs.iter().enumerate() {
         if let Some(input) = inputs.iter().find(|input| same_file(output, input)) {
-            bail!("{} is an input of this command ({}): choose another output path", output.display(), input.display());
+            let also = if input == output { String::new() } else { format!(" (as {})", input.display()) };
+            bail!("{} is an input of this command{also}: choose another output path", output.display());
         }
         if let Some(other) = outputs[..i].iter().find(|other| same_file(output, other)) {
             bail!("{} and {} are the same file: give two outputs two paths", other.display(), output.display());
