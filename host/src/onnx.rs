@@ -208,6 +208,21 @@ fn tensor_values(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), ImportEr
     Ok((dims, data))
 }
 
+/// ONNX element type BOOL.
+const BOOL: i32 = 9;
+
+/// The value of a one-element boolean tensor (`int32_data` or one raw byte), if it is one.
+fn bool_value(t: &pb::TensorProto) -> Option<bool> {
+    if t.data_type != BOOL {
+        return None;
+    }
+    match (t.raw_data.as_slice(), t.int32_data.as_slice()) {
+        ([b], []) => Some(*b != 0),
+        ([], [v]) => Some(*v != 0),
+        _ => None,
+    }
+}
+
 fn int_attr(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
     n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)
 }
@@ -227,19 +242,29 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, ImportError> {
 /// A leading `Sub`/`Div` by constants (dropship's own export) becomes the standardization.
 pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
     let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
-    let mut constants: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+    // Constant tensors by name, converted only when a layer uses them: a Dropout's bool
+    // `training_mode` or double `ratio` is never a weight, so its type does not matter.
+    let mut tensors: HashMap<String, &pb::TensorProto> = HashMap::new();
     for t in &graph.initializer {
-        constants.insert(t.name.clone(), tensor_values(t)?);
+        tensors.insert(t.name.clone(), t);
     }
     for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
         if let (Some(out), Some(t)) = (n.output.first(), n.attribute.iter().find_map(|a| a.t.as_ref())) {
-            constants.insert(out.clone(), tensor_values(t)?);
+            tensors.insert(out.clone(), t);
+        }
+    }
+    let mut constants: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+    for n in graph.node.iter().filter(|n| matches!(n.op_type.as_str(), "MatMul" | "Add" | "Gemm" | "Sub" | "Div")) {
+        for name in n.input.iter().skip(usize::from(n.op_type != "Add")) {
+            if let Some(t) = tensors.get(name) {
+                constants.insert(name.clone(), tensor_values(t)?);
+            }
         }
     }
     let input = graph
         .input
         .iter()
-        .find(|i| !constants.contains_key(&i.name))
+        .find(|i| !tensors.contains_key(&i.name))
         .ok_or_else(|| ImportError::BadGraph("no non-constant input".into()))?;
     if let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         if t.elem_type != FLOAT {
@@ -356,7 +381,21 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             "Div" if mean.is_some() => {
                 standardization = Some((mean.take().unwrap_or_default(), constant(1)?.1.clone()))
             }
-            "Dropout" | "Identity" => stripped.push(format!("{} ({})", name, n.op_type)),
+            "Dropout" => {
+                // inputs: data, ratio (optional), training_mode (optional, false when absent)
+                match n.input.get(2).filter(|t| !t.is_empty()) {
+                    None => {}
+                    Some(mode) => match tensors.get(mode).map(|t| bool_value(t)) {
+                        Some(Some(false)) => {}
+                        Some(Some(true)) => {
+                            return Err(bad("training_mode is true: this Dropout would drop units at inference"))
+                        }
+                        _ => return Err(bad("training_mode is not a constant boolean: cannot tell it is off")),
+                    },
+                }
+                stripped.push(format!("{name} (Dropout)"));
+            }
+            "Identity" => stripped.push(format!("{name} (Identity)")),
             "Softmax" if n.output.first() == Some(&output) => {
                 stripped.push(format!("{name} (final Softmax)"));
                 dropped_softmax = true;

@@ -232,3 +232,38 @@ fn import_command_writes_an_artifact_that_predict_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Tanh"));
     assert!(!dir.path().join("bad.dsm").exists(), "nothing written on failure");
 }
+
+/// PyTorch's `torch.onnx.export` of `Linear → Dropout → ReLU → Linear`: the Dropout node carries
+/// its `ratio` (a double here) and `training_mode` (a bool) as initializers.
+fn pytorch_with_dropout_inputs(training_mode: bool) -> pb::ModelProto {
+    let mut m = pytorch_like();
+    let graph = m.graph.as_mut().unwrap();
+    graph.node[1] = onnx::node("Dropout", "/drop/Dropout", &["h", "dropout.ratio", "dropout.training_mode"], &["hi"]);
+    graph.initializer.push(pb::TensorProto {
+        name: "dropout.ratio".into(),
+        data_type: 11,
+        double_data: vec![0.5],
+        ..Default::default()
+    });
+    graph.initializer.push(pb::TensorProto {
+        name: "dropout.training_mode".into(),
+        data_type: 9,
+        raw_data: vec![u8::from(training_mode)],
+        ..Default::default()
+    });
+    m
+}
+
+#[test]
+fn pytorch_dropout_with_a_bool_training_mode_is_stripped_and_true_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "torch-dropout.onnx", &pytorch_with_dropout_inputs(false));
+    let (imported, diff) = onnx::import_checked(&path).unwrap();
+    assert!(diff <= 1e-5, "matches tract running the original: {diff}");
+    assert_eq!(imported.stripped, vec!["/drop/Dropout (Dropout)".to_string()]);
+    assert_eq!(imported.network.layers.len(), 2);
+    assert_eq!(imported.network.layers[0].activation, Activation::Relu);
+    let path = write(dir.path(), "torch-training.onnx", &pytorch_with_dropout_inputs(true));
+    let e = format!("{:#}", onnx::import_checked(&path).unwrap_err());
+    assert!(e.contains("/drop/Dropout") && e.contains("training_mode is true"), "{e}");
+}
