@@ -30,8 +30,14 @@ pub fn clean_up_on_signals() -> Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            for path in registry().drain(..) {
-                remove(&path);
+            let partials: Vec<PathBuf> = registry().clone();
+            // the main thread may still be writing into a partial directory: retry briefly
+            for _ in 0..50 {
+                partials.iter().for_each(|p| remove(p));
+                if !partials.iter().any(|p| p.exists()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
             std::process::exit(128 + signal);
         }
