@@ -4,12 +4,13 @@
 
 use std::path::Path;
 
-use dropship::data::{parse_csv, training_data, LabelColumn};
+use dropship::data::{parse_csv, training_data, Header, LabelColumn};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for label in [LabelColumn::Last, LabelColumn::None, LabelColumn::Named("label".into())] {
-        if let Ok(d) = parse_csv(data, Path::new("fuzz.csv"), &label) {
+    let labels = [LabelColumn::Last, LabelColumn::None, LabelColumn::Named("label".into())];
+    for (label, header) in labels.into_iter().zip([Header::Auto, Header::Present, Header::Absent]) {
+        if let Ok(d) = parse_csv(data, Path::new("fuzz.csv"), &label, header) {
             assert_eq!(d.features.len(), d.rows() * d.width());
             assert!(d.labels.is_empty() || d.labels.len() == d.rows());
             assert!(d.labels.iter().all(|l| (*l as usize) < d.classes));

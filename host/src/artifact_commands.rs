@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use dropship_shared::Artifact;
 
-use crate::data;
+use crate::data::{self, Header};
 use crate::infer::{HostNetwork, InputForm};
 use crate::output::{check_outputs, write_file};
 
@@ -26,9 +26,13 @@ pub fn predict(
     label_column: Option<&String>,
     output: PredictOutput,
     form: InputForm,
+    header: Header,
 ) -> Result<()> {
     let (net, _) = HostNetwork::load(artifact)?;
-    let data = data::load_csv_for_model(csv_path, net.input, label_column)?;
+    let data = data::load_csv_for_model(csv_path, net.input, label_column, header)?;
+    if let Some(note) = data::header_note(&data, header) {
+        eprintln!("{note}");
+    }
     let logits = output == PredictOutput::Logits;
     let mut correct = 0;
     let mut out = String::new();
@@ -88,10 +92,20 @@ pub fn inspect(path: &Path) -> Result<()> {
 }
 
 /// `dropship vectors`: test vectors (raw input, host logits, class) of the first `rows` rows.
-pub fn vectors(artifact: &Path, csv_path: &Path, output: &Path, rows: Option<usize>, overwrite: bool) -> Result<()> {
+pub fn vectors(
+    artifact: &Path,
+    csv_path: &Path,
+    output: &Path,
+    rows: Option<usize>,
+    overwrite: bool,
+    header: Header,
+) -> Result<()> {
     check_outputs(&[output], &[artifact, csv_path], overwrite)?;
     let (net, _) = HostNetwork::load(artifact)?;
-    let data = data::load_csv_for_model(csv_path, net.input, None)?;
+    let data = data::load_csv_for_model(csv_path, net.input, None, header)?;
+    if let Some(note) = data::header_note(&data, header) {
+        eprintln!("{note}");
+    }
     let n = rows.unwrap_or(data.rows()).min(data.rows());
     write_file(output, &net.vectors((0..n).map(|i| data.row(i)))?)?;
     println!("wrote {} ({n} vectors)", output.display());

@@ -57,6 +57,8 @@ pub struct Dataset {
     pub labels: Vec<u32>,
     /// `max(label) + 1`.
     pub classes: usize,
+    /// Whether the first row named the columns ([`Header::Present`]) or was data ([`Header::Absent`]).
+    pub header: Header,
 }
 
 impl Dataset {
@@ -75,6 +77,39 @@ impl Dataset {
         let w = self.width();
         &self.features[i * w..(i + 1) * w]
     }
+}
+
+/// Whether the first row of a CSV names the columns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Header {
+    /// A first row of numbers only is data (what `numpy.savetxt` writes); anything else names
+    /// the columns.
+    #[default]
+    Auto,
+    /// The first row names the columns (`--header`).
+    Present,
+    /// Every row is data (`--no-header`); the columns are called `column 1`, `column 2`, ...
+    Absent,
+}
+
+/// What to tell the user when [`Header::Auto`] read the first row as data.
+pub fn header_note(data: &Dataset, asked: Header) -> Option<String> {
+    (asked == Header::Auto && data.header == Header::Absent).then(|| {
+        format!(
+            "note: {}: the first row is all numbers, so every row is data and the columns are `column 1` to `column {}` (pass --header if the first row names the columns)",
+            data.source.display(),
+            data.width() + usize::from(!data.label_name.is_empty())
+        )
+    })
+}
+
+/// True when every field of the first row is a number.
+fn first_row_is_numeric(bytes: &[u8]) -> bool {
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(bytes);
+    let mut first = csv::StringRecord::new();
+    matches!(reader.read_record(&mut first), Ok(true))
+        && first.iter().all(|f| !f.is_empty() && f.parse::<f64>().is_ok())
 }
 
 /// Which column holds the label.
@@ -99,25 +134,32 @@ fn parse_label(field: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64).then_some(v as u64)
 }
 
-/// Loads a CSV file with a header row. Features must be finite numbers; labels non-negative integers.
-pub fn load_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
+/// Loads a CSV file. Features must be finite numbers; labels non-negative integers.
+pub fn load_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    parse_csv(&bytes, path, label)
+    parse_csv(&bytes, path, label, header)
 }
 
 /// Parses CSV `bytes` as [`load_csv`] does; `path` names them in errors.
-pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
+pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
     let p = || path.to_path_buf();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty { path: p() });
     }
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(bytes);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|source| DataError::Csv { path: p(), line: 1, source })?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let named = match header {
+        Header::Present => true,
+        Header::Absent => false,
+        Header::Auto => !first_row_is_numeric(bytes),
+    };
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).has_headers(named).from_reader(bytes);
+    let first = reader.headers().map_err(|source| DataError::Csv { path: p(), line: 1, source })?;
+    let header_kind = if named { Header::Present } else { Header::Absent };
+    let header: Vec<String> = if named {
+        first.iter().map(str::to_string).collect()
+    } else {
+        (1..=first.len()).map(|i| format!("column {i}")).collect()
+    };
     let label_index = match label {
         LabelColumn::Last => Some(header.len().saturating_sub(1)),
         LabelColumn::Named(name) => {
@@ -195,17 +237,22 @@ pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn) -> Result<Datas
     }
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-    Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes })
+    Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes, header: header_kind })
 }
 
 /// Loads a CSV for a model taking `width` inputs: every column is a feature, except a label
 /// column when the CSV has one more column than the model has inputs (the last, or the one named).
-pub fn load_csv_for_model(path: &Path, width: usize, label_column: Option<&String>) -> anyhow::Result<Dataset> {
+pub fn load_csv_for_model(
+    path: &Path,
+    width: usize,
+    label_column: Option<&String>,
+    header: Header,
+) -> anyhow::Result<Dataset> {
     let label = match label_column {
         Some(name) => LabelColumn::Named(name.clone()),
         None => {
             let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: path.into(), source })?;
-            let mut reader = csv::Reader::from_reader(file);
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(file);
             let columns =
                 reader.headers().map_err(|source| DataError::Csv { path: path.into(), line: 1, source })?.len();
             if columns == width + 1 {
@@ -215,7 +262,7 @@ pub fn load_csv_for_model(path: &Path, width: usize, label_column: Option<&Strin
             }
         }
     };
-    let data = load_csv(path, &label)?;
+    let data = load_csv(path, &label, header)?;
     if data.width() != width {
         anyhow::bail!("{}: {} feature columns, the model takes {width}", path.display(), data.width());
     }
@@ -223,8 +270,8 @@ pub fn load_csv_for_model(path: &Path, width: usize, label_column: Option<&Strin
 }
 
 /// Loads a CSV to train on: as [`load_csv`], and the label column must hold at least two classes.
-pub fn load_training_csv(path: &Path, label: &LabelColumn) -> Result<Dataset, DataError> {
-    training_data(load_csv(path, label)?)
+pub fn load_training_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
+    training_data(load_csv(path, label, header)?)
 }
 
 /// Checks that loaded data can be trained on: the label column holds at least two classes.
@@ -244,7 +291,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.csv");
         std::fs::write(&path, text).unwrap();
-        load_training_csv(&path, &label)
+        load_training_csv(&path, &label, Header::Auto)
     }
 
     fn message(text: &str) -> String {
@@ -264,12 +311,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.csv");
         std::fs::write(&path, "a,b\n1,2\n").unwrap();
-        let d = load_csv(&path, &LabelColumn::None).unwrap();
+        let d = load_csv(&path, &LabelColumn::None, Header::Auto).unwrap();
         assert_eq!(d.row(0), &[1.0, 2.0]);
         assert!(d.labels.is_empty());
         // prediction input may hold one class only; training input may not
         std::fs::write(&path, "a,label\n1,3\n2,3\n").unwrap();
-        assert_eq!(load_csv(&path, &LabelColumn::Last).unwrap().labels, vec![3, 3]);
+        assert_eq!(load_csv(&path, &LabelColumn::Last, Header::Auto).unwrap().labels, vec![3, 3]);
+    }
+
+    #[test]
+    fn a_first_row_of_numbers_is_data_unless_told_otherwise() {
+        let rows = "1,2,0\n3,4,1\n5,6,0\n";
+        let d = load(rows, LabelColumn::Last).unwrap();
+        assert_eq!((d.rows(), d.header), (3, Header::Absent), "no row is lost");
+        assert_eq!(d.feature_names, vec!["column 1", "column 2"]);
+        assert_eq!(d.label_name, "column 3");
+        let as_named = parse_csv(rows.as_bytes(), Path::new("r.csv"), &LabelColumn::Last, Header::Present).unwrap();
+        assert_eq!((as_named.rows(), as_named.feature_names.clone()), (2, vec!["1".to_string(), "2".to_string()]));
+        let named = "a,b,label\n1,2,0\n3,4,1\n";
+        let d = parse_csv(named.as_bytes(), Path::new("n.csv"), &LabelColumn::Last, Header::Auto).unwrap();
+        assert_eq!((d.rows(), d.header), (2, Header::Present));
+        let e = parse_csv(named.as_bytes(), Path::new("n.csv"), &LabelColumn::Last, Header::Absent).unwrap_err();
+        assert!(e.to_string().contains("n.csv, line 1, column `column 1`: `a` is not a number"), "{e}");
     }
 
     #[test]
@@ -293,7 +356,7 @@ mod tests {
         assert!(message("a,b,label\n1,2,3\n4,5,3\n").contains("at least two"));
         let m = load("a,b\n1,2\n", LabelColumn::Named("y".into())).unwrap_err().to_string();
         assert!(m.contains("no label column named `y`"), "{m}");
-        let e = load_csv(Path::new("/nonexistent/x.csv"), &LabelColumn::Last).unwrap_err();
+        let e = load_csv(Path::new("/nonexistent/x.csv"), &LabelColumn::Last, Header::Auto).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.csv"));
     }
 }

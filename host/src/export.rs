@@ -96,7 +96,7 @@ fn class_names(run: &Path) -> Result<String> {
 fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
     let test = run_dir.parent().map(|p| p.join("test.csv"));
     if let Some(path) = test.filter(|p| p.is_file()) {
-        let rows = data::load_csv_for_model(&path, net.input, None)?;
+        let rows = data::load_csv_for_model(&path, net.input, None, data::Header::Present)?;
         return Ok(rows.features);
     }
     Ok(crate::onnx::probe_rows(net, 64))

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use dropship::artifact_commands::{self, PredictOutput};
 use dropship::compare::{self, Study};
-use dropship::data::{self, LabelColumn};
+use dropship::data::{self, Header, LabelColumn};
 use dropship::infer::InputForm;
 use dropship::onnx::StandardizationSource;
 use dropship::prepare::SplitSpec;
@@ -68,6 +68,27 @@ struct BenchArgs {
     repeats: usize,
 }
 
+/// Whether the CSV's first row names the columns (by default a first row of numbers only is data).
+#[derive(Args, Clone)]
+struct HeaderArgs {
+    /// The first row names the columns, even if it is all numbers.
+    #[arg(long, conflicts_with = "no_header")]
+    header: bool,
+    /// Every row is data; the columns are `column 1`, `column 2`, ...
+    #[arg(long)]
+    no_header: bool,
+}
+
+impl HeaderArgs {
+    fn header(&self) -> Header {
+        match (self.header, self.no_header) {
+            (true, _) => Header::Present,
+            (_, true) => Header::Absent,
+            _ => Header::Auto,
+        }
+    }
+}
+
 #[derive(Args, Clone)]
 struct DataArgs {
     /// CSV with a header row; the bundled digits data when omitted.
@@ -76,6 +97,8 @@ struct DataArgs {
     /// Column holding the integer class label (default: the last column).
     #[arg(long)]
     label_column: Option<String>,
+    #[command(flatten)]
+    header: HeaderArgs,
     /// Share of rows for validation.
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     val_fraction: f64,
@@ -216,6 +239,8 @@ struct PredictArgs {
     /// Inputs are already standardized: skip the artifact's standardization.
     #[arg(long)]
     raw: bool,
+    #[command(flatten)]
+    header: HeaderArgs,
 }
 
 #[derive(Args)]
@@ -233,6 +258,8 @@ struct VectorsArgs {
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    header: HeaderArgs,
 }
 
 fn main() {
@@ -254,7 +281,10 @@ fn single_threaded_candle() {
 fn load_data(args: &DataArgs) -> Result<data::Dataset> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
     let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
-    let mut data = data::load_training_csv(&path, &label)?;
+    let mut data = data::load_training_csv(&path, &label, args.header.header())?;
+    if let Some(note) = data::header_note(&data, args.header.header()) {
+        eprintln!("{note}");
+    }
     if args.data.is_none() {
         data.source = PathBuf::from("data/digits.csv (bundled)");
     }
@@ -361,9 +391,12 @@ fn run_cli(cli: Cli) -> Result<()> {
             a.label_column.as_ref(),
             if a.logits { PredictOutput::Logits } else { PredictOutput::Class },
             if a.raw { InputForm::Standardized } else { InputForm::Raw },
+            a.header.header(),
         )?,
         Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
-        Command::Vectors(a) => artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite)?,
+        Command::Vectors(a) => {
+            artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite, a.header.header())?
+        }
     }
     Ok(())
 }

@@ -155,12 +155,14 @@ mod tests {
             features,
             labels: labels.to_vec(),
             classes: *labels.iter().max().unwrap() as usize + 1,
+            header: crate::data::Header::Present,
         }
     }
 
     #[test]
     fn digits_split_counts_match_the_keras_reference_per_class() {
-        let d = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default()).unwrap();
+        let d = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+            .unwrap();
         let s = stratified(&d, 0.2, 0.2, 0).unwrap();
         assert_eq!((s.train.len(), s.val.len(), s.test.len()), (1077, 360, 360));
         for class in 0..10u32 {

@@ -505,7 +505,8 @@ mod tests {
 
     #[test]
     fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
-        let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default()).unwrap();
+        let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+            .unwrap();
         let prepared = Prepared::for_seed(&data, crate::prepare::SplitSpec::default(), 0, 128).unwrap();
         // a high learning rate overfits fast, so the validation loss turns up early
         let config = TrainConfig { epochs: 60, lr: 0.02, early_stopping: Some(4), ..TrainConfig::default() };

@@ -64,6 +64,18 @@ fn digits_end_to_end_is_accurate_deterministic_and_exports_a_working_artifact() 
     let reported: f64 = stderr(&out).split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!((reported - accuracy).abs() < 1e-4, "predict's accuracy {reported} equals training's {accuracy}");
 
+    // the same rows without their header row (as numpy.savetxt writes them): every row predicted
+    let test = std::fs::read_to_string(a.join("test.csv")).unwrap();
+    let headerless: String = test.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("rows.csv"), &headerless).unwrap();
+    let out = dropship(&["predict", "m.dsm", "rows.csv"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 360, "no row is dropped");
+    assert!(stderr(&out).contains("the first row is all numbers"), "{}", stderr(&out));
+    // --header takes the first row as names: these repeat, which is refused by name
+    let out = dropship(&["predict", "m.dsm", "rows.csv", "--header"], dir.path());
+    assert!(!out.status.success() && stderr(&out).contains("appears twice"), "{}", stderr(&out));
+
     // an existing run is never overwritten by accident
     let out = dropship(&["train", "--epochs", "1", "--out", "a"], dir.path());
     assert!(stderr(&out).contains("already exists"));

@@ -45,7 +45,7 @@ pub fn fixture() -> &'static Fixture {
 }
 
 fn build() -> anyhow::Result<Fixture> {
-    let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default())?;
+    let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
     let config = TrainConfig { regularizer: Regularizer::Dropout { rate: 0.5 }, ..TrainConfig::default() };
     let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, config.hidden)?;
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
