@@ -10,11 +10,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let labels = [LabelColumn::Last, LabelColumn::None, LabelColumn::Named("label".into())];
     for (label, header) in labels.into_iter().zip([Header::Auto, Header::Present, Header::Absent]) {
-        if let Ok(d) = parse_csv(data, Path::new("fuzz.csv"), &label, header) {
+        let split = (header == Header::Present).then_some("part");
+        if let Ok(d) = parse_csv(data, Path::new("fuzz.csv"), &label, header, split) {
             assert_eq!(d.features.len(), d.rows() * d.width());
             assert!(d.labels.is_empty() || d.labels.len() == d.rows());
             assert!(d.labels.iter().all(|l| (*l as usize) < d.classes));
             assert!(d.features.iter().all(|v| v.is_finite()));
+            assert!(d.parts.is_empty() || d.parts.len() == d.rows());
             let _ = training_data(d);
         }
     }

@@ -63,7 +63,7 @@ fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Time
 
 /// Runs the benchmark and prints its tables.
 pub fn run(repeats: usize) -> Result<()> {
-    let data = data::load_training_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
+    let data = data::load_training_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default(), None)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("## Training: the whole comparison (base, l2, dropout; 100 epochs, batch 32, validation every epoch)\n");
     println!(

@@ -16,8 +16,8 @@ pub enum DataError {
     Empty { path: PathBuf },
     #[error("{path}: only a header, no data rows")]
     HeaderOnly { path: PathBuf },
-    #[error("{path}: no label column named `{name}` (columns: {columns})")]
-    NoSuchLabel { path: PathBuf, name: String, columns: String },
+    #[error("{path}: no {what} column named `{name}` (columns: {columns})")]
+    NoSuchColumn { path: PathBuf, what: &'static str, name: String, columns: String },
     #[error("{path}: need at least one feature column and a label column, found {found} column(s)")]
     TooFewColumns { path: PathBuf, found: usize },
     #[error("{path}, line {line}: {found} fields where the header has {expected}")]
@@ -34,6 +34,10 @@ pub enum DataError {
     Csv { path: PathBuf, line: u64, source: csv::Error },
     #[error("{path}, line {line}, column `{column}`: label {value} is above the limit {limit} (at most {classes} classes, labels 0 to {limit})", classes = .limit + 1)]
     LabelTooLarge { path: PathBuf, line: u64, column: String, value: u64, limit: usize },
+    #[error("{path}, line {line}, column `{column}`: `{value}` is not a part (use train, val or test)")]
+    BadPart { path: PathBuf, line: u64, column: String, value: String },
+    #[error("{path}: the split column and the label column are both `{column}`")]
+    SplitIsLabel { path: PathBuf, column: String },
     #[error("{path}: column name `{name}` appears twice (columns {first} and {second})")]
     DuplicateColumn { path: PathBuf, name: String, first: usize, second: usize },
     #[error("{path}: {found} columns, above the limit of {limit} features plus a label")]
@@ -59,6 +63,30 @@ pub struct Dataset {
     pub classes: usize,
     /// Whether the first row named the columns ([`Header::Present`]) or was data ([`Header::Absent`]).
     pub header: Header,
+    /// The part of each row, from the user's split column or files (empty: split by the seed).
+    pub parts: Vec<Part>,
+}
+
+/// Which part of a user's own split a row belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Rows to fit on.
+    Train,
+    /// Rows to choose models by.
+    Val,
+    /// Held-out rows.
+    Test,
+}
+
+impl Part {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "train" => Some(Part::Train),
+            "val" | "validation" => Some(Part::Val),
+            "test" => Some(Part::Test),
+            _ => None,
+        }
+    }
 }
 
 impl Dataset {
@@ -137,11 +165,18 @@ fn parse_label(field: &str) -> Option<u64> {
 /// Loads a CSV file. Features must be finite numbers; labels non-negative integers.
 pub fn load_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    parse_csv(&bytes, path, label, header)
+    parse_csv(&bytes, path, label, header, None)
 }
 
-/// Parses CSV `bytes` as [`load_csv`] does; `path` names them in errors.
-pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
+/// Parses CSV `bytes` as [`load_csv`] does; `path` names them in errors. With `split_column`, that
+/// column says each row's part (`train`, `val`, `test`) and is not a feature.
+pub fn parse_csv(
+    bytes: &[u8],
+    path: &Path,
+    label: &LabelColumn,
+    header: Header,
+    split_column: Option<&str>,
+) -> Result<Dataset, DataError> {
     let p = || path.to_path_buf();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty { path: p() });
@@ -162,16 +197,24 @@ pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn, header: Header)
     };
     let label_index = match label {
         LabelColumn::Last => Some(header.len().saturating_sub(1)),
-        LabelColumn::Named(name) => {
-            Some(header.iter().position(|h| h == name).ok_or_else(|| DataError::NoSuchLabel {
-                path: p(),
-                name: name.clone(),
-                columns: header.join(", "),
-            })?)
-        }
+        LabelColumn::Named(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| {
+            DataError::NoSuchColumn { path: p(), what: "label", name: name.clone(), columns: header.join(", ") }
+        })?),
         LabelColumn::None => None,
     };
-    let min_columns = if label_index.is_some() { 2 } else { 1 };
+    let split_index = match split_column {
+        Some(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| DataError::NoSuchColumn {
+            path: p(),
+            what: "split",
+            name: name.to_string(),
+            columns: header.join(", "),
+        })?),
+        None => None,
+    };
+    if split_index.is_some() && split_index == label_index {
+        return Err(DataError::SplitIsLabel { path: p(), column: split_column.unwrap_or_default().to_string() });
+    }
+    let min_columns = 1 + usize::from(label_index.is_some()) + usize::from(split_index.is_some());
     if header.len() < min_columns {
         return Err(DataError::TooFewColumns { path: p(), found: header.len() });
     }
@@ -188,8 +231,13 @@ pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn, header: Header)
             });
         }
     }
-    let feature_names: Vec<String> =
-        header.iter().enumerate().filter(|(i, _)| Some(*i) != label_index).map(|(_, h)| h.clone()).collect();
+    let feature_names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![label_index, split_index].contains(&Some(*i)))
+        .map(|(_, h)| h.clone())
+        .collect();
+    let mut parts = Vec::new();
     let mut features = Vec::new();
     let mut labels = Vec::new();
     for record in reader.records() {
@@ -203,6 +251,16 @@ pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn, header: Header)
         }
         for (i, field) in record.iter().enumerate() {
             let column = || header[i].clone();
+            if Some(i) == split_index {
+                let part = Part::parse(field).ok_or_else(|| DataError::BadPart {
+                    path: p(),
+                    line,
+                    column: column(),
+                    value: field.to_string(),
+                })?;
+                parts.push(part);
+                continue;
+            }
             if Some(i) == label_index {
                 let value = parse_label(field).ok_or_else(|| DataError::BadLabel {
                     path: p(),
@@ -237,7 +295,7 @@ pub fn parse_csv(bytes: &[u8], path: &Path, label: &LabelColumn, header: Header)
     }
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-    Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes, header: header_kind })
+    Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes, header: header_kind, parts })
 }
 
 /// Loads a CSV for a model taking `width` inputs: every column is a feature, except a label
@@ -270,8 +328,39 @@ pub fn load_csv_for_model(
 }
 
 /// Loads a CSV to train on: as [`load_csv`], and the label column must hold at least two classes.
-pub fn load_training_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
-    training_data(load_csv(path, label, header)?)
+pub fn load_training_csv(
+    path: &Path,
+    label: &LabelColumn,
+    header: Header,
+    split_column: Option<&str>,
+) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    training_data(parse_csv(&bytes, path, label, header, split_column)?)
+}
+
+/// The user's own split in files: `train` rows, then `val` and `test` rows from files with the
+/// same columns, as one data set whose rows carry their part.
+pub fn join_parts(train: Dataset, val: Dataset, test: Dataset) -> Result<Dataset, anyhow::Error> {
+    let mut joined = train;
+    joined.parts = vec![Part::Train; joined.rows()];
+    for (other, part) in [(val, Part::Val), (test, Part::Test)] {
+        if other.feature_names != joined.feature_names || other.label_name != joined.label_name {
+            anyhow::bail!(
+                "{}: columns {} and label `{}` differ from {}'s ({} and `{}`)",
+                other.source.display(),
+                other.feature_names.join(", "),
+                other.label_name,
+                joined.source.display(),
+                joined.feature_names.join(", "),
+                joined.label_name
+            );
+        }
+        joined.parts.extend(std::iter::repeat_n(part, other.rows()));
+        joined.features.extend(other.features);
+        joined.labels.extend(other.labels);
+        joined.classes = joined.classes.max(other.classes);
+    }
+    Ok(joined)
 }
 
 /// Checks that loaded data can be trained on: the label column holds at least two classes.
@@ -291,7 +380,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.csv");
         std::fs::write(&path, text).unwrap();
-        load_training_csv(&path, &label, Header::Auto)
+        load_training_csv(&path, &label, Header::Auto, None)
     }
 
     fn message(text: &str) -> String {
@@ -326,12 +415,13 @@ mod tests {
         assert_eq!((d.rows(), d.header), (3, Header::Absent), "no row is lost");
         assert_eq!(d.feature_names, vec!["column 1", "column 2"]);
         assert_eq!(d.label_name, "column 3");
-        let as_named = parse_csv(rows.as_bytes(), Path::new("r.csv"), &LabelColumn::Last, Header::Present).unwrap();
+        let as_named =
+            parse_csv(rows.as_bytes(), Path::new("r.csv"), &LabelColumn::Last, Header::Present, None).unwrap();
         assert_eq!((as_named.rows(), as_named.feature_names.clone()), (2, vec!["1".to_string(), "2".to_string()]));
         let named = "a,b,label\n1,2,0\n3,4,1\n";
-        let d = parse_csv(named.as_bytes(), Path::new("n.csv"), &LabelColumn::Last, Header::Auto).unwrap();
+        let d = parse_csv(named.as_bytes(), Path::new("n.csv"), &LabelColumn::Last, Header::Auto, None).unwrap();
         assert_eq!((d.rows(), d.header), (2, Header::Present));
-        let e = parse_csv(named.as_bytes(), Path::new("n.csv"), &LabelColumn::Last, Header::Absent).unwrap_err();
+        let e = parse_csv(named.as_bytes(), Path::new("n.csv"), &LabelColumn::Last, Header::Absent, None).unwrap_err();
         assert!(e.to_string().contains("n.csv, line 1, column `column 1`: `a` is not a number"), "{e}");
     }
 

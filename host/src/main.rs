@@ -99,6 +99,15 @@ struct DataArgs {
     label_column: Option<String>,
     #[command(flatten)]
     header: HeaderArgs,
+    /// Your own split: this column says each row's part (train, val or test) and is not a feature.
+    #[arg(long)]
+    split_column: Option<String>,
+    /// Your own split: validation rows in a file with the same columns as --data (with --test-data).
+    #[arg(long)]
+    val_data: Option<PathBuf>,
+    /// Your own split: test rows in a file with the same columns as --data (with --val-data).
+    #[arg(long)]
+    test_data: Option<PathBuf>,
     /// Share of rows for validation.
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     val_fraction: f64,
@@ -281,9 +290,22 @@ fn single_threaded_candle() {
 fn load_data(args: &DataArgs) -> Result<data::Dataset> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
     let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
-    let mut data = data::load_training_csv(&path, &label, args.header.header())?;
-    if let Some(note) = data::header_note(&data, args.header.header()) {
+    let files = match (&args.val_data, &args.test_data, &args.split_column) {
+        (None, None, _) => None,
+        (Some(_), Some(_), Some(_)) => {
+            bail!("--split-column and --val-data/--test-data are two ways to give your own split: use one")
+        }
+        (Some(val), Some(test), None) => Some((val, test)),
+        _ => bail!("--val-data and --test-data go together (or mark each row's part with --split-column)"),
+    };
+    let header = args.header.header();
+    let mut data = data::load_training_csv(&path, &label, header, args.split_column.as_deref())?;
+    if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");
+    }
+    if let Some((val, test)) = files {
+        let (val, test) = (data::load_csv(val, &label, header)?, data::load_csv(test, &label, header)?);
+        data = data::join_parts(data, val, test)?;
     }
     if args.data.is_none() {
         data.source = PathBuf::from("data/digits.csv (bundled)");

@@ -48,10 +48,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Splits `data` as `spec` says, stratified and reproducible from `seed`, standardizes the
-    /// three parts with the train rows' statistics and draws initial weights for `hidden` units.
+    /// Splits `data` as `spec` says, stratified and reproducible from `seed` (or as the user's own
+    /// split in `data.parts` says), standardizes the three parts with the train rows' statistics
+    /// and draws initial weights for `hidden` units.
     pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: usize) -> Result<Self, SplitError> {
-        let split = split::stratified(data, spec.val, spec.test, seed)?;
+        let split = if data.parts.is_empty() {
+            split::stratified(data, spec.val, spec.test, seed)?
+        } else {
+            split::given(data)?
+        };
         let standardization = Standardization::fit(data, &split.train);
         let part = |rows: &[usize]| (standardization.apply(data, rows), rows.iter().map(|r| data.labels[*r]).collect());
         let initial = Weights::glorot(data.width(), hidden, data.classes, &mut stream(seed, Stream::Init));

@@ -2,7 +2,7 @@
 
 use rand::seq::SliceRandom;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Part};
 use crate::rng::{stream, Stream};
 
 /// Row indices of the three parts.
@@ -21,8 +21,23 @@ pub struct Split {
 pub enum SplitError {
     #[error("{path}: class {class} (column `{column}`) has {count} row(s): too few to put at least one in each of train, val and test")]
     ClassTooSmall { path: std::path::PathBuf, column: String, class: usize, count: usize },
+    #[error("{path}: the user's split has no {part} rows")]
+    EmptyPart { path: std::path::PathBuf, part: &'static str },
     #[error("--val-fraction and --test-fraction must be positive with a sum below 1 (got {val} and {test})")]
     BadFractions { val: f64, test: f64 },
+}
+
+/// The user's own split: each row's part as the data says (a split column, or separate files).
+/// Every part must have rows.
+pub fn given(data: &Dataset) -> Result<Split, SplitError> {
+    let rows_of = |part: Part| -> Vec<usize> { (0..data.parts.len()).filter(|r| data.parts[*r] == part).collect() };
+    let split = Split { train: rows_of(Part::Train), val: rows_of(Part::Val), test: rows_of(Part::Test) };
+    for (rows, part) in [(&split.train, "train"), (&split.val, "val"), (&split.test, "test")] {
+        if rows.is_empty() {
+            return Err(SplitError::EmptyPart { path: data.source.clone(), part });
+        }
+    }
+    Ok(split)
 }
 
 /// Splits rows per class so that every class keeps its share in every part (largest remainders
@@ -156,6 +171,7 @@ mod tests {
             labels: labels.to_vec(),
             classes: *labels.iter().max().unwrap() as usize + 1,
             header: crate::data::Header::Present,
+            parts: Vec::new(),
         }
     }
 

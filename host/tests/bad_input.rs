@@ -323,6 +323,32 @@ fn bad_flags_name_the_flag_and_its_value() {
     refused(&["train", "--data", "d.csv", "--lr", "1e30", "--epochs", "5", "--out", "run"], d, &["epoch 1", "--lr"]);
 }
 
+const PARTS: &str = "a,b,part,label\n1,2,train,0\n3,4,train,1\n5,6,train,0\n7,8,train,1\n9,1,val,0\n2,3,val,1\n4,4,test,0\n5,5,test,1\n";
+
+#[test]
+fn a_bad_user_split_is_refused_naming_the_row_or_the_file() {
+    let split = ["train", "--data", "d.csv", "--split-column", "part", "--epochs", "1", "--out", "run"];
+    let dev = PARTS.replace("9,1,val,0", "9,1,dev,0");
+    refused(&split, &[("d.csv", dev.as_bytes())], &["d.csv, line 6, column `part`: `dev` is not a part"]);
+    let no_val = PARTS.replace(",val,", ",train,");
+    refused(&split, &[("d.csv", no_val.as_bytes())], &["d.csv: the user's split has no val rows"]);
+    refused(&split, &[("d.csv", GOOD.as_bytes())], &["no split column named `part`"]);
+    let as_label = ["train", "--data", "d.csv", "--split-column", "label", "--epochs", "1", "--out", "run"];
+    refused(&as_label, &[("d.csv", PARTS.as_bytes())], &["split column and the label column are both `label`"]);
+    let files =
+        |extra: &[&'static str]| [&["train", "--data", "d.csv", "--epochs", "1", "--out", "run"][..], extra].concat();
+    let other = "a,c,label\n1,2,0\n3,4,1\n";
+    let d: &[(&str, &[u8])] = &[("d.csv", GOOD.as_bytes()), ("v.csv", GOOD.as_bytes()), ("t.csv", other.as_bytes())];
+    refused(&files(&["--val-data", "v.csv", "--test-data", "t.csv"]), d, &["t.csv: columns a, c", "differ from d.csv"]);
+    refused(&files(&["--val-data", "v.csv"]), d, &["--val-data and --test-data go together"]);
+    refused(
+        &files(&["--val-data", "v.csv", "--test-data", "v.csv", "--split-column", "label"]),
+        d,
+        &["two ways to give your own split"],
+    );
+    refused(&files(&["--val-data", "v.csv", "--test-data", "missing.csv"]), d, &["cannot read missing.csv"]);
+}
+
 #[test]
 fn a_loss_that_explodes_without_becoming_nan_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();

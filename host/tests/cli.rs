@@ -81,3 +81,36 @@ fn digits_end_to_end_is_accurate_deterministic_and_exports_a_working_artifact() 
     assert!(stderr(&out).contains("already exists"));
     assert_eq!(weights(&a), weights(&b));
 }
+
+#[test]
+fn the_users_own_split_by_column_or_by_files_standardizes_on_train_rows_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = ["1,2,train,0", "3,4,train,1", "5,6,train,0", "7,8,train,1", "9,1,val,0", "2,3,val,1", "40,4,test,0"];
+    let with_part = format!("a,b,part,label\n{}\n{}\n", rows.join("\n"), "50,5,test,1");
+    std::fs::write(d.join("parts.csv"), with_part).unwrap();
+    let out = dropship(
+        &["train", "--data", "parts.csv", "--split-column", "part", "--epochs", "2", "--quiet", "--out", "a"],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("a/base/config.json")).unwrap()).unwrap();
+    assert_eq!(config["split_rows"], serde_json::json!([4, 2, 2]));
+    assert_eq!(config["features"], serde_json::json!(["a", "b"]), "the split column is not a feature");
+    let saved = dropship::run::load_weights(&d.join("a/base")).unwrap();
+    assert_eq!(saved.standardization.mean, vec![4.0, 5.0], "the mean of the train rows only");
+    let test = std::fs::read_to_string(d.join("a/test.csv")).unwrap();
+    assert_eq!(test, "a,b,label\n40,4,0\n50,5,1\n", "the test rows are the user's");
+
+    // the same split as three files
+    std::fs::write(d.join("train.csv"), "a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n").unwrap();
+    std::fs::write(d.join("val.csv"), "a,b,label\n9,1,0\n2,3,1\n").unwrap();
+    std::fs::write(d.join("test.csv"), "a,b,label\n40,4,0\n50,5,1\n").unwrap();
+    let args = ["train", "--data", "train.csv", "--val-data", "val.csv", "--test-data", "test.csv"];
+    let out = dropship(&[&args[..], &["--epochs", "2", "--quiet", "--out", "b"]].concat(), d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_files = dropship::run::load_weights(&d.join("b/base")).unwrap();
+    assert_eq!(from_files.weights.w1, saved.weights.w1, "the same split trains the same model");
+    assert_eq!(std::fs::read_to_string(d.join("b/test.csv")).unwrap(), test);
+}
