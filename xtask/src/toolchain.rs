@@ -188,16 +188,19 @@ pub fn firmware_cargo(route: &Route, firmware_dir: &Path) -> Command {
     cmd
 }
 
-/// Arguments `cargo build` needs on `route` besides the package.
+/// Arguments `cargo build` needs on `route` besides the package. The checkout's path is
+/// remapped, so the firmware's bytes (its golden sizes included) do not depend on where the
+/// repository was cloned.
 pub fn firmware_build_args(route: &Route) -> Vec<String> {
+    let remap = format!("\"--remap-path-prefix={}=/dropship\"", crate::root().display());
     match route {
-        Route::Rustup => vec![],
+        Route::Rustup => vec!["--config".into(), format!("target.{TARGET}.rustflags=[{remap}]")],
         Route::Debian => vec![
             "-Zbuild-std=core".into(),
             "--config".into(),
             format!("target.{TARGET}.linker=\"arm-none-eabi-gcc\""),
             "--config".into(),
-            format!("target.{TARGET}.rustflags=[\"-C\", \"link-arg=-nostartfiles\"]"),
+            format!("target.{TARGET}.rustflags=[\"-C\", \"link-arg=-nostartfiles\", {remap}]"),
         ],
     }
 }
