@@ -94,7 +94,7 @@ fn partial_prefix(name: &str) -> String {
 }
 
 /// Removes partials of `target` left by processes that no longer run (killed, or out of memory).
-pub fn remove_stale_partials(target: &Path) {
+fn remove_stale_partials(target: &Path) {
     let (Ok(name), Ok(entries)) = (name_of(target), std::fs::read_dir(parent_of(target))) else {
         return;
     };

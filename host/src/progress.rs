@@ -54,11 +54,6 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Shows nothing.
-    pub fn hidden() -> Self {
-        Self { name: String::new(), bar: None, lines: false, epochs: 0 }
-    }
-
     /// Called after every epoch.
     pub fn epoch(&self, r: &EpochRecord) {
         let msg = format!(
