@@ -114,7 +114,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn dropship(args: &[&str]) -> Result<()> {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     if BUILT.get().is_none() {
-        run(cargo().args(["test", "--workspace", "--no-run", "--quiet"]))?;
+        run(cargo().args(["test", "--workspace", "--no-run"]))?;
         let _ = BUILT.set(());
     }
     run(Command::new(root().join("target/debug/dropship")).current_dir(root()).args(args))
