@@ -330,7 +330,7 @@ fn bench() -> Result<()> {
     println!("== single-sample inference on the host: shared core vs tract vs candle");
     let criterion = root().join("target/criterion");
     let _ = std::fs::remove_dir_all(&criterion);
-    run(cargo().args(["bench", "--profile", "dev", "-p", "dropship", "--bench", "inference"]))?;
+    run(cargo().args(["bench", "--profile", "dev", "--workspace", "--bench", "inference"]))?;
     println!("\n| single-sample inference, 64-128-10 | median |\n|---|---|");
     for (name, nanoseconds) in criterion_medians(&criterion)? {
         let text = if nanoseconds >= 1000.0 {
