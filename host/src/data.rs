@@ -164,8 +164,11 @@ fn parse_label(field: &str) -> Option<u64> {
 
 /// Loads a CSV file. Features must be finite numbers; labels non-negative integers.
 pub fn load_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    parse_csv(&bytes, path, label, header, None)
+    parse_csv(&read(path)?, path, label, header, None)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
 }
 
 /// Parses CSV `bytes` as [`load_csv`] does; `path` names them in errors. With `split_column`, that
@@ -306,11 +309,11 @@ pub fn load_csv_for_model(
     label_column: Option<&String>,
     header: Header,
 ) -> anyhow::Result<Dataset> {
+    let bytes = read(path)?;
     let label = match label_column {
         Some(name) => LabelColumn::Named(name.clone()),
         None => {
-            let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: path.into(), source })?;
-            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(file);
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[..]);
             let columns =
                 reader.headers().map_err(|source| DataError::Csv { path: path.into(), line: 1, source })?.len();
             if columns == width + 1 {
@@ -320,7 +323,7 @@ pub fn load_csv_for_model(
             }
         }
     };
-    let data = load_csv(path, &label, header)?;
+    let data = parse_csv(&bytes, path, &label, header, None)?;
     if data.width() != width {
         anyhow::bail!("{}: {} feature columns, the model takes {width}", path.display(), data.width());
     }
@@ -334,8 +337,7 @@ pub fn load_training_csv(
     header: Header,
     split_column: Option<&str>,
 ) -> Result<Dataset, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    training_data(parse_csv(&bytes, path, label, header, split_column)?)
+    training_data(parse_csv(&read(path)?, path, label, header, split_column)?)
 }
 
 /// The user's own split in files: `train` rows, then `val` and `test` rows from files with the

@@ -49,7 +49,7 @@ pub struct Exported {
 pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwrite: bool) -> Result<Exported> {
     let output = output.map_or_else(|| run.join("model.dsm"), Path::to_path_buf);
     let outputs: Vec<&Path> = std::iter::once(output.as_path()).chain(onnx).collect();
-    let weights = if run.is_dir() { run.join(run::WEIGHTS) } else { run.to_path_buf() };
+    let weights = run::weights_path(run);
     output::check_outputs(&outputs, &[run, &weights], overwrite)?;
     let saved = run::load_weights(run)?;
     let provenance = format!(

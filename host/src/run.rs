@@ -146,9 +146,18 @@ pub struct SavedModel {
     pub provenance: String,
 }
 
+/// The weights file of a run: `model.safetensors` inside a run directory, or the path itself.
+pub fn weights_path(run: &Path) -> PathBuf {
+    if run.is_dir() {
+        run.join(WEIGHTS)
+    } else {
+        run.to_path_buf()
+    }
+}
+
 /// Reads `model.safetensors` of a run directory (or the file itself).
 pub fn load_weights(run: &Path) -> Result<SavedModel> {
-    let path = if run.is_dir() { run.join(WEIGHTS) } else { run.to_path_buf() };
+    let path = weights_path(run);
     if run.is_dir() && !path.exists() {
         if let Ok(index) = std::fs::read(run.join("report.json")) {
             let chosen = serde_json::from_slice::<serde_json::Value>(&index)
