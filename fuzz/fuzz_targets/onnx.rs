@@ -2,7 +2,7 @@
 //! a network it returns encodes as an artifact that parses back (or is refused by its limits).
 #![no_main]
 
-use dropship::onnx::import_bytes;
+use dropship_formats::onnx_graph::import_bytes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,7 +16,7 @@ use crate::run::{self, RunConfig, SavedModel};
 
 /// Encodes a saved model (with its standardization) as an artifact.
 pub fn artifact_bytes(saved: &SavedModel, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
-    HostNetwork::from_saved(saved).to_artifact(class_names, provenance)
+    saved.network().to_artifact(class_names, provenance)
 }
 
 /// The ONNX file an export wrote, and how it was checked.

@@ -2,14 +2,13 @@
 //!
 //! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
 
+pub use dropship_formats::{data, infer, limits};
+
 pub mod adam;
 pub mod artifact_commands;
 pub mod bench;
 pub mod compare;
-pub mod data;
 pub mod export;
-pub mod infer;
-pub mod limits;
 pub mod model;
 pub mod onnx;
 pub mod outcome;

@@ -8,6 +8,9 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use dropship_shared::artifact::Activation;
+
+use crate::infer::{HostNetwork, Layer};
 use crate::model::Weights;
 use crate::plot::{self, Chart, Series};
 use crate::split::Standardization;
@@ -144,6 +147,22 @@ pub struct SavedModel {
     pub standardization: Standardization,
     /// Where it came from.
     pub provenance: String,
+}
+
+impl SavedModel {
+    /// The model as `standardize → Dense → ReLU → Dense`. Dropout has nothing to carry over:
+    /// inverted dropout already scaled during training, so the weights are used as they are.
+    pub fn network(&self) -> HostNetwork {
+        let w = &self.weights;
+        HostNetwork {
+            input: w.input,
+            layers: vec![
+                Layer { input: w.input, weights: w.w1.clone(), bias: w.b1.clone(), activation: Activation::Relu },
+                Layer { input: w.hidden, weights: w.w2.clone(), bias: w.b2.clone(), activation: Activation::Linear },
+            ],
+            standardization: Some((self.standardization.mean.clone(), self.standardization.scale.clone())),
+        }
+    }
 }
 
 /// The weights file of a run: `model.safetensors` inside a run directory, or the path itself.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::limits::{MAX_CLASSES, MAX_VALUES, MAX_WIDTH};
 
 /// The digits data set bundled with the project (UCI optdigits test portion, CC BY 4.0).
-pub const BUNDLED_DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv");
+pub const BUNDLED_DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv");
 
 /// What is wrong with a data file; every variant names the file, and the line and column where known.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,6 @@ use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec};
 use dropship_shared::vectors::Vectors;
 use dropship_shared::{kernel, Artifact};
 
-use crate::run::SavedModel;
-
 /// What the rows given to [`HostNetwork::logits`] are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputForm {
@@ -57,20 +55,6 @@ impl HostNetwork {
             .collect();
         let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
         Self { input: a.input(), layers, standardization }
-    }
-
-    /// A trained model as `standardize → Dense → ReLU → Dense`. Dropout has nothing to carry over:
-    /// inverted dropout already scaled during training, so the weights are used as they are.
-    pub fn from_saved(saved: &SavedModel) -> Self {
-        let w = &saved.weights;
-        Self {
-            input: w.input,
-            layers: vec![
-                Layer { input: w.input, weights: w.w1.clone(), bias: w.b1.clone(), activation: Activation::Relu },
-                Layer { input: w.hidden, weights: w.w2.clone(), bias: w.b2.clone(), activation: Activation::Linear },
-            ],
-            standardization: Some((saved.standardization.mean.clone(), saved.standardization.scale.clone())),
-        }
     }
 
     /// Encodes the network as an artifact (validated by parsing it back before returning).
