@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use dropship_shared::artifact::Artifact;
+use dropship_shared::artifact::{Activation, Artifact, LayerView};
 use dropship_shared::vectors::Vectors;
 
 fn fail(msg: &str) -> ! {
@@ -38,6 +38,113 @@ fn f32s(out: &mut String, values: impl Iterator<Item = f32>) {
     out.push(']');
 }
 
+/// `Dense<IN, OUT>` for one layer, `Chain<Dense<..>, rest>` for more.
+fn chain_type(layers: &[LayerView<'_>]) -> String {
+    match layers {
+        [] => String::new(),
+        [last] => format!("Dense<{}, {}>", last.input, last.output),
+        [head, rest @ ..] => format!("Chain<Dense<{}, {}>, {}>", head.input, head.output, chain_type(rest)),
+    }
+}
+
+fn dense_value(code: &mut String, layer: &LayerView<'_>) {
+    code.push_str("Dense { weights: [");
+    let w: Vec<f32> = layer.weights.iter().collect();
+    for row in w.chunks(layer.output) {
+        f32s(code, row.iter().copied());
+        code.push(',');
+    }
+    code.push_str("], bias: ");
+    f32s(code, layer.bias.iter());
+    let activation = if layer.activation == Activation::Relu { "Relu" } else { "Linear" };
+    let _ = write!(code, ", activation: Activation::{activation} }}");
+}
+
+/// The value of [`chain_type`]'s type.
+fn chain_value(code: &mut String, layers: &[LayerView<'_>]) {
+    match layers {
+        [] => {}
+        [last] => dense_value(code, last),
+        [head, rest @ ..] => {
+            code.push_str("Chain { head: ");
+            dense_value(code, head);
+            code.push_str(", tail: ");
+            chain_value(code, rest);
+            code.push_str(" }");
+        }
+    }
+}
+
+/// What the model takes on the device, in bytes.
+struct Footprint {
+    /// Weights, biases and standardization (flash).
+    weights: usize,
+    /// The embedded test vectors (flash).
+    vectors: usize,
+    /// Activations of one inference (RAM).
+    activations: usize,
+}
+
+/// Flash the firmware's code, vector table and log strings take besides the model (measured: 8 to
+/// 10 KiB), rounded up.
+const CODE_FLASH: usize = 16 * 1024;
+/// RAM the firmware needs besides the activations: stack, defmt and peripheral state.
+const BASE_RAM: usize = 8 * 1024;
+
+/// `(flash, ram)` lengths of the board's `memory.x`.
+fn board_memory(board: &str) -> (usize, usize) {
+    let path =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join(format!("../{board}/memory.x"));
+    println!("cargo:rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let length = |region: &str| {
+        let line = text.lines().find(|l| l.trim_start().starts_with(region))?;
+        let value = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim();
+        let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len()));
+        let n: usize = digits.parse().ok()?;
+        Some(
+            n * match unit.trim() {
+                "K" => 1024,
+                "M" => 1024 * 1024,
+                _ => 1,
+            },
+        )
+    };
+    match (length("FLASH"), length("RAM")) {
+        (Some(flash), Some(ram)) => (flash, ram),
+        _ => fail(&format!("cannot read the FLASH and RAM lengths from {}", path.display())),
+    }
+}
+
+/// Refuses a model that does not fit the board being built (feature `board-<name>`), with the
+/// numbers and what to change.
+fn check_fit(footprint: &Footprint, widths: &[usize], artifact: &std::path::Path) {
+    for board in ["qemu", "nrf52840dk"] {
+        let feature = format!("CARGO_FEATURE_BOARD_{}", board.to_uppercase());
+        if std::env::var_os(&feature).is_none() {
+            continue;
+        }
+        let (flash, ram) = board_memory(board);
+        let flash_needed = footprint.weights + footprint.vectors + CODE_FLASH;
+        let ram_needed = footprint.activations + BASE_RAM;
+        if flash_needed > flash || ram_needed > ram {
+            eprintln!("\nerror: the model in {} does not fit the {board} board", artifact.display());
+            eprintln!("  layers {widths:?}");
+            eprintln!(
+                "  flash: {flash_needed} bytes needed ({} weights + {} test vectors + about {CODE_FLASH} of code), {flash} available",
+                footprint.weights, footprint.vectors
+            );
+            eprintln!(
+                "  RAM:   {ram_needed} bytes needed ({} activations + about {BASE_RAM} of stack and state), {ram} available",
+                footprint.activations
+            );
+            eprintln!("Make the hidden layers fewer or narrower (`dropship train --hidden ...`), or embed fewer test");
+            eprintln!("vectors (`dropship vectors <artifact> <csv with fewer rows>`).\n");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
     let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
     let (vectors_path, vectors_bytes) = input("DROPSHIP_VECTORS", "vectors.dsv");
@@ -45,15 +152,7 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())));
     let vectors = Vectors::parse(&vectors_bytes)
         .unwrap_or_else(|e| fail(&format!("{} is not a valid vector file: {e}", vectors_path.display())));
-    let layers: Vec<_> = artifact.layers().collect();
-    if layers.len() != 2 {
-        fail(&format!(
-            "{}: the firmware runs input → Dense → ReLU → Dense; this artifact has {} layers",
-            artifact_path.display(),
-            layers.len()
-        ));
-    }
-    let (hidden, output) = (layers[0], layers[1]);
+    let layers: Vec<LayerView<'_>> = artifact.layers().collect();
     if vectors.input() != artifact.input() || vectors.classes() != artifact.classes() {
         fail(&format!(
             "{} is for a {}-input {}-class model, {} is {}-input {}-class: regenerate the vectors",
@@ -67,9 +166,16 @@ fn main() {
     }
     let mut code = String::new();
     let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
-    let _ = writeln!(code, "pub const HIDDEN: usize = {};", hidden.output);
-    let _ = writeln!(code, "pub const CLASSES: usize = {};", output.output);
-    code.push_str("pub static NETWORK: Network<INPUT, HIDDEN, CLASSES> = Network {\n    standardization: ");
+    let _ = writeln!(code, "pub const CLASSES: usize = {};", artifact.classes());
+    let _ = writeln!(code, "/// The layers, `Chain<Dense<..>, Chain<..>>`, as the artifact has them.");
+    let _ = writeln!(code, "pub type ModelLayers = {};", chain_type(&layers));
+    let widths: Vec<String> =
+        std::iter::once(artifact.input()).chain(layers.iter().map(|l| l.output)).map(|w| w.to_string()).collect();
+    let relu: Vec<&str> =
+        layers.iter().map(|l| if l.activation == Activation::Relu { "true" } else { "false" }).collect();
+    let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = [{}];", widths.len(), widths.join(", "));
+    let _ = writeln!(code, "pub const RELU: [bool; {}] = [{}];", relu.len(), relu.join(", "));
+    code.push_str("pub static NETWORK: Network<ModelLayers, INPUT, CLASSES> = Network {\n    standardization: ");
     match artifact.standardization() {
         Some((mean, scale)) => {
             code.push_str("Some(Standardization { mean: ");
@@ -80,18 +186,9 @@ fn main() {
         }
         None => code.push_str("None,\n"),
     }
-    for (name, layer) in [("hidden", hidden), ("output", output)] {
-        let _ = write!(code, "    {name}: Dense {{ weights: [");
-        let w: Vec<f32> = layer.weights.iter().collect();
-        for row in w.chunks(layer.output) {
-            f32s(&mut code, row.iter().copied());
-            code.push(',');
-        }
-        code.push_str("], bias: ");
-        f32s(&mut code, layer.bias.iter());
-        code.push_str(" },\n");
-    }
-    code.push_str("};\n");
+    code.push_str("    layers: ");
+    chain_value(&mut code, &layers);
+    code.push_str(",\n};\n");
 
     // Inputs that are all small non-negative integers (the digits' pixel counts) are stored as u8,
     // which converts to exactly the same f32; anything else is stored as f32.
@@ -113,6 +210,16 @@ fn main() {
             writeln!(code, "], class: {}, logits_digest: {:#010x} }},", v.class, dropship_app::logits_digest(&logits));
     }
     code.push_str("];\n");
+
+    let widths: Vec<usize> = std::iter::once(artifact.input()).chain(layers.iter().map(|l| l.output)).collect();
+    let element_bytes = if compact { 1 } else { 4 };
+    let footprint = Footprint {
+        weights: 4
+            * (artifact.parameters() + if artifact.standardization().is_some() { 2 * artifact.input() } else { 0 }),
+        vectors: vectors.len() * (artifact.input() * element_bytes + 8),
+        activations: dropship_shared::network::activation_bytes(&widths),
+    };
+    check_fit(&footprint, &widths, &artifact_path);
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("model.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");
 }

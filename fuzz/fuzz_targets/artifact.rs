@@ -7,16 +7,16 @@
 #![no_main]
 
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Artifact, Network, Scratch};
+use dropship_shared::{Artifact, OneHidden, Scratch};
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(data: &[u8]) {
     if let Ok(artifact) = Artifact::parse(data) {
         let _ = artifact.parameters();
-        let mut net = Box::new(Network::<4, 8, 3>::ZERO);
+        let mut net = Box::new(OneHidden::<4, 8, 3>::ZERO);
         if artifact.load_into(&mut net).is_ok() {
             let mut logits = [0.0; 3];
-            net.predict(&[0.5; 4], &mut Scratch::new(), &mut logits);
+            net.predict(&[0.5; 4], &mut Scratch::<4, 8>::new(), &mut logits);
         }
     }
     if let Ok(vectors) = Vectors::parse(data) {

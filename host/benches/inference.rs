@@ -10,7 +10,7 @@ use dropship::model::{Mlp, Weights};
 use dropship::rng::{stream, Stream};
 use dropship::run::SavedModel;
 use dropship::split::Standardization;
-use dropship_shared::{Artifact, Network, Scratch};
+use dropship_shared::{Artifact, OneHidden, Scratch};
 use prost::Message;
 use std::hint::black_box;
 use tract_onnx::prelude::*;
@@ -31,9 +31,9 @@ fn inference(c: &mut Criterion) {
     let input: [f32; 64] = core::array::from_fn(|i| (i % 17) as f32);
     let mut group = c.benchmark_group("single-sample inference, 64-128-10");
 
-    let mut net = Box::new(Network::<64, 128, 10>::ZERO);
+    let mut net = Box::new(OneHidden::<64, 128, 10>::ZERO);
     Artifact::parse(&artifact).unwrap().load_into(&mut net).unwrap();
-    let mut scratch = Scratch::new();
+    let mut scratch = Scratch::<64, 128>::new();
     let mut logits = [0.0f32; 10];
     group.bench_function("dropship shared core (const generic)", |b| {
         b.iter(|| net.predict(black_box(&input), &mut scratch, &mut logits))

@@ -17,7 +17,7 @@
 
 pub use crate::error::{FormatError, Section};
 pub use crate::kernel::Activation;
-use crate::network::{Dense, Network, Standardization};
+use crate::network::{Layers, Network, Standardization};
 pub use crate::wire::F32s;
 use crate::wire::{Reader, Writer};
 
@@ -205,10 +205,11 @@ impl<'a> Artifact<'a> {
         self.len
     }
 
-    /// Loads a `standardize → Dense → ReLU → Dense` artifact into a fixed-size network.
-    pub fn load_into<const IN: usize, const HIDDEN: usize, const CLASSES: usize>(
+    /// Loads the artifact into a fixed-size network of the same shape: depth, every width and
+    /// every activation come from the artifact; a shape that differs from the type is an error.
+    pub fn load_into<L: Layers, const IN: usize, const CLASSES: usize>(
         &self,
-        net: &mut Network<IN, HIDDEN, CLASSES>,
+        net: &mut Network<L, IN, CLASSES>,
     ) -> Result<(), FormatError> {
         let shape = |what, expected, found| {
             if expected == found {
@@ -217,19 +218,9 @@ impl<'a> Artifact<'a> {
                 Err(FormatError::ShapeMismatch { what, expected, found })
             }
         };
-        shape("layer count", 2, self.layer_count)?;
-        let (Some(hidden), Some(output)) = (self.layers[0], self.layers[1]) else {
-            return Err(FormatError::ShapeMismatch { what: "layer count", expected: 2, found: 0 });
-        };
+        shape("layer count", L::DEPTH, self.layer_count)?;
         shape("input width", IN, self.input)?;
-        shape("hidden width", HIDDEN, hidden.output)?;
-        shape("class count", CLASSES, output.output)?;
-        if hidden.activation != Activation::Relu {
-            return Err(FormatError::BadActivation { layer: 0, code: hidden.activation.code() });
-        }
-        if output.activation != Activation::Linear {
-            return Err(FormatError::BadActivation { layer: 1, code: output.activation.code() });
-        }
+        shape("class count", CLASSES, self.classes())?;
         net.standardization = match self.standardization {
             Some((mean, scale)) => {
                 let mut s = Standardization::IDENTITY;
@@ -239,17 +230,30 @@ impl<'a> Artifact<'a> {
             }
             None => None,
         };
-        load_dense(&hidden, &mut net.hidden)?;
-        load_dense(&output, &mut net.output)
+        let mut result = Ok(());
+        net.layers.for_each_layer_mut(0, &mut |index, layer| {
+            let Some(Some(view)) = self.layers.get(index) else {
+                result = result.and(Err(FormatError::ShapeMismatch {
+                    what: "layer count",
+                    expected: L::DEPTH,
+                    found: index,
+                }));
+                return;
+            };
+            let loaded = if view.input != layer.input || view.output != layer.bias.len() {
+                Err(FormatError::LayerShape {
+                    layer: index,
+                    expected: (layer.input, layer.bias.len()),
+                    found: (view.input, view.output),
+                })
+            } else {
+                *layer.activation = view.activation;
+                view.weights.copy_to(layer.weights).and_then(|()| view.bias.copy_to(layer.bias))
+            };
+            result = result.and(loaded);
+        });
+        result
     }
-}
-
-fn load_dense<const IN: usize, const OUT: usize>(
-    view: &LayerView<'_>,
-    dense: &mut Dense<IN, OUT>,
-) -> Result<(), FormatError> {
-    view.weights.copy_to(dense.weights.as_flattened_mut())?;
-    view.bias.copy_to(&mut dense.bias)
 }
 
 /// A layer to write: weights input-major.

@@ -66,6 +66,15 @@ pub enum FormatError {
         /// What the file has.
         found: usize,
     },
+    /// A layer whose `(inputs, outputs)` differ from the network it is loaded into.
+    LayerShape {
+        /// Layer index.
+        layer: usize,
+        /// The network's `(inputs, outputs)`.
+        expected: (usize, usize),
+        /// The file's.
+        found: (usize, usize),
+    },
     /// An activation code this version does not know.
     BadActivation {
         /// Layer index.
@@ -145,6 +154,9 @@ impl fmt::Display for FormatError {
             }
             ShapeMismatch { what, expected, found } => {
                 write!(f, "{what} is {found}, expected {expected}")
+            }
+            LayerShape { layer, expected, found } => {
+                write!(f, "layer {layer} is {} -> {}, expected {} -> {}", found.0, found.1, expected.0, expected.1)
             }
             BadActivation { layer, code } => {
                 write!(f, "layer {layer} has unknown activation code {code}")

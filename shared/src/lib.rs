@@ -40,4 +40,4 @@ mod wire;
 pub use artifact::Artifact;
 pub use error::FormatError;
 pub use kernel::Activation;
-pub use network::{Dense, Network, Scratch, Standardization};
+pub use network::{Chain, Dense, Layers, Network, OneHidden, Scratch, Standardization, TwoHidden};

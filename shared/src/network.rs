@@ -1,36 +1,178 @@
-//! Fixed-size networks: `Dense<IN, OUT>` layers and the input → hidden → classes classifier.
+//! Fixed-size networks of any depth: `Dense<IN, OUT>` layers chained into a [`Network`].
 //!
 //! Shapes are const generics, so a shape mismatch is a compile error and inference needs no error
-//! type. All arithmetic goes through [`crate::kernel`], the one place that defines it.
+//! type. A network is a chain of layers, `Chain<Dense<64, 64>, Chain<Dense<64, 32>, Dense<32, 10>>>`
+//! for 64 → 64 → 32 → 10; the activations live in a [`Scratch`] of two buffers whose sizes the
+//! chain computes ([`Layers::BUFFER_A`], [`Layers::BUFFER_B`]). All arithmetic goes through
+//! [`crate::kernel`], the one place that defines it.
 
 use crate::kernel::{self, Activation};
 
-/// A dense layer, kernel input-major (`weights[i][o]`, see the crate docs).
+/// A dense layer, kernel input-major (`weights[i][o]`, see the crate docs), and what follows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense<const IN: usize, const OUT: usize> {
     /// `weights[i][o]`: from input `i` to output `o`.
     pub weights: [[f32; OUT]; IN],
     /// One bias per output.
     pub bias: [f32; OUT],
+    /// Applied to the outputs: ReLU on hidden layers, nothing on the logits.
+    pub activation: Activation,
 }
 
 impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
-    /// A layer of zeros.
-    pub const ZERO: Self = Self { weights: [[0.0; OUT]; IN], bias: [0.0; OUT] };
+    /// A layer of zeros, no activation.
+    pub const ZERO: Self = Self { weights: [[0.0; OUT]; IN], bias: [0.0; OUT], activation: Activation::Linear };
 
-    /// `output = input · weights + bias`, then `activation`.
-    pub fn forward(&self, input: &[f32; IN], output: &mut [f32; OUT], activation: Activation) {
+    /// `output = input · weights + bias`, then the activation. `input` holds at least `IN` values
+    /// and `output` at least `OUT` (the chain's buffer sizes guarantee it; extra values are unused).
+    pub fn forward(&self, input: &[f32], output: &mut [f32]) {
+        let (Some(input), Some(output)) = (input.get(..IN), output.get_mut(..OUT)) else {
+            return;
+        };
         let weights = self.weights.as_flattened();
         if OUT <= 16 {
             // Narrow layers (the classes) keep all their accumulators in registers at once.
-            kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, activation);
+            kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, self.activation);
         } else {
-            kernel::dense(input, weights, &self.bias, output, activation);
+            kernel::dense(input, weights, &self.bias, output, self.activation);
         }
     }
+}
 
-    /// Number of weights and biases.
-    pub const PARAMETERS: usize = IN * OUT + OUT;
+/// `Head`, then the layers of `Tail`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain<Head, Tail> {
+    /// The first layer.
+    pub head: Head,
+    /// Everything after it.
+    pub tail: Tail,
+}
+
+/// A stack of dense layers: its shape as constants, and the forward pass over two buffers.
+///
+/// The input is in buffer `a`; the first layer writes buffer `b`, the next reads `b` and writes
+/// `a`, and so on; the last layer writes the caller's output. [`Layers::BUFFER_A`] and
+/// [`Layers::BUFFER_B`] are the widths each buffer must hold.
+pub trait Layers {
+    /// Input width.
+    const INPUT: usize;
+    /// Output width (the classes, for a whole network).
+    const OUTPUT: usize;
+    /// Number of dense layers.
+    const DEPTH: usize;
+    /// Weights and biases.
+    const PARAMETERS: usize;
+    /// Multiply-accumulates per inference.
+    const MACS: usize;
+    /// Values buffer `a` must hold (the input, then every second layer's output).
+    const BUFFER_A: usize;
+    /// Values buffer `b` must hold.
+    const BUFFER_B: usize;
+    /// Every weight and bias zero.
+    const ZERO: Self;
+
+    /// Runs the layers on `a[..INPUT]`, using `b` and then `a` again for the activations between
+    /// them, and writes `output[..OUTPUT]`.
+    fn forward(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32]);
+
+    /// The layers in order, as `(input width, weights, bias, activation)`, for loading and listing.
+    fn for_each_layer_mut(&mut self, index: usize, f: &mut dyn FnMut(usize, LayerMut<'_>));
+}
+
+/// One layer's parameters, borrowed for loading.
+pub struct LayerMut<'a> {
+    /// Input width.
+    pub input: usize,
+    /// `input * output` weights, input-major.
+    pub weights: &'a mut [f32],
+    /// `output` biases.
+    pub bias: &'a mut [f32],
+    /// What follows the layer.
+    pub activation: &'a mut Activation,
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+impl<const IN: usize, const OUT: usize> Layers for Dense<IN, OUT> {
+    const INPUT: usize = IN;
+    const OUTPUT: usize = OUT;
+    const DEPTH: usize = 1;
+    const PARAMETERS: usize = IN * OUT + OUT;
+    const MACS: usize = IN * OUT;
+    const BUFFER_A: usize = IN;
+    const BUFFER_B: usize = 0;
+    const ZERO: Self = Self::ZERO;
+
+    fn forward(&self, a: &mut [f32], _: &mut [f32], output: &mut [f32]) {
+        Dense::forward(self, a, output);
+    }
+
+    fn for_each_layer_mut(&mut self, index: usize, f: &mut dyn FnMut(usize, LayerMut<'_>)) {
+        let layer = LayerMut {
+            input: IN,
+            weights: self.weights.as_flattened_mut(),
+            bias: &mut self.bias,
+            activation: &mut self.activation,
+        };
+        f(index, layer);
+    }
+}
+
+impl<const IN: usize, const OUT: usize, Tail: Layers> Layers for Chain<Dense<IN, OUT>, Tail> {
+    const INPUT: usize = IN;
+    const OUTPUT: usize = Tail::OUTPUT;
+    const DEPTH: usize = 1 + Tail::DEPTH;
+    const PARAMETERS: usize = IN * OUT + OUT + Tail::PARAMETERS;
+    const MACS: usize = IN * OUT + Tail::MACS;
+    // The head reads `a` and writes `b`; the tail then reads `b` and writes `a`.
+    const BUFFER_A: usize = max(IN, Tail::BUFFER_B);
+    const BUFFER_B: usize = max(OUT, Tail::BUFFER_A);
+    const ZERO: Self = {
+        // A chain whose widths do not meet fails to compile here.
+        assert!(Tail::INPUT == OUT, "a layer's outputs must be the next layer's inputs");
+        Self { head: Dense::ZERO, tail: Tail::ZERO }
+    };
+
+    fn forward(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32]) {
+        self.head.forward(a, b);
+        self.tail.forward(b, a, output);
+    }
+
+    fn for_each_layer_mut(&mut self, index: usize, f: &mut dyn FnMut(usize, LayerMut<'_>)) {
+        self.head.for_each_layer_mut(index, f);
+        self.tail.for_each_layer_mut(index + 1, f);
+    }
+}
+
+/// The widths `(a, b)` the two scratch buffers of a network need, given its widths from the input
+/// to the classes: buffer `a` holds the input and every second layer's output, `b` the others; the
+/// last layer writes the caller's logits. The same values as [`Layers::BUFFER_A`] and
+/// [`Layers::BUFFER_B`], for shapes known only at run time (an artifact being inspected or built).
+pub const fn scratch_widths(widths: &[usize]) -> (usize, usize) {
+    let (mut a, mut b) = (0, 0);
+    let mut i = 0;
+    while i + 1 < widths.len() {
+        if i % 2 == 0 {
+            a = max(a, widths[i]);
+        } else {
+            b = max(b, widths[i]);
+        }
+        i += 1;
+    }
+    (a, b)
+}
+
+/// Bytes of RAM one inference needs for its activations (both scratch buffers and the logits).
+pub const fn activation_bytes(widths: &[usize]) -> usize {
+    let (a, b) = scratch_widths(widths);
+    let classes = if let [.., last] = widths { *last } else { 0 };
+    (a + b + classes) * core::mem::size_of::<f32>()
 }
 
 /// The input standardization fitted on the training rows: `(x - mean) / scale`.
@@ -47,64 +189,89 @@ impl<const N: usize> Standardization<N> {
     pub const IDENTITY: Self = Self { mean: [0.0; N], scale: [1.0; N] };
 }
 
-/// The classifier `standardize → Dense(IN, HIDDEN) → ReLU → Dense(HIDDEN, CLASSES)`.
+/// `standardize → layers`: a classifier taking `IN` raw features and giving `CLASSES` logits.
 ///
 /// There is no dropout here, and no place for it: dropout is a training-time operation.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Network<const IN: usize, const HIDDEN: usize, const CLASSES: usize> {
+pub struct Network<L, const IN: usize, const CLASSES: usize> {
     /// Applied to raw inputs by [`Network::logits`]; `None` for models that take standardized input.
     pub standardization: Option<Standardization<IN>>,
-    /// Hidden layer, followed by ReLU.
-    pub hidden: Dense<IN, HIDDEN>,
-    /// Output layer, producing logits.
-    pub output: Dense<HIDDEN, CLASSES>,
+    /// The dense layers.
+    pub layers: L,
 }
 
-/// Working memory for one inference: the activations, and nothing else.
+/// The course's classifier: `Dense(IN → HIDDEN)`, ReLU, `Dense(HIDDEN → CLASSES)`.
+pub type OneHidden<const IN: usize, const HIDDEN: usize, const CLASSES: usize> =
+    Network<Chain<Dense<IN, HIDDEN>, Dense<HIDDEN, CLASSES>>, IN, CLASSES>;
+
+/// Two hidden layers: `Dense(IN → H1)`, ReLU, `Dense(H1 → H2)`, ReLU, `Dense(H2 → CLASSES)`.
+pub type TwoHidden<const IN: usize, const H1: usize, const H2: usize, const CLASSES: usize> =
+    Network<Chain<Dense<IN, H1>, Chain<Dense<H1, H2>, Dense<H2, CLASSES>>>, IN, CLASSES>;
+
+/// Working memory for one inference: the activations, and nothing else. `A` and `B` are the
+/// network's [`Layers::BUFFER_A`] and [`Layers::BUFFER_B`] (larger is allowed, smaller does not
+/// compile).
 #[derive(Clone, Debug)]
-pub struct Scratch<const IN: usize, const HIDDEN: usize> {
-    standardized: [f32; IN],
-    hidden: [f32; HIDDEN],
+pub struct Scratch<const A: usize, const B: usize> {
+    a: [f32; A],
+    b: [f32; B],
 }
 
-impl<const IN: usize, const HIDDEN: usize> Scratch<IN, HIDDEN> {
+impl<const A: usize, const B: usize> Scratch<A, B> {
     /// Zeroed scratch space.
     pub const fn new() -> Self {
-        Self { standardized: [0.0; IN], hidden: [0.0; HIDDEN] }
+        Self { a: [0.0; A], b: [0.0; B] }
     }
 }
 
-impl<const IN: usize, const HIDDEN: usize> Default for Scratch<IN, HIDDEN> {
+impl<const A: usize, const B: usize> Default for Scratch<A, B> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const IN: usize, const HIDDEN: usize, const CLASSES: usize> Network<IN, HIDDEN, CLASSES> {
+impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
     /// A network of zeros without standardization.
-    pub const ZERO: Self = Self { standardization: None, hidden: Dense::ZERO, output: Dense::ZERO };
+    pub const ZERO: Self = {
+        assert!(L::INPUT == IN && L::OUTPUT == CLASSES, "the layers' input and output widths are IN and CLASSES");
+        Self { standardization: None, layers: L::ZERO }
+    };
 
-    /// Weights and biases of both layers.
-    pub const PARAMETERS: usize = Dense::<IN, HIDDEN>::PARAMETERS + Dense::<HIDDEN, CLASSES>::PARAMETERS;
+    /// Weights and biases of every layer.
+    pub const PARAMETERS: usize = L::PARAMETERS;
 
-    /// Bytes of activations one inference needs (standardized input, hidden layer, logits).
-    pub const ACTIVATION_BYTES: usize = (IN + HIDDEN + CLASSES) * core::mem::size_of::<f32>();
+    /// Multiply-accumulates per inference.
+    pub const MACS: usize = L::MACS;
+
+    /// Bytes of activations one inference needs: both scratch buffers and the logits.
+    pub const ACTIVATION_BYTES: usize = (L::BUFFER_A + L::BUFFER_B + CLASSES) * core::mem::size_of::<f32>();
 
     /// Writes the logits for a raw (unstandardized) input.
-    pub fn logits(&self, input: &[f32; IN], scratch: &mut Scratch<IN, HIDDEN>, logits: &mut [f32; CLASSES]) {
-        let standardized = match &self.standardization {
-            Some(s) => {
-                kernel::standardize(input, &s.mean, &s.scale, &mut scratch.standardized);
-                &scratch.standardized
-            }
-            None => input,
-        };
-        self.hidden.forward(standardized, &mut scratch.hidden, Activation::Relu);
-        self.output.forward(&scratch.hidden, logits, Activation::Linear);
+    pub fn logits<const A: usize, const B: usize>(
+        &self,
+        input: &[f32; IN],
+        scratch: &mut Scratch<A, B>,
+        logits: &mut [f32; CLASSES],
+    ) {
+        const {
+            assert!(L::INPUT == IN && L::OUTPUT == CLASSES, "the layers' input and output widths are IN and CLASSES");
+            assert!(A >= L::BUFFER_A && B >= L::BUFFER_B, "the scratch is smaller than the network's activations");
+        }
+        let Some(a) = scratch.a.get_mut(..IN) else { return };
+        match &self.standardization {
+            Some(s) => kernel::standardize(input, &s.mean, &s.scale, a),
+            None => a.copy_from_slice(input),
+        }
+        self.layers.forward(&mut scratch.a, &mut scratch.b, logits);
     }
 
     /// The predicted class for a raw input, with its logits.
-    pub fn predict(&self, input: &[f32; IN], scratch: &mut Scratch<IN, HIDDEN>, logits: &mut [f32; CLASSES]) -> usize {
+    pub fn predict<const A: usize, const B: usize>(
+        &self,
+        input: &[f32; IN],
+        scratch: &mut Scratch<A, B>,
+        logits: &mut [f32; CLASSES],
+    ) -> usize {
         self.logits(input, scratch, logits);
         kernel::argmax(logits)
     }
@@ -119,16 +286,54 @@ mod tests {
         // x = [3, 1] standardized with mean [1, 1], scale [2, 1] -> [1, 0]
         // hidden = relu([1, 0] · [[1, -1], [5, 5]] + [0, 0]) = relu([1, -1]) = [1, 0]
         // logits = [1, 0] · [[2, 0, 1], [9, 9, 9]] + [0, 0.5, 0] = [2, 0.5, 1]
-        let net = Network::<2, 2, 3> {
+        let net = OneHidden::<2, 2, 3> {
             standardization: Some(Standardization { mean: [1.0, 1.0], scale: [2.0, 1.0] }),
-            hidden: Dense { weights: [[1.0, -1.0], [5.0, 5.0]], bias: [0.0; 2] },
-            output: Dense { weights: [[2.0, 0.0, 1.0], [9.0, 9.0, 9.0]], bias: [0.0, 0.5, 0.0] },
+            layers: Chain {
+                head: Dense { weights: [[1.0, -1.0], [5.0, 5.0]], bias: [0.0; 2], activation: Activation::Relu },
+                tail: Dense {
+                    weights: [[2.0, 0.0, 1.0], [9.0, 9.0, 9.0]],
+                    bias: [0.0, 0.5, 0.0],
+                    activation: Activation::Linear,
+                },
+            },
         };
         let mut logits = [0.0; 3];
-        let class = net.predict(&[3.0, 1.0], &mut Scratch::new(), &mut logits);
+        let class = net.predict(&[3.0, 1.0], &mut Scratch::<2, 2>::new(), &mut logits);
         assert_eq!(logits, [2.0, 0.5, 1.0]);
         assert_eq!(class, 0);
-        assert_eq!(Network::<64, 128, 10>::PARAMETERS, 9610);
-        assert_eq!(Network::<64, 128, 10>::ACTIVATION_BYTES, 808);
+        assert_eq!(OneHidden::<64, 128, 10>::PARAMETERS, 9610);
+        assert_eq!(OneHidden::<64, 128, 10>::ACTIVATION_BYTES, 808, "64 standardized + 128 hidden + 10 logits");
+    }
+
+    #[test]
+    fn a_deep_chain_alternates_its_buffers_and_sizes_them_by_the_widest_layer() {
+        type DeepLayers = Chain<Dense<3, 5>, Chain<Dense<5, 2>, Dense<2, 4>>>;
+        type Deep = Network<DeepLayers, 3, 4>;
+        // a: the input (3), then the second hidden layer (2); b: the first hidden layer (5).
+        assert_eq!((DeepLayers::BUFFER_A, DeepLayers::BUFFER_B, DeepLayers::DEPTH), (3, 5, 3));
+        assert_eq!(scratch_widths(&[3, 5, 2, 4]), (3, 5), "the run-time rule agrees with the types");
+        assert_eq!(activation_bytes(&[3, 5, 2, 4]), Deep::ACTIVATION_BYTES);
+        type Wide = Chain<Dense<4, 9>, Chain<Dense<9, 16>, Chain<Dense<16, 3>, Dense<3, 2>>>>;
+        assert_eq!(scratch_widths(&[4, 9, 16, 3, 2]), (Wide::BUFFER_A, Wide::BUFFER_B));
+        assert_eq!(scratch_widths(&[4, 9, 16, 3, 2]), (16, 9));
+        assert_eq!(scratch_widths(&[7, 2]), (<Dense<7, 2>>::BUFFER_A, <Dense<7, 2>>::BUFFER_B));
+        assert_eq!(activation_bytes(&[64, 128, 10]), OneHidden::<64, 128, 10>::ACTIVATION_BYTES);
+        assert_eq!(Deep::PARAMETERS, 3 * 5 + 5 + 5 * 2 + 2 + 2 * 4 + 4);
+        assert_eq!(Deep::MACS, 15 + 10 + 8);
+        let mut net = Deep::ZERO;
+        // Identity-like weights: each layer passes (a sum of) its inputs on, so the result is known.
+        net.layers.for_each_layer_mut(0, &mut |index, layer| {
+            let outputs = layer.bias.len();
+            for (i, row) in layer.weights.chunks_exact_mut(outputs).enumerate() {
+                row[i % outputs] = 1.0;
+            }
+            layer.bias.fill(index as f32);
+            *layer.activation = if index < 2 { Activation::Relu } else { Activation::Linear };
+        });
+        let mut logits = [0.0; 4];
+        net.logits(&[1.0, 2.0, -4.0], &mut Scratch::<3, 5>::new(), &mut logits);
+        // layer 0: [1, 2, 0 (relu of -4), 0, 0]; layer 1: [1+0+0 +1, 2+0 +1] = [2, 3];
+        // layer 2: [2 + 2, 3 + 2, 2, 2]
+        assert_eq!(logits, [4.0, 5.0, 2.0, 2.0]);
     }
 }

@@ -2,7 +2,7 @@
 
 use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec, Section};
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Artifact, FormatError, Network, Scratch};
+use dropship_shared::{Artifact, FormatError, OneHidden, Scratch};
 
 fn sample() -> Vec<u8> {
     let w1: Vec<f32> = (0..3 * 4).map(|i| i as f32 * 0.25 - 1.0).collect();
@@ -38,13 +38,15 @@ fn round_trip_keeps_every_value_and_loads_into_the_fixed_network() {
     assert_eq!((a.input(), a.classes(), a.parameters()), (3, 2, 26));
     assert_eq!(a.class_names(), "cat\ndog");
     assert_eq!(a.provenance(), "run: test");
-    let mut net = Network::<3, 4, 2>::ZERO;
+    let mut net = OneHidden::<3, 4, 2>::ZERO;
     a.load_into(&mut net).unwrap();
-    assert_eq!(net.hidden.weights[1], [0.0, 0.25, 0.5, 0.75]);
-    assert_eq!(net.output.bias, [0.0, -0.5]);
+    assert_eq!(net.layers.head.weights[1], [0.0, 0.25, 0.5, 0.75]);
+    assert_eq!(net.layers.head.activation, Activation::Relu);
+    assert_eq!(net.layers.tail.bias, [0.0, -0.5]);
+    assert_eq!(net.layers.tail.activation, Activation::Linear);
     assert_eq!(net.standardization.as_ref().unwrap().scale, [1.0, 0.5, 2.0]);
     let mut logits = [0.0; 2];
-    net.logits(&[1.0, 2.0, 3.0], &mut Scratch::new(), &mut logits);
+    net.logits(&[1.0, 2.0, 3.0], &mut Scratch::<3, 4>::new(), &mut logits);
     // standardized input is 0, so hidden = relu(bias) and logits = bias · W2 + b2
     let expected0 = 0.1 * 0.5 + 0.2 * 0.25 + 0.3 * 0.0 + 0.4 * -0.25;
     assert!((logits[0] - expected0).abs() < 1e-6);
@@ -54,10 +56,13 @@ fn round_trip_keeps_every_value_and_loads_into_the_fixed_network() {
 fn shape_not_matching_the_type_is_refused() {
     let bytes = sample();
     let a = Artifact::parse(&bytes).unwrap();
-    let mut wider = Network::<3, 5, 2>::ZERO;
+    let mut wider = OneHidden::<3, 5, 2>::ZERO;
     let err = a.load_into(&mut wider).unwrap_err();
-    assert_eq!(err, FormatError::ShapeMismatch { what: "hidden width", expected: 5, found: 4 });
-    let mut longer = Network::<4, 4, 2>::ZERO;
+    assert_eq!(err, FormatError::LayerShape { layer: 0, expected: (3, 5), found: (3, 4) });
+    let mut deeper = dropship_shared::TwoHidden::<3, 4, 4, 2>::ZERO;
+    let err = a.load_into(&mut deeper).unwrap_err();
+    assert_eq!(err, FormatError::ShapeMismatch { what: "layer count", expected: 3, found: 2 });
+    let mut longer = OneHidden::<4, 4, 2>::ZERO;
     let err = a.load_into(&mut longer).unwrap_err();
     assert!(matches!(err, FormatError::ShapeMismatch { what: "input width", .. }));
 }

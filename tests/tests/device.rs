@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 use dropship::model::Mlp;
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Artifact, Network, Scratch};
+use dropship_shared::{Artifact, OneHidden, Scratch};
 use dropship_tests::fixture;
 use xtask::firmware::{self, Board};
 use xtask::{device, elf, toolchain};
@@ -21,7 +21,7 @@ fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
     let second = device::run_qemu(&elf_path, 300).expect("QEMU runs again");
 
     // The shared crate on the host, through the same const-generic type the device runs.
-    let mut net = Box::new(Network::<64, 128, 10>::ZERO);
+    let mut net = Box::new(OneHidden::<64, 128, 10>::ZERO);
     Artifact::parse(&f.artifact).unwrap().load_into(&mut net).unwrap();
     // candle, inference mode (no dropout mask).
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
@@ -40,7 +40,7 @@ fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
     for (d, (row, candle_row)) in first.vectors.iter().zip(f.test_rows().zip(&candle_logits)) {
         let input: &[f32; 64] = row.try_into().unwrap();
         let mut logits = [0.0; 10];
-        let class = net.predict(input, &mut Scratch::new(), &mut logits);
+        let class = net.predict(input, &mut Scratch::<64, 128>::new(), &mut logits);
         let host_bits: Vec<u32> = logits.iter().map(|v| v.to_bits()).collect();
         assert_eq!(d.logits_bits, host_bits, "vector {}: device logits differ from the host's", d.index);
         assert_eq!(d.class, class, "vector {}", d.index);

@@ -3,7 +3,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use dropship_shared::{Artifact, Network, Scratch};
+use dropship_shared::{Artifact, OneHidden, Scratch};
 use dropship_tests::fixture;
 
 struct Counting;
@@ -32,10 +32,10 @@ fn allocations() -> usize {
 #[test]
 fn inference_makes_zero_allocations() {
     let f = fixture();
-    let mut net = Box::new(Network::<64, 128, 10>::ZERO);
+    let mut net = Box::new(OneHidden::<64, 128, 10>::ZERO);
     Artifact::parse(&f.artifact).unwrap().load_into(&mut net).unwrap();
     let rows: Vec<[f32; 64]> = f.test_rows().map(|r| r.try_into().unwrap()).collect();
-    let mut scratch = Scratch::new();
+    let mut scratch = Scratch::<64, 128>::new();
     let mut logits = [0.0; 10];
     let before = allocations();
     let mut classes = 0;

@@ -28,14 +28,14 @@ impl<E: Copy + Into<f32>, const N: usize> TestVector<E, N> {
 /// The deployed model's shape and footprint, as the device reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelShape {
-    /// Input width.
-    pub input: usize,
-    /// Hidden width.
-    pub hidden: usize,
-    /// Class count.
-    pub classes: usize,
+    /// Widths from the input to the classes: `widths[0]` inputs, `widths[i + 1]` layer `i`'s outputs.
+    pub widths: &'static [usize],
+    /// Whether layer `i` is followed by ReLU.
+    pub relu: &'static [bool],
     /// Weights and biases.
     pub parameters: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: usize,
     /// Bytes of flash the weights and standardization take.
     pub weight_bytes: usize,
     /// Bytes of activations one inference needs.
@@ -43,21 +43,25 @@ pub struct ModelShape {
 }
 
 impl ModelShape {
-    /// Multiply-accumulates per inference.
-    pub const fn macs(&self) -> usize {
-        self.input * self.hidden + self.hidden * self.classes
+    /// Number of dense layers.
+    pub const fn depth(&self) -> usize {
+        self.relu.len()
     }
 }
 
-/// Logs what the device runs (the first lines of every board's log).
+/// Logs what the device runs (the first lines of every board's log): a summary, then one line per
+/// layer.
 pub fn announce(shape: &ModelShape) {
     #[cfg(feature = "defmt")]
     {
         defmt::info!(
-            "model: Dense({=usize} -> {=usize}) ReLU, Dense({=usize} -> {=usize}); {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash, {=usize} bytes of activations",
-            shape.input, shape.hidden, shape.hidden, shape.classes, shape.parameters, shape.macs(),
-            shape.weight_bytes, shape.activation_bytes
+            "model: {=usize} dense layers, widths {=[?]}; {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash, {=usize} bytes of activations",
+            shape.depth(), shape.widths, shape.parameters, shape.macs, shape.weight_bytes, shape.activation_bytes
         );
+        for (layer, (pair, relu)) in shape.widths.windows(2).zip(shape.relu).enumerate() {
+            let activation = if *relu { "ReLU" } else { "linear" };
+            defmt::info!("layer {=usize}: Dense({=usize} -> {=usize}) {=str}", layer, pair[0], pair[1], activation);
+        }
         defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
     }
     #[cfg(not(feature = "defmt"))]

@@ -7,8 +7,7 @@ use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use dropship_app::{announce, check_vectors, show_class, Stepper};
-use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, SHAPE, VECTORS};
-use dropship_shared::Scratch;
+use dropship_model::{ModelScratch, CLASSES, INPUT, NETWORK, SHAPE, VECTORS};
 use embedded_hal::delay::DelayNs;
 use nrf52840_hal::gpio::{p0, Level};
 use nrf52840_hal::{pac, Delay};
@@ -35,7 +34,7 @@ fn main() -> ! {
 
     announce(&SHAPE);
 
-    let mut scratch = Scratch::<INPUT, HIDDEN>::new();
+    let mut scratch = ModelScratch::new();
     let mut logits = [0.0f32; CLASSES];
     let mut infer = |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
         let start = DWT::cycle_count();
@@ -44,11 +43,7 @@ fn main() -> ! {
     };
     let checked = check_vectors(&VECTORS, &mut logits, &mut infer);
     let per_inference = checked.cost as f32 / VECTORS.len().max(1) as f32;
-    defmt::info!(
-        "cost: {=f32} cycles per inference, {=f32} per MAC",
-        per_inference,
-        per_inference / SHAPE.macs() as f32
-    );
+    defmt::info!("cost: {=f32} cycles per inference, {=f32} per MAC", per_inference, per_inference / SHAPE.macs as f32);
 
     let mut stepper = Stepper::new(VECTORS.len());
     let mut shown = None;

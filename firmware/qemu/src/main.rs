@@ -11,8 +11,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{exit, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use dropship_app::{announce, check_vectors};
-use dropship_model::{CLASSES, HIDDEN, INPUT, NETWORK, SHAPE, VECTORS};
-use dropship_shared::Scratch;
+use dropship_model::{ModelScratch, CLASSES, NETWORK, SHAPE, VECTORS};
 
 /// SysTick is a 24-bit down-counter.
 const SYSTICK_MASK: u32 = 0x00ff_ffff;
@@ -55,9 +54,7 @@ fn main() -> ! {
     announce(&SHAPE);
 
     let per_tick = instructions_per_tick();
-    let Some(scratch) = cortex_m::singleton!(: Scratch<INPUT, HIDDEN> = Scratch::new()) else {
-        fail("scratch taken twice")
-    };
+    let Some(scratch) = cortex_m::singleton!(: ModelScratch = ModelScratch::new()) else { fail("scratch taken twice") };
     let Some(logits) = cortex_m::singleton!(: [f32; CLASSES] = [0.0; CLASSES]) else { fail("logits taken twice") };
     let checked = check_vectors(&VECTORS, logits, |input, logits| {
         let start = SYST::get_current();
@@ -68,7 +65,7 @@ fn main() -> ! {
     defmt::info!(
         "cost: {=f32} instructions per inference, {=f32} per MAC ({=f32} instructions per SysTick tick)",
         instructions,
-        instructions / SHAPE.macs() as f32,
+        instructions / SHAPE.macs as f32,
         per_tick
     );
     exit(if checked.tally.all_match() { EXIT_SUCCESS } else { EXIT_FAILURE });
