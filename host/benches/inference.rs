@@ -16,7 +16,7 @@ use std::hint::black_box;
 use tract_onnx::prelude::*;
 
 fn digits_model() -> (Weights, Vec<u8>) {
-    let weights = Weights::glorot(64, 128, 10, &mut stream(0, Stream::Init));
+    let weights = Weights::glorot(64, &[128], 10, &mut stream(0, Stream::Init));
     let saved = SavedModel {
         weights: weights.clone(),
         standardization: Standardization { mean: vec![4.0; 64], scale: vec![5.0; 64] },

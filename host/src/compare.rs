@@ -39,12 +39,12 @@ pub fn course_variants(
     base: &TrainConfig,
     l2: f64,
     l2_layers: train::L2Layers,
-    dropout: f32,
+    dropout: Vec<f32>,
     weight_decay: Option<f64>,
     early_stopping: Option<usize>,
 ) -> Vec<Variant> {
     use train::Regularizer::*;
-    let mut v: Vec<Variant> = [None, L2 { lambda: l2, layers: l2_layers }, Dropout { rate: dropout }]
+    let mut v: Vec<Variant> = [None, L2 { lambda: l2, layers: l2_layers }, Dropout { rates: dropout }]
         .into_iter()
         .chain(weight_decay.map(|decay| WeightDecay { decay }))
         .map(|regularizer| Variant::new(TrainConfig { regularizer, ..base.clone() }))
@@ -122,9 +122,9 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     let staging = Staging::new(&study.out, study.overwrite, &[&study.data.source])?;
     let multi_seed = study.seeds.len() > 1;
     let mut jobs = Vec::new();
-    let hidden = variants.first().context("no model to train")?.config.hidden;
+    let hidden = variants.first().context("no model to train")?.config.hidden.clone();
     for &seed in &study.seeds {
-        let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, hidden)?);
+        let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, &hidden)?);
         let seed_dir =
             if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
         std::fs::create_dir_all(&seed_dir)?;

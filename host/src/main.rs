@@ -127,10 +127,12 @@ struct HyperArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f64,
-    /// Width of the hidden layer.
-    #[arg(long, default_value_t = 128, allow_negative_numbers = true)]
-    hidden: usize,
-    /// Kernels L2 applies to: hidden, output or both [default: hidden,output].
+    /// Widths of the hidden layers, from the input side: `128` is the course's model, `256,128`
+    /// two hidden layers.
+    #[arg(long, value_delimiter = ',', default_value = "128", allow_negative_numbers = true)]
+    hidden: Vec<usize>,
+    /// Kernels L2 applies to: hidden (every hidden layer), output, hidden1, hidden2, ...
+    /// [default: hidden,output].
     #[arg(long, value_delimiter = ',')]
     l2_layers: Option<Vec<String>>,
     /// Suppress progress output.
@@ -159,9 +161,10 @@ struct TrainArgs {
     /// L2 strength on the chosen kernels.
     #[arg(long, allow_negative_numbers = true)]
     l2: Option<f64>,
-    /// Dropout rate after the hidden Dense, in [0, 1).
-    #[arg(long, allow_negative_numbers = true)]
-    dropout: Option<f32>,
+    /// Dropout rate after each hidden Dense, in [0, 1): one rate for every hidden layer, or one per
+    /// hidden layer (`0.5,0.3`).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    dropout: Option<Vec<f32>>,
     /// AdamW decoupled weight decay on the kernels.
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
@@ -185,9 +188,9 @@ struct CompareArgs {
     /// L2 strength of the l2 model.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     l2: f64,
-    /// Dropout rate of the dropout model.
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
-    dropout: f32,
+    /// Dropout rate of the dropout model: one for every hidden layer, or one per hidden layer.
+    #[arg(long, value_delimiter = ',', default_value = "0.5", allow_negative_numbers = true)]
+    dropout: Vec<f32>,
     /// Also train a model with AdamW weight decay of this strength.
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
@@ -323,7 +326,7 @@ impl HyperArgs {
 
 fn base_config(h: &HyperArgs, seed: u64) -> TrainConfig {
     TrainConfig {
-        hidden: h.hidden,
+        hidden: h.hidden.clone(),
         epochs: h.epochs,
         batch_size: h.batch_size,
         lr: h.lr,

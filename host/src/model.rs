@@ -1,113 +1,153 @@
-//! The course's classifier in candle: `Dense(hidden) → [Dropout] → ReLU → Dense(classes)`, Keras layout.
+//! The course's classifier in candle, any depth: `Dense → [Dropout] → ReLU` per hidden layer, then
+//! `Dense(classes)`; Keras layout.
 
 use candle_core::{Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-/// Trainable parameters. Kernels are input-major `(in, out)` as in Keras and the artifact.
+/// Trainable parameters, one `(kernel, bias)` per layer. Kernels are input-major `(in, out)` as in
+/// Keras and the artifact.
 #[derive(Clone, Debug)]
 pub struct Mlp {
-    /// Hidden kernel `(input, hidden)`.
-    pub w1: Var,
-    /// Hidden bias `(hidden)`.
-    pub b1: Var,
-    /// Output kernel `(hidden, classes)`.
-    pub w2: Var,
-    /// Output bias `(classes)`.
-    pub b2: Var,
+    /// Kernel `(input, output)` and bias `(output)` of every layer, the output layer last.
+    pub layers: Vec<(Var, Var)>,
+}
+
+/// One dense layer's parameters as plain values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseWeights {
+    /// Input width.
+    pub input: usize,
+    /// `(input, output)` row-major.
+    pub kernel: Vec<f32>,
+    /// `(output)`.
+    pub bias: Vec<f32>,
+}
+
+impl DenseWeights {
+    /// Output width.
+    pub fn output(&self) -> usize {
+        self.bias.len()
+    }
 }
 
 /// Plain copies of the parameters, for saving, comparing and exporting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights {
-    /// Input width.
-    pub input: usize,
-    /// Hidden width.
-    pub hidden: usize,
-    /// Class count.
-    pub classes: usize,
-    /// `(input, hidden)` row-major.
-    pub w1: Vec<f32>,
-    /// `(hidden)`.
-    pub b1: Vec<f32>,
-    /// `(hidden, classes)` row-major.
-    pub w2: Vec<f32>,
-    /// `(classes)`.
-    pub b2: Vec<f32>,
+    /// Every layer, the output layer last (never empty).
+    pub layers: Vec<DenseWeights>,
 }
 
 impl Weights {
-    /// Keras's `glorot_uniform` kernels (limit `sqrt(6 / (fan_in + fan_out))`) and zero biases.
-    pub fn glorot(input: usize, hidden: usize, classes: usize, rng: &mut ChaCha8Rng) -> Self {
-        let mut kernel = |fan_in: usize, fan_out: usize| {
-            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            (0..fan_in * fan_out).map(|_| rng.random_range(-limit..limit)).collect::<Vec<f32>>()
-        };
-        let w1 = kernel(input, hidden);
-        let w2 = kernel(hidden, classes);
-        Self { input, hidden, classes, w1, b1: vec![0.0; hidden], w2, b2: vec![0.0; classes] }
+    /// Keras's `glorot_uniform` kernels (limit `sqrt(6 / (fan_in + fan_out))`) and zero biases,
+    /// drawn layer by layer from the input to the output.
+    pub fn glorot(input: usize, hidden: &[usize], classes: usize, rng: &mut ChaCha8Rng) -> Self {
+        let widths: Vec<usize> = std::iter::once(input).chain(hidden.iter().copied()).chain([classes]).collect();
+        let layers = widths
+            .windows(2)
+            .map(|pair| {
+                let (fan_in, fan_out) = (pair[0], pair[1]);
+                let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+                let kernel = (0..fan_in * fan_out).map(|_| rng.random_range(-limit..limit)).collect();
+                DenseWeights { input: fan_in, kernel, bias: vec![0.0; fan_out] }
+            })
+            .collect();
+        Self { layers }
     }
 
-    /// Euclidean norms of the two kernels.
-    pub fn kernel_norms(&self) -> [f64; 2] {
-        let norm = |w: &[f32]| w.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        [norm(&self.w1), norm(&self.w2)]
+    /// Input width.
+    pub fn input(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.input)
+    }
+
+    /// Class count.
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, DenseWeights::output)
+    }
+
+    /// Widths of the hidden layers.
+    pub fn hidden(&self) -> Vec<usize> {
+        self.layers.iter().rev().skip(1).rev().map(DenseWeights::output).collect()
+    }
+
+    /// Euclidean norm of every kernel, the output layer last.
+    pub fn kernel_norms(&self) -> Vec<f64> {
+        self.layers.iter().map(|l| l.kernel.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()).collect()
     }
 
     /// Number of weights and biases.
     pub fn parameters(&self) -> usize {
-        self.w1.len() + self.b1.len() + self.w2.len() + self.b2.len()
+        self.layers.iter().map(|l| l.kernel.len() + l.bias.len()).sum()
     }
 }
 
 impl Mlp {
     /// Trainable variables holding `weights`.
     pub fn new(weights: &Weights, device: &Device) -> Result<Self> {
-        let Weights { input, hidden, classes, .. } = *weights;
-        Ok(Self {
-            w1: Var::from_slice(&weights.w1, (input, hidden), device)?,
-            b1: Var::from_slice(&weights.b1, hidden, device)?,
-            w2: Var::from_slice(&weights.w2, (hidden, classes), device)?,
-            b2: Var::from_slice(&weights.b2, classes, device)?,
-        })
+        let layers = weights
+            .layers
+            .iter()
+            .map(|l| {
+                Ok((
+                    Var::from_slice(&l.kernel, (l.input, l.output()), device)?,
+                    Var::from_slice(&l.bias, l.output(), device)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
     }
 
-    /// All variables, kernels first.
+    /// All variables, every kernel first (the optimizer decays the first [`Mlp::depth`]), then
+    /// the biases.
     pub fn vars(&self) -> Vec<Var> {
-        vec![self.w1.clone(), self.w2.clone(), self.b1.clone(), self.b2.clone()]
+        let kernels = self.layers.iter().map(|(k, _)| k.clone());
+        kernels.chain(self.layers.iter().map(|(_, b)| b.clone())).collect()
     }
 
-    /// Logits for a batch `(rows, input)`. `dropout_mask` (inverted dropout: 0 or `1/(1-p)` per
-    /// hidden unit) is applied between the hidden Dense and ReLU, the course's position; `None`
-    /// is inference mode.
-    pub fn forward(&self, x: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = x.matmul(self.w1.as_tensor())?.broadcast_add(self.b1.as_tensor())?;
-        let h = match dropout_mask {
-            Some(mask) => (h * mask)?,
-            None => h,
-        };
-        h.relu()?.matmul(self.w2.as_tensor())?.broadcast_add(self.b2.as_tensor())
+    /// Number of dense layers.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Logits for a batch `(rows, input)`. `dropout_masks` (inverted dropout: 0 or `1/(1-p)` per
+    /// unit; one per hidden layer, `None` for a layer without dropout) are applied between each
+    /// hidden Dense and its ReLU, the course's position; `None` is inference mode.
+    pub fn forward(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
+        let last = self.layers.len() - 1;
+        let mut h = x.clone();
+        for (i, (kernel, bias)) in self.layers.iter().enumerate() {
+            h = h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?;
+            if i < last {
+                if let Some(Some(mask)) = dropout_masks.and_then(|m| m.get(i)) {
+                    h = (h * mask)?;
+                }
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
     }
 
     /// A copy of the current parameters.
     pub fn weights(&self) -> Result<Weights> {
-        let flat = |v: &Var| v.as_tensor().flatten_all()?.to_vec1::<f32>();
-        let (input, hidden) = self.w1.as_tensor().dims2()?;
-        let classes = self.b2.as_tensor().dims1()?;
-        Ok(Weights {
-            input,
-            hidden,
-            classes,
-            w1: flat(&self.w1)?,
-            b1: flat(&self.b1)?,
-            w2: flat(&self.w2)?,
-            b2: flat(&self.b2)?,
-        })
+        let layers = self
+            .layers
+            .iter()
+            .map(|(kernel, bias)| {
+                let (input, _) = kernel.as_tensor().dims2()?;
+                Ok(DenseWeights {
+                    input,
+                    kernel: kernel.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+                    bias: bias.as_tensor().to_vec1::<f32>()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Weights { layers })
     }
 
     /// Overwrites the parameters (restore-best-weights).
     pub fn set(&self, weights: &Weights) -> Result<()> {
-        let other = Mlp::new(weights, self.w1.device())?;
+        let device = self.layers.first().map_or(Device::Cpu, |(k, _)| k.device().clone());
+        let other = Mlp::new(weights, &device)?;
         for (mine, theirs) in self.vars().iter().zip(other.vars()) {
             mine.set(theirs.as_tensor())?;
         }
@@ -151,14 +191,19 @@ mod tests {
 
     #[test]
     fn glorot_limits_and_zero_biases() {
-        let w = Weights::glorot(64, 128, 10, &mut stream(0, Stream::Init));
+        let w = Weights::glorot(64, &[128], 10, &mut stream(0, Stream::Init));
         let limit1 = (6.0f32 / 192.0).sqrt();
         let limit2 = (6.0f32 / 138.0).sqrt();
-        assert!(w.w1.iter().all(|x| x.abs() <= limit1));
-        assert!(w.w2.iter().all(|x| x.abs() <= limit2));
-        assert!(w.w1.iter().any(|x| x.abs() > 0.9 * limit1), "uses the whole range");
-        assert!(w.b1.iter().chain(&w.b2).all(|b| *b == 0.0));
+        assert!(w.layers[0].kernel.iter().all(|x| x.abs() <= limit1));
+        assert!(w.layers[1].kernel.iter().all(|x| x.abs() <= limit2));
+        assert!(w.layers[0].kernel.iter().any(|x| x.abs() > 0.9 * limit1), "uses the whole range");
+        assert!(w.layers.iter().all(|l| l.bias.iter().all(|b| *b == 0.0)));
         assert_eq!(w.parameters(), 9610);
+        let deep = Weights::glorot(64, &[64, 32], 10, &mut stream(0, Stream::Init));
+        assert_eq!((deep.input(), deep.hidden(), deep.classes()), (64, vec![64, 32], 10));
+        assert_eq!(deep.parameters(), 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10);
+        let limit3 = (6.0f32 / 42.0).sqrt();
+        assert!(deep.layers[2].kernel.iter().all(|x| x.abs() <= limit3));
     }
 
     #[test]
@@ -173,16 +218,16 @@ mod tests {
         let mask = dropout_mask(1, 1000, 0.2, &mut rng, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(mask.iter().all(|m| *m == 0.0 || *m == 1.25));
 
-        let weights = Weights::glorot(3, 4, 2, &mut stream(0, Stream::Init));
+        let weights = Weights::glorot(3, &[4], 2, &mut stream(0, Stream::Init));
         let model = Mlp::new(&weights, &dev).unwrap();
         let x = Tensor::from_vec(vec![1f32, -2.0, 0.5], (1, 3), &dev).unwrap();
         let ones = Tensor::ones((1, 4), DType::F32, &dev).unwrap();
-        let with_ones = model.forward(&x, Some(&ones)).unwrap().to_vec2::<f32>().unwrap();
+        let with_ones = model.forward(&x, Some(&[Some(ones.clone())])).unwrap().to_vec2::<f32>().unwrap();
         let inference = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(with_ones, inference);
         // a mask of 2s doubles the hidden pre-activation: logits - b2 double too (b2 = 0)
         let twos = (ones * 2.0).unwrap();
-        let doubled = model.forward(&x, Some(&twos)).unwrap().to_vec2::<f32>().unwrap();
+        let doubled = model.forward(&x, Some(&[Some(twos)])).unwrap().to_vec2::<f32>().unwrap();
         for (d, i) in doubled[0].iter().zip(&inference[0]) {
             assert!((d - 2.0 * i).abs() < 1e-6);
         }

@@ -35,7 +35,7 @@ impl Outcome {
     /// diverged without becoming NaN.
     pub fn exploded(&self) -> Option<(usize, f64)> {
         let history = &self.trained.history;
-        let uniform = (self.trained.weights.classes.max(2) as f64).ln();
+        let uniform = (self.trained.weights.classes().max(2) as f64).ln();
         let peak = history.iter().max_by(|a, b| a.train_loss.total_cmp(&b.train_loss))?;
         let (first, last) = (history.first()?, history.last()?);
         if peak.train_loss > 100.0 * uniform {

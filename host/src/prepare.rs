@@ -43,15 +43,15 @@ pub struct Prepared {
     pub val: (Vec<f32>, Vec<u32>),
     /// Standardized test rows and labels.
     pub test: (Vec<f32>, Vec<u32>),
-    /// Glorot-uniform initial weights for `hidden` units, zero biases.
+    /// Glorot-uniform initial weights for hidden layers of the given widths, zero biases.
     pub initial: Weights,
 }
 
 impl Prepared {
     /// Splits `data` as `spec` says, stratified and reproducible from `seed` (or as the user's own
     /// split in `data.parts` says), standardizes the three parts with the train rows' statistics
-    /// and draws initial weights for `hidden` units.
-    pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: usize) -> Result<Self, SplitError> {
+    /// and draws initial weights for hidden layers of widths `hidden`.
+    pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: &[usize]) -> Result<Self, SplitError> {
         let split = if data.parts.is_empty() {
             split::stratified(data, spec.val, spec.test, seed)?
         } else {

@@ -68,9 +68,9 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
     );
     let _ = writeln!(
         md,
-        "| model | regularizer | test acc | test CE | final val acc | best val acc | best epoch | train−val gap | ‖W hidden‖ | ‖W output‖ | params | train s | overfitting from epoch |"
+        "| model | regularizer | test acc | test CE | final val acc | best val acc | best epoch | train−val gap | ‖W‖ per layer | params | train s | overfitting from epoch |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for name in &names {
         let os: Vec<&Outcome> = outcomes.iter().filter(|o| o.name == *name).collect();
         let col = |f: &dyn Fn(&Outcome) -> f64, d| fmt(os.iter().map(|o| f(o)).collect(), d);
@@ -80,7 +80,7 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             .collect();
         let _ = writeln!(
             md,
-            "| {name}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             if *name == chosen { " (chosen)" } else { "" },
             os[0].regularizer,
             col(&|o| o.metrics.test_accuracy, 4),
@@ -89,8 +89,10 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             col(&|o| o.trained.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max), 4),
             col(&|o| o.trained.best_epoch as f64, 0),
             col(&|o| o.gap(), 3),
-            col(&|o| o.trained.weights.kernel_norms()[0], 2),
-            col(&|o| o.trained.weights.kernel_norms()[1], 2),
+            (0..os[0].trained.weights.layers.len())
+                .map(|layer| col(&|o| o.trained.weights.kernel_norms()[layer], 2))
+                .collect::<Vec<_>>()
+                .join(" / "),
             os[0].trained.weights.parameters(),
             col(&|o| o.trained.seconds, 2),
             onsets.join(", "),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use dropship_shared::artifact::Activation;
 
 use crate::infer::{HostNetwork, Layer};
-use crate::model::Weights;
+use crate::model::{DenseWeights, Weights};
 use crate::plot::{self, Chart, Series};
 use crate::split::Standardization;
 use crate::train::{EpochRecord, TrainConfig, Trained};
@@ -117,17 +117,29 @@ fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Result<()
     )
 }
 
+/// The tensor name of layer `index` of `depth` (Keras's layer names): `dense_output` for the last,
+/// `dense_hidden` for the one hidden layer of the course's model, `dense_hidden1`, `dense_hidden2`, …
+/// when there are several.
+pub fn layer_name(index: usize, depth: usize) -> String {
+    match (index + 1 == depth, depth) {
+        (true, _) => "dense_output".into(),
+        (false, 2) => "dense_hidden".into(),
+        (false, _) => format!("dense_hidden{}", index + 1),
+    }
+}
+
 /// Saves weights and standardization as safetensors, with provenance in the metadata.
 pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &str) -> Result<()> {
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let tensors = [
-        ("dense_hidden.kernel", vec![w.input, w.hidden], bytes(&w.w1)),
-        ("dense_hidden.bias", vec![w.hidden], bytes(&w.b1)),
-        ("dense_output.kernel", vec![w.hidden, w.classes], bytes(&w.w2)),
-        ("dense_output.bias", vec![w.classes], bytes(&w.b2)),
-        ("standardization.mean", vec![w.input], bytes(&s.mean)),
-        ("standardization.scale", vec![w.input], bytes(&s.scale)),
-    ];
+    let depth = w.layers.len();
+    let mut tensors = Vec::new();
+    for (i, layer) in w.layers.iter().enumerate() {
+        let name = layer_name(i, depth);
+        tensors.push((format!("{name}.kernel"), vec![layer.input, layer.output()], bytes(&layer.kernel)));
+        tensors.push((format!("{name}.bias"), vec![layer.output()], bytes(&layer.bias)));
+    }
+    tensors.push(("standardization.mean".into(), vec![w.input()], bytes(&s.mean)));
+    tensors.push(("standardization.scale".into(), vec![w.input()], bytes(&s.scale)));
     let views = tensors
         .iter()
         .map(|(name, shape, data)| Ok((name.to_string(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
@@ -150,16 +162,25 @@ pub struct SavedModel {
 }
 
 impl SavedModel {
-    /// The model as `standardize → Dense → ReLU → Dense`. Dropout has nothing to carry over:
+    /// The model as `standardize → (Dense → ReLU)* → Dense`. Dropout has nothing to carry over:
     /// inverted dropout already scaled during training, so the weights are used as they are.
     pub fn network(&self) -> HostNetwork {
-        let w = &self.weights;
+        let depth = self.weights.layers.len();
+        let layers = self
+            .weights
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Layer {
+                input: l.input,
+                weights: l.kernel.clone(),
+                bias: l.bias.clone(),
+                activation: if i + 1 < depth { Activation::Relu } else { Activation::Linear },
+            })
+            .collect();
         HostNetwork {
-            input: w.input,
-            layers: vec![
-                Layer { input: w.input, weights: w.w1.clone(), bias: w.b1.clone(), activation: Activation::Relu },
-                Layer { input: w.hidden, weights: w.w2.clone(), bias: w.b2.clone(), activation: Activation::Linear },
-            ],
+            input: self.weights.input(),
+            layers,
             standardization: Some((self.standardization.mean.clone(), self.standardization.scale.clone())),
         }
     }
@@ -202,22 +223,32 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
         let data = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         Ok((t.shape().to_vec(), data))
     };
-    let (s1, w1) = tensor("dense_hidden.kernel")?;
-    let (_, b1) = tensor("dense_hidden.bias")?;
-    let (s2, w2) = tensor("dense_output.kernel")?;
-    let (_, b2) = tensor("dense_output.bias")?;
+    let names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    let depth = if names.iter().any(|n| n == "dense_hidden.kernel") {
+        2
+    } else {
+        1 + (1..crate::limits::MAX_LAYERS).take_while(|n| names.contains(&format!("dense_hidden{n}.kernel"))).count()
+    };
+    let mut layers: Vec<DenseWeights> = Vec::with_capacity(depth);
+    for i in 0..depth {
+        let name = layer_name(i, depth);
+        let (shape, kernel) = tensor(&format!("{name}.kernel"))?;
+        let (_, bias) = tensor(&format!("{name}.bias"))?;
+        let &[input, output] = shape.as_slice() else {
+            bail!("{}: kernel `{name}` must be 2-D", path.display());
+        };
+        let chains = layers.last().is_none_or(|previous| previous.output() == input);
+        if !chains || bias.len() != output {
+            bail!("{}: tensor shapes do not chain at `{name}`", path.display());
+        }
+        layers.push(DenseWeights { input, kernel, bias });
+    }
+    let weights = Weights { layers };
     let (_, mean) = tensor("standardization.mean")?;
     let (_, scale) = tensor("standardization.scale")?;
-    let (&[input, hidden], &[hidden2, classes]) = (s1.as_slice(), s2.as_slice()) else {
-        bail!("{}: kernels must be 2-D", path.display());
-    };
-    if hidden != hidden2 || b1.len() != hidden || b2.len() != classes || mean.len() != input || scale.len() != input {
-        bail!("{}: tensor shapes do not chain", path.display());
+    if mean.len() != weights.input() || scale.len() != weights.input() {
+        bail!("{}: the standardization does not match the first layer", path.display());
     }
     let provenance = meta.metadata().as_ref().and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
-    Ok(SavedModel {
-        weights: Weights { input, hidden, classes, w1, b1, w2, b2 },
-        standardization: Standardization { mean, scale },
-        provenance,
-    })
+    Ok(SavedModel { weights, standardization: Standardization { mean, scale }, provenance })
 }

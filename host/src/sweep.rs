@@ -56,21 +56,21 @@ pub struct Sweep<'a> {
 /// accuracy against the value: too much regularization underfits (train accuracy falls too).
 pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     let Sweep { data, split: split_spec, base, rates, lambdas, layers, out, overwrite } = spec;
-    let (data, layers, overwrite) = (*data, *layers, *overwrite);
+    let (data, overwrite) = (*data, *overwrite);
     use train::Regularizer;
     let mut configs: Vec<(String, f64, TrainConfig)> = Vec::new();
     for r in rates {
         configs.push((
             "dropout".into(),
             r.to_string().parse().unwrap_or(*r as f64), // 0.2, not 0.20000000298023224
-            TrainConfig { regularizer: Regularizer::Dropout { rate: *r }, ..base.clone() },
+            TrainConfig { regularizer: Regularizer::Dropout { rates: vec![*r] }, ..base.clone() },
         ));
     }
     for l in lambdas {
         configs.push((
             "l2".into(),
             *l,
-            TrainConfig { regularizer: Regularizer::L2 { lambda: *l, layers }, ..base.clone() },
+            TrainConfig { regularizer: Regularizer::L2 { lambda: *l, layers: layers.clone() }, ..base.clone() },
         ));
     }
     if let Some(r) = rates.iter().find(|r| !(0.0..1.0).contains(*r)) {
@@ -83,7 +83,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         c.validate()?;
     }
     let staging = Staging::new(out, overwrite, &[&data.source])?;
-    let prepared = Prepared::for_seed(data, *split_spec, base.seed, base.hidden)?;
+    let prepared = Prepared::for_seed(data, *split_spec, base.seed, &base.hidden)?;
     let jobs: Vec<_> = configs
         .into_iter()
         .map(|(p, v, c)| {

@@ -14,24 +14,28 @@ use crate::prepare::Prepared;
 use crate::rng::{stream, Stream};
 
 /// Which kernels an L2 penalty applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L2Layers {
-    /// The hidden Dense kernel.
+    /// Every hidden Dense kernel.
     pub hidden: bool,
     /// The output Dense kernel.
     pub output: bool,
+    /// Hidden kernels by number (1 is the first hidden layer), besides `hidden`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numbered: Vec<usize>,
 }
 
 /// How a model is regularized in training. Nothing of it reaches inference.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", try_from = "RegularizerFields")]
 pub enum Regularizer {
     /// Nothing.
     None,
     /// `lambda * sum(w^2)` per chosen kernel added to the loss (no 1/2, as Keras).
     L2 { lambda: f64, layers: L2Layers },
-    /// Inverted dropout after the hidden Dense, in training only.
-    Dropout { rate: f32 },
+    /// Inverted dropout after each hidden Dense, in training only: one rate for every hidden
+    /// layer, or one rate per hidden layer.
+    Dropout { rates: Vec<f32> },
     /// AdamW decoupled weight decay on the kernels.
     WeightDecay { decay: f64 },
 }
@@ -45,6 +49,7 @@ struct RegularizerFields {
     lambda: Option<f64>,
     layers: Option<L2Layers>,
     rate: Option<f32>,
+    rates: Option<Vec<f32>>,
     decay: Option<f64>,
 }
 
@@ -59,7 +64,9 @@ impl TryFrom<RegularizerFields> for Regularizer {
                 lambda: f.lambda.ok_or_else(|| missing("lambda"))?,
                 layers: f.layers.ok_or_else(|| missing("layers"))?,
             },
-            "dropout" => Regularizer::Dropout { rate: f.rate.ok_or_else(|| missing("rate"))? },
+            "dropout" => {
+                Regularizer::Dropout { rates: f.rates.or(f.rate.map(|r| vec![r])).ok_or_else(|| missing("rates"))? }
+            }
             "weight-decay" => Regularizer::WeightDecay { decay: f.decay.ok_or_else(|| missing("decay"))? },
             other => return Err(format!("unknown regularizer kind `{other}`")),
         })
@@ -67,17 +74,49 @@ impl TryFrom<RegularizerFields> for Regularizer {
 }
 
 impl L2Layers {
-    /// Parses `--l2-layers` names (`hidden`, `output`).
+    /// Every kernel, hidden and output.
+    pub fn all() -> Self {
+        Self { hidden: true, output: true, numbered: Vec::new() }
+    }
+
+    /// Parses `--l2-layers` names: `hidden` (every hidden kernel), `output`, `hidden1`, `hidden2`, ….
     pub fn parse(names: &[String]) -> Result<Self, ConfigError> {
-        let mut layers = L2Layers { hidden: false, output: false };
+        let mut layers = L2Layers { hidden: false, output: false, numbered: Vec::new() };
         for name in names {
             match name.as_str() {
                 "hidden" => layers.hidden = true,
                 "output" => layers.output = true,
-                other => return Err(ConfigError::UnknownL2Layer(other.to_string())),
+                other => match other.strip_prefix("hidden").and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) if n >= 1 => layers.numbered.push(n),
+                    _ => return Err(ConfigError::UnknownL2Layer(other.to_string())),
+                },
             }
         }
+        layers.numbered.sort_unstable();
+        layers.numbered.dedup();
         Ok(layers)
+    }
+
+    /// Whether layer `index` (0-based) of a network of `depth` layers is penalized.
+    pub fn applies(&self, index: usize, depth: usize) -> bool {
+        if index + 1 == depth {
+            self.output
+        } else {
+            self.hidden || self.numbered.contains(&(index + 1))
+        }
+    }
+
+    /// The names, as `--l2-layers` takes them.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        if self.hidden {
+            names.push("hidden".into());
+        }
+        names.extend(self.numbered.iter().map(|n| format!("hidden{n}")));
+        if self.output {
+            names.push("output".into());
+        }
+        names
     }
 }
 
@@ -86,13 +125,13 @@ impl Regularizer {
     pub fn from_flags(
         l2: Option<f64>,
         layers: L2Layers,
-        dropout: Option<f32>,
+        dropout: Option<Vec<f32>>,
         weight_decay: Option<f64>,
     ) -> Result<Self, ConfigError> {
         match (l2, dropout, weight_decay) {
             (None, None, None) => Ok(Regularizer::None),
             (Some(lambda), None, None) => Ok(Regularizer::L2 { lambda, layers }),
-            (None, Some(rate), None) => Ok(Regularizer::Dropout { rate }),
+            (None, Some(rates), None) => Ok(Regularizer::Dropout { rates }),
             (None, None, Some(decay)) => Ok(Regularizer::WeightDecay { decay }),
             _ => Err(ConfigError::SeveralRegularizers),
         }
@@ -109,19 +148,26 @@ impl Regularizer {
     }
 }
 
+impl Regularizer {
+    /// The dropout rate after hidden layer `index` (0-based); 0 without dropout.
+    pub fn dropout_rate(&self, index: usize) -> f32 {
+        match self {
+            Regularizer::Dropout { rates } if rates.len() == 1 => rates[0],
+            Regularizer::Dropout { rates } => rates.get(index).copied().unwrap_or(0.0),
+            _ => 0.0,
+        }
+    }
+}
+
 impl std::fmt::Display for Regularizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Regularizer::None => write!(f, "none"),
-            Regularizer::L2 { lambda, layers } => {
-                let names: Vec<&str> = [(layers.hidden, "hidden"), (layers.output, "output")]
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, n)| *n)
-                    .collect();
-                write!(f, "L2({lambda}) on {}", names.join("+"))
+            Regularizer::L2 { lambda, layers } => write!(f, "L2({lambda}) on {}", layers.names().join("+")),
+            Regularizer::Dropout { rates } => {
+                let rates: Vec<String> = rates.iter().map(f32::to_string).collect();
+                write!(f, "Dropout({}) after each hidden Dense", rates.join(", "))
             }
-            Regularizer::Dropout { rate } => write!(f, "Dropout({rate}) after Dense(hidden)"),
             Regularizer::WeightDecay { decay } => write!(f, "AdamW weight decay {decay}"),
         }
     }
@@ -130,8 +176,9 @@ impl std::fmt::Display for Regularizer {
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Width of the hidden layer.
-    pub hidden: usize,
+    /// Widths of the hidden layers, from the input side (`[128]` is the course's model).
+    #[serde(deserialize_with = "widths")]
+    pub hidden: Vec<usize>,
     /// Passes over the training rows.
     pub epochs: usize,
     /// Rows per step.
@@ -149,7 +196,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            hidden: 128,
+            hidden: vec![128],
             epochs: 100,
             batch_size: 32,
             lr: 1e-3,
@@ -158,6 +205,20 @@ impl Default for TrainConfig {
             early_stopping: None,
         }
     }
+}
+
+/// `hidden` as a list, or as the one number runs written before deeper networks hold.
+fn widths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Widths {
+        One(usize),
+        Many(Vec<usize>),
+    }
+    Ok(match Widths::deserialize(d)? {
+        Widths::One(w) => vec![w],
+        Widths::Many(ws) => ws,
+    })
 }
 
 /// A configuration that cannot be trained, naming the flag.
@@ -169,15 +230,19 @@ pub enum ConfigError {
     BatchSize,
     #[error("--hidden must be between 1 and {max} (the widest layer an artifact holds), got {0}", max = crate::limits::MAX_WIDTH)]
     Hidden(usize),
+    #[error("--hidden lists {0} hidden layers: give 1 to {max} (an artifact holds {layers} layers with the output)", max = crate::limits::MAX_LAYERS - 1, layers = crate::limits::MAX_LAYERS)]
+    Depth(usize),
+    #[error("--dropout gives {given} rates for {hidden} hidden layers: give one rate for every layer, or one per hidden layer")]
+    DropoutCount { given: usize, hidden: usize },
     #[error("--lr must be a positive number, got {0}")]
     LearningRate(f64),
     #[error("--dropout must be in [0, 1), got {0}")]
     Dropout(f32),
     #[error("--l2 must be a non-negative number, got {0}")]
     L2(f64),
-    #[error("--l2-layers must name at least one of hidden, output")]
+    #[error("--l2-layers must name at least one of hidden, output, hidden1, hidden2, ...")]
     L2Layers,
-    #[error("--l2-layers: unknown layer `{0}` (use hidden, output)")]
+    #[error("--l2-layers: unknown layer `{0}` (use hidden, output, or hidden1 to hidden<N> for N hidden layers)")]
     UnknownL2Layer(String),
     #[error(
         "--l2, --dropout and --weight-decay are separate models: give at most one (compare trains them side by side)"
@@ -208,8 +273,11 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(ConfigError::BatchSize);
         }
-        if !(1..=crate::limits::MAX_WIDTH).contains(&self.hidden) {
-            return Err(ConfigError::Hidden(self.hidden));
+        if !(1..crate::limits::MAX_LAYERS).contains(&self.hidden.len()) {
+            return Err(ConfigError::Depth(self.hidden.len()));
+        }
+        if let Some(width) = self.hidden.iter().find(|w| !(1..=crate::limits::MAX_WIDTH).contains(*w)) {
+            return Err(ConfigError::Hidden(*width));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(ConfigError::LearningRate(self.lr));
@@ -217,12 +285,23 @@ impl TrainConfig {
         if self.early_stopping == Some(0) {
             return Err(ConfigError::Patience);
         }
-        match self.regularizer {
-            Regularizer::Dropout { rate } if !(0.0..1.0).contains(&rate) => Err(ConfigError::Dropout(rate)),
-            Regularizer::L2 { lambda, .. } if !(lambda >= 0.0 && lambda.is_finite()) => Err(ConfigError::L2(lambda)),
-            Regularizer::L2 { layers, .. } if !layers.hidden && !layers.output => Err(ConfigError::L2Layers),
-            Regularizer::WeightDecay { decay } if !(decay >= 0.0 && decay.is_finite()) => {
-                Err(ConfigError::WeightDecay(decay))
+        let hidden = self.hidden.len();
+        match &self.regularizer {
+            Regularizer::Dropout { rates } if rates.len() != 1 && rates.len() != hidden => {
+                Err(ConfigError::DropoutCount { given: rates.len(), hidden })
+            }
+            Regularizer::Dropout { rates } => match rates.iter().find(|r| !(0.0..1.0).contains(*r)) {
+                Some(rate) => Err(ConfigError::Dropout(*rate)),
+                None => Ok(()),
+            },
+            Regularizer::L2 { lambda, .. } if !(*lambda >= 0.0 && lambda.is_finite()) => Err(ConfigError::L2(*lambda)),
+            Regularizer::L2 { layers, .. } if layers.names().is_empty() => Err(ConfigError::L2Layers),
+            Regularizer::L2 { layers, .. } => match layers.numbered.iter().find(|n| **n > hidden) {
+                Some(n) => Err(ConfigError::UnknownL2Layer(format!("hidden{n}"))),
+                None => Ok(()),
+            },
+            Regularizer::WeightDecay { decay } if !(*decay >= 0.0 && decay.is_finite()) => {
+                Err(ConfigError::WeightDecay(*decay))
             }
             _ => Ok(()),
         }
@@ -291,7 +370,8 @@ pub fn train(
         Regularizer::WeightDecay { decay } => decay,
         _ => 0.0,
     };
-    let adam = AdamConfig { lr: config.lr, weight_decay: decayed, decayed_vars: 2, ..AdamConfig::default() };
+    let adam =
+        AdamConfig { lr: config.lr, weight_decay: decayed, decayed_vars: model.depth(), ..AdamConfig::default() };
     let mut optimizer = KerasAdam::new(model.vars(), adam)?;
     let mut shuffle = stream(config.seed, Stream::Shuffle);
     let mut dropout_rng = stream(config.seed, Stream::Dropout);
@@ -305,6 +385,7 @@ pub fn train(
     let batch_size = config.batch_size.min(n.max(1));
     let mut xb = Vec::with_capacity(batch_size * data.input);
     let mut yb = Vec::with_capacity(batch_size);
+    let hidden = initial.hidden();
     let mut history = Vec::new();
     // (val loss, epoch) of the best epoch so far, and its weights when early stopping may restore them.
     let (mut best_loss, mut best_epoch, mut best_weights) = (f64::INFINITY, 0, None);
@@ -322,13 +403,15 @@ pub fn train(
             }
             let x = Tensor::from_slice(&xb, (batch.len(), data.input), &device)?;
             let y = Tensor::from_slice(&yb, batch.len(), &device)?;
-            let mask = match config.regularizer {
-                Regularizer::Dropout { rate } if rate > 0.0 => {
-                    Some(dropout_mask(batch.len(), initial.hidden, rate, &mut dropout_rng, &device)?)
-                }
-                _ => None,
-            };
-            let out = model.forward(&x, mask.as_ref())?;
+            let masks = hidden
+                .iter()
+                .enumerate()
+                .map(|(i, width)| match config.regularizer.dropout_rate(i) {
+                    rate if rate > 0.0 => dropout_mask(batch.len(), *width, rate, &mut dropout_rng, &device).map(Some),
+                    _ => Ok(None),
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let out = model.forward(&x, Some(&masks))?;
             let ce = candle_nn::loss::cross_entropy(&out, &y)?;
             // What is recorded is computed once, on the host, from the batch's logits; candle's
             // cross-entropy above is what the gradient flows through.
@@ -398,13 +481,13 @@ pub fn train(
 
 /// `lambda * sum(w^2)` over the kernels an L2 regularizer names (never the biases); `None` without one.
 pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result<Option<Tensor>> {
-    let Regularizer::L2 { lambda, layers } = *regularizer else {
+    let Regularizer::L2 { lambda, layers } = regularizer else {
         return Ok(None);
     };
     let mut penalty: Option<Tensor> = None;
-    for (on, w) in [(layers.hidden, &model.w1), (layers.output, &model.w2)] {
-        if on {
-            let term = (w.as_tensor().sqr()?.sum_all()? * lambda)?;
+    for (i, (w, _)) in model.layers.iter().enumerate() {
+        if layers.applies(i, model.depth()) {
+            let term = (w.as_tensor().sqr()?.sum_all()? * *lambda)?;
             penalty = Some(match penalty {
                 None => term,
                 Some(p) => (p + term)?,
@@ -418,13 +501,14 @@ pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result
 pub fn evaluate(weights: &Weights, rows: &(Vec<f32>, Vec<u32>)) -> Result<(f64, f64), candle_core::Error> {
     let device = Device::Cpu;
     let model = Mlp::new(weights, &device)?;
-    let x = Tensor::from_slice(&rows.0, (rows.1.len(), weights.input), &device)?;
-    Ok(cross_entropy_and_accuracy(&logits(&model, &x)?, &rows.1, weights.classes))
+    let x = Tensor::from_slice(&rows.0, (rows.1.len(), weights.input()), &device)?;
+    Ok(cross_entropy_and_accuracy(&logits(&model, &x)?, &rows.1, weights.classes()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DenseWeights;
 
     #[test]
     fn every_bad_flag_is_refused_by_name() {
@@ -436,27 +520,47 @@ mod tests {
         assert!(bad(TrainConfig { lr: 0.0, ..ok.clone() }).contains("--lr"));
         assert!(bad(TrainConfig { lr: -1.0, ..ok.clone() }).contains("--lr"));
         for rate in [1.0, -0.1, 1.5, f32::NAN] {
-            assert!(bad(TrainConfig { regularizer: Regularizer::Dropout { rate }, ..ok.clone() }).contains("--dropout"));
+            let regularizer = Regularizer::Dropout { rates: vec![rate] };
+            assert!(bad(TrainConfig { regularizer, ..ok.clone() }).contains("--dropout"));
         }
-        let layers = L2Layers { hidden: true, output: true };
-        assert!(
-            bad(TrainConfig { regularizer: Regularizer::L2 { lambda: -1e-3, layers }, ..ok.clone() }).contains("--l2")
+        let layers = L2Layers::all();
+        let l2 = |lambda, layers| Regularizer::L2 { lambda, layers };
+        assert!(bad(TrainConfig { regularizer: l2(-1e-3, layers.clone()), ..ok.clone() }).contains("--l2"));
+        let deep = TrainConfig { hidden: vec![64, 32], ..ok.clone() };
+        assert_eq!(deep.validate(), Ok(()));
+        let three = Regularizer::Dropout { rates: vec![0.5, 0.2, 0.1] };
+        assert_eq!(
+            bad(TrainConfig { regularizer: three, ..deep.clone() }),
+            "--dropout gives 3 rates for 2 hidden layers: give one rate for every layer, or one per hidden layer"
         );
+        let per_layer = Regularizer::Dropout { rates: vec![0.5, 0.2] };
+        assert_eq!(TrainConfig { regularizer: per_layer.clone(), ..deep.clone() }.validate(), Ok(()));
+        assert_eq!((per_layer.dropout_rate(0), per_layer.dropout_rate(1)), (0.5, 0.2));
+        let hidden3 = L2Layers::parse(&["hidden3".into()]).unwrap();
+        assert!(bad(TrainConfig { regularizer: l2(1e-3, hidden3), ..deep.clone() }).contains("unknown layer `hidden3`"));
+        assert!(L2Layers::parse(&["hidden0".into()]).is_err());
+        assert!(bad(TrainConfig { hidden: vec![], ..ok.clone() }).contains("--hidden lists 0 hidden layers"));
+        assert!(bad(TrainConfig { hidden: vec![8; 8], ..ok.clone() }).contains("give 1 to 7"));
         assert!(bad(TrainConfig { early_stopping: Some(0), ..ok.clone() }).contains("--early-stopping"));
-        assert!(bad(TrainConfig { hidden: 100_000_000, ..ok.clone() }).contains("--hidden must be between 1 and 4096"));
+        let huge = TrainConfig { hidden: vec![16, 100_000_000], ..ok.clone() };
+        assert!(bad(huge)
+            .contains("--hidden must be between 1 and 4096 (the widest layer an artifact holds), got 100000000"));
         assert!(bad(TrainConfig { epochs: usize::MAX, ..ok.clone() }).contains("--epochs"));
-        let l2 = TrainConfig { regularizer: Regularizer::L2 { lambda: 1e30, layers }, ..ok.clone() };
-        assert_eq!(l2.divergence_hint(), "try a lower --l2");
+        let strong = TrainConfig { regularizer: l2(1e30, layers), ..ok.clone() };
+        assert_eq!(strong.divergence_hint(), "try a lower --l2");
         assert_eq!(ok.divergence_hint(), "try a lower --lr");
     }
 
     #[test]
     fn every_regularizer_reads_back_from_its_json() {
-        let layers = L2Layers { hidden: true, output: false };
+        let layers = L2Layers { hidden: true, output: false, numbered: vec![] };
+        let numbered = L2Layers { hidden: false, output: true, numbered: vec![2] };
         for r in [
             Regularizer::None,
             Regularizer::L2 { lambda: 1e-3, layers },
-            Regularizer::Dropout { rate: 0.5 },
+            Regularizer::L2 { lambda: 1e-3, layers: numbered },
+            Regularizer::Dropout { rates: vec![0.5] },
+            Regularizer::Dropout { rates: vec![0.5, 0.25] },
             Regularizer::WeightDecay { decay: 0.01 },
         ] {
             let config = TrainConfig { regularizer: r, early_stopping: Some(3), ..TrainConfig::default() };
@@ -465,7 +569,13 @@ mod tests {
             assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), config, "{json}");
         }
         let bad = r#"{"kind":"dropout"}"#;
-        assert!(serde_json::from_str::<Regularizer>(bad).unwrap_err().to_string().contains("needs `rate`"));
+        assert!(serde_json::from_str::<Regularizer>(bad).unwrap_err().to_string().contains("needs `rates`"));
+        // Runs written before deeper networks: one rate, one hidden width.
+        let old = r#"{"kind":"dropout","rate":0.5}"#;
+        assert_eq!(serde_json::from_str::<Regularizer>(old).unwrap(), Regularizer::Dropout { rates: vec![0.5] });
+        let mut json = serde_json::to_value(TrainConfig::default()).unwrap();
+        json["hidden"] = serde_json::json!(96);
+        assert_eq!(serde_json::from_value::<TrainConfig>(json).unwrap().hidden, vec![96]);
     }
 
     #[test]
@@ -474,40 +584,34 @@ mod tests {
         // hidden only: 0.5 * (1 + 4) = 2.5, d/dw1 = 2 * 0.5 * w1 = [1, -2]
         // both: 2.5 + 0.5 * 9 = 7.0, d/dw2 = [3, 0]
         let weights = Weights {
-            input: 1,
-            hidden: 2,
-            classes: 1,
-            w1: vec![1.0, -2.0],
-            b1: vec![5.0; 2],
-            w2: vec![3.0, 0.0],
-            b2: vec![5.0],
+            layers: vec![
+                DenseWeights { input: 1, kernel: vec![1.0, -2.0], bias: vec![5.0; 2] },
+                DenseWeights { input: 2, kernel: vec![3.0, 0.0], bias: vec![5.0] },
+            ],
         };
         let model = Mlp::new(&weights, &Device::Cpu).unwrap();
-        let l2 = |hidden, output| Regularizer::L2 { lambda: 0.5, layers: L2Layers { hidden, output } };
+        let (w1, b1) = (model.layers[0].0.as_tensor(), model.layers[0].1.as_tensor());
+        let w2 = model.layers[1].0.as_tensor();
+        let l2 =
+            |hidden, output| Regularizer::L2 { lambda: 0.5, layers: L2Layers { hidden, output, numbered: vec![] } };
         let p = l2_penalty(&model, &l2(true, false)).unwrap().unwrap();
         assert_eq!(p.to_scalar::<f32>().unwrap(), 2.5);
         let grads = p.backward().unwrap();
-        assert_eq!(
-            grads.get(model.w1.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![1.0, -2.0]
-        );
-        assert!(grads.get(model.w2.as_tensor()).is_none());
-        assert!(grads.get(model.b1.as_tensor()).is_none());
+        assert_eq!(grads.get(w1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.0, -2.0]);
+        assert!(grads.get(w2).is_none());
+        assert!(grads.get(b1).is_none());
         let p = l2_penalty(&model, &l2(true, true)).unwrap().unwrap();
         assert_eq!(p.to_scalar::<f32>().unwrap(), 7.0);
         let grads = p.backward().unwrap();
-        assert_eq!(
-            grads.get(model.w2.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![3.0, 0.0]
-        );
-        assert!(l2_penalty(&model, &Regularizer::Dropout { rate: 0.5 }).unwrap().is_none());
+        assert_eq!(grads.get(w2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![3.0, 0.0]);
+        assert!(l2_penalty(&model, &Regularizer::Dropout { rates: vec![0.5] }).unwrap().is_none());
     }
 
     #[test]
     fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
         let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
             .unwrap();
-        let prepared = Prepared::for_seed(&data, crate::prepare::SplitSpec::default(), 0, 128).unwrap();
+        let prepared = Prepared::for_seed(&data, crate::prepare::SplitSpec::default(), 0, &[128]).unwrap();
         // a high learning rate overfits fast, so the validation loss turns up early
         let config = TrainConfig { epochs: 60, lr: 0.02, early_stopping: Some(4), ..TrainConfig::default() };
         let t = train(&prepared, &config, &prepared.initial, &mut |_| {}).unwrap();

@@ -1,7 +1,9 @@
-//! Shared fixture of the end-to-end tests: one digits model trained with dropout, exported.
+//! Shared fixtures of the end-to-end tests: digits models trained with dropout, exported.
 //!
-//! The model is trained once per test binary (about a second) with dropout 0.5, the regularizer
-//! whose absence at inference matters most, and written to `target/dropship-tests/`.
+//! Each model is trained once per test binary (about a second) with dropout, the regularizer whose
+//! absence at inference matters most, and written under `target/dropship-tests/`: the course's
+//! model (one hidden layer of 128, dropout 0.5) and a deeper one (64 → 64 → 32 → 10, dropout 0.5
+//! and 0.3 on its two hidden layers).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -38,24 +40,34 @@ impl Fixture {
     }
 }
 
-/// Trains, exports and writes the fixture once per process.
+/// The course's model, trained, exported and written once per process.
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| build().expect("training the fixture model"))
+    FIXTURE.get_or_init(|| build(&[128], &[0.5], "").expect("training the fixture model"))
 }
 
-fn build() -> anyhow::Result<Fixture> {
+/// The deeper model (two hidden layers, dropout on both), written to `target/dropship-tests/deep/`.
+pub fn deep_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| build(&[64, 32], &[0.5, 0.3], "deep").expect("training the deep fixture model"))
+}
+
+fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
-    let config = TrainConfig { regularizer: Regularizer::Dropout { rate: 0.5 }, ..TrainConfig::default() };
-    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, config.hidden)?;
+    let config = TrainConfig {
+        hidden: hidden.to_vec(),
+        regularizer: Regularizer::Dropout { rates: dropout.to_vec() },
+        ..TrainConfig::default()
+    };
+    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden)?;
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
     let saved = SavedModel {
         weights: trained.weights.clone(),
         standardization: prepared.standardization.clone(),
-        provenance: "dropship-tests fixture: dropout 0.5, seed 0".into(),
+        provenance: format!("dropship-tests fixture: {}, seed 0", config.regularizer),
     };
     let artifact = export::artifact_bytes(&saved, "", &saved.provenance)?;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests").join(name);
     std::fs::create_dir_all(&dir)?;
     let artifact_path = dir.join("model.dsm");
     write_file(&artifact_path, &artifact)?;

@@ -1,17 +1,34 @@
-//! The test that matters: the QEMU Cortex-M4F firmware, built with the exported model and every
-//! test row, gives bit-identical logits to the `shared` core on the host and candle's classes.
+//! The test that matters: the QEMU Cortex-M4F firmware, built with an exported model and every
+//! test row, gives bit-identical logits to the `shared` core on the host and candle's classes, for
+//! the course's two-layer model and a three-layer one.
 
 use candle_core::{Device, Tensor};
 use dropship::model::Mlp;
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Artifact, OneHidden, Scratch};
-use dropship_tests::fixture;
+use dropship_shared::{Artifact, Layers, Network, OneHidden, Scratch, TwoHidden};
+use dropship_tests::{deep_fixture, fixture, Fixture};
 use xtask::firmware::{self, Board};
 use xtask::{device, elf, toolchain};
 
 #[test]
 fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
-    let f = fixture();
+    device_matches_host(fixture(), OneHidden::<64, 128, 10>::ZERO, &mut Scratch::<64, 128>::new());
+}
+
+#[test]
+fn deep_device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
+    // 64 → 64 → 32 → 10: buffer a holds the input and the second hidden layer, b the first.
+    device_matches_host(deep_fixture(), TwoHidden::<64, 64, 32, 10>::ZERO, &mut Scratch::<64, 64>::new());
+}
+
+/// Builds the QEMU firmware with the fixture's model and every test row, runs it twice, and checks
+/// every logit against the host: the vectors file (runtime-shaped host path), the const-generic
+/// network the device runs (`net`, loaded from the artifact here) and candle's classes.
+fn device_matches_host<L: Layers, const A: usize, const B: usize>(
+    f: &Fixture,
+    net: Network<L, 64, 10>,
+    scratch: &mut Scratch<A, B>,
+) {
     // A missing toolchain or QEMU is a failure, never a skip; `cargo xtask setup` installs them.
     let route = toolchain::find().unwrap();
     toolchain::find_qemu().unwrap();
@@ -19,9 +36,11 @@ fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
         firmware::build(&route, Board::Qemu, &f.artifact_path, &f.vectors_path).expect("QEMU firmware builds");
     let first = device::run_qemu(&elf_path, 300).expect("QEMU runs");
     let second = device::run_qemu(&elf_path, 300).expect("QEMU runs again");
+    let depth = f.weights.layers.len();
+    assert!(first.lines[0].contains(&format!("{depth} dense layers")), "{}", first.lines[0]);
 
     // The shared crate on the host, through the same const-generic type the device runs.
-    let mut net = Box::new(OneHidden::<64, 128, 10>::ZERO);
+    let mut net = Box::new(net);
     Artifact::parse(&f.artifact).unwrap().load_into(&mut net).unwrap();
     // candle, inference mode (no dropout mask).
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
@@ -40,7 +59,7 @@ fn device_logits_are_bit_identical_to_the_host_and_classes_match_candle() {
     for (d, (row, candle_row)) in first.vectors.iter().zip(f.test_rows().zip(&candle_logits)) {
         let input: &[f32; 64] = row.try_into().unwrap();
         let mut logits = [0.0; 10];
-        let class = net.predict(input, &mut Scratch::<64, 128>::new(), &mut logits);
+        let class = net.predict(input, scratch, &mut logits);
         let host_bits: Vec<u32> = logits.iter().map(|v| v.to_bits()).collect();
         assert_eq!(d.logits_bits, host_bits, "vector {}: device logits differ from the host's", d.index);
         assert_eq!(d.class, class, "vector {}", d.index);

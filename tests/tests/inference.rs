@@ -7,11 +7,19 @@ use dropship::model::{dropout_mask, Mlp};
 use dropship::rng::{stream, Stream};
 use dropship_shared::kernel::argmax;
 use dropship_shared::Artifact;
-use dropship_tests::fixture;
+use dropship_tests::{deep_fixture, fixture, Fixture};
 
 #[test]
 fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
-    let f = fixture();
+    artifact_equals_candle_inference_mode(fixture());
+}
+
+#[test]
+fn deep_artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
+    artifact_equals_candle_inference_mode(deep_fixture());
+}
+
+fn artifact_equals_candle_inference_mode(f: &Fixture) {
     let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
     let (x_test, _) = &f.prepared.test;
@@ -35,11 +43,16 @@ fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
         .collect();
     assert!(max_diff <= 1e-5, "max |artifact - candle inference| = {max_diff}");
 
-    // Training mode: a fresh dropout mask per call, as in training.
+    // Training mode: a fresh dropout mask per hidden layer and call, as in training.
     let mut rng = stream(99, Stream::Dropout);
     let mut training_mode = || {
-        let mask = dropout_mask(n, 128, 0.5, &mut rng, &Device::Cpu).unwrap();
-        model.forward(&x, Some(&mask)).unwrap().to_vec2::<f32>().unwrap()
+        let masks: Vec<Option<Tensor>> = f
+            .weights
+            .hidden()
+            .iter()
+            .map(|w| Some(dropout_mask(n, *w, 0.5, &mut rng, &Device::Cpu).unwrap()))
+            .collect();
+        model.forward(&x, Some(&masks)).unwrap().to_vec2::<f32>().unwrap()
     };
     let (a, b) = (training_mode(), training_mode());
     assert_ne!(a, b, "training-mode forward varies from call to call");
@@ -54,16 +67,17 @@ fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
 
 #[test]
 fn the_artifact_has_no_trace_of_dropout_and_needs_no_rescaling() {
-    let f = fixture();
-    let a = Artifact::parse(&f.artifact).unwrap();
-    let layers: Vec<_> = a.layers().collect();
-    assert_eq!(layers.len(), 2, "Dense, Dense: no dropout layer");
-    // weights are exported as trained: inverted dropout already scaled during training
-    assert!(layers[0].weights.iter().eq(f.weights.w1.iter().copied()));
-    assert!(layers[0].bias.iter().eq(f.weights.b1.iter().copied()));
-    assert!(layers[1].weights.iter().eq(f.weights.w2.iter().copied()));
-    assert!(layers[1].bias.iter().eq(f.weights.b2.iter().copied()));
-    assert_eq!(a.parameters(), f.weights.parameters());
+    for (f, depth) in [(fixture(), 2), (deep_fixture(), 3)] {
+        let a = Artifact::parse(&f.artifact).unwrap();
+        let layers: Vec<_> = a.layers().collect();
+        assert_eq!(layers.len(), depth, "one Dense per trained layer: no dropout layer");
+        // weights are exported as trained: inverted dropout already scaled during training
+        for (exported, trained) in layers.iter().zip(&f.weights.layers) {
+            assert!(exported.weights.iter().eq(trained.kernel.iter().copied()));
+            assert!(exported.bias.iter().eq(trained.bias.iter().copied()));
+        }
+        assert_eq!(a.parameters(), f.weights.parameters());
+    }
 }
 
 #[test]

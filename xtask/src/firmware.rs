@@ -38,8 +38,12 @@ pub fn dir() -> PathBuf {
     crate::root().join("firmware")
 }
 
-/// Builds `board`'s firmware (release) embedding `artifact` and `vectors`; returns the ELF path.
+/// Builds `board`'s firmware (release) embedding `artifact` and `vectors`; returns the path of a
+/// copy of the ELF that belongs to this artifact and these vectors, so builds of other models (tests
+/// run in parallel threads) cannot replace it before it runs.
 pub fn build(route: &Route, board: Board, artifact: &Path, vectors: &Path) -> Result<PathBuf> {
+    static ONE_BUILD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let artifact = std::path::absolute(artifact)?;
     let vectors = std::path::absolute(vectors)?;
     let mut cmd = toolchain::firmware_cargo(route, &dir());
@@ -52,5 +56,12 @@ pub fn build(route: &Route, board: Board, artifact: &Path, vectors: &Path) -> Re
     if !status.success() {
         bail!("building {} failed (toolchain: {})", board.package(), toolchain::describe(route));
     }
-    Ok(dir().join("target").join(TARGET).join("release").join(board.package()))
+    let built = dir().join("target").join(TARGET).join("release").join(board.package());
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(&artifact, &vectors), &mut hasher);
+    let copies = dir().join("target").join("models");
+    std::fs::create_dir_all(&copies)?;
+    let copy = copies.join(format!("{}-{:016x}.elf", board.package(), std::hash::Hasher::finish(&hasher)));
+    std::fs::copy(&built, &copy).with_context(|| format!("cannot copy {} to {}", built.display(), copy.display()))?;
+    Ok(copy)
 }

@@ -7,6 +7,8 @@ use dropship_shared::artifact;
 pub const MAX_CLASSES: usize = artifact::MAX_WIDTH;
 /// Widest input or hidden layer: the artifact's widest layer.
 pub const MAX_WIDTH: usize = artifact::MAX_WIDTH;
+/// Most dense layers a network may have (hidden layers and the output): the artifact's limit.
+pub const MAX_LAYERS: usize = artifact::MAX_LAYERS;
 /// Most values (rows × feature columns) a CSV may hold: 4 GiB of f32.
 pub const MAX_VALUES: usize = 1 << 30;
 /// Most epochs a run may ask for.
