@@ -84,8 +84,13 @@ pub fn inspect(path: &Path) -> Result<()> {
         "standardization: {}",
         if a.standardization().is_some() { "present" } else { "absent (inputs must be standardized already)" }
     );
-    let activations: usize = a.input() + a.layers().map(|l| l.output).sum::<usize>();
-    println!("inference RAM:   {} bytes of activations", 4 * activations);
+    let widths: Vec<usize> = std::iter::once(a.input()).chain(a.layers().map(|l| l.output)).collect();
+    let (buffer_a, buffer_b) = dropship_shared::network::scratch_widths(&widths);
+    println!(
+        "inference RAM:   {} bytes of activations (two buffers of {buffer_a} and {buffer_b} values, {} logits)",
+        dropship_shared::network::activation_bytes(&widths),
+        a.classes()
+    );
     println!("dropout:         none (the format cannot express it)");
     println!("provenance:      {}", a.provenance());
     Ok(())

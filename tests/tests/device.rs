@@ -3,8 +3,10 @@
 //! the course's two-layer model and a three-layer one.
 
 use candle_core::{Device, Tensor};
+use dropship::infer::{HostNetwork, Layer};
 use dropship::model::Mlp;
 use dropship_shared::vectors::Vectors;
+use dropship_shared::Activation;
 use dropship_shared::{Artifact, Layers, Network, OneHidden, Scratch, TwoHidden};
 use dropship_tests::{deep_fixture, fixture, Fixture};
 use xtask::firmware::{self, Board};
@@ -84,4 +86,34 @@ fn nrf52840dk_firmware_builds_with_the_model_in_flash() {
     assert!(size.weights >= 9610 * 4, "the weights are in flash: {size:?}");
     assert!(size.vectors > 0, "the vectors are in flash: {size:?}");
     assert!(size.static_ram < 256 * 1024, "fits the nRF52840's RAM: {size:?}");
+}
+
+#[test]
+fn a_model_too_big_for_the_board_is_refused_at_build_time_with_the_numbers() {
+    // 64 → 2048 → 128 → 10: 396,682 parameters, 1.6 MB of f32, more than the nRF52840's 1 MiB flash.
+    let widths = [64, 2048, 128, 10];
+    let layers = widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| Layer {
+            input: w[0],
+            weights: vec![0.0; w[0] * w[1]],
+            bias: vec![0.0; w[1]],
+            activation: if i < 2 { Activation::Relu } else { Activation::Linear },
+        })
+        .collect();
+    let net = HostNetwork { input: 64, layers, standardization: None };
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, vectors) = (dir.path().join("big.dsm"), dir.path().join("big.dsv"));
+    std::fs::write(&artifact, net.to_artifact("", "too big").unwrap()).unwrap();
+    std::fs::write(&vectors, net.vectors(std::iter::once(&[0.0f32; 64][..])).unwrap()).unwrap();
+    let route = toolchain::find().unwrap();
+    let out = firmware::command(&route, Board::Nrf52840dk, &artifact, &vectors).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the build fails");
+    assert!(stderr.contains("does not fit the nrf52840dk board"), "{stderr}");
+    assert!(stderr.contains("layers [64, 2048, 128, 10]"), "{stderr}");
+    assert!(stderr.contains("flash: 1603184 bytes needed (1586728 weights + 72 test vectors"), "{stderr}");
+    assert!(stderr.contains("1048576 available"), "{stderr}");
+    assert!(stderr.contains("--hidden"), "says what to change: {stderr}");
 }

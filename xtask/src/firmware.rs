@@ -38,6 +38,17 @@ pub fn dir() -> PathBuf {
     crate::root().join("firmware")
 }
 
+/// The cargo command that builds `board`'s firmware (release) with `artifact` and `vectors`.
+pub fn command(route: &Route, board: Board, artifact: &Path, vectors: &Path) -> std::process::Command {
+    let mut cmd = toolchain::firmware_cargo(route, &dir());
+    cmd.args(["build", "--release", "-p", board.package()])
+        .args(toolchain::firmware_build_args(route))
+        .env("DROPSHIP_ARTIFACT", artifact)
+        .env("DROPSHIP_VECTORS", vectors)
+        .env("DEFMT_LOG", "info");
+    cmd
+}
+
 /// Builds `board`'s firmware (release) embedding `artifact` and `vectors`; returns the path of a
 /// copy of the ELF that belongs to this artifact and these vectors, so builds of other models (tests
 /// run in parallel threads) cannot replace it before it runs.
@@ -46,13 +57,9 @@ pub fn build(route: &Route, board: Board, artifact: &Path, vectors: &Path) -> Re
     let _guard = ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let artifact = std::path::absolute(artifact)?;
     let vectors = std::path::absolute(vectors)?;
-    let mut cmd = toolchain::firmware_cargo(route, &dir());
-    cmd.args(["build", "--release", "-p", board.package()])
-        .args(toolchain::firmware_build_args(route))
-        .env("DROPSHIP_ARTIFACT", &artifact)
-        .env("DROPSHIP_VECTORS", &vectors)
-        .env("DEFMT_LOG", "info");
-    let status = cmd.status().with_context(|| format!("cannot run cargo for {}", board.package()))?;
+    let status = command(route, board, &artifact, &vectors)
+        .status()
+        .with_context(|| format!("cannot run cargo for {}", board.package()))?;
     if !status.success() {
         bail!("building {} failed (toolchain: {})", board.package(), toolchain::describe(route));
     }
