@@ -291,6 +291,11 @@ fn bad_flags_name_the_flag_and_its_value() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["--hidden", "100000000"], &["--hidden must be between 1 and 4096", "100000000"]),
         (&["--hidden", "0"], &["--hidden"]),
+        (&["--hidden", "16,0"], &["--hidden must be between 1 and 4096", "got 0"]),
+        (&["--hidden", "8,8,8,8,8,8,8,8"], &["--hidden lists 8 hidden layers", "give 1 to 7"]),
+        (&["--hidden", "16,8", "--dropout", "0.5,0.2,0.1"], &["--dropout gives 3 rates for 2 hidden layers"]),
+        (&["--hidden", "16,8", "--dropout", "0.5,1"], &["--dropout must be in [0, 1), got 1"]),
+        (&["--hidden", "16,8", "--l2", "0.1", "--l2-layers", "hidden3"], &["--l2-layers", "`hidden3`"]),
         (&["--epochs", "18446744073709551615"], &["--epochs must be between 1 and 1000000"]),
         (&["--epochs", "0"], &["--epochs"]),
         (&["--epochs", "zero"], &["--epochs"]),

@@ -99,6 +99,32 @@ fn keras_like() -> pb::ModelProto {
     )
 }
 
+/// A deeper Keras model through tf2onnx: `MatMul` + `Add` + `Dropout` + `Relu` per hidden layer,
+/// then `MatMul` + `Add` + `Softmax`, with the widths given (input first).
+fn keras_like_deep(widths: &[usize]) -> pb::ModelProto {
+    let (mut nodes, mut init) = (Vec::new(), Vec::new());
+    let mut current = "input_1".to_string();
+    let last = widths.len() - 2;
+    for (i, pair) in widths.windows(2).enumerate() {
+        let (kernel, bias) = (format!("dense_{i}/kernel:0"), format!("dense_{i}/bias:0"));
+        init.push(tensor(&kernel, &[pair[0], pair[1]], &weights(pair[0] * pair[1], i as f32), i % 2 == 0));
+        init.push(tensor(&bias, &[pair[1]], &weights(pair[1], 10.0 + i as f32), false));
+        let (mm, add) = (format!("mm{i}"), format!("add{i}"));
+        nodes.push(node("MatMul", &format!("dense_{i}/MatMul"), &[&current, &kernel], &mm));
+        nodes.push(node("Add", &format!("dense_{i}/BiasAdd"), &[&mm, &bias], &add));
+        current = add;
+        if i < last {
+            let (drop, relu) = (format!("drop{i}"), format!("relu{i}"));
+            nodes.push(node("Dropout", &format!("dropout_{i}/Identity"), &[&current], &drop));
+            nodes.push(node("Relu", &format!("dense_{i}/Relu"), &[&drop], &relu));
+            current = relu;
+        }
+    }
+    nodes.push(node("Softmax", "softmax", &[&current], "probabilities"));
+    let classes = widths[widths.len() - 1];
+    model(nodes, init, widths[0], ("probabilities", classes), 7, true)
+}
+
 /// PyTorch: Gemm with transB = 1 (weights stored (out, in)), an Identity.
 fn pytorch_like() -> pb::ModelProto {
     let mut gemm1 = node("Gemm", "/fc1/Gemm", &["input_1", "fc1.weight", "fc1.bias"], "h");
@@ -138,6 +164,26 @@ fn keras_tf2onnx_graph_imports_with_dropout_and_softmax_stripped() {
     assert_eq!(l[0].activation, Activation::Relu);
     assert_eq!(l[1].activation, Activation::Linear);
     assert_eq!(l[0].weights, weights(20, 0.1), "raw_data weights read little-endian, (in, out) kept");
+}
+
+#[test]
+fn a_three_layer_keras_graph_imports_with_every_dropout_stripped_and_matches_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "deep.onnx", &keras_like_deep(&[6, 8, 5, 3]));
+    let (imported, diff) = onnx::import_checked(&path).unwrap();
+    assert!(diff <= 1e-5, "tract running the original and the imported network differ by {diff}");
+    assert!(imported.dropped_softmax);
+    assert_eq!(imported.stripped.len(), 3, "two Dropouts and the Softmax: {:?}", imported.stripped);
+    let l = &imported.network.layers;
+    let shapes: Vec<(usize, usize, Activation)> = l.iter().map(|l| (l.input, l.bias.len(), l.activation)).collect();
+    assert_eq!(
+        shapes,
+        [(6, 8, Activation::Relu), (8, 5, Activation::Relu), (5, 3, Activation::Linear)],
+        "three Dense layers, ReLU between"
+    );
+    // And it survives the trip to an artifact and back.
+    let bytes = imported.network.to_artifact("", "deep import").unwrap();
+    assert_eq!(dropship_shared::Artifact::parse(&bytes).unwrap().layers().count(), 3);
 }
 
 #[test]

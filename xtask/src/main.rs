@@ -65,7 +65,7 @@ fn main() -> Result<()> {
         Task::Firmware { board, artifact, vectors } => {
             let route = toolchain::ensure()?;
             let elf_path = firmware::build(&route, board, &artifact, &vectors)?;
-            print_footprint(&elf_path)?;
+            print_footprint(board, &elf_path)?;
         }
         Task::Qemu { artifact, vectors } => {
             let route = setup()?;
@@ -120,11 +120,11 @@ fn dropship(args: &[&str]) -> Result<()> {
     run(Command::new(root().join("target/debug/dropship")).current_dir(root()).args(args))
 }
 
-fn print_footprint(elf_path: &Path) -> Result<elf::Footprint> {
+fn print_footprint(board: Board, elf_path: &Path) -> Result<elf::Footprint> {
     let f = elf::footprint(elf_path)?;
     println!(
         "{}: flash {} B ({:.1} KiB; without test vectors {:.1} KiB, of which weights {} B), static RAM {} B",
-        elf_path.file_name().unwrap_or_default().to_string_lossy(),
+        board.package(),
         f.flash,
         f.flash as f64 / 1024.0,
         f.flash_without_vectors() as f64 / 1024.0,
@@ -149,11 +149,11 @@ fn demo(out: &Path) -> Result<()> {
 
     println!("== 4/5 building the firmware for QEMU mps2-an386 (Cortex-M4F)");
     let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
-    let footprint = print_footprint(&elf_path)?;
+    let footprint = print_footprint(Board::Qemu, &elf_path)?;
 
     println!("== 5/5 running it under QEMU and checking every logit against the host");
     let device_run = device::run_qemu(&elf_path, 300)?;
-    for line in device_run.lines.iter().filter(|l| !l.starts_with("vector ")).take(4) {
+    for line in device_run.lines.iter().filter(|l| !l.starts_with("vector ")) {
         println!("device: {line}");
     }
     let bytes = std::fs::read(&vectors)?;
