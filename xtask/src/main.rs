@@ -123,8 +123,9 @@ fn dropship(args: &[&str]) -> Result<()> {
 fn print_footprint(board: Board, elf_path: &Path) -> Result<elf::Footprint> {
     let f = elf::footprint(elf_path)?;
     println!(
-        "{}: flash {} B ({:.1} KiB; without test vectors {:.1} KiB, of which weights {} B), static RAM {} B",
+        "{} ({}): flash {} B ({:.1} KiB; without test vectors {:.1} KiB, of which weights {} B), static RAM {} B",
         board.package(),
+        elf_path.strip_prefix(root()).unwrap_or(elf_path).display(),
         f.flash,
         f.flash as f64 / 1024.0,
         f.flash_without_vectors() as f64 / 1024.0,
