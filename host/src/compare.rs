@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::augment::Augment;
 use crate::data::Dataset;
 use crate::outcome::Outcome;
 use crate::output::Staging;
@@ -28,13 +29,13 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// A variant named after its regularizer (`base`, `l2`, `dropout`, `weight-decay`).
+    /// A variant named after its regularization ([`TrainConfig::model_name`]).
     pub fn new(config: TrainConfig) -> Self {
-        Self { name: config.regularizer.model_name().to_string(), config }
+        Self { name: config.model_name(), config }
     }
 }
 
-/// The course's three models, plus weight decay and early stopping when asked.
+/// The course's three models, plus weight decay, early stopping and augmentation when asked.
 pub fn course_variants(
     base: &TrainConfig,
     l2: f64,
@@ -42,6 +43,7 @@ pub fn course_variants(
     dropout: Vec<f32>,
     weight_decay: Option<f64>,
     early_stopping: Option<usize>,
+    augment: Option<Augment>,
 ) -> Vec<Variant> {
     use train::Regularizer::*;
     let mut v: Vec<Variant> = [None, L2 { lambda: l2, layers: l2_layers }, Dropout { rates: dropout }]
@@ -54,6 +56,9 @@ pub fn course_variants(
             name: "early-stop".to_string(),
             config: TrainConfig { regularizer: None, early_stopping: Some(patience), ..base.clone() },
         });
+    }
+    if let Some(augment) = augment {
+        v.push(Variant::new(TrainConfig { regularizer: None, augment, ..base.clone() }));
     }
     v
 }
@@ -118,6 +123,7 @@ pub struct ReportIndex {
 pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> Result<Comparison> {
     for v in variants {
         v.config.validate()?;
+        v.config.augment.validate(study.data.width()).map_err(train::ConfigError::from)?;
     }
     let staging = Staging::new(&study.out, study.overwrite, &[&study.data.source])?;
     let multi_seed = study.seeds.len() > 1;
@@ -201,7 +207,7 @@ pub fn train_and_write(
     let run_dir = dir.join(name);
     std::fs::create_dir_all(&run_dir)?;
     run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics)?;
-    let mut regularizer = config.regularizer.to_string();
+    let mut regularizer = config.regularization();
     if let Some(p) = config.early_stopping {
         write!(regularizer, ", early stopping (patience {p})")?;
     }

@@ -6,6 +6,7 @@ pub use dropship_formats::{data, infer, limits};
 
 pub mod adam;
 pub mod artifact_commands;
+pub mod augment;
 pub mod bench;
 pub mod compare;
 pub mod export;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use dropship::artifact_commands::{self, PredictOutput};
+use dropship::augment::{Augment, ImageShape};
 use dropship::compare::{self, Study};
 use dropship::data::{self, Header, LabelColumn};
 use dropship::infer::InputForm;
@@ -143,6 +144,34 @@ struct HyperArgs {
     overwrite: bool,
 }
 
+#[derive(Args, Clone)]
+struct AugmentArgs {
+    /// Training-only data augmentation, fresh every batch: noise=SIGMA (Gaussian noise on the
+    /// standardized inputs), shift=PIXELS (random translation of image rows, zero fill);
+    /// several combine: noise=0.05,shift=1.
+    #[arg(long, value_delimiter = ',')]
+    augment: Option<Vec<String>>,
+    /// The rows are WIDTHxHEIGHT images, row-major (for shift); the bundled digits are 8x8.
+    #[arg(long)]
+    image: Option<String>,
+}
+
+impl AugmentArgs {
+    /// The augmentation asked for, if any; the bundled digits are 8x8 images without `--image`.
+    fn augment(&self, data: &DataArgs) -> Result<Option<Augment>> {
+        let image = match (&self.image, &data.data) {
+            (Some(text), _) => Some(ImageShape::parse(text)?),
+            (None, None) => Some(ImageShape::DIGITS),
+            (None, Some(_)) => None,
+        };
+        match &self.augment {
+            Some(settings) => Ok(Some(Augment::parse(settings, image)?)),
+            None if self.image.is_some() => bail!("--image applies only with --augment"),
+            None => Ok(None),
+        }
+    }
+}
+
 #[derive(Args)]
 struct SeedArg {
     /// Seed of every random draw (split, initial weights, batch order, dropout).
@@ -171,6 +200,8 @@ struct TrainArgs {
     /// Early stopping on validation loss with this patience in epochs (restores the best weights).
     #[arg(long, alias = "patience")]
     early_stopping: Option<usize>,
+    #[command(flatten)]
+    augment: AugmentArgs,
     /// Run directory (default runs/<regularizer>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -197,6 +228,9 @@ struct CompareArgs {
     /// Also train a base model with early stopping of this patience.
     #[arg(long)]
     early_stopping: Option<usize>,
+    /// Also train an `augment` model: no regularizer, training rows augmented as --augment says.
+    #[command(flatten)]
+    augment: AugmentArgs,
     /// Output directory.
     #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
@@ -216,6 +250,9 @@ struct SweepArgs {
     /// L2 strengths to try.
     #[arg(long, value_delimiter = ',', default_value = "0.00001,0.0001,0.001,0.01,0.1", allow_negative_numbers = true)]
     l2_strengths: Vec<f64>,
+    /// Gaussian-noise augmentation levels (σ on the standardized inputs) to try, e.g. 0,0.1,0.3.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    noise_levels: Vec<f32>,
     /// Output directory.
     #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
@@ -357,6 +394,7 @@ fn run_cli(cli: Cli) -> Result<()> {
                 base: base_config(&a.hyper, a.seed.seed),
                 rates: a.dropout_rates,
                 lambdas: a.l2_strengths,
+                noise: a.noise_levels,
                 layers,
                 out: a.out.clone(),
                 overwrite: a.hyper.overwrite,
@@ -433,7 +471,9 @@ fn train(a: TrainArgs) -> Result<()> {
         bail!("--l2-layers applies only with --l2 (the L2 strength)");
     }
     let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
-    let config = TrainConfig { regularizer, early_stopping: a.early_stopping, ..base_config(&a.hyper, a.seed.seed) };
+    let augment = a.augment.augment(&a.data)?.unwrap_or_default();
+    let config =
+        TrainConfig { regularizer, early_stopping: a.early_stopping, augment, ..base_config(&a.hyper, a.seed.seed) };
     config.validate()?;
     let data = load_data(&a.data)?;
     let variant = compare::Variant::new(config);
@@ -459,7 +499,8 @@ fn compare(a: CompareArgs) -> Result<()> {
     single_threaded_candle();
     let layers = a.hyper.l2_layers()?;
     let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
-    let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping);
+    let augment = a.augment.augment(&a.data)?;
+    let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping, augment);
     for v in &variants {
         v.config.validate()?;
     }

@@ -18,6 +18,8 @@ pub enum Stream {
     Shuffle = 3,
     /// Dropout masks.
     Dropout = 4,
+    /// Data augmentation (noise, shifts).
+    Augment = 5,
 }
 
 /// A generator for `seed` and `use_`, independent of every other stream.

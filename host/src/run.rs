@@ -78,7 +78,7 @@ pub fn write_run(
     }
     csv.flush()?;
     let provenance =
-        format!("run {} ({}), trained with {}", config.name, config.data.display(), config.train.regularizer);
+        format!("run {} ({}), trained with {}", config.name, config.data.display(), config.train.regularization());
     save_weights(&dir.join(WEIGHTS), &trained.weights, standardization, &provenance)?;
     learning_curves(dir, &config.name, &trained.history)
 }

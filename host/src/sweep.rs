@@ -1,4 +1,4 @@
-//! Sweeps of the dropout rate and the L2 strength on one split: validation and train accuracy
+//! Sweeps of the dropout rate, the L2 strength and the augmentation noise on one split: validation and train accuracy
 //! against the value, which shows the course's trap of a rate that underfits.
 
 use std::fmt::Write as _;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::augment::Augment;
 use crate::compare::parallel;
 use crate::data::Dataset;
 use crate::output::Staging;
@@ -46,6 +47,8 @@ pub struct Sweep<'a> {
     pub lambdas: Vec<f64>,
     /// Kernels the L2 strengths apply to.
     pub layers: train::L2Layers,
+    /// Gaussian-noise augmentation levels to try.
+    pub noise: Vec<f32>,
     /// Output directory (written atomically).
     pub out: PathBuf,
     /// Replace an existing output directory.
@@ -55,7 +58,7 @@ pub struct Sweep<'a> {
 /// Trains one model per dropout rate and per L2 strength on one split and plots validation
 /// accuracy against the value: too much regularization underfits (train accuracy falls too).
 pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
-    let Sweep { data, split: split_spec, base, rates, lambdas, layers, out, overwrite } = spec;
+    let Sweep { data, split: split_spec, base, rates, lambdas, layers, noise, out, overwrite } = spec;
     let (data, overwrite) = (*data, *overwrite);
     use train::Regularizer;
     let mut configs: Vec<(String, f64, TrainConfig)> = Vec::new();
@@ -72,6 +75,14 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
             *l,
             TrainConfig { regularizer: Regularizer::L2 { lambda: *l, layers: layers.clone() }, ..base.clone() },
         ));
+    }
+    for sigma in noise {
+        let augment = Augment { noise: *sigma, ..Augment::default() };
+        let value = sigma.to_string().parse().unwrap_or(*sigma as f64);
+        configs.push(("noise".into(), value, TrainConfig { augment, ..base.clone() }));
+    }
+    if let Some(s) = noise.iter().find(|s| !(**s >= 0.0 && s.is_finite())) {
+        anyhow::bail!("--noise-levels: {s} is not a non-negative number");
     }
     if let Some(r) = rates.iter().find(|r| !(0.0..1.0).contains(*r)) {
         anyhow::bail!("--dropout-rates: {r} is not in [0, 1)");
@@ -117,7 +128,8 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     }
     std::fs::write(staging.path().join("sweep.md"), &md)?;
     std::fs::write(staging.path().join("sweep.json"), serde_json::to_vec_pretty(&points)?)?;
-    for (parameter, x_label, log_x) in [("dropout", "dropout rate", false), ("l2", "L2 strength (lambda)", true)] {
+    let axes = [("dropout", "dropout rate", false), ("l2", "L2 strength (lambda)", true), ("noise", "noise σ", false)];
+    for (parameter, x_label, log_x) in axes {
         let of: Vec<&SweepPoint> =
             points.iter().filter(|p| p.parameter == parameter && (!log_x || p.value > 0.0)).collect();
         if of.is_empty() {

@@ -296,6 +296,12 @@ fn bad_flags_name_the_flag_and_its_value() {
         (&["--hidden", "16,8", "--dropout", "0.5,0.2,0.1"], &["--dropout gives 3 rates for 2 hidden layers"]),
         (&["--hidden", "16,8", "--dropout", "0.5,1"], &["--dropout must be in [0, 1), got 1"]),
         (&["--hidden", "16,8", "--l2", "0.1", "--l2-layers", "hidden3"], &["--l2-layers", "`hidden3`"]),
+        (&["--augment", "blur=2"], &["--augment: `blur=2` is not a setting"]),
+        (&["--augment", "noise=-0.1"], &["--augment noise=-0.1"]),
+        (&["--augment", "shift=1"], &["--augment shift needs image-shaped rows", "--image"]),
+        (&["--augment", "shift=1", "--image", "3x3"], &["--image 3x3 has 9 pixels, the data has 2 features"]),
+        (&["--augment", "shift=1", "--image", "two"], &["--image two"]),
+        (&["--image", "1x2"], &["--image applies only with --augment"]),
         (&["--epochs", "18446744073709551615"], &["--epochs must be between 1 and 1000000"]),
         (&["--epochs", "0"], &["--epochs"]),
         (&["--epochs", "zero"], &["--epochs"]),
@@ -325,6 +331,7 @@ fn bad_flags_name_the_flag_and_its_value() {
     let sweep = |extra: &[&'static str]| [&["sweep", "--data", "d.csv", "--out", "run"][..], extra].concat();
     refused(&sweep(&["--dropout-rates", "0,1.0"]), d, &["--dropout-rates: 1 is not in [0, 1)"]);
     refused(&sweep(&["--l2-strengths", "0.1,-1"]), d, &["--l2-strengths: -1"]);
+    refused(&sweep(&["--noise-levels", "0.1,-1"]), d, &["--noise-levels: -1"]);
     refused(&["train", "--data", "d.csv", "--lr", "1e30", "--epochs", "5", "--out", "run"], d, &["epoch 1", "--lr"]);
 }
 

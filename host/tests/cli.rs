@@ -114,3 +114,31 @@ fn the_users_own_split_by_column_or_by_files_standardizes_on_train_rows_only() {
     assert_eq!(from_files.weights, saved.weights, "the same split trains the same model");
     assert_eq!(std::fs::read_to_string(d.join("b/test.csv")).unwrap(), test);
 }
+
+#[test]
+fn deeper_and_augmented_models_go_through_compare_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["compare", "--hidden", "32,16", "--dropout", "0.5,0.2", "--augment", "noise=0.1,shift=1"];
+    let out = dropship(&[&args[..], &["--epochs", "3", "--quiet", "--out", "cmp"]].concat(), d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(d.join("cmp/report.md")).unwrap();
+    let augment_row = report.lines().find(|l| l.starts_with("| augment")).expect("an augment row in the report");
+    assert!(augment_row.contains("Gaussian noise σ=0.1, shifts up to 1 px of 8x8 images"), "{augment_row}");
+    assert!(report.contains("Dropout(0.5, 0.2) after each hidden Dense"), "{report}");
+    let norms = augment_row.split('|').nth(9).unwrap();
+    assert_eq!(norms.split('/').count(), 3, "one kernel norm per layer: {norms}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("cmp/augment/config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["hidden"], serde_json::json!([32, 16]));
+    assert_eq!(config["train"]["augment"]["shift"], 1);
+
+    let out = dropship(&["export", "cmp/augment", "-o", "aug.dsm"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = dropship(&["inspect", "aug.dsm"], d);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("layer 2:         Dense(16 -> 10)"), "{text}");
+    assert!(text.contains("augmentation: Gaussian noise"), "the provenance says it was used: {text}");
+    let out = dropship(&["predict", "aug.dsm", "cmp/test.csv"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
