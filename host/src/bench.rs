@@ -61,9 +61,98 @@ fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Time
     Ok(Timed { accuracies, seconds, steps })
 }
 
+/// Writes an MNIST-shaped CSV (`rows` × 784 pixels 0..=255, about 80% zeros, and a label) to
+/// `path`, reproducibly from a fixed seed.
+pub fn write_mnist_shaped(path: &std::path::Path, rows: usize) -> Result<()> {
+    use rand::Rng;
+    use std::io::Write;
+    let mut rng = crate::rng::stream(0, crate::rng::Stream::Split);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let header: Vec<String> = (0..784).map(|i| format!("p{i}")).chain(["label".to_string()]).collect();
+    writeln!(out, "{}", header.join(","))?;
+    let mut line = String::new();
+    for r in 0..rows {
+        line.clear();
+        for _ in 0..784 {
+            let v: u32 = if rng.random::<f32>() < 0.8 { 0 } else { rng.random_range(1..256) };
+            line.push_str(&v.to_string());
+            line.push(',');
+        }
+        line.push_str(&(r % 10).to_string());
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Resets the peak-memory mark (Linux `clear_refs`), so [`peak_memory`] measures what follows.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// `dropship bench --large`: an MNIST-shaped CSV (60,000 × 784): its load time (median of 3), the
+/// peak memory of loading and of training against the f32 matrix, and `train --epochs 2` per epoch.
+pub fn run_large() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("mnist-shaped.csv");
+    let rows = 60_000;
+    write_mnist_shaped(&path, rows)?;
+    let file_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+    let matrix_mb = (rows * 784 * 4) as f64 / 1e6;
+    let mut loads = Vec::new();
+    let mut data = None;
+    let mut load_peak = 0;
+    for _ in 0..3 {
+        data = None;
+        reset_peak_memory();
+        let start = Instant::now();
+        data = Some(data::load_training_csv(&path, &Default::default(), Default::default(), None, &mut |_, _| {})?);
+        loads.push(start.elapsed().as_secs_f64());
+        load_peak = peak_memory().unwrap_or(0);
+    }
+    let data = data.expect("loaded three times");
+    reset_peak_memory();
+    let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
+    let start = Instant::now();
+    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden)?;
+    let prepare_seconds = start.elapsed().as_secs_f64();
+    let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
+    let train_peak = peak_memory().unwrap_or(0);
+    let epochs: Vec<f64> = trained.history.iter().map(|r| r.seconds).collect();
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "## MNIST-shaped data: {rows} rows × 784 columns ({file_mb:.0} MB of CSV, a {matrix_mb:.0} MB f32 matrix)\n"
+    );
+    println!("| | dropship |");
+    println!("|---|---|");
+    println!("| CSV load, median of 3 | {:.2} s ({:.0} MB/s) |", median(loads.clone()), file_mb / median(loads));
+    println!(
+        "| peak memory while loading (whole process) | {:.0} MB ({:.2}× the matrix) |",
+        mb(load_peak),
+        mb(load_peak) / matrix_mb
+    );
+    println!("| split and standardize | {prepare_seconds:.2} s |");
+    println!(
+        "| training, per epoch (36,000 rows, batch 32, validation included) | {} s |",
+        epochs.iter().map(|e| format!("{e:.2}")).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "| peak memory while training (whole process) | {:.0} MB ({:.2}× the matrix) |",
+        mb(train_peak),
+        mb(train_peak) / matrix_mb
+    );
+    Ok(())
+}
+
 /// Runs the benchmark and prints its tables.
 pub fn run(repeats: usize) -> Result<()> {
-    let data = data::load_training_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default(), None)?;
+    let data = data::load_training_csv(
+        data::BUNDLED_DIGITS.as_ref(),
+        &Default::default(),
+        Default::default(),
+        None,
+        &mut |_, _| {},
+    )?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("## Training: the whole comparison (base, l2, dropout; 100 epochs, batch 32, validation every epoch)\n");
     println!(

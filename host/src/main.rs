@@ -11,7 +11,7 @@ use dropship::data::{self, Header, LabelColumn};
 use dropship::infer::InputForm;
 use dropship::onnx::StandardizationSource;
 use dropship::prepare::SplitSpec;
-use dropship::progress::{Mode, Reporter};
+use dropship::progress::{self, Mode, Reporter};
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
@@ -67,6 +67,9 @@ struct BenchArgs {
     /// Timed repetitions of the whole comparison (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Instead: MNIST-sized data (60,000 × 784, generated): CSV load time, peak memory, seconds per epoch.
+    #[arg(long)]
+    large: bool,
 }
 
 /// Whether the CSV's first row names the columns (by default a first row of numbers only is data).
@@ -327,7 +330,7 @@ fn single_threaded_candle() {
     }
 }
 
-fn load_data(args: &DataArgs) -> Result<data::Dataset> {
+fn load_data(args: &DataArgs, quiet: bool) -> Result<data::Dataset> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
     let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
     let files = match (&args.val_data, &args.test_data, &args.split_column) {
@@ -339,7 +342,11 @@ fn load_data(args: &DataArgs) -> Result<data::Dataset> {
         _ => bail!("--val-data and --test-data go together (or mark each row's part with --split-column)"),
     };
     let header = args.header.header();
-    let mut data = data::load_training_csv(&path, &label, header, args.split_column.as_deref())?;
+    let mut bar = progress::LoadBar::new(&path, quiet);
+    let mut data = data::load_training_csv(&path, &label, header, args.split_column.as_deref(), &mut |read, total| {
+        bar.update(read, total)
+    })?;
+    bar.finish();
     if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");
     }
@@ -387,7 +394,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Sweep(a) => {
             single_threaded_candle();
             let layers = a.hyper.l2_layers()?;
-            let data = load_data(&a.data)?;
+            let data = load_data(&a.data, a.hyper.quiet)?;
             let sweep = dropship::sweep::Sweep {
                 data: &data,
                 split: split_spec(&a.data),
@@ -446,7 +453,11 @@ fn run_cli(cli: Cli) -> Result<()> {
         }
         Command::Bench(a) => {
             single_threaded_candle();
-            dropship::bench::run(a.repeats)?
+            if a.large {
+                dropship::bench::run_large()?
+            } else {
+                dropship::bench::run(a.repeats)?
+            }
         }
         Command::Predict(a) => artifact_commands::predict(
             &a.artifact,
@@ -475,7 +486,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let config =
         TrainConfig { regularizer, early_stopping: a.early_stopping, augment, ..base_config(&a.hyper, a.seed.seed) };
     config.validate()?;
-    let data = load_data(&a.data)?;
+    let data = load_data(&a.data, a.hyper.quiet)?;
     let variant = compare::Variant::new(config);
     let study = Study {
         data: &data,
@@ -510,7 +521,7 @@ fn compare(a: CompareArgs) -> Result<()> {
     if let Some(twice) = a.seeds.iter().enumerate().find_map(|(i, s)| a.seeds[..i].contains(s).then_some(s)) {
         bail!("--seeds: seed {twice} is given twice (the same seed gives the same models)");
     }
-    let data = load_data(&a.data)?;
+    let data = load_data(&a.data, a.hyper.quiet)?;
     let study =
         Study { data: &data, split: split_spec(&a.data), seeds: a.seeds, out: a.out, overwrite: a.hyper.overwrite };
     let result = compare::compare(&study, &variants, &reporter(&a.hyper))?;

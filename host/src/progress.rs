@@ -45,6 +45,50 @@ impl Reporter {
     }
 }
 
+/// A byte bar while a large CSV loads (files over 8 MiB, on a terminal, without `--quiet`).
+pub struct LoadBar {
+    bar: Option<ProgressBar>,
+    name: String,
+    enabled: bool,
+}
+
+impl LoadBar {
+    /// Files smaller than this load without a bar.
+    const MIN_BYTES: u64 = 8 << 20;
+
+    /// A bar for loading `path`, shown once the file turns out to be large.
+    pub fn new(path: &std::path::Path, quiet: bool) -> Self {
+        let enabled = !quiet && std::io::stderr().is_terminal();
+        Self { bar: None, name: path.display().to_string(), enabled }
+    }
+
+    /// `read` of `total` bytes are in.
+    pub fn update(&mut self, read: u64, total: u64) {
+        if !self.enabled || total < Self::MIN_BYTES {
+            return;
+        }
+        let name = &self.name;
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("loading {prefix} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(name.clone());
+            bar
+        });
+        bar.set_position(read);
+    }
+
+    /// The file is loaded (or failed): the bar goes away.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Progress of one model.
 pub struct Progress {
     name: String,

@@ -1,5 +1,6 @@
 //! Loading a CSV of numeric features with an integer class label, with errors that name the place.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::limits::{MAX_CLASSES, MAX_VALUES, MAX_WIDTH};
@@ -164,7 +165,48 @@ fn parse_label(field: &str) -> Option<u64> {
 
 /// Loads a CSV file. Features must be finite numbers; labels non-negative integers.
 pub fn load_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
-    parse_csv(&read(path)?, path, label, header, None)
+    load_csv_reporting(path, label, header, None, &mut |_, _| {})
+}
+
+/// [`load_csv`] with a split column, calling `on_bytes(read, total)` as the file streams in (at
+/// most once per MiB), so a caller can show a progress bar on a large file.
+pub fn load_csv_reporting(
+    path: &Path,
+    label: &LabelColumn,
+    header: Header,
+    split_column: Option<&str>,
+    on_bytes: &mut dyn FnMut(u64, u64),
+) -> Result<Dataset, DataError> {
+    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let total = file.metadata().map_err(io)?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, Counting { inner: file, read: 0, reported: 0, total, on_bytes });
+    // The first line decides whether it names the columns; it is read again as part of the CSV.
+    let mut first = Vec::new();
+    reader.read_until(b'\n', &mut first).map_err(io)?;
+    let first_line = first.clone();
+    parse_stream(std::io::Cursor::new(first).chain(reader), &first_line, path, label, header, split_column)
+}
+
+/// A reader that counts the bytes it hands out and reports them every MiB.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    total: u64,
+    on_bytes: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.reported >= 1 << 20 || (n == 0 && self.read > self.reported) {
+            self.reported = self.read;
+            (self.on_bytes)(self.read, self.total);
+        }
+        Ok(n)
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, DataError> {
@@ -180,21 +222,33 @@ pub fn parse_csv(
     header: Header,
     split_column: Option<&str>,
 ) -> Result<Dataset, DataError> {
+    parse_stream(bytes, bytes, path, label, header, split_column)
+}
+
+/// The loader: `input` streams the whole CSV; `start` is at least its first line (for telling a
+/// header from data). One record buffer is reused for every row; numbers are parsed from its bytes.
+fn parse_stream<R: Read>(
+    input: R,
+    start: &[u8],
+    path: &Path,
+    label: &LabelColumn,
+    header: Header,
+    split_column: Option<&str>,
+) -> Result<Dataset, DataError> {
     let p = || path.to_path_buf();
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if start.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty { path: p() });
     }
     let named = match header {
         Header::Present => true,
         Header::Absent => false,
-        Header::Auto => !first_row_is_numeric(bytes),
+        Header::Auto => !first_row_is_numeric(start),
     };
-    let mut reader =
-        csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).has_headers(named).from_reader(bytes);
-    let first = reader.headers().map_err(|source| DataError::Csv { path: p(), line: 1, source })?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(named).from_reader(input);
+    let first = reader.byte_headers().map_err(|source| DataError::Csv { path: p(), line: 1, source })?;
     let header_kind = if named { Header::Present } else { Header::Absent };
     let header: Vec<String> = if named {
-        first.iter().map(str::to_string).collect()
+        first.iter().map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned()).collect()
     } else {
         (1..=first.len()).map(|i| format!("column {i}")).collect()
     };
@@ -243,17 +297,43 @@ pub fn parse_csv(
     let mut parts = Vec::new();
     let mut features = Vec::new();
     let mut labels = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|source| {
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let more = reader.read_byte_record(&mut record).map_err(|source| {
             let line = source.position().map_or(0, |pos| pos.line());
             DataError::Csv { path: p(), line, source }
         })?;
+        if !more {
+            break;
+        }
         let line = record.position().map_or(0, |pos| pos.line());
         if record.len() != header.len() {
             return Err(DataError::Ragged { path: p(), line, expected: header.len(), found: record.len() });
         }
-        for (i, field) in record.iter().enumerate() {
+        for (i, bytes) in record.iter().enumerate() {
             let column = || header[i].clone();
+            let bytes = bytes.trim_ascii();
+            if Some(i) != split_index && Some(i) != label_index {
+                // The common case, a feature: parsed straight from the record's bytes.
+                let value = std::str::from_utf8(bytes).ok().and_then(|t| t.parse::<f32>().ok());
+                let value = value.ok_or_else(|| DataError::NotNumeric {
+                    path: p(),
+                    line,
+                    column: column(),
+                    value: String::from_utf8_lossy(bytes).into_owned(),
+                })?;
+                if !value.is_finite() {
+                    let value = String::from_utf8_lossy(bytes).into_owned();
+                    return Err(DataError::NotFinite { path: p(), line, column: column(), value });
+                }
+                if features.len() >= MAX_VALUES {
+                    return Err(DataError::TooManyValues { path: p(), line, limit: MAX_VALUES });
+                }
+                features.push(value);
+                continue;
+            }
+            let text = String::from_utf8_lossy(bytes);
+            let field: &str = &text;
             if Some(i) == split_index {
                 let part = Part::parse(field).ok_or_else(|| DataError::BadPart {
                     path: p(),
@@ -276,26 +356,13 @@ pub fn parse_csv(
                     return Err(DataError::LabelTooLarge { path: p(), line, column: column(), value, limit });
                 }
                 labels.push(value as u32);
-                continue;
             }
-            let value: f32 = field.parse().map_err(|_| DataError::NotNumeric {
-                path: p(),
-                line,
-                column: column(),
-                value: field.to_string(),
-            })?;
-            if !value.is_finite() {
-                return Err(DataError::NotFinite { path: p(), line, column: column(), value: field.to_string() });
-            }
-            if features.len() >= MAX_VALUES {
-                return Err(DataError::TooManyValues { path: p(), line, limit: MAX_VALUES });
-            }
-            features.push(value);
         }
     }
     if features.is_empty() {
         return Err(DataError::HeaderOnly { path: p() });
     }
+    features.shrink_to_fit();
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
     Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes, header: header_kind, parts })
@@ -336,8 +403,9 @@ pub fn load_training_csv(
     label: &LabelColumn,
     header: Header,
     split_column: Option<&str>,
+    on_bytes: &mut dyn FnMut(u64, u64),
 ) -> Result<Dataset, DataError> {
-    training_data(parse_csv(&read(path)?, path, label, header, split_column)?)
+    training_data(load_csv_reporting(path, label, header, split_column, on_bytes)?)
 }
 
 /// The user's own split in files: `train` rows, then `val` and `test` rows from files with the
@@ -382,7 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.csv");
         std::fs::write(&path, text).unwrap();
-        load_training_csv(&path, &label, Header::Auto, None)
+        load_training_csv(&path, &label, Header::Auto, None, &mut |_, _| {})
     }
 
     fn message(text: &str) -> String {
