@@ -52,7 +52,7 @@ fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Time
     let start = Instant::now();
     let one = |v: crate::compare::Variant| -> Result<(String, f64)> {
         let t = train::train(&prepared, &v.config, &prepared.initial, &mut |_| {})?;
-        Ok((v.name, train::evaluate(&t.weights, &prepared.test)?.1))
+        Ok((v.name, train::evaluate_test(&t.weights, &prepared, data)?.1))
     };
     let results = if in_parallel { parallel(variants, one) } else { variants.into_iter().map(one).collect() };
     let seconds = start.elapsed().as_secs_f64();

@@ -187,7 +187,7 @@ pub fn train_and_write(
     let trained = train::train(prepared, config, &prepared.initial, &mut |r| progress.epoch(r));
     progress.finish();
     let trained = trained?;
-    let (test_cross_entropy, test_accuracy) = train::evaluate(&trained.weights, &prepared.test)?;
+    let (test_cross_entropy, test_accuracy) = train::evaluate_test(&trained.weights, prepared, data)?;
     let metrics = RunMetrics {
         test_accuracy,
         test_cross_entropy,

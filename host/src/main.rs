@@ -330,6 +330,16 @@ fn single_threaded_candle() {
     }
 }
 
+/// One model trains alone: its matmuls may use every core once the batches are large enough to
+/// pay for the threads (MNIST-sized inputs); small inputs stay on one thread.
+fn threads_for_one_model(input_width: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if input_width >= 256 { cores } else { 1 };
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
 fn load_data(args: &DataArgs, quiet: bool) -> Result<data::Dataset> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
     let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
@@ -452,10 +462,11 @@ fn run_cli(cli: Cli) -> Result<()> {
             );
         }
         Command::Bench(a) => {
-            single_threaded_candle();
             if a.large {
+                threads_for_one_model(784);
                 dropship::bench::run_large()?
             } else {
+                single_threaded_candle();
                 dropship::bench::run(a.repeats)?
             }
         }
@@ -476,7 +487,6 @@ fn run_cli(cli: Cli) -> Result<()> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    single_threaded_candle();
     let layers = a.hyper.l2_layers()?;
     if a.hyper.l2_layers.is_some() && a.l2.is_none() {
         bail!("--l2-layers applies only with --l2 (the L2 strength)");
@@ -487,6 +497,7 @@ fn train(a: TrainArgs) -> Result<()> {
         TrainConfig { regularizer, early_stopping: a.early_stopping, augment, ..base_config(&a.hyper, a.seed.seed) };
     config.validate()?;
     let data = load_data(&a.data, a.hyper.quiet)?;
+    threads_for_one_model(data.width());
     let variant = compare::Variant::new(config);
     let study = Study {
         data: &data,

@@ -2,10 +2,12 @@
 //! the standardized parts and the initial weights. Built in one place, [`Prepared::for_seed`], so
 //! the comparison, the sweep, the benchmark and the tests cannot drift apart.
 
+use candle_core::{Device, Tensor};
+
 use crate::data::Dataset;
 use crate::model::Weights;
 use crate::rng::{stream, Stream};
-use crate::split::{self, Split, SplitError, Standardization};
+use crate::split::{self, Split, Standardization};
 
 /// How the rows are split: shares for validation and test, the rest trains.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,8 +25,38 @@ impl Default for SplitSpec {
     }
 }
 
-/// One seed's split, standardized with train statistics, and the initial weights: the same for
-/// every model trained on that seed, so the models differ only in their regularizer.
+/// Standardized rows of one part as a candle tensor `(rows, input)`, built without a second copy,
+/// and their labels.
+#[derive(Clone, Debug)]
+pub struct Rows {
+    /// The standardized rows.
+    pub x: Tensor,
+    /// One label per row.
+    pub labels: Vec<u32>,
+}
+
+impl Rows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The values, row-major (a copy).
+    pub fn values(&self) -> candle_core::Result<Vec<f32>> {
+        self.x.flatten_all()?.to_vec1()
+    }
+}
+
+/// One seed's split, the standardization fitted on its train rows, the standardized train and
+/// validation rows, and the initial weights: the same for every model trained on that seed, so the
+/// models differ only in their regularizer. Test rows stay raw until they are evaluated (in
+/// chunks), which keeps a large data set's memory to the raw matrix and one standardized copy of
+/// its train and validation rows.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     /// The seed everything here was drawn from.
@@ -37,39 +69,46 @@ pub struct Prepared {
     pub classes: usize,
     /// Fitted on the train rows only.
     pub standardization: Standardization,
-    /// Standardized train rows, row-major, and their labels.
-    pub train: (Vec<f32>, Vec<u32>),
-    /// Standardized validation rows and labels.
-    pub val: (Vec<f32>, Vec<u32>),
-    /// Standardized test rows and labels.
-    pub test: (Vec<f32>, Vec<u32>),
+    /// Standardized train rows.
+    pub train: Rows,
+    /// Standardized validation rows.
+    pub val: Rows,
     /// Glorot-uniform initial weights for hidden layers of the given widths, zero biases.
     pub initial: Weights,
 }
 
 impl Prepared {
     /// Splits `data` as `spec` says, stratified and reproducible from `seed` (or as the user's own
-    /// split in `data.parts` says), standardizes the three parts with the train rows' statistics
-    /// and draws initial weights for hidden layers of widths `hidden`.
-    pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: &[usize]) -> Result<Self, SplitError> {
+    /// split in `data.parts` says), standardizes the train and validation rows with the train rows'
+    /// statistics and draws initial weights for hidden layers of widths `hidden`.
+    pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: &[usize]) -> anyhow::Result<Self> {
         let split = if data.parts.is_empty() {
             split::stratified(data, spec.val, spec.test, seed)?
         } else {
             split::given(data)?
         };
         let standardization = Standardization::fit(data, &split.train);
-        let part = |rows: &[usize]| (standardization.apply(data, rows), rows.iter().map(|r| data.labels[*r]).collect());
         let initial = Weights::glorot(data.width(), hidden, data.classes, &mut stream(seed, Stream::Init));
+        let rows = |part: &[usize]| standardized(data, &standardization, part);
         Ok(Self {
             seed,
             input: data.width(),
             classes: data.classes,
-            train: part(&split.train),
-            val: part(&split.val),
-            test: part(&split.test),
+            train: rows(&split.train)?,
+            val: rows(&split.val)?,
             standardization,
             split,
             initial,
         })
     }
+
+    /// `rows` of `data`, standardized with this seed's statistics (the test rows, for example).
+    pub fn standardized(&self, data: &Dataset, rows: &[usize]) -> candle_core::Result<Rows> {
+        standardized(data, &self.standardization, rows)
+    }
+}
+
+fn standardized(data: &Dataset, s: &Standardization, rows: &[usize]) -> candle_core::Result<Rows> {
+    let x = Tensor::from_vec(s.apply(data, rows), (rows.len(), data.width()), &Device::Cpu)?;
+    Ok(Rows { x, labels: rows.iter().map(|r| data.labels[*r]).collect() })
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::augment::{Augment, AugmentError};
+use crate::data::Dataset;
 use crate::model::{cross_entropy_and_accuracy, dropout_mask, logits, Mlp, Weights};
-use crate::prepare::Prepared;
+use crate::prepare::{Prepared, Rows};
 use crate::rng::{stream, Stream};
 
 /// Which kernels an L2 penalty applies to.
@@ -345,7 +346,9 @@ pub struct EpochRecord {
     pub train_cross_entropy: f64,
     /// Accuracy over the epoch's batches as trained (dropout on), Keras's `accuracy`.
     pub train_accuracy_running: f64,
-    /// Accuracy on all train rows in inference mode after the epoch.
+    /// Accuracy on the train rows in inference mode after the epoch (on an evenly spaced sample of
+    /// [`TRAIN_ACCURACY_ROWS`] of them when there are more: a full pass would cost a third of an
+    /// epoch on large data).
     pub train_accuracy: f64,
     /// Cross-entropy on the validation rows in inference mode (no regularization term).
     pub val_loss: f64,
@@ -354,6 +357,9 @@ pub struct EpochRecord {
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
 }
+
+/// Most train rows the per-epoch inference-mode train accuracy is measured on.
+pub const TRAIN_ACCURACY_ROWS: usize = 10_000;
 
 /// A finished run.
 #[derive(Clone, Debug)]
@@ -403,15 +409,17 @@ pub fn train(
     let mut dropout_rng = stream(config.seed, Stream::Dropout);
     let mut augment_rng = stream(config.seed, Stream::Augment);
     config.augment.validate(data.input).map_err(ConfigError::from)?;
-    let (x_train, y_train) = &data.train;
+    let (x_train, y_train) = (&data.train.x, &data.train.labels);
     let n = y_train.len();
-    let x_train_t = Tensor::from_slice(x_train, (n, data.input), &device)?;
-    let x_val_t = Tensor::from_slice(&data.val.0, (data.val.1.len(), data.input), &device)?;
+    let all_val: Vec<u32> = (0..data.val.len() as u32).collect();
+    // The rows the per-epoch train accuracy is measured on: all, or an evenly spaced sample.
+    let sampled = n.min(TRAIN_ACCURACY_ROWS);
+    let sample: Vec<u32> = (0..sampled).map(|i| (i * n / sampled) as u32).collect();
     let mut order: Vec<usize> = (0..n).collect();
     // A batch larger than the training rows is all of them (as Keras does): nothing is allocated
     // for rows that do not exist.
     let batch_size = config.batch_size.min(n.max(1));
-    let mut xb = Vec::with_capacity(batch_size * data.input);
+    let mut rows = Vec::with_capacity(batch_size);
     let mut yb = Vec::with_capacity(batch_size);
     let hidden = initial.hidden();
     let mut history = Vec::new();
@@ -423,16 +431,18 @@ pub fn train(
         order.shuffle(&mut shuffle);
         let (mut loss_sum, mut ce_sum, mut correct) = (0.0, 0.0, 0.0);
         for batch in order.chunks(batch_size) {
-            xb.clear();
+            rows.clear();
             yb.clear();
             for r in batch {
-                xb.extend_from_slice(&x_train[r * data.input..(r + 1) * data.input]);
+                rows.push(*r as u32);
                 yb.push(y_train[*r]);
             }
+            let mut x = x_train.index_select(&Tensor::from_slice(&rows, rows.len(), &device)?, 0)?;
             if config.augment.is_active() {
-                config.augment.apply(&mut xb, &data.standardization, &mut augment_rng);
+                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
+                config.augment.apply(&mut values, &data.standardization, &mut augment_rng);
+                x = Tensor::from_vec(values, (batch.len(), data.input), &device)?;
             }
-            let x = Tensor::from_slice(&xb, (batch.len(), data.input), &device)?;
             let y = Tensor::from_slice(&yb, batch.len(), &device)?;
             let masks = hidden
                 .iter()
@@ -466,9 +476,8 @@ pub fn train(
             };
             optimizer.backward_step(&loss)?;
         }
-        let (_, train_accuracy) = cross_entropy_and_accuracy(&logits(&model, &x_train_t)?, y_train, data.classes);
-        let (val_loss, val_accuracy) =
-            cross_entropy_and_accuracy(&logits(&model, &x_val_t)?, &data.val.1, data.classes);
+        let (_, train_accuracy) = measure(&model, x_train, y_train, &sample, data.classes)?;
+        let (val_loss, val_accuracy) = measure(&model, &data.val.x, &data.val.labels, &all_val, data.classes)?;
         if !val_loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
         }
@@ -529,11 +538,49 @@ pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result
 }
 
 /// Cross-entropy and accuracy of `weights` on standardized rows, inference mode.
-pub fn evaluate(weights: &Weights, rows: &(Vec<f32>, Vec<u32>)) -> Result<(f64, f64), candle_core::Error> {
-    let device = Device::Cpu;
-    let model = Mlp::new(weights, &device)?;
-    let x = Tensor::from_slice(&rows.0, (rows.1.len(), weights.input()), &device)?;
-    Ok(cross_entropy_and_accuracy(&logits(&model, &x)?, &rows.1, weights.classes()))
+pub fn evaluate(weights: &Weights, rows: &Rows) -> Result<(f64, f64), candle_core::Error> {
+    let model = Mlp::new(weights, &Device::Cpu)?;
+    let all: Vec<u32> = (0..rows.len() as u32).collect();
+    measure(&model, &rows.x, &rows.labels, &all, weights.classes())
+}
+
+/// Cross-entropy and accuracy of `weights` on the test rows of `data`, standardized a chunk at a
+/// time (a large test part is never held standardized as a whole).
+pub fn evaluate_test(weights: &Weights, prepared: &Prepared, data: &Dataset) -> Result<(f64, f64), candle_core::Error> {
+    let model = Mlp::new(weights, &Device::Cpu)?;
+    let (mut ce, mut correct) = (0.0, 0.0);
+    for chunk in prepared.split.test.chunks(EVALUATION_CHUNK) {
+        let rows = prepared.standardized(data, chunk)?;
+        let all: Vec<u32> = (0..rows.len() as u32).collect();
+        let (c, a) = measure(&model, &rows.x, &rows.labels, &all, weights.classes())?;
+        ce += c * chunk.len() as f64;
+        correct += a * chunk.len() as f64;
+    }
+    let n = prepared.split.test.len().max(1) as f64;
+    Ok((ce / n, correct / n))
+}
+
+/// Rows run through the model at once when measuring: bounds the activations a measurement holds.
+const EVALUATION_CHUNK: usize = 1024;
+
+/// Cross-entropy and accuracy (inference mode) on rows `which` of `x`, a chunk at a time.
+fn measure(
+    model: &Mlp,
+    x: &Tensor,
+    labels: &[u32],
+    which: &[u32],
+    classes: usize,
+) -> Result<(f64, f64), candle_core::Error> {
+    let (mut ce, mut correct) = (0.0, 0.0);
+    for chunk in which.chunks(EVALUATION_CHUNK) {
+        let rows = x.index_select(&Tensor::from_slice(chunk, chunk.len(), x.device())?, 0)?;
+        let chunk_labels: Vec<u32> = chunk.iter().map(|r| labels[*r as usize]).collect();
+        let (c, a) = cross_entropy_and_accuracy(&logits(model, &rows)?, &chunk_labels, classes);
+        ce += c * chunk.len() as f64;
+        correct += a * chunk.len() as f64;
+    }
+    let n = which.len().max(1) as f64;
+    Ok((ce / n, correct / n))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct Fixture {
     pub data: Dataset,
     /// Its split (seed 0), standardized parts and initial weights.
     pub prepared: Prepared,
+    /// The test rows standardized, row-major.
+    pub x_test: Vec<f32>,
     /// Trained weights (dropout 0.5 in training).
     pub weights: Weights,
     /// The exported artifact's bytes.
@@ -75,5 +77,6 @@ fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixtur
     let bytes = net.vectors(prepared.split.test.iter().map(|r| data.row(*r)))?;
     let vectors_path = dir.join("vectors.dsv");
     write_file(&vectors_path, &bytes)?;
-    Ok(Fixture { data, prepared, weights: trained.weights, artifact, artifact_path, vectors_path })
+    let x_test = prepared.standardized(&data, &prepared.split.test)?.values()?;
+    Ok(Fixture { data, prepared, x_test, weights: trained.weights, artifact, artifact_path, vectors_path })
 }

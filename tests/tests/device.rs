@@ -46,7 +46,7 @@ fn device_matches_host<L: Layers, const A: usize, const B: usize>(
     Artifact::parse(&f.artifact).unwrap().load_into(&mut net).unwrap();
     // candle, inference mode (no dropout mask).
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
-    let (x_test, _) = &f.prepared.test;
+    let x_test = &f.x_test;
     let x = Tensor::from_slice(x_test, (f.prepared.split.test.len(), 64), &Device::Cpu).unwrap();
     let candle_logits = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
 

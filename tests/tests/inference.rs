@@ -22,7 +22,7 @@ fn deep_artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
 fn artifact_equals_candle_inference_mode(f: &Fixture) {
     let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
     let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
-    let (x_test, _) = &f.prepared.test;
+    let x_test = &f.x_test;
     let n = f.prepared.split.test.len();
     let x = Tensor::from_slice(x_test, (n, 64), &Device::Cpu).unwrap();
     let inference = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
@@ -84,7 +84,7 @@ fn the_artifact_has_no_trace_of_dropout_and_needs_no_rescaling() {
 fn raw_mode_takes_inputs_already_standardized() {
     let f = fixture();
     let net = HostNetwork::from_artifact(&Artifact::parse(&f.artifact).unwrap());
-    let (x_test, _) = &f.prepared.test;
+    let x_test = &f.x_test;
     for (raw_row, standardized) in f.test_rows().zip(x_test.chunks_exact(64)) {
         let a = net.logits(raw_row, InputForm::Raw);
         let b = net.logits(standardized, InputForm::Standardized);
