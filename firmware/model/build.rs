@@ -169,12 +169,10 @@ fn main() {
     let _ = writeln!(code, "pub const CLASSES: usize = {};", artifact.classes());
     let _ = writeln!(code, "/// The layers, `Chain<Dense<..>, Chain<..>>`, as the artifact has them.");
     let _ = writeln!(code, "pub type ModelLayers = {};", chain_type(&layers));
-    let widths: Vec<String> =
-        std::iter::once(artifact.input()).chain(layers.iter().map(|l| l.output)).map(|w| w.to_string()).collect();
-    let relu: Vec<&str> =
-        layers.iter().map(|l| if l.activation == Activation::Relu { "true" } else { "false" }).collect();
-    let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = [{}];", widths.len(), widths.join(", "));
-    let _ = writeln!(code, "pub const RELU: [bool; {}] = [{}];", relu.len(), relu.join(", "));
+    let widths: Vec<usize> = artifact.widths().collect();
+    let relu: Vec<bool> = layers.iter().map(|l| l.activation == Activation::Relu).collect();
+    let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
+    let _ = writeln!(code, "pub const RELU: [bool; {}] = {relu:?};", relu.len());
     code.push_str("pub static NETWORK: Network<ModelLayers, INPUT, CLASSES> = Network {\n    standardization: ");
     match artifact.standardization() {
         Some((mean, scale)) => {
@@ -211,7 +209,6 @@ fn main() {
     }
     code.push_str("];\n");
 
-    let widths: Vec<usize> = std::iter::once(artifact.input()).chain(layers.iter().map(|l| l.output)).collect();
     let element_bytes = if compact { 1 } else { 4 };
     let footprint = Footprint {
         weights: 4

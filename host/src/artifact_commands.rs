@@ -84,7 +84,7 @@ pub fn inspect(path: &Path) -> Result<()> {
         "standardization: {}",
         if a.standardization().is_some() { "present" } else { "absent (inputs must be standardized already)" }
     );
-    let widths: Vec<usize> = std::iter::once(a.input()).chain(a.layers().map(|l| l.output)).collect();
+    let widths: Vec<usize> = a.widths().collect();
     let (buffer_a, buffer_b) = dropship_shared::network::scratch_widths(&widths);
     println!(
         "inference RAM:   {} bytes of activations (two buffers of {buffer_a} and {buffer_b} values, {} logits)",

@@ -67,7 +67,7 @@ impl Weights {
 
     /// Widths of the hidden layers.
     pub fn hidden(&self) -> Vec<usize> {
-        self.layers.iter().rev().skip(1).rev().map(DenseWeights::output).collect()
+        self.layers.split_last().map_or(Vec::new(), |(_, hidden)| hidden.iter().map(DenseWeights::output).collect())
     }
 
     /// Euclidean norm of every kernel, the output layer last.

@@ -200,6 +200,11 @@ impl<'a> Artifact<'a> {
         self.provenance
     }
 
+    /// The widths from the input to the classes: the input, then every layer's output.
+    pub fn widths(&self) -> impl Iterator<Item = usize> + '_ {
+        core::iter::once(self.input).chain(self.layers().map(|l| l.output))
+    }
+
     /// Size of the artifact in bytes.
     pub fn len_bytes(&self) -> usize {
         self.len
