@@ -411,15 +411,24 @@ pub fn train(
     config.augment.validate(data.input).map_err(ConfigError::from)?;
     let (x_train, y_train) = (&data.train.x, &data.train.labels);
     let n = y_train.len();
-    let all_val: Vec<u32> = (0..data.val.len() as u32).collect();
     // The rows the per-epoch train accuracy is measured on: all, or an evenly spaced sample.
-    let sampled = n.min(TRAIN_ACCURACY_ROWS);
-    let sample: Vec<u32> = (0..sampled).map(|i| (i * n / sampled) as u32).collect();
+    let sample: Option<Vec<u32>> = (n > TRAIN_ACCURACY_ROWS)
+        .then(|| (0..TRAIN_ACCURACY_ROWS).map(|i| (i * n / TRAIN_ACCURACY_ROWS) as u32).collect());
+    // The batches are gathered on the host from the train tensor's own storage (no copy of it).
+    let (storage, layout) = x_train.storage_and_layout();
+    let train_values = match &*storage {
+        candle_core::Storage::Cpu(cpu) if layout.is_contiguous() => &cpu.as_slice::<f32>()?[layout.start_offset()..],
+        _ => {
+            return Err(TrainError::Candle(candle_core::Error::Msg(
+                "the train rows are not a contiguous CPU tensor".into(),
+            )))
+        }
+    };
     let mut order: Vec<usize> = (0..n).collect();
     // A batch larger than the training rows is all of them (as Keras does): nothing is allocated
     // for rows that do not exist.
     let batch_size = config.batch_size.min(n.max(1));
-    let mut rows = Vec::with_capacity(batch_size);
+    let mut xb = Vec::with_capacity(batch_size * data.input);
     let mut yb = Vec::with_capacity(batch_size);
     let hidden = initial.hidden();
     let mut history = Vec::new();
@@ -431,18 +440,16 @@ pub fn train(
         order.shuffle(&mut shuffle);
         let (mut loss_sum, mut ce_sum, mut correct) = (0.0, 0.0, 0.0);
         for batch in order.chunks(batch_size) {
-            rows.clear();
+            xb.clear();
             yb.clear();
             for r in batch {
-                rows.push(*r as u32);
+                xb.extend_from_slice(&train_values[r * data.input..(r + 1) * data.input]);
                 yb.push(y_train[*r]);
             }
-            let mut x = x_train.index_select(&Tensor::from_slice(&rows, rows.len(), &device)?, 0)?;
             if config.augment.is_active() {
-                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-                config.augment.apply(&mut values, &data.standardization, &mut augment_rng);
-                x = Tensor::from_vec(values, (batch.len(), data.input), &device)?;
+                config.augment.apply(&mut xb, &data.standardization, &mut augment_rng);
             }
+            let x = Tensor::from_slice(&xb, (batch.len(), data.input), &device)?;
             let y = Tensor::from_slice(&yb, batch.len(), &device)?;
             let masks = hidden
                 .iter()
@@ -476,8 +483,8 @@ pub fn train(
             };
             optimizer.backward_step(&loss)?;
         }
-        let (_, train_accuracy) = measure(&model, x_train, y_train, &sample, data.classes)?;
-        let (val_loss, val_accuracy) = measure(&model, &data.val.x, &data.val.labels, &all_val, data.classes)?;
+        let (_, train_accuracy) = measure(&model, x_train, y_train, sample.as_deref(), data.classes)?;
+        let (val_loss, val_accuracy) = measure(&model, &data.val.x, &data.val.labels, None, data.classes)?;
         if !val_loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
         }
@@ -540,8 +547,7 @@ pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result
 /// Cross-entropy and accuracy of `weights` on standardized rows, inference mode.
 pub fn evaluate(weights: &Weights, rows: &Rows) -> Result<(f64, f64), candle_core::Error> {
     let model = Mlp::new(weights, &Device::Cpu)?;
-    let all: Vec<u32> = (0..rows.len() as u32).collect();
-    measure(&model, &rows.x, &rows.labels, &all, weights.classes())
+    measure(&model, &rows.x, &rows.labels, None, weights.classes())
 }
 
 /// Cross-entropy and accuracy of `weights` on the test rows of `data`, standardized a chunk at a
@@ -551,8 +557,7 @@ pub fn evaluate_test(weights: &Weights, prepared: &Prepared, data: &Dataset) -> 
     let (mut ce, mut correct) = (0.0, 0.0);
     for chunk in prepared.split.test.chunks(EVALUATION_CHUNK) {
         let rows = prepared.standardized(data, chunk)?;
-        let all: Vec<u32> = (0..rows.len() as u32).collect();
-        let (c, a) = measure(&model, &rows.x, &rows.labels, &all, weights.classes())?;
+        let (c, a) = measure(&model, &rows.x, &rows.labels, None, weights.classes())?;
         ce += c * chunk.len() as f64;
         correct += a * chunk.len() as f64;
     }
@@ -564,22 +569,32 @@ pub fn evaluate_test(weights: &Weights, prepared: &Prepared, data: &Dataset) -> 
 const EVALUATION_CHUNK: usize = 1024;
 
 /// Cross-entropy and accuracy (inference mode) on rows `which` of `x`, a chunk at a time.
+/// Cross-entropy and accuracy (inference mode) on the rows of `x`, or on rows `which` of it, a
+/// chunk at a time (all rows are viewed in place; chosen rows are gathered chunk by chunk).
 fn measure(
     model: &Mlp,
     x: &Tensor,
     labels: &[u32],
-    which: &[u32],
+    which: Option<&[u32]>,
     classes: usize,
 ) -> Result<(f64, f64), candle_core::Error> {
     let (mut ce, mut correct) = (0.0, 0.0);
-    for chunk in which.chunks(EVALUATION_CHUNK) {
-        let rows = x.index_select(&Tensor::from_slice(chunk, chunk.len(), x.device())?, 0)?;
-        let chunk_labels: Vec<u32> = chunk.iter().map(|r| labels[*r as usize]).collect();
+    let n = which.map_or(labels.len(), <[u32]>::len);
+    for start in (0..n).step_by(EVALUATION_CHUNK) {
+        let len = EVALUATION_CHUNK.min(n - start);
+        let (rows, chunk_labels) = match which {
+            None => (x.narrow(0, start, len)?, labels[start..start + len].to_vec()),
+            Some(which) => {
+                let chunk = &which[start..start + len];
+                let rows = x.index_select(&Tensor::from_slice(chunk, len, x.device())?, 0)?;
+                (rows, chunk.iter().map(|r| labels[*r as usize]).collect())
+            }
+        };
         let (c, a) = cross_entropy_and_accuracy(&logits(model, &rows)?, &chunk_labels, classes);
-        ce += c * chunk.len() as f64;
-        correct += a * chunk.len() as f64;
+        ce += c * len as f64;
+        correct += a * len as f64;
     }
-    let n = which.len().max(1) as f64;
+    let n = n.max(1) as f64;
     Ok((ce / n, correct / n))
 }
 
