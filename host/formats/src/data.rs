@@ -209,10 +209,6 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
-}
-
 /// Parses CSV `bytes` as [`load_csv`] does; `path` names them in errors. With `split_column`, that
 /// column says each row's part (`train`, `val`, `test`) and is not a feature.
 pub fn parse_csv(
@@ -376,11 +372,14 @@ pub fn load_csv_for_model(
     label_column: Option<&String>,
     header: Header,
 ) -> anyhow::Result<Dataset> {
-    let bytes = read(path)?;
     let label = match label_column {
         Some(name) => LabelColumn::Named(name.clone()),
         None => {
-            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[..]);
+            // Only the first line is read to count the columns; the file then streams as usual.
+            let io = |source| DataError::Io { path: path.to_path_buf(), source };
+            let mut first = Vec::new();
+            BufReader::new(std::fs::File::open(path).map_err(io)?).read_until(b'\n', &mut first).map_err(io)?;
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&first[..]);
             let columns =
                 reader.headers().map_err(|source| DataError::Csv { path: path.into(), line: 1, source })?.len();
             if columns == width + 1 {
@@ -390,7 +389,7 @@ pub fn load_csv_for_model(
             }
         }
     };
-    let data = parse_csv(&bytes, path, &label, header, None)?;
+    let data = load_csv(path, &label, header)?;
     if data.width() != width {
         anyhow::bail!("{}: {} feature columns, the model takes {width}", path.display(), data.width());
     }
