@@ -1,0 +1,120 @@
+//! The device's side: answers each request frame with one response frame.
+
+use embedded_io::{Read, Write};
+
+use crate::frame::{encode, frame_len, FrameDecoder, FrameError};
+use crate::message::{DeviceError, Hello, Request, Response, PROTOCOL_VERSION};
+
+/// What a serving firmware runs.
+pub trait Model<const IN: usize, const CLASSES: usize> {
+    /// The hello, with anything ([`Hello::protocol`], [`Hello::max_frame`]) the server fills in.
+    fn hello(&self) -> Hello<'static>;
+    /// One inference: fills `logits`, returns the class and the cost of this inference.
+    fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32);
+}
+
+/// Bytes a frame buffer needs for a model of `input` values and `classes` logits: the longest of an
+/// f32 input request, an answer with the logits, and the hello (with short version and board names).
+pub const fn buffer_len(input: usize, classes: usize) -> usize {
+    // tags, sequence number and length prefixes (varints) around the values
+    const ENVELOPE: usize = 1 + 5 + 1 + 5;
+    const HELLO: usize = 2 * 3 + 2 * 16 + 6 * 5 + 1 + 5 + 1;
+    let request = frame_len(4 * input + ENVELOPE);
+    let answer = frame_len(4 * classes + 3 * 5 + ENVELOPE);
+    let hello = frame_len(HELLO);
+    let longest = if request > answer { request } else { answer };
+    if longest > hello {
+        longest
+    } else {
+        hello
+    }
+}
+
+/// The serving state: fixed buffers, no heap. `N` is [`buffer_len`] of the model's shape.
+pub struct Server<const N: usize, const IN: usize, const CLASSES: usize> {
+    decoder: FrameDecoder<N>,
+    input: [f32; IN],
+    logits: [f32; CLASSES],
+    logit_bytes: [u8; N],
+    scratch: [u8; N],
+    out: [u8; N],
+}
+
+impl<const N: usize, const IN: usize, const CLASSES: usize> Default for Server<N, IN, CLASSES> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize, const IN: usize, const CLASSES: usize> Server<N, IN, CLASSES> {
+    /// Buffers that hold the longest frame of this shape, checked at compile time.
+    pub const fn new() -> Self {
+        const { assert!(N >= buffer_len(IN, CLASSES), "the frame buffer is too small for this model") };
+        Self {
+            decoder: FrameDecoder::new(),
+            input: [0.0; IN],
+            logits: [0.0; CLASSES],
+            logit_bytes: [0; N],
+            scratch: [0; N],
+            out: [0; N],
+        }
+    }
+
+    /// Reads one byte from `io` and, when it ends a frame, writes the answer.
+    pub fn poll<IO: Read + Write>(
+        &mut self,
+        io: &mut IO,
+        model: &mut impl Model<IN, CLASSES>,
+    ) -> Result<(), IO::Error> {
+        let mut byte = [0u8];
+        if io.read(&mut byte)? == 1 {
+            if let Some(frame) = self.receive(byte[0], model) {
+                io.write_all(frame)?;
+                io.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one received byte; returns the frame to send back when it ended a request.
+    pub fn receive(&mut self, byte: u8, model: &mut impl Model<IN, CLASSES>) -> Option<&[u8]> {
+        let answer = match self.decoder.push(byte)? {
+            Err(FrameError::Oversize) => Answer::Error(DeviceError::Oversize),
+            Err(_) => Answer::Error(DeviceError::Corrupt),
+            Ok(payload) => match postcard::from_bytes::<Request<'_>>(payload) {
+                Err(_) => Answer::Error(DeviceError::Malformed),
+                Ok(Request::Hello) => Answer::Hello,
+                Ok(Request::Infer { seq, input }) => {
+                    if input.read_into(&mut self.input) {
+                        let (class, cost) = model.infer(&self.input, &mut self.logits);
+                        Answer::Inferred { seq, class: class as u32, cost }
+                    } else {
+                        let got = input.values().map_or(u32::MAX, |v| v as u32);
+                        Answer::Error(DeviceError::InputLength { seq, expected: IN as u32, got })
+                    }
+                }
+            },
+        };
+        let response = match answer {
+            Answer::Hello => {
+                Response::Hello(Hello { protocol: PROTOCOL_VERSION, max_frame: N as u32 + 1, ..model.hello() })
+            }
+            Answer::Inferred { seq, class, cost } => {
+                for (bytes, v) in self.logit_bytes.chunks_exact_mut(4).zip(&self.logits) {
+                    bytes.copy_from_slice(&v.to_le_bytes());
+                }
+                Response::Inferred { seq, class, cost, logits: &self.logit_bytes[..4 * CLASSES] }
+            }
+            Answer::Error(e) => Response::Error(e),
+        };
+        // `new` checked that every answer fits; an error here would be a bug in `buffer_len`.
+        encode(&response, &mut self.scratch, &mut self.out).ok()
+    }
+}
+
+/// What a request asked for, once its bytes are no longer needed.
+enum Answer {
+    Hello,
+    Inferred { seq: u32, class: u32, cost: u32 },
+    Error(DeviceError),
+}
