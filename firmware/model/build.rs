@@ -1,5 +1,6 @@
 //! Generates the network (shapes as const generics, weights as flash constants) and the test
-//! vectors from the files `dropship export` and `dropship vectors` wrote; validates both first.
+//! vectors from the files `dropship export` and `dropship vectors` wrote (`DROPSHIP_VECTORS=none`:
+//! no vectors, for the serving firmware); validates both first.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -145,14 +146,18 @@ fn check_fit(footprint: &Footprint, widths: &[usize], artifact: &std::path::Path
     }
 }
 
-fn main() {
-    let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
-    let (vectors_path, vectors_bytes) = input("DROPSHIP_VECTORS", "vectors.dsv");
-    let artifact = Artifact::parse(&artifact_bytes)
-        .unwrap_or_else(|e| fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())));
-    let vectors = Vectors::parse(&vectors_bytes)
-        .unwrap_or_else(|e| fail(&format!("{} is not a valid vector file: {e}", vectors_path.display())));
-    let layers: Vec<LayerView<'_>> = artifact.layers().collect();
+/// `DROPSHIP_VECTORS=none` builds without test vectors (the serving firmware gets its rows over a
+/// serial link); the vector file's bytes otherwise.
+fn vectors_input() -> Option<(PathBuf, Vec<u8>)> {
+    if std::env::var_os("DROPSHIP_VECTORS").is_some_and(|v| v == "none") {
+        println!("cargo:rerun-if-env-changed=DROPSHIP_VECTORS");
+        return None;
+    }
+    Some(input("DROPSHIP_VECTORS", "vectors.dsv"))
+}
+
+/// Refuses vectors made for another shape of model.
+fn check_vectors_match(vectors_path: &std::path::Path, vectors: &Vectors<'_>, artifact: &Artifact<'_>, artifact_path: &std::path::Path) {
     if vectors.input() != artifact.input() || vectors.classes() != artifact.classes() {
         fail(&format!(
             "{} is for a {}-input {}-class model, {} is {}-input {}-class: regenerate the vectors",
@@ -164,11 +169,12 @@ fn main() {
             artifact.classes()
         ));
     }
-    let mut code = String::new();
-    let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
-    let _ = writeln!(code, "pub const CLASSES: usize = {};", artifact.classes());
+}
+
+/// The network: its type, its widths, and the weights as flash constants.
+fn network_code(code: &mut String, artifact: &Artifact<'_>, layers: &[LayerView<'_>]) {
     let _ = writeln!(code, "/// The layers, `Chain<Dense<..>, Chain<..>>`, as the artifact has them.");
-    let _ = writeln!(code, "pub type ModelLayers = {};", chain_type(&layers));
+    let _ = writeln!(code, "pub type ModelLayers = {};", chain_type(layers));
     let widths: Vec<usize> = artifact.widths().collect();
     let relu: Vec<bool> = layers.iter().map(|l| l.activation == Activation::Relu).collect();
     let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
@@ -177,24 +183,28 @@ fn main() {
     match artifact.standardization() {
         Some((mean, scale)) => {
             code.push_str("Some(Standardization { mean: ");
-            f32s(&mut code, mean.iter());
+            f32s(code, mean.iter());
             code.push_str(", scale: ");
-            f32s(&mut code, scale.iter());
+            f32s(code, scale.iter());
             code.push_str(" }),\n");
         }
         None => code.push_str("None,\n"),
     }
     code.push_str("    layers: ");
-    chain_value(&mut code, &layers);
+    chain_value(code, layers);
     code.push_str(",\n};\n");
+}
 
+/// The test vectors (none for a serving firmware); returns the bytes of flash they take.
+fn vectors_code(code: &mut String, vectors: Option<&Vectors<'_>>, input: usize) -> usize {
+    let rows: Vec<_> = vectors.map(|v| v.iter().collect()).unwrap_or_default();
     // Inputs that are all small non-negative integers (the digits' pixel counts) are stored as u8,
     // which converts to exactly the same f32; anything else is stored as f32.
-    let compact = vectors.iter().all(|v| v.input.iter().all(|x| x >= 0.0 && x <= 255.0 && x.fract() == 0.0));
+    let compact = rows.iter().all(|v| v.input.iter().all(|x| x >= 0.0 && x <= 255.0 && x.fract() == 0.0));
     let elem = if compact { "u8" } else { "f32" };
     let _ = writeln!(code, "pub type InputElement = {elem};");
-    let _ = writeln!(code, "pub static VECTORS: [TestVector<InputElement, INPUT>; {}] = [", vectors.len());
-    for v in vectors.iter() {
+    let _ = writeln!(code, "pub static VECTORS: [TestVector<InputElement, INPUT>; {}] = [", rows.len());
+    for v in &rows {
         let logits: Vec<f32> = v.logits.iter().collect();
         code.push_str("    TestVector { input: [");
         for x in v.input.iter() {
@@ -208,12 +218,35 @@ fn main() {
             writeln!(code, "], class: {}, logits_digest: {:#010x} }},", v.class, dropship_app::logits_digest(&logits));
     }
     code.push_str("];\n");
-
     let element_bytes = if compact { 1 } else { 4 };
+    rows.len() * (input * element_bytes + 8)
+}
+
+fn main() {
+    let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
+    let artifact = Artifact::parse(&artifact_bytes)
+        .unwrap_or_else(|e| fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())));
+    let vectors_file = vectors_input();
+    let vectors = vectors_file.as_ref().map(|(path, bytes)| {
+        let vectors = Vectors::parse(bytes)
+            .unwrap_or_else(|e| fail(&format!("{} is not a valid vector file: {e}", path.display())));
+        check_vectors_match(path, &vectors, &artifact, &artifact_path);
+        vectors
+    });
+    let layers: Vec<LayerView<'_>> = artifact.layers().collect();
+    let mut code = String::new();
+    let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
+    let _ = writeln!(code, "pub const CLASSES: usize = {};", artifact.classes());
+    let _ = writeln!(code, "/// CRC-32 of the artifact file: what a serving firmware reports as its model's digest.");
+    let _ = writeln!(code, "pub const DIGEST: u32 = {:#010x};", dropship_link::model_digest(&artifact_bytes));
+    network_code(&mut code, &artifact, &layers);
+    let vector_bytes = vectors_code(&mut code, vectors.as_ref(), artifact.input());
+
+    let widths: Vec<usize> = artifact.widths().collect();
     let footprint = Footprint {
         weights: 4
             * (artifact.parameters() + if artifact.standardization().is_some() { 2 * artifact.input() } else { 0 }),
-        vectors: vectors.len() * (artifact.input() * element_bytes + 8),
+        vectors: vector_bytes,
         activations: dropship_shared::network::activation_bytes(&widths),
     };
     check_fit(&footprint, &widths, &artifact_path);

@@ -41,6 +41,9 @@ enum Command {
     },
     /// Write test vectors (inputs, host logits and classes) for the firmware.
     Vectors(VectorsArgs),
+    /// Run every row of a CSV on a device serving the model (QEMU, or a flashed board on a serial
+    /// port) and check every logit against the host, bit for bit.
+    Validate(ValidateArgs),
     /// Turn an ONNX Dense/ReLU network (Keras via tf2onnx, PyTorch, hand-written) into an artifact.
     Import(ImportArgs),
     /// Time the whole comparison and check Keras parity over seeds 0,1,2 on the bundled digits.
@@ -60,6 +63,52 @@ struct ImportArgs {
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
+}
+
+/// The device `validate` talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DeviceKind {
+    /// Build the QEMU mps2-an386 serving firmware for the artifact and run it under QEMU.
+    Qemu,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["device", "port"])))]
+struct ValidateArgs {
+    /// The artifact the device should be running.
+    artifact: PathBuf,
+    /// CSV of rows, with or without a label column.
+    csv: PathBuf,
+    /// Run on an emulated device.
+    #[arg(long, value_enum)]
+    device: Option<DeviceKind>,
+    /// Serial port of a board flashed with the serving firmware (e.g. /dev/ttyACM0).
+    #[arg(long)]
+    port: Option<String>,
+    /// Baud rate of the serial port.
+    #[arg(long, default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1200..=4_000_000))]
+    baud: u32,
+    /// Seconds to wait for each answer before asking again.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    timeout: f64,
+    /// Name of the label column, if the CSV has one that is not the extra last column.
+    #[arg(long)]
+    label_column: Option<String>,
+    #[command(flatten)]
+    header: HeaderArgs,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Replace an existing --json file.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+    }
 }
 
 #[derive(Args)]
@@ -479,6 +528,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             a.header.header(),
         )?,
         Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
+        Command::Validate(a) => validate(a)?,
         Command::Vectors(a) => {
             artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite, a.header.header())?
         }
@@ -558,4 +608,33 @@ fn warn(result: &compare::Comparison) {
             );
         }
     }
+}
+
+fn validate(a: ValidateArgs) -> Result<()> {
+    if let Some(json) = &a.json {
+        dropship::output::check_outputs(&[json], &[&a.artifact, &a.csv], a.overwrite)?;
+    }
+    let target = match (a.device, a.port) {
+        (_, Some(path)) => dropship::validate::Target::Port { path, baud: a.baud },
+        (Some(DeviceKind::Qemu), None) | (None, None) => dropship::validate::Target::Qemu,
+    };
+    let options = dropship::validate::Options {
+        label_column: a.label_column,
+        header: a.header.header(),
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let report = dropship::validate::validate(&a.artifact, &a.csv, &target, &options)?;
+    print!("{}", report.summary());
+    if let Some(json) = &a.json {
+        dropship::output::write_file(json, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    if !report.all_identical() {
+        anyhow::bail!(
+            "{} of {} rows differ between the device and the host",
+            report.rows - report.identical_rows,
+            report.rows
+        );
+    }
+    Ok(())
 }

@@ -39,19 +39,10 @@ pub struct DeviceRun {
     pub exit_success: bool,
 }
 
-/// The QEMU command line for the embedded default.
-pub fn qemu_command(elf: &Path) -> Command {
-    let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none"])
-        .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
-        .arg(elf);
-    cmd
-}
-
 /// Runs the firmware under QEMU (at most `timeout_s` seconds) and decodes its defmt frames.
 pub fn run_qemu(elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
     let mut cmd = Command::new("timeout");
-    let qemu = qemu_command(elf);
+    let qemu = crate::qemu::command(elf);
     cmd.arg(timeout_s.to_string()).arg(qemu.get_program()).args(qemu.get_args());
     let out = cmd.stdin(Stdio::null()).output().context("cannot run qemu-system-arm")?;
     if out.status.code() == Some(124) {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::elf::{self, Region};
-use crate::firmware::{self, Board};
+use crate::firmware::{self, Board, Image};
 use crate::toolchain::{self, Route};
 use crate::{device, root};
 
@@ -36,7 +36,7 @@ pub fn produce(route: &Route) -> Result<Vec<Output>> {
     let (artifact, vectors) = (dir().join("model.dsm"), dir().join("vectors.dsv"));
     let mut outputs = Vec::new();
     for board in [Board::Qemu, Board::Nrf52840dk] {
-        let elf_path = firmware::build(route, board, &artifact, &vectors)?;
+        let elf_path = firmware::build(route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
         let mut text = header.clone();
         for s in elf::sections(&elf_path)? {
             let region = match s.region {

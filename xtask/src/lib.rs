@@ -3,13 +3,6 @@
 
 pub mod device;
 pub mod elf;
-pub mod firmware;
 pub mod golden;
-pub mod toolchain;
 
-use std::path::PathBuf;
-
-/// The repository root (the parent of this crate).
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
-}
+pub use dropship_boards::{firmware, qemu, root, toolchain};

@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use dropship_shared::vectors::Vectors;
-use xtask::firmware::{self, Board};
+use xtask::firmware::{self, Board, Image};
 use xtask::{device, elf, golden, root, toolchain};
 
 #[derive(Parser)]
@@ -64,12 +64,12 @@ fn main() -> Result<()> {
         Task::Demo { out } => demo(&out)?,
         Task::Firmware { board, artifact, vectors } => {
             let route = toolchain::ensure()?;
-            let elf_path = firmware::build(&route, board, &artifact, &vectors)?;
+            let elf_path = firmware::build(&route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
             print_footprint(board, &elf_path)?;
         }
         Task::Qemu { artifact, vectors } => {
             let route = setup()?;
-            let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
+            let elf_path = firmware::build(&route, Board::Qemu, &artifact, &Image::SelfTest { vectors: &vectors })?;
             let run = device::run_qemu(&elf_path, 300)?;
             for line in &run.lines {
                 println!("{line}");
@@ -149,7 +149,7 @@ fn demo(out: &Path) -> Result<()> {
     let (index, artifact, vectors) = train_and_export(out)?;
 
     println!("== 4/5 building the firmware for QEMU mps2-an386 (Cortex-M4F)");
-    let elf_path = firmware::build(&route, Board::Qemu, &artifact, &vectors)?;
+    let elf_path = firmware::build(&route, Board::Qemu, &artifact, &Image::SelfTest { vectors: &vectors })?;
     let footprint = print_footprint(Board::Qemu, &elf_path)?;
 
     println!("== 5/5 running it under QEMU and checking every logit against the host");
@@ -310,7 +310,7 @@ fn bench() -> Result<()> {
     println!("| firmware | flash | flash without test vectors | weights | static RAM | instructions / inference | per MAC ({macs} MACs) |");
     println!("|---|---|---|---|---|---|---|");
     for board in [Board::Qemu, Board::Nrf52840dk] {
-        let elf_path = firmware::build(&route, board, &artifact, &vectors)?;
+        let elf_path = firmware::build(&route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
         let f = elf::footprint(&elf_path)?;
         let (per_inference, per_mac) = if board == Board::Qemu {
             let run = device::run_qemu(&elf_path, 300)?;

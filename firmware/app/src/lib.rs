@@ -1,5 +1,6 @@
 //! Board-independent firmware logic, generic over embedded-hal 1.0 traits and tested on the host:
-//! the device's side of the vector check and its log lines (defmt, feature `defmt`), LEDs, button.
+//! the device's side of the vector check and its log lines (defmt, feature `defmt`), the serving
+//! firmware's hello and model adapter ([`serving`]), LEDs, button.
 //!
 //! The log lines below are the device protocol the host reads (`xtask/src/device.rs` parses them):
 //! `model: ...`, one `vector <i>: class <c> host <h> <true|false> logits [<bits>, ...]` per vector,
@@ -7,6 +8,8 @@
 #![cfg_attr(not(test), no_std)]
 
 use embedded_hal::digital::{InputPin, OutputPin};
+
+pub mod serving;
 
 /// One input with what the host computed for it, as the firmware embeds it.
 pub struct TestVector<E, const N: usize> {

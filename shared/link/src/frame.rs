@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-pub(crate) const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// Bitwise (no 1 KiB table in the device's flash): frames are a few hundred bytes.
+pub(crate) const CRC32: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 const CRC_BYTES: usize = 4;
 
 /// Why bytes did not make a message.
@@ -28,11 +29,8 @@ pub fn encode<'o, T: Serialize>(message: &T, scratch: &mut [u8], out: &'o mut [u
     let payload = postcard::to_slice(message, scratch).map_err(|_| FrameError::BufferTooSmall)?.len();
     let crc = CRC32.checksum(&scratch[..payload]).to_le_bytes();
     scratch.get_mut(payload..payload + CRC_BYTES).ok_or(FrameError::BufferTooSmall)?.copy_from_slice(&crc);
-    let unframed = &scratch[..payload + CRC_BYTES];
-    if out.len() < cobs::max_encoding_length(unframed.len()) + 1 {
-        return Err(FrameError::BufferTooSmall);
-    }
-    let encoded = cobs::encode(unframed, out);
+    let (body, _) = out.split_at_mut_checked(out.len().saturating_sub(1)).ok_or(FrameError::BufferTooSmall)?;
+    let encoded = cobs::try_encode(&scratch[..payload + CRC_BYTES], body).map_err(|_| FrameError::BufferTooSmall)?;
     out[encoded] = 0;
     Ok(&out[..encoded + 1])
 }

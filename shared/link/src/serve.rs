@@ -60,17 +60,18 @@ impl<const N: usize, const IN: usize, const CLASSES: usize> Server<N, IN, CLASSE
         }
     }
 
-    /// Reads one byte from `io` and, when it ends a frame, writes the answer.
-    pub fn poll<IO: Read + Write>(
+    /// Reads one byte from `rx` (blocking) and, when it ends a frame, writes the answer to `tx`.
+    pub fn poll<R: Read, W: Write<Error = R::Error>>(
         &mut self,
-        io: &mut IO,
+        rx: &mut R,
+        tx: &mut W,
         model: &mut impl Model<IN, CLASSES>,
-    ) -> Result<(), IO::Error> {
+    ) -> Result<(), R::Error> {
         let mut byte = [0u8];
-        if io.read(&mut byte)? == 1 {
+        if rx.read(&mut byte)? == 1 {
             if let Some(frame) = self.receive(byte[0], model) {
-                io.write_all(frame)?;
-                io.flush()?;
+                tx.write_all(frame)?;
+                tx.flush()?;
             }
         }
         Ok(())

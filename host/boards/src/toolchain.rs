@@ -25,7 +25,7 @@ pub enum Route {
     Debian,
 }
 
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
@@ -99,14 +99,6 @@ fn instructions() -> String {
 /// `cargo xtask setup`'s job); otherwise an error saying what to run.
 pub fn find() -> Result<Route> {
     detect().with_context(|| format!("no firmware toolchain for {TARGET} here: run `cargo xtask setup` first"))
-}
-
-/// `qemu-system-arm`, without installing it; otherwise an error saying what to run.
-pub fn find_qemu() -> Result<()> {
-    if on_path("qemu-system-arm") {
-        return Ok(());
-    }
-    bail!("qemu-system-arm is missing: run `cargo xtask setup` first (or install it: sudo apt-get install qemu-system-arm)")
 }
 
 /// The compiler that builds firmware on `route`, as `rustc --version` prints it.

@@ -1,0 +1,106 @@
+//! Building a board's firmware with a model artifact compiled in: the self-test (test vectors
+//! embedded, checked on the device) or the serving firmware (rows arrive over a serial link).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::toolchain::{self, Route, TARGET};
+
+/// The boards dropship builds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Board {
+    /// QEMU mps2-an386 (Cortex-M4F), the embedded default.
+    Qemu,
+    /// Nordic nRF52840-DK, flashed with cargo embed.
+    Nrf52840dk,
+}
+
+impl Board {
+    /// The board's short name (`qemu`, `nrf52840dk`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Qemu => "qemu",
+            Board::Nrf52840dk => "nrf52840dk",
+        }
+    }
+
+    /// The firmware package (and self-test binary) name.
+    pub fn package(self) -> &'static str {
+        match self {
+            Board::Qemu => "dropship-qemu",
+            Board::Nrf52840dk => "dropship-nrf52840dk",
+        }
+    }
+
+    /// The binary of `image` for this board.
+    pub fn binary(self, image: &Image<'_>) -> String {
+        match image {
+            Image::SelfTest { .. } => self.package().to_string(),
+            Image::Serve => format!("{}-serve", self.package()),
+        }
+    }
+}
+
+/// Which firmware of a board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Image<'a> {
+    /// Runs the test vectors in this file (`dropship vectors`) and reports the verdict in its log.
+    SelfTest {
+        /// The vector file to embed.
+        vectors: &'a Path,
+    },
+    /// Answers `dropship validate` over the board's serial port; no vectors in flash.
+    Serve,
+}
+
+/// The firmware workspace.
+pub fn dir() -> PathBuf {
+    crate::root().join("firmware")
+}
+
+/// The cargo command that builds `board`'s `image` (release) with `artifact` compiled in.
+pub fn command(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> std::process::Command {
+    let mut cmd = toolchain::firmware_cargo(route, &dir());
+    cmd.args(["build", "--release", "-p", board.package(), "--bin", &board.binary(image)])
+        .args(toolchain::firmware_build_args(route))
+        .env("DROPSHIP_ARTIFACT", artifact)
+        .env("DEFMT_LOG", "info");
+    match image {
+        Image::SelfTest { vectors } => cmd.env("DROPSHIP_VECTORS", vectors),
+        Image::Serve => cmd.env("DROPSHIP_VECTORS", "none"),
+    };
+    cmd
+}
+
+/// Builds `board`'s `image` (release) with `artifact` compiled in; returns the path of a copy of
+/// the ELF that belongs to this artifact and image, so builds of other models (tests run in
+/// parallel threads) cannot replace it before it runs.
+pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> Result<PathBuf> {
+    static ONE_BUILD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let artifact = std::path::absolute(artifact)?;
+    let vectors = match image {
+        Image::SelfTest { vectors } => Some(std::path::absolute(vectors)?),
+        Image::Serve => None,
+    };
+    let image = &match &vectors {
+        Some(vectors) => Image::SelfTest { vectors },
+        None => Image::Serve,
+    };
+    let binary = board.binary(image);
+    let status = command(route, board, &artifact, image)
+        .status()
+        .with_context(|| format!("cannot run cargo for {binary}"))?;
+    if !status.success() {
+        bail!("building {binary} failed (toolchain: {})", toolchain::describe(route));
+    }
+    let built = dir().join("target").join(TARGET).join("release").join(&binary);
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(&artifact, image), &mut hasher);
+    let copies = dir().join("target").join("models");
+    std::fs::create_dir_all(&copies)?;
+    let copy = copies.join(format!("{binary}-{:016x}.elf", std::hash::Hasher::finish(&hasher)));
+    std::fs::copy(&built, &copy).with_context(|| format!("cannot copy {} to {}", built.display(), copy.display()))?;
+    Ok(copy)
+}

@@ -1,0 +1,260 @@
+//! The host's side of the serial validation protocol (`dropship-link`): requests with timeouts and
+//! retries over any byte stream, and the QEMU session whose UART0 is that stream.
+//!
+//! Every answer is checked (COBS, CRC, the request's sequence number) before it is believed: a
+//! corrupted, lost or late frame makes the request go again, a dead link stops with an error that
+//! says what was expected. Nothing is ever reported that the device did not send intact.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dropship_link::{encode, CostUnit, DeviceError, FrameDecoder, FrameError, Input, Request, Response};
+
+/// Attempts per request before the link is declared broken.
+pub const ATTEMPTS: usize = 8;
+/// The largest frame the host accepts (a model with 16,000 classes).
+const MAX_FRAME: usize = 1 << 16;
+
+/// What the device said about itself ([`dropship_link::Hello`], owned).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// Protocol version.
+    pub protocol: u16,
+    /// Firmware version.
+    pub firmware: String,
+    /// Board name.
+    pub board: String,
+    /// The model's digest (CRC-32 of the artifact it was built with).
+    pub digest: u32,
+    /// Values per row.
+    pub input: usize,
+    /// Logits per row.
+    pub classes: usize,
+    /// Dense layers.
+    pub layers: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: usize,
+    /// What the cost counts.
+    pub cost_unit: &'static str,
+    /// Largest frame the device takes.
+    pub max_frame: usize,
+}
+
+/// One inference as the device answered it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inferred {
+    /// The device's class.
+    pub class: usize,
+    /// What it cost, in [`DeviceInfo::cost_unit`].
+    pub cost: u32,
+    /// The logits, bit for bit as sent.
+    pub logits: Vec<f32>,
+}
+
+/// A request/response link over a byte stream whose reads time out (a Unix socket or a serial port
+/// with a read timeout set).
+pub struct Link<T> {
+    io: T,
+    decoder: Box<FrameDecoder<MAX_FRAME>>,
+    unread: Vec<u8>,
+    read_at: usize,
+    timeout: Duration,
+    scratch: Vec<u8>,
+    out: Vec<u8>,
+    /// Requests sent again because an answer was corrupted, lost or late.
+    pub retries: usize,
+}
+
+/// What came back for one attempt.
+enum Attempt<R> {
+    Answer(R),
+    Again(String),
+}
+
+impl<T: Read + Write> Link<T> {
+    /// A link over `io`, waiting at most `timeout` for each answer.
+    pub fn new(io: T, timeout: Duration) -> Self {
+        Self {
+            io,
+            decoder: Box::new(FrameDecoder::new()),
+            unread: Vec::new(),
+            read_at: 0,
+            timeout,
+            scratch: vec![0; MAX_FRAME],
+            out: vec![0; MAX_FRAME + MAX_FRAME / 254 + 2],
+            retries: 0,
+        }
+    }
+
+    /// Asks the device what it runs.
+    pub fn hello(&mut self) -> Result<DeviceInfo> {
+        self.call(&Request::Hello, "the device's hello", |r| match r {
+            Response::Hello(h) => Some(DeviceInfo {
+                protocol: h.protocol,
+                firmware: h.firmware.to_string(),
+                board: h.board.to_string(),
+                digest: h.digest,
+                input: h.input as usize,
+                classes: h.classes as usize,
+                layers: h.layers as usize,
+                macs: h.macs as usize,
+                cost_unit: match h.cost_unit {
+                    CostUnit::Instructions => CostUnit::Instructions.name(),
+                    CostUnit::Cycles => CostUnit::Cycles.name(),
+                },
+                max_frame: h.max_frame as usize,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Runs one row on the device: bytes when every value is an integer 0..=255, f32 otherwise.
+    pub fn infer(&mut self, seq: u32, row: &[f32]) -> Result<Inferred> {
+        let bytes: Vec<u8>;
+        let input = if row.iter().all(|v| (0.0..=255.0).contains(v) && v.fract() == 0.0 && v.to_bits() != (-0.0f32).to_bits()) {
+            bytes = row.iter().map(|v| *v as u8).collect();
+            Input::U8(&bytes)
+        } else {
+            bytes = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+            Input::F32(&bytes)
+        };
+        let what = format!("the answer to row {seq}");
+        self.call(&Request::Infer { seq, input }, &what, |r| match r {
+            Response::Inferred { seq: s, class, cost, logits } if *s == seq && logits.len() % 4 == 0 => {
+                Some(Inferred {
+                    class: *class as usize,
+                    cost: *cost,
+                    logits: logits.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Sends `request` until an answer `accept` takes arrives intact, [`ATTEMPTS`] times at most.
+    fn call<R>(&mut self, request: &Request<'_>, what: &str, accept: impl Fn(&Response<'_>) -> Option<R>) -> Result<R> {
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                self.retries += 1;
+            }
+            let frame = encode(request, &mut self.scratch, &mut self.out)
+                .map_err(|e| anyhow::anyhow!("cannot encode the request: {e:?}"))?;
+            self.io.write_all(frame).context("cannot write to the device")?;
+            self.io.flush().context("cannot write to the device")?;
+            match self.answer(&accept)? {
+                Attempt::Answer(r) => return Ok(r),
+                Attempt::Again(why) => last = why,
+            }
+        }
+        bail!("no intact answer from the device after {ATTEMPTS} attempts, waiting for {what} (last: {last})")
+    }
+
+    /// Waits for the answer to the request just sent, skipping late answers to earlier ones.
+    fn answer<R>(&mut self, accept: &impl Fn(&Response<'_>) -> Option<R>) -> Result<Attempt<R>> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let Some(byte) = self.next_byte(deadline)? else {
+                return Ok(Attempt::Again(format!("no answer within {:.1} s", self.timeout.as_secs_f64())));
+            };
+            let payload = match self.decoder.push(byte) {
+                None => continue,
+                Some(Err(FrameError::Oversize)) => return Ok(Attempt::Again("a frame longer than any answer".into())),
+                Some(Err(_)) => return Ok(Attempt::Again("a corrupted frame".into())),
+                Some(Ok(payload)) => payload,
+            };
+            match postcard::from_bytes::<Response<'_>>(payload) {
+                Err(_) => return Ok(Attempt::Again("an intact frame that is no answer".into())),
+                Ok(Response::Error(DeviceError::InputLength { expected, got, .. })) => {
+                    bail!("the device takes {expected} values per row, it was sent {got}")
+                }
+                Ok(Response::Error(e)) => return Ok(Attempt::Again(format!("the device reported {e:?}"))),
+                Ok(response) => {
+                    if let Some(r) = accept(&response) {
+                        return Ok(Attempt::Answer(r));
+                    }
+                    // a late answer to an earlier attempt: keep waiting for this one
+                }
+            }
+        }
+    }
+
+    fn next_byte(&mut self, deadline: Instant) -> Result<Option<u8>> {
+        while self.read_at == self.unread.len() {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.unread.resize(4096, 0);
+            self.read_at = 0;
+            match self.io.read(&mut self.unread) {
+                Ok(0) => bail!("the device closed the link"),
+                Ok(n) => self.unread.truncate(n),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    self.unread.clear();
+                }
+                Err(e) => return Err(e).context("cannot read from the device"),
+            }
+        }
+        let byte = self.unread[self.read_at];
+        self.read_at += 1;
+        Ok(Some(byte))
+    }
+}
+
+/// A QEMU mps2-an386 running a serving firmware, its UART0 on a Unix socket; killed on drop.
+pub struct QemuSession {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl QemuSession {
+    /// Starts QEMU on `elf` and connects to its UART0.
+    pub fn start(elf: &Path) -> Result<(Self, UnixStream)> {
+        dropship_boards::qemu::find()?;
+        let dir = tempfile::Builder::new().prefix("dropship-qemu").tempdir().context("cannot make a temporary directory")?;
+        let socket = dir.path().join("uart0");
+        let log = std::fs::File::create(dir.path().join("qemu.log"))?;
+        let child = dropship_boards::qemu::command_with_uart_socket(elf, &socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot run qemu-system-arm")?;
+        let mut session = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(stream) = UnixStream::connect(&socket) {
+                return Ok((session, stream));
+            }
+            if let Some(status) = session.child.try_wait()? {
+                bail!("QEMU exited ({status}) before its UART0 was connected: {}", session.log().trim());
+            }
+            if Instant::now() > deadline {
+                bail!("QEMU did not open its UART0 socket within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What QEMU wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("qemu.log")).unwrap_or_default()
+    }
+
+    /// Where the socket lives (for a test's proxy).
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for QemuSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
