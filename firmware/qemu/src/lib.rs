@@ -9,6 +9,16 @@ use cortex_m::peripheral::SYST;
 use cortex_m_semihosting::debug::{exit, EXIT_FAILURE};
 use defmt_semihosting as _;
 
+extern "C" {
+    fn DefaultHandler();
+}
+
+/// The vectors of mps2-an386's 32 external interrupts (the CMSDK peripherals'): none is enabled, so
+/// each is cortex-m-rt's default handler. A device crate would list them; this board has none.
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+pub static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+
 /// SysTick is a 24-bit down-counter.
 const SYSTICK_MASK: u32 = 0x00ff_ffff;
 

@@ -23,11 +23,23 @@ pub const fn frame_len(payload: usize) -> usize {
     unframed + unframed / 254 + 1 + 1
 }
 
+/// CRC-32 of `bytes`. One out-of-line copy: sending and receiving share it in the device's flash.
+#[inline(never)]
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    CRC32.checksum(bytes)
+}
+
 /// Encodes `message` as one frame into `out` (with `scratch` for the bytes before COBS) and returns
 /// the frame, its final zero byte included.
 pub fn encode<'o, T: Serialize>(message: &T, scratch: &mut [u8], out: &'o mut [u8]) -> Result<&'o [u8], FrameError> {
     let payload = postcard::to_slice(message, scratch).map_err(|_| FrameError::BufferTooSmall)?.len();
-    let crc = CRC32.checksum(&scratch[..payload]).to_le_bytes();
+    seal(scratch, payload, out)
+}
+
+/// Appends the CRC of `scratch[..payload]` and COBS-encodes both into `out` (not generic: one copy).
+#[inline(never)]
+fn seal<'o>(scratch: &mut [u8], payload: usize, out: &'o mut [u8]) -> Result<&'o [u8], FrameError> {
+    let crc = crc32(&scratch[..payload]).to_le_bytes();
     scratch.get_mut(payload..payload + CRC_BYTES).ok_or(FrameError::BufferTooSmall)?.copy_from_slice(&crc);
     let (body, _) = out.split_at_mut_checked(out.len().saturating_sub(1)).ok_or(FrameError::BufferTooSmall)?;
     let encoded = cobs::try_encode(&scratch[..payload + CRC_BYTES], body).map_err(|_| FrameError::BufferTooSmall)?;
@@ -86,7 +98,7 @@ impl<const N: usize> FrameDecoder<N> {
         let decoded = cobs::decode_in_place(encoded).map_err(|_| FrameError::Corrupt)?;
         let Some(payload) = decoded.checked_sub(CRC_BYTES) else { return Err(FrameError::Corrupt) };
         let (bytes, crc) = encoded[..decoded].split_at(payload);
-        if CRC32.checksum(bytes).to_le_bytes() != crc {
+        if crc32(bytes).to_le_bytes() != crc {
             return Err(FrameError::Corrupt);
         }
         Ok(bytes)

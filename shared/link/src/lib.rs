@@ -19,5 +19,5 @@ pub use serve::{Model, Server};
 /// The digest a device reports for the model it runs: the CRC-32 (ISO-HDLC) of the artifact file's
 /// bytes, as `dropship export` wrote them. The host computes it from the file it validates against.
 pub fn model_digest(artifact: &[u8]) -> u32 {
-    frame::CRC32.checksum(artifact)
+    frame::crc32(artifact)
 }
