@@ -157,7 +157,12 @@ fn vectors_input() -> Option<(PathBuf, Vec<u8>)> {
 }
 
 /// Refuses vectors made for another shape of model.
-fn check_vectors_match(vectors_path: &std::path::Path, vectors: &Vectors<'_>, artifact: &Artifact<'_>, artifact_path: &std::path::Path) {
+fn check_vectors_match(
+    vectors_path: &std::path::Path,
+    vectors: &Vectors<'_>,
+    artifact: &Artifact<'_>,
+    artifact_path: &std::path::Path,
+) {
     if vectors.input() != artifact.input() || vectors.classes() != artifact.classes() {
         fail(&format!(
             "{} is for a {}-input {}-class model, {} is {}-input {}-class: regenerate the vectors",
@@ -237,8 +242,9 @@ fn main() {
     let mut code = String::new();
     let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
     let _ = writeln!(code, "pub const CLASSES: usize = {};", artifact.classes());
-    let _ = writeln!(code, "/// CRC-32 of the artifact file: what a serving firmware reports as its model's digest.");
-    let _ = writeln!(code, "pub const DIGEST: u32 = {:#010x};", dropship_link::model_digest(&artifact_bytes));
+    let _ =
+        writeln!(code, "/// The artifact's digest (`dropship_link::model_digest`), which a serving firmware reports.");
+    let _ = writeln!(code, "pub const DIGEST: u64 = {:#018x};", dropship_link::model_digest(&artifact_bytes));
     network_code(&mut code, &artifact, &layers);
     let vector_bytes = vectors_code(&mut code, vectors.as_ref(), artifact.input());
 

@@ -28,8 +28,8 @@ pub struct DeviceInfo {
     pub firmware: String,
     /// Board name.
     pub board: String,
-    /// The model's digest (CRC-32 of the artifact it was built with).
-    pub digest: u32,
+    /// The model's digest ([`dropship_link::model_digest`] of the artifact it was built with).
+    pub digest: u64,
     /// Values per row.
     pub input: usize,
     /// Logits per row.
@@ -115,7 +115,10 @@ impl<T: Read + Write> Link<T> {
     /// Runs one row on the device: bytes when every value is an integer 0..=255, f32 otherwise.
     pub fn infer(&mut self, seq: u32, row: &[f32]) -> Result<Inferred> {
         let bytes: Vec<u8>;
-        let input = if row.iter().all(|v| (0.0..=255.0).contains(v) && v.fract() == 0.0 && v.to_bits() != (-0.0f32).to_bits()) {
+        let input = if row
+            .iter()
+            .all(|v| (0.0..=255.0).contains(v) && v.fract() == 0.0 && v.to_bits() != (-0.0f32).to_bits())
+        {
             bytes = row.iter().map(|v| *v as u8).collect();
             Input::U8(&bytes)
         } else {
@@ -216,7 +219,8 @@ impl QemuSession {
     /// Starts QEMU on `elf` and connects to its UART0.
     pub fn start(elf: &Path) -> Result<(Self, UnixStream)> {
         dropship_boards::qemu::find()?;
-        let dir = tempfile::Builder::new().prefix("dropship-qemu").tempdir().context("cannot make a temporary directory")?;
+        let dir =
+            tempfile::Builder::new().prefix("dropship-qemu").tempdir().context("cannot make a temporary directory")?;
         let socket = dir.path().join("uart0");
         let log = std::fs::File::create(dir.path().join("qemu.log"))?;
         let child = dropship_boards::qemu::command_with_uart_socket(elf, &socket)

@@ -71,7 +71,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let d = &self.device;
         let mut s = format!(
-            "device: {} firmware {} (protocol {}), model {:#010x}: {} dense layers, {} inputs, {} classes, {} MACs\n",
+            "device: {} firmware {} (protocol {}), model {:016x}: {} dense layers, {} inputs, {} classes, {} MACs\n",
             d.board, d.firmware, d.protocol, d.digest, d.layers, d.input, d.classes, d.macs
         );
         s += &format!("rows: {}, bit-identical to the host: {}", self.rows, self.identical_rows);
@@ -121,6 +121,9 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
         eprintln!("{note}");
     }
     let rows = Rows { net: &net, artifact, artifact_bytes: &artifact_bytes, data: &data, csv };
+    if data.rows() == 0 {
+        bail!("{} has no rows to validate", csv.display());
+    }
     match target {
         Target::Qemu => {
             let route = toolchain::find()?;
@@ -128,7 +131,7 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
             let elf = firmware::build(&route, Board::Qemu, artifact, &Image::Serve)?;
             let (session, stream) = QemuSession::start(&elf)?;
             stream.set_read_timeout(Some(Duration::from_millis(50)))?;
-            let result = run(Link::new(stream, options.timeout), &rows, options.progress);
+            let result = run(&mut Link::new(stream, options.timeout), &rows, options.progress);
             result.with_context(|| format!("validating under QEMU (QEMU said: {})", session.log().trim()))
         }
         Target::Port { path, baud } => {
@@ -136,7 +139,7 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
                 .timeout(Duration::from_millis(50))
                 .open()
                 .with_context(|| format!("cannot open the serial port {path}"))?;
-            run(Link::new(port, options.timeout), &rows, options.progress)
+            run(&mut Link::new(port, options.timeout), &rows, options.progress)
                 .with_context(|| format!("validating on the board at {path}"))
         }
     }
@@ -157,7 +160,8 @@ pub struct Rows<'a> {
 }
 
 /// Checks that the device runs this model, then runs and compares every row.
-pub fn run<T: Read + Write>(mut link: Link<T>, rows: &Rows<'_>, progress: bool) -> Result<Report> {
+pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool) -> Result<Report> {
+    let retries_before = link.retries;
     let device = link.hello()?;
     check_device(&device, rows)?;
     let n = rows.data.rows();
@@ -217,7 +221,7 @@ pub fn run<T: Read + Write>(mut link: Link<T>, rows: &Rows<'_>, progress: bool) 
     report.cost_per_inference = cost as f64 / n.max(1) as f64;
     report.cost_per_mac = report.cost_per_inference / report.device.macs.max(1) as f64;
     report.rows_per_second = n as f64 / seconds.max(1e-9);
-    report.retries = link.retries;
+    report.retries = link.retries - retries_before;
     Ok(report)
 }
 
@@ -233,7 +237,7 @@ fn check_device(device: &DeviceInfo, rows: &Rows<'_>) -> Result<()> {
     let digest = dropship_link::model_digest(rows.artifact_bytes);
     if device.digest != digest {
         bail!(
-            "the device runs another model: its digest is {:#010x}, {} has {digest:#010x}. Flash the serving firmware built with this artifact (see the README, \"Validate on a board\")",
+            "the device runs another model: its digest is {:016x}, {} has {digest:016x}. Flash the serving firmware built with this artifact (see the README, \"Validate on a board\")",
             device.digest,
             rows.artifact.display()
         );

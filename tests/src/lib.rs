@@ -2,8 +2,8 @@
 //!
 //! Each model is trained once per test binary (about a second) with dropout, the regularizer whose
 //! absence at inference matters most, and written under `target/dropship-tests/`: the course's
-//! model (one hidden layer of 128, dropout 0.5) and a deeper one (64 → 64 → 32 → 10, dropout 0.5
-//! and 0.3 on its two hidden layers).
+//! model (one hidden layer of 128, dropout 0.5), a deeper one (64 → 64 → 32 → 10, dropout 0.5
+//! and 0.3 on its two hidden layers), and one trained on a generated CSV of real-valued features.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -33,6 +33,8 @@ pub struct Fixture {
     pub artifact_path: PathBuf,
     /// Test vectors of every test row: raw input, host logits, host class.
     pub vectors_path: PathBuf,
+    /// Every test row, raw, with its label in the last column (`label`).
+    pub test_csv_path: PathBuf,
 }
 
 impl Fixture {
@@ -54,11 +56,61 @@ pub fn deep_fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| build(&[64, 32], &[0.5, 0.3], "deep").expect("training the deep fixture model"))
 }
 
+/// A model of real-valued features (12 of them, 4 classes, 800 rows of Gaussian clusters with
+/// negative values and decimals, written as a CSV and loaded back), in `target/dropship-tests/real/`.
+pub fn real_valued_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = fixture_dir("real");
+        let csv = dir.join("data.csv");
+        write_file(&csv, real_valued_csv(800, 12, 4).as_bytes()).expect("writing the generated CSV");
+        let data = data::load_csv(&csv, &Default::default(), Default::default()).expect("loading the generated CSV");
+        build_on(data, &[32], &[0.3], "real", 40).expect("training the real-valued model")
+    })
+}
+
+/// `rows` rows of `features` real values around one of `classes` centres, label last.
+fn real_valued_csv(rows: usize, features: usize, classes: usize) -> String {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let centres: Vec<Vec<f64>> =
+        (0..classes).map(|_| (0..features).map(|_| (uniform() - 0.5) * 6.0).collect()).collect();
+    let mut out: String = (0..features).map(|f| format!("x{f},")).collect();
+    out.push_str("label\n");
+    for r in 0..rows {
+        let class = r % classes;
+        for f in 0..features {
+            // Box-Muller: a normal draw, spread 1.5 around the class centre, scaled per feature.
+            let normal = (-2.0 * uniform().max(1e-12).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+            let value = (centres[class][f] + 1.5 * normal) * (1.0 + f as f64 * 0.7);
+            out.push_str(&format!("{},", value as f32));
+        }
+        out.push_str(&format!("{class}\n"));
+    }
+    out
+}
+
+fn fixture_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests").join(name);
+    std::fs::create_dir_all(&dir).expect("target/ is writable");
+    dir
+}
+
 fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
+    build_on(data, hidden, dropout, name, TrainConfig::default().epochs)
+}
+
+fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs: usize) -> anyhow::Result<Fixture> {
     let config = TrainConfig {
         hidden: hidden.to_vec(),
         regularizer: Regularizer::Dropout { rates: dropout.to_vec() },
+        epochs,
         ..TrainConfig::default()
     };
     let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden)?;
@@ -69,14 +121,30 @@ fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixtur
         provenance: format!("dropship-tests fixture: {}, seed 0", config.regularizer),
     };
     let artifact = export::artifact_bytes(&saved, "", &saved.provenance)?;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dropship-tests").join(name);
-    std::fs::create_dir_all(&dir)?;
+    let dir = fixture_dir(name);
     let artifact_path = dir.join("model.dsm");
     write_file(&artifact_path, &artifact)?;
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&artifact)?);
     let bytes = net.vectors(prepared.split.test.iter().map(|r| data.row(*r)))?;
     let vectors_path = dir.join("vectors.dsv");
     write_file(&vectors_path, &bytes)?;
+    let test_csv_path = dir.join("test.csv");
+    let mut csv: String = (0..data.width()).map(|f| format!("f{f},")).collect();
+    csv.push_str("label\n");
+    for r in &prepared.split.test {
+        let values: Vec<String> = data.row(*r).iter().map(f32::to_string).collect();
+        csv.push_str(&format!("{},{}\n", values.join(","), data.labels[*r]));
+    }
+    write_file(&test_csv_path, csv.as_bytes())?;
     let x_test = prepared.standardized(&data, &prepared.split.test)?.values()?;
-    Ok(Fixture { data, prepared, x_test, weights: trained.weights, artifact, artifact_path, vectors_path })
+    Ok(Fixture {
+        data,
+        prepared,
+        x_test,
+        weights: trained.weights,
+        artifact,
+        artifact_path,
+        vectors_path,
+        test_csv_path,
+    })
 }

@@ -35,7 +35,8 @@ fn device_matches_host<L: Layers, const A: usize, const B: usize>(
     let route = toolchain::find().unwrap();
     xtask::qemu::find().unwrap();
     let elf_path =
-        firmware::build(&route, Board::Qemu, &f.artifact_path, &Image::SelfTest { vectors: &f.vectors_path }).expect("QEMU firmware builds");
+        firmware::build(&route, Board::Qemu, &f.artifact_path, &Image::SelfTest { vectors: &f.vectors_path })
+            .expect("QEMU firmware builds");
     let first = device::run_qemu(&elf_path, 300).expect("QEMU runs");
     let second = device::run_qemu(&elf_path, 300).expect("QEMU runs again");
     let depth = f.weights.layers.len();
@@ -79,8 +80,9 @@ fn device_matches_host<L: Layers, const A: usize, const B: usize>(
 fn nrf52840dk_firmware_builds_with_the_model_in_flash() {
     let f = fixture();
     let route = toolchain::find().unwrap();
-    let elf_path = firmware::build(&route, Board::Nrf52840dk, &f.artifact_path, &Image::SelfTest { vectors: &f.vectors_path })
-        .expect("nRF52840-DK firmware builds");
+    let elf_path =
+        firmware::build(&route, Board::Nrf52840dk, &f.artifact_path, &Image::SelfTest { vectors: &f.vectors_path })
+            .expect("nRF52840-DK firmware builds");
     let size = elf::footprint(&elf_path).unwrap();
     println!("nRF52840-DK: {size:?}");
     assert!(size.weights >= 9610 * 4, "the weights are in flash: {size:?}");
@@ -108,7 +110,9 @@ fn a_model_too_big_for_the_board_is_refused_at_build_time_with_the_numbers() {
     std::fs::write(&artifact, net.to_artifact("", "too big").unwrap()).unwrap();
     std::fs::write(&vectors, net.vectors(std::iter::once(&[0.0f32; 64][..])).unwrap()).unwrap();
     let route = toolchain::find().unwrap();
-    let out = firmware::command(&route, Board::Nrf52840dk, &artifact, &Image::SelfTest { vectors: &vectors }).output().unwrap();
+    let out = firmware::command(&route, Board::Nrf52840dk, &artifact, &Image::SelfTest { vectors: &vectors })
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the build fails");
     assert!(stderr.contains("does not fit the nrf52840dk board"), "{stderr}");

@@ -6,7 +6,7 @@ use dropship_link::{CostUnit, Hello, Model};
 use crate::ModelShape;
 
 /// The hello of a firmware running `shape` (built from the artifact with digest `digest`) on `board`.
-pub fn hello(shape: &ModelShape, digest: u32, board: &'static str, cost_unit: CostUnit) -> Hello<'static> {
+pub fn hello(shape: &ModelShape, digest: u64, board: &'static str, cost_unit: CostUnit) -> Hello<'static> {
     let last = shape.widths.len().saturating_sub(1);
     Hello {
         protocol: dropship_link::PROTOCOL_VERSION,

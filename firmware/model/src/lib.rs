@@ -29,5 +29,4 @@ pub const SHAPE: ModelShape = ModelShape {
 };
 
 /// The serving firmware's protocol state, its buffers sized for this model's frames.
-pub type ModelServer =
-    dropship_link::Server<{ dropship_link::serve::buffer_len(INPUT, CLASSES) }, INPUT, CLASSES>;
+pub type ModelServer = dropship_link::Server<{ dropship_link::serve::buffer_len(INPUT, CLASSES) }, INPUT, CLASSES>;

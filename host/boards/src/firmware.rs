@@ -89,9 +89,8 @@ pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) ->
         None => Image::Serve,
     };
     let binary = board.binary(image);
-    let status = command(route, board, &artifact, image)
-        .status()
-        .with_context(|| format!("cannot run cargo for {binary}"))?;
+    let status =
+        command(route, board, &artifact, image).status().with_context(|| format!("cannot run cargo for {binary}"))?;
     if !status.success() {
         bail!("building {binary} failed (toolchain: {})", toolchain::describe(route));
     }

@@ -16,8 +16,12 @@ pub use frame::{encode, Decoded, FrameDecoder, FrameError};
 pub use message::{CostUnit, DeviceError, Hello, Input, Request, Response, PROTOCOL_VERSION};
 pub use serve::{Model, Server};
 
-/// The digest a device reports for the model it runs: the CRC-32 (ISO-HDLC) of the artifact file's
-/// bytes, as `dropship export` wrote them. The host computes it from the file it validates against.
-pub fn model_digest(artifact: &[u8]) -> u32 {
-    frame::crc32(artifact)
+/// The digest a device reports for the model it runs: the first 8 bytes (big-endian) of the SHA-256
+/// of the artifact file, as `dropship export` wrote it. The firmware's build computes it; the host
+/// computes it from the file it validates against. (Not a CRC: an artifact ends with its own CRC-32,
+/// so the CRC-32 of every artifact file is the same constant.)
+pub fn model_digest(artifact: &[u8]) -> u64 {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(artifact);
+    u64::from_be_bytes(hash[..8].try_into().expect("SHA-256 has 32 bytes"))
 }

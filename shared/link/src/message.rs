@@ -89,7 +89,7 @@ pub struct Hello<'a> {
     /// The board (`qemu`, `nrf52840dk`).
     pub board: &'a str,
     /// [`crate::model_digest`] of the artifact the firmware was built with.
-    pub digest: u32,
+    pub digest: u64,
     /// Values per input row.
     pub input: u32,
     /// Logits per inference.

@@ -18,7 +18,8 @@ pub trait Model<const IN: usize, const CLASSES: usize> {
 pub const fn buffer_len(input: usize, classes: usize) -> usize {
     // tags, sequence number and length prefixes (varints) around the values
     const ENVELOPE: usize = 1 + 5 + 1 + 5;
-    const HELLO: usize = 2 * 3 + 2 * 16 + 6 * 5 + 1 + 5 + 1;
+    // tag, protocol, two names of up to 16 bytes, digest, cost unit, five u32 varints
+    const HELLO: usize = 1 + 3 + 2 * (1 + 16) + 10 + 1 + 5 * 5;
     let request = frame_len(4 * input + ENVELOPE);
     let answer = frame_len(4 * classes + 3 * 5 + ENVELOPE);
     let hello = frame_len(HELLO);
@@ -61,20 +62,22 @@ impl<const N: usize, const IN: usize, const CLASSES: usize> Server<N, IN, CLASSE
     }
 
     /// Reads one byte from `rx` (blocking) and, when it ends a frame, writes the answer to `tx`.
+    /// `Ok(false)` when `rx` has ended (a read gave no byte).
     pub fn poll<R: Read, W: Write<Error = R::Error>>(
         &mut self,
         rx: &mut R,
         tx: &mut W,
         model: &mut impl Model<IN, CLASSES>,
-    ) -> Result<(), R::Error> {
+    ) -> Result<bool, R::Error> {
         let mut byte = [0u8];
-        if rx.read(&mut byte)? == 1 {
-            if let Some(frame) = self.receive(byte[0], model) {
-                tx.write_all(frame)?;
-                tx.flush()?;
-            }
+        if rx.read(&mut byte)? == 0 {
+            return Ok(false);
         }
-        Ok(())
+        if let Some(frame) = self.receive(byte[0], model) {
+            tx.write_all(frame)?;
+            tx.flush()?;
+        }
+        Ok(true)
     }
 
     /// Takes one received byte; returns the frame to send back when it ended a request.

@@ -21,7 +21,7 @@ impl Model<IN, CLASSES> for Toy {
             protocol: 0,
             firmware: "0.1.0",
             board: "test",
-            digest: 0xdead_beef,
+            digest: 0xdead_beef_0bad_cafe,
             input: IN as u32,
             classes: CLASSES as u32,
             layers: 1,
@@ -116,7 +116,7 @@ proptest! {
         bytes.extend(frame_of(&Request::Hello));
         let answers = serve(&mut server, &mut toy, &bytes);
         let hello = answers.iter().find_map(|a| match response(a) { Response::Hello(h) => Some(h.digest), _ => None });
-        prop_assert_eq!(hello, Some(0xdead_beef));
+        prop_assert_eq!(hello, Some(0xdead_beef_0bad_cafe));
     }
 }
 
@@ -141,7 +141,7 @@ fn hello_infer_and_the_errors() {
         Response::Hello(h) => {
             assert_eq!(
                 (h.protocol, h.max_frame, h.digest),
-                (dropship_link::PROTOCOL_VERSION, N as u32 + 1, 0xdead_beef)
+                (dropship_link::PROTOCOL_VERSION, N as u32 + 1, 0xdead_beef_0bad_cafe)
             )
         }
         other => panic!("{other:?}"),
@@ -159,6 +159,7 @@ fn hello_infer_and_the_errors() {
 }
 
 #[test]
-fn the_device_digest_is_the_crc_of_the_artifact_bytes() {
-    assert_eq!(dropship_link::model_digest(b"123456789"), 0xcbf4_3926);
+fn the_model_digest_is_the_start_of_the_sha256_of_the_artifact() {
+    // SHA-256("abc") = ba7816bf 8f01cfea ...
+    assert_eq!(dropship_link::model_digest(b"abc"), 0xba78_16bf_8f01_cfea);
 }

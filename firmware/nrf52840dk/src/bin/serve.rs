@@ -48,7 +48,7 @@ fn main() -> ! {
             (class, DWT::cycle_count().wrapping_sub(start))
         },
     );
-    defmt::info!("serving on the virtual COM port (UARTE0, 115200 baud), model digest {=u32:#010x}", DIGEST);
+    defmt::info!("serving on the virtual COM port (UARTE0, 115200 baud), model digest {=u64:#018x}", DIGEST);
     loop {
         if server.poll(&mut rx, &mut tx, &mut model).is_err() {
             // A framing or overrun error loses bytes: the host sees a corrupted frame and asks again.

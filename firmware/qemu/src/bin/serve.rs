@@ -21,14 +21,17 @@ fn main() -> ! {
     let per_tick = instructions_per_tick();
     let Some(scratch) = cortex_m::singleton!(: ModelScratch = ModelScratch::new()) else { fail("scratch taken twice") };
     let Some(server) = cortex_m::singleton!(: ModelServer = ModelServer::new()) else { fail("server taken twice") };
-    let mut model = Serving::new(hello(&SHAPE, DIGEST, "qemu", CostUnit::Instructions), |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
-        let start = ticks_now();
-        let class = black_box(&NETWORK).predict(black_box(input), scratch, logits);
-        (class, (ticks_since(start) as f32 * per_tick + 0.5) as u32)
-    });
+    let mut model = Serving::new(
+        hello(&SHAPE, DIGEST, "qemu", CostUnit::Instructions),
+        |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
+            let start = ticks_now();
+            let class = black_box(&NETWORK).predict(black_box(input), scratch, logits);
+            (class, (ticks_since(start) as f32 * per_tick + 0.5) as u32)
+        },
+    );
     let (mut rx, mut tx) = uart::take();
-    defmt::info!("serving on UART0, model digest {=u32:#010x}", DIGEST);
+    defmt::info!("serving on UART0, model digest {=u64:#018x}", DIGEST);
     loop {
-        let Ok(()) = server.poll(&mut rx, &mut tx, &mut model);
+        let Ok(_) = server.poll(&mut rx, &mut tx, &mut model);
     }
 }
