@@ -5,7 +5,6 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use dropship_shared::vectors::Vectors;
 use xtask::firmware::{self, Board, Image};
 use xtask::{device, elf, golden, root, toolchain};
 
@@ -26,7 +25,7 @@ enum Task {
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
     },
-    /// Build a firmware with an artifact and vectors, and report its flash and RAM.
+    /// Build a firmware with an artifact (and vectors, for the self-test), and report its flash and RAM.
     Firmware {
         /// Which board.
         #[arg(long, value_enum, default_value = "qemu")]
@@ -34,9 +33,12 @@ enum Task {
         /// The artifact to embed.
         #[arg(long, default_value = "runs/demo/model.dsm")]
         artifact: PathBuf,
-        /// The test vectors to embed.
-        #[arg(long, default_value = "runs/demo/vectors.dsv")]
+        /// The test vectors to embed (self-test firmware).
+        #[arg(long, default_value = "runs/demo/vectors.dsv", conflicts_with = "serve")]
         vectors: PathBuf,
+        /// Build the serving firmware (for `dropship validate`) instead of the self-test.
+        #[arg(long)]
+        serve: bool,
     },
     /// Build the QEMU firmware, run it and print its decoded defmt log.
     Qemu {
@@ -62,10 +64,11 @@ fn main() -> Result<()> {
             setup()?;
         }
         Task::Demo { out } => demo(&out)?,
-        Task::Firmware { board, artifact, vectors } => {
+        Task::Firmware { board, artifact, vectors, serve } => {
             let route = toolchain::ensure()?;
-            let elf_path = firmware::build(&route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
-            print_footprint(board, &elf_path)?;
+            let image = if serve { Image::Serve } else { Image::SelfTest { vectors: &vectors } };
+            let elf_path = firmware::build(&route, board, &artifact, &image)?;
+            print_footprint(&board.binary(&image), &elf_path)?;
         }
         Task::Qemu { artifact, vectors } => {
             let route = setup()?;
@@ -120,15 +123,18 @@ fn dropship(args: &[&str]) -> Result<()> {
     run(Command::new(root().join("target/debug/dropship")).current_dir(root()).args(args))
 }
 
-fn print_footprint(board: Board, elf_path: &Path) -> Result<elf::Footprint> {
+fn print_footprint(binary: &str, elf_path: &Path) -> Result<elf::Footprint> {
     let f = elf::footprint(elf_path)?;
+    let vectors = if f.flash_without_vectors() == f.flash {
+        String::from("no test vectors")
+    } else {
+        format!("without test vectors {:.1} KiB", f.flash_without_vectors() as f64 / 1024.0)
+    };
     println!(
-        "{} ({}): flash {} B ({:.1} KiB; without test vectors {:.1} KiB, of which weights {} B), static RAM {} B",
-        board.package(),
+        "{binary} ({}): flash {} B ({:.1} KiB; {vectors}; weights {} B), static RAM {} B",
         elf_path.strip_prefix(root()).unwrap_or(elf_path).display(),
         f.flash,
         f.flash as f64 / 1024.0,
-        f.flash_without_vectors() as f64 / 1024.0,
         f.weights,
         f.static_ram
     );
@@ -146,43 +152,69 @@ fn demo(out: &Path) -> Result<()> {
     let route = setup()?;
 
     println!("== 2/5 training base, l2 and dropout on the bundled digits data");
-    let (index, artifact, vectors) = train_and_export(out)?;
+    let (index, artifact, _vectors) = train_and_export(out)?;
 
-    println!("== 4/5 building the firmware for QEMU mps2-an386 (Cortex-M4F)");
-    let elf_path = firmware::build(&route, Board::Qemu, &artifact, &Image::SelfTest { vectors: &vectors })?;
-    let footprint = print_footprint(Board::Qemu, &elf_path)?;
+    println!("== 4/5 building the serving firmware for QEMU mps2-an386 (Cortex-M4F)");
+    let elf_path = firmware::build(&route, Board::Qemu, &artifact, &Image::Serve)?;
+    print_footprint(&Board::Qemu.binary(&Image::Serve), &elf_path)?;
 
-    println!("== 5/5 running it under QEMU and checking every logit against the host");
-    let device_run = device::run_qemu(&elf_path, 300)?;
-    for line in device_run.lines.iter().filter(|l| !l.starts_with("vector ")) {
-        println!("device: {line}");
-    }
-    let bytes = std::fs::read(&vectors)?;
-    let host = Vectors::parse(&bytes).context("reading the vectors back")?;
-    let agreement = device::compare_with_host(&host, &device_run);
-    if let (Some(i), Some(m)) = (device_run.instructions_per_inference, device_run.instructions_per_mac) {
-        println!(
-            "device cost: {i:.0} instructions per inference, {m:.2} per MAC; static RAM {} B",
-            footprint.static_ram
-        );
-    }
+    println!("== 5/5 validating: every test row over QEMU's UART, every logit checked against the host");
+    let validation = out.join("validation.json");
+    let result = dropship(&[
+        "validate",
+        &artifact.to_string_lossy(),
+        &out.join("test.csv").to_string_lossy(),
+        "--device",
+        "qemu",
+        "--json",
+        &validation.to_string_lossy(),
+        "--overwrite",
+    ]);
     println!();
     println!("report: {}", out.join("report.md").display());
     println!("plots:  {} {}", out.join("val_loss.png").display(), out.join("val_accuracy.png").display());
     println!("model:  {} (chosen: {})", out.join("model.dsm").display(), index.chosen);
-    if !agreement.complete() {
-        for d in agreement.differences.iter().take(5) {
-            println!("{d}");
-        }
-        bail!(
-            "{}/{} test rows identical on the device: the device does not match the host",
-            agreement.identical,
-            agreement.total
-        );
-    }
+    result.context("the device does not match the host")?;
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join(&validation))?)?;
     println!(
         "{}/{} test rows: device logits identical to host; dropout was active in training only",
-        agreement.identical, agreement.total
+        report["identical_rows"], report["rows"]
+    );
+    Ok(())
+}
+
+/// `dropship validate` of `csv` under QEMU, five times: the median wall time (QEMU start, the hello
+/// and every row included; the serving firmware is already built) and the device's figures.
+fn validation_bench(artifact: &Path, csv: &Path) -> Result<()> {
+    println!("== validation over QEMU's UART (median of 5, QEMU start included)");
+    let json = root().join("runs/bench/validation.json");
+    let args = |json: &Path| -> Vec<String> {
+        let mut a: Vec<String> = vec!["validate".into(), artifact.to_string_lossy().into(), csv.to_string_lossy().into()];
+        a.extend(["--device".into(), "qemu".into(), "--overwrite".into(), "--json".into()]);
+        a.push(json.to_string_lossy().into());
+        a
+    };
+    let args = args(&json);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    dropship(&args)?; // builds the serving firmware once
+    let mut seconds = Vec::new();
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        dropship(&args)?;
+        seconds.push(start.elapsed().as_secs_f64());
+    }
+    seconds.sort_by(f64::total_cmp);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    println!("\n| validation under QEMU | rows | bit-identical | wall time (median of 5) | rows/s over the link | instructions / inference | per MAC |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| digits test rows | {} | {} | {:.2} s | {:.0} | {:.0} | {:.2} |",
+        report["rows"],
+        report["identical_rows"],
+        seconds[2],
+        report["rows_per_second"].as_f64().unwrap_or(f64::NAN),
+        report["cost_per_inference"].as_f64().unwrap_or(f64::NAN),
+        report["cost_per_mac"].as_f64().unwrap_or(f64::NAN)
     );
     Ok(())
 }
@@ -328,6 +360,18 @@ fn bench() -> Result<()> {
             f.static_ram
         );
     }
+    for board in [Board::Qemu, Board::Nrf52840dk] {
+        let elf_path = firmware::build(&route, board, &artifact, &Image::Serve)?;
+        let f = elf::footprint(&elf_path)?;
+        println!(
+            "| {} | {:.1} KiB | (none embedded) | {} B | {} B | (from `dropship validate`) | |",
+            board.binary(&Image::Serve),
+            f.flash as f64 / 1024.0,
+            f.weights,
+            f.static_ram
+        );
+    }
+    validation_bench(&artifact, &out.join("test.csv"))?;
     println!("== single-sample inference on the host: shared core vs tract vs candle");
     let criterion = root().join("target/criterion");
     let _ = std::fs::remove_dir_all(&criterion);
