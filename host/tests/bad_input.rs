@@ -335,6 +335,33 @@ fn bad_flags_name_the_flag_and_its_value() {
     refused(&["train", "--data", "d.csv", "--lr", "1e30", "--epochs", "5", "--out", "run"], d, &["epoch 1", "--lr"]);
 }
 
+#[test]
+fn bad_validate_input_is_refused_before_a_device_is_touched() {
+    let artifact = sample_artifact();
+    let rows: &[u8] = b"a,b,label\n1,2,0\n3,4,1\n";
+    let files: &[(&str, &[u8])] = &[("m.dsm", &artifact), ("d.csv", rows), ("old.json", b"{}")];
+    let validate = |extra: &[&'static str]| [&["validate", "m.dsm", "d.csv"][..], extra].concat();
+    let port: &[&str] = &["--port", "/nonexistent/ttyACM9"];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (validate(&[]), &["--device", "--port"]),
+        (validate(&["--device", "qemu", "--port", "/dev/null"]), &["--device", "--port", "cannot be used with"]),
+        (validate(&["--device", "board"]), &["--device", "board"]),
+        ([validate(port), vec!["--timeout", "0"]].concat(), &["--timeout", "\"0\""]),
+        ([validate(port), vec!["--timeout", "nan"]].concat(), &["--timeout"]),
+        ([validate(port), vec!["--baud", "5"]].concat(), &["--baud", "5"]),
+        (validate(port), &["cannot open the serial port /nonexistent/ttyACM9"]),
+        ([validate(port), vec!["--json", "old.json"]].concat(), &["old.json already exists", "--overwrite"]),
+        ([validate(port), vec!["--json", "d.csv", "--overwrite"]].concat(), &["d.csv is an input"]),
+        (vec!["validate", "d.csv", "d.csv", "--port", "/nonexistent/ttyACM9"], &["d.csv is not a valid dropship artifact"]),
+    ];
+    for (args, expect) in &cases {
+        refused(args, files, expect);
+    }
+    let wide: &[u8] = b"a,b,c,d,label\n1,2,3,4,0\n";
+    refused(&validate(port), &[("m.dsm", &artifact), ("d.csv", wide)], &["d.csv", "5 feature columns, the model takes 2"]);
+    refused(&validate(port), &[("m.dsm", &artifact), ("d.csv", b"a,b,label\n")], &["d.csv has no rows to validate"]);
+}
+
 const PARTS: &str = "a,b,part,label\n1,2,train,0\n3,4,train,1\n5,6,train,0\n7,8,train,1\n9,1,val,0\n2,3,val,1\n4,4,test,0\n5,5,test,1\n";
 
 #[test]
