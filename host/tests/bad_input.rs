@@ -352,14 +352,25 @@ fn bad_validate_input_is_refused_before_a_device_is_touched() {
         (validate(port), &["cannot open the serial port /nonexistent/ttyACM9"]),
         ([validate(port), vec!["--json", "old.json"]].concat(), &["old.json already exists", "--overwrite"]),
         ([validate(port), vec!["--json", "d.csv", "--overwrite"]].concat(), &["d.csv is an input"]),
-        (vec!["validate", "d.csv", "d.csv", "--port", "/nonexistent/ttyACM9"], &["d.csv is not a valid dropship artifact"]),
+        (
+            vec!["validate", "d.csv", "d.csv", "--port", "/nonexistent/ttyACM9"],
+            &["d.csv is not a valid dropship artifact"],
+        ),
     ];
     for (args, expect) in &cases {
         refused(args, files, expect);
     }
     let wide: &[u8] = b"a,b,c,d,label\n1,2,3,4,0\n";
-    refused(&validate(port), &[("m.dsm", &artifact), ("d.csv", wide)], &["d.csv", "5 feature columns, the model takes 2"]);
-    refused(&validate(port), &[("m.dsm", &artifact), ("d.csv", b"a,b,label\n")], &["d.csv: only a header, no data rows"]);
+    refused(
+        &validate(port),
+        &[("m.dsm", &artifact), ("d.csv", wide)],
+        &["d.csv", "5 feature columns, the model takes 2"],
+    );
+    refused(
+        &validate(port),
+        &[("m.dsm", &artifact), ("d.csv", b"a,b,label\n")],
+        &["d.csv: only a header, no data rows"],
+    );
 }
 
 const PARTS: &str = "a,b,part,label\n1,2,train,0\n3,4,train,1\n5,6,train,0\n7,8,train,1\n9,1,val,0\n2,3,val,1\n4,4,test,0\n5,5,test,1\n";

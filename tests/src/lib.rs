@@ -84,10 +84,10 @@ fn real_valued_csv(rows: usize, features: usize, classes: usize) -> String {
     out.push_str("label\n");
     for r in 0..rows {
         let class = r % classes;
-        for f in 0..features {
+        for (f, centre) in centres[class].iter().enumerate() {
             // Box-Muller: a normal draw, spread 1.5 around the class centre, scaled per feature.
             let normal = (-2.0 * uniform().max(1e-12).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
-            let value = (centres[class][f] + 1.5 * normal) * (1.0 + f as f64 * 0.7);
+            let value = (centre + 1.5 * normal) * (1.0 + f as f64 * 0.7);
             out.push_str(&format!("{},", value as f32));
         }
         out.push_str(&format!("{class}\n"));

@@ -189,7 +189,8 @@ fn validation_bench(artifact: &Path, csv: &Path) -> Result<()> {
     println!("== validation over QEMU's UART (median of 5, QEMU start included)");
     let json = root().join("runs/bench/validation.json");
     let args = |json: &Path| -> Vec<String> {
-        let mut a: Vec<String> = vec!["validate".into(), artifact.to_string_lossy().into(), csv.to_string_lossy().into()];
+        let mut a: Vec<String> =
+            vec!["validate".into(), artifact.to_string_lossy().into(), csv.to_string_lossy().into()];
         a.extend(["--device".into(), "qemu".into(), "--overwrite".into(), "--json".into()]);
         a.push(json.to_string_lossy().into());
         a
