@@ -18,7 +18,7 @@
 pub use crate::error::{FormatError, Section};
 pub use crate::kernel::Activation;
 use crate::network::{Layers, Network, Standardization};
-pub use crate::wire::F32s;
+pub use crate::wire::{F32s, I32s};
 use crate::wire::{Reader, Writer};
 
 /// The four bytes every artifact starts with.
@@ -68,6 +68,17 @@ pub struct LayerView<'a> {
     pub bias: F32s<'a>,
 }
 
+/// Bytes of a version-1 body: every layer's f32 weights and biases.
+fn f32_body_len(input: usize, shapes: &[(usize, Activation)]) -> usize {
+    let mut fan_in = input;
+    let mut values = 0;
+    for (output, _) in shapes {
+        values += fan_in * output + output;
+        fan_in = *output;
+    }
+    4 * values
+}
+
 /// A validated artifact, borrowing its bytes.
 #[derive(Clone, Debug)]
 pub struct Artifact<'a> {
@@ -105,10 +116,26 @@ fn finite(values: F32s<'_>, section: Section) -> Result<(), FormatError> {
     }
 }
 
-impl<'a> Artifact<'a> {
-    /// Parses and validates `bytes`: structure, limits, checksum, finiteness.
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        let mut r = Reader::after_header(bytes, MAGIC, VERSION)?;
+/// What both artifact versions start with after the magic and version: flags, shapes, texts and the
+/// standardization.
+pub(crate) struct Header<'a> {
+    pub(crate) input: usize,
+    pub(crate) shapes: [(usize, Activation); MAX_LAYERS],
+    pub(crate) layer_count: usize,
+    pub(crate) class_names: &'a str,
+    pub(crate) provenance: &'a str,
+    pub(crate) standardization: Option<(F32s<'a>, F32s<'a>)>,
+}
+
+impl<'a> Header<'a> {
+    /// Reads the header of a `version` file; `body_len(header)` is the length of what follows the
+    /// standardization, so the total length is checked before any of it is read.
+    pub(crate) fn read(
+        bytes: &'a [u8],
+        version: u32,
+        body_len: impl Fn(usize, &[(usize, Activation)]) -> usize,
+    ) -> Result<(Self, Reader<'a>), FormatError> {
+        let mut r = Reader::after_header(bytes, MAGIC, version)?;
         let flags = r.u32()?;
         if flags & !FLAG_STANDARDIZATION != 0 {
             return Err(FormatError::UnknownFlags { flags });
@@ -133,14 +160,13 @@ impl<'a> Artifact<'a> {
         }
         let has_standardization = flags & FLAG_STANDARDIZATION != 0;
         let standardization_len = if has_standardization { 2 * input } else { 0 };
-        let expected = r.position() + 4 * (standardization_len + parameters) + 4;
+        let expected = r.position() + 4 * standardization_len + body_len(input, &shapes[..layer_count]) + 4;
         if bytes.len() < expected {
             return Err(FormatError::Truncated { needed: expected, len: bytes.len() });
         }
         if bytes.len() > expected {
             return Err(FormatError::TrailingBytes { expected, len: bytes.len() });
         }
-
         let standardization = if has_standardization {
             let (mean, scale) = (r.f32s(input)?, r.f32s(input)?);
             finite(mean, Section::Mean)?;
@@ -152,15 +178,71 @@ impl<'a> Artifact<'a> {
         } else {
             None
         };
+        let header = Self { input, shapes, layer_count, class_names, provenance, standardization };
+        Ok((header, r))
+    }
+
+    /// `(input, output, activation)` of every layer.
+    pub(crate) fn layers(&self) -> impl Iterator<Item = (usize, usize, Activation)> + '_ {
+        let inputs = core::iter::once(self.input).chain(self.shapes.iter().map(|s| s.0));
+        inputs.zip(self.shapes.iter().take(self.layer_count)).map(|(i, (o, a))| (i, *o, *a))
+    }
+}
+
+/// The version a dropship artifact declares (1: f32, 2: int8), if the bytes start like one.
+pub fn version(bytes: &[u8]) -> Option<u32> {
+    let header = bytes.get(..8)?;
+    (header[..4] == MAGIC).then(|| u32::from_le_bytes([header[4], header[5], header[6], header[7]]))
+}
+
+/// Writes the part both versions share, up to and including the standardization.
+pub(crate) fn write_header(
+    w: &mut Writer<'_>,
+    version: u32,
+    input: usize,
+    layers: impl Iterator<Item = (usize, Activation)> + Clone,
+    standardization: Option<(&[f32], &[f32])>,
+    class_names: &str,
+    provenance: &str,
+) -> Result<(), FormatError> {
+    w.bytes(&MAGIC)?;
+    w.u32(version)?;
+    w.u32(if standardization.is_some() { FLAG_STANDARDIZATION } else { 0 })?;
+    w.u32(input as u32)?;
+    w.u32(layers.clone().count() as u32)?;
+    for (output, activation) in layers {
+        w.u32(output as u32)?;
+        w.u32(activation.code())?;
+    }
+    w.u32(class_names.len() as u32)?;
+    w.bytes(class_names.as_bytes())?;
+    w.u32(provenance.len() as u32)?;
+    w.bytes(provenance.as_bytes())?;
+    if let Some((mean, scale)) = standardization {
+        for (what, v) in [("mean length", mean), ("scale length", scale)] {
+            if v.len() != input {
+                return Err(FormatError::ShapeMismatch { what, expected: input, found: v.len() });
+            }
+        }
+        w.f32s(mean)?;
+        w.f32s(scale)?;
+    }
+    Ok(())
+}
+
+impl<'a> Artifact<'a> {
+    /// Parses and validates `bytes`: structure, limits, checksum, finiteness.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        let (header, mut r) =
+            Header::read(bytes, VERSION, |input, shapes| f32_body_len(input, shapes))?;
+        let Header { input, layer_count, standardization, class_names, provenance, .. } = header;
         let mut layers = [None; MAX_LAYERS];
-        let mut fan_in = input;
-        for (layer, (slot, (output, activation))) in layers.iter_mut().zip(shapes).take(layer_count).enumerate() {
+        for (layer, (slot, (fan_in, output, activation))) in layers.iter_mut().zip(header.layers()).enumerate() {
             let weights = r.f32s(fan_in * output)?;
             let bias = r.f32s(output)?;
             finite(weights, Section::Weights(layer))?;
             finite(bias, Section::Bias(layer))?;
             *slot = Some(LayerView { input: fan_in, output, activation, weights, bias });
-            fan_in = output;
         }
         Ok(Self { input, layers, layer_count, standardization, class_names, provenance, len: bytes.len() })
     }
@@ -300,11 +382,6 @@ impl ArtifactSpec<'_> {
     /// with [`Artifact::parse`], so nothing this writes fails to load. Returns the length.
     pub fn write(&self, out: &mut [u8]) -> Result<usize, FormatError> {
         let mut w = Writer::new(out);
-        w.bytes(&MAGIC)?;
-        w.u32(VERSION)?;
-        w.u32(if self.standardization.is_some() { FLAG_STANDARDIZATION } else { 0 })?;
-        w.u32(self.input as u32)?;
-        w.u32(self.layers.len() as u32)?;
         let mut fan_in = self.input;
         for (i, layer) in self.layers.iter().enumerate() {
             let output = layer.bias.len();
@@ -315,23 +392,10 @@ impl ArtifactSpec<'_> {
                     found: layer.weights.len(),
                 });
             }
-            w.u32(output as u32)?;
-            w.u32(layer.activation.code())?;
             fan_in = output;
         }
-        w.u32(self.class_names.len() as u32)?;
-        w.bytes(self.class_names.as_bytes())?;
-        w.u32(self.provenance.len() as u32)?;
-        w.bytes(self.provenance.as_bytes())?;
-        if let Some((mean, scale)) = self.standardization {
-            for (what, v) in [("mean length", mean), ("scale length", scale)] {
-                if v.len() != self.input {
-                    return Err(FormatError::ShapeMismatch { what, expected: self.input, found: v.len() });
-                }
-            }
-            w.f32s(mean)?;
-            w.f32s(scale)?;
-        }
+        let shapes = self.layers.iter().map(|l| (l.bias.len(), l.activation));
+        write_header(&mut w, VERSION, self.input, shapes, self.standardization, self.class_names, self.provenance)?;
         for layer in self.layers {
             w.f32s(layer.weights)?;
             w.f32s(layer.bias)?;

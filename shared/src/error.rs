@@ -92,6 +92,17 @@ pub enum FormatError {
         /// Which text.
         what: &'static str,
     },
+    /// An int8 quantization parameter out of its range (a scale that is not positive and finite, a
+    /// weight of -128, a requantization multiplier or shift outside TFLite's ranges, a bias that
+    /// could overflow an accumulator).
+    BadQuantization {
+        /// Layer index (`usize::MAX` for the input).
+        layer: usize,
+        /// Which parameter.
+        what: &'static str,
+        /// Its index within the layer.
+        index: usize,
+    },
     /// The output buffer is too small for the artifact.
     BufferTooSmall {
         /// Bytes needed.
@@ -163,6 +174,8 @@ impl fmt::Display for FormatError {
             }
             UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
             BadText { what } => write!(f, "{what} is not valid"),
+            BadQuantization { layer: usize::MAX, what, index } => write!(f, "input {what} {index} is out of range"),
+            BadQuantization { layer, what, index } => write!(f, "layer {layer} {what} {index} is out of range"),
             BufferTooSmall { needed, len } => write!(f, "buffer of {len} bytes, {needed} needed"),
         }
     }

@@ -34,6 +34,8 @@ pub mod artifact;
 pub mod error;
 pub mod kernel;
 pub mod network;
+pub mod quant;
+pub mod quant_artifact;
 pub mod vectors;
 mod wire;
 

@@ -50,10 +50,37 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// `count` little-endian i32 values.
+    pub(crate) fn i32s(&mut self, count: usize) -> Result<I32s<'a>, FormatError> {
+        let len = count.checked_mul(4).ok_or(FormatError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
+        Ok(I32s(self.take(len)?))
+    }
+
     /// `count` little-endian f32 values, as raw bytes (`count * 4` of them).
     pub(crate) fn f32s(&mut self, count: usize) -> Result<F32s<'a>, FormatError> {
         let len = count.checked_mul(4).ok_or(FormatError::Truncated { needed: usize::MAX, len: self.bytes.len() })?;
         Ok(F32s(self.take(len)?))
+    }
+}
+
+/// A run of little-endian i32 values inside a byte buffer (no alignment needed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct I32s<'a>(&'a [u8]);
+
+impl<'a> I32s<'a> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.0.len() / 4
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = i32> + 'a {
+        self.0.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -119,6 +146,10 @@ impl<'a> Writer<'a> {
 
     pub(crate) fn f32s(&mut self, values: &[f32]) -> Result<(), FormatError> {
         values.iter().try_for_each(|v| self.bytes(&v.to_le_bytes()))
+    }
+
+    pub(crate) fn i32s(&mut self, values: impl Iterator<Item = i32>) -> Result<(), FormatError> {
+        values.into_iter().try_for_each(|v| self.bytes(&v.to_le_bytes()))
     }
 
     /// Appends the CRC-32 of everything written so far; returns the total length.

@@ -1,0 +1,349 @@
+//! Integer-only int8 inference: requantization with one rounding, the int8 dense kernel (a portable
+//! reference and a Cortex-M4 path with the DSP instructions), and the quantization of an input.
+//!
+//! # The arithmetic, exactly
+//!
+//! A layer with `IN` inputs `x` (int8) and `OUT` outputs keeps its weights `w` **output-major**
+//! (`w[o * IN + i]`, int8, symmetric: zero point 0, range -127..=127) and a folded bias
+//! `b[o] = round(bias / (s_in * s_w[o])) - zp_in * sum_i w[o * IN + i]` (int32), so that
+//!
+//! ```text
+//! acc[o] = b[o] + sum_i x[i] * w[o * IN + i]                         (int32, exact)
+//! y[o]   = clamp(zp_out + requantize(acc[o], m[o]), lo, 127)         lo = zp_out after ReLU, else -128
+//! requantize(a, (M, shift)) = (a * M + 2^(s - 1)) >> s,  s = 31 - shift   (int64, arithmetic shift)
+//! ```
+//!
+//! `requantize` is TensorFlow Lite's single-rounding `MultiplyByQuantizedMultiplier`: the real
+//! multiplier `s_in * s_w[o] / s_out` is `M * 2^(shift - 31)` with `M` in `[2^30, 2^31)` and
+//! `shift` in `-31..=30`, and the product is rounded once, half up (towards +infinity). Every sum
+//! is of integers that cannot overflow (the artifact's limits keep `|acc|` below 2^31), so the
+//! order of the additions does not matter: every build — this portable one, the host's, the
+//! Cortex-M4's `SMLAD` path — gives the same bits.
+//!
+//! The input is standardized in f32 as for f32 models (the standardization is kept explicit, not
+//! folded into the first layer), then quantized: `x = clamp(round_half_away(z / s_in) + zp_in)`,
+//! with the rounding written out in IEEE f32 operations, so host and device agree on it too.
+
+/// A real multiplier in fixed point: `multiplier * 2^(shift - 31)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requant {
+    /// In `[2^30, 2^31)`, or 0 for a multiplier of 0.
+    pub multiplier: i32,
+    /// In `-31..=30`.
+    pub shift: i32,
+}
+
+impl Requant {
+    /// The fixed-point form of `real` (finite, `>= 0`, below 2^30): the nearest multiplier with a
+    /// 31-bit mantissa. `None` when `real` cannot be represented.
+    pub fn from_real(real: f64) -> Option<Self> {
+        if !real.is_finite() || real < 0.0 {
+            return None;
+        }
+        if real == 0.0 {
+            return Some(Self { multiplier: 0, shift: 0 });
+        }
+        // real = q * 2^exp with q in [0.5, 1)
+        let mut exp = 0i32;
+        let mut q = real;
+        while q >= 1.0 {
+            q /= 2.0;
+            exp += 1;
+        }
+        while q < 0.5 {
+            q *= 2.0;
+            exp -= 1;
+        }
+        let mut multiplier = (q * (1u64 << 31) as f64 + 0.5) as i64; // q > 0: rounds half up
+        if multiplier == 1 << 31 {
+            multiplier /= 2;
+            exp += 1;
+        }
+        if exp < -31 {
+            // too small for the shift range: it rounds to 0 for every accumulator we can have
+            return Some(Self { multiplier: 0, shift: 0 });
+        }
+        (exp <= 30).then_some(Self { multiplier: multiplier as i32, shift: exp })
+    }
+
+    /// The real value this stands for.
+    pub fn to_real(self) -> f64 {
+        // 2^(shift - 31), exponent in -62..=-1: a normal f64 built from its bits
+        self.multiplier as f64 * f64::from_bits(((self.shift - 31 + 1023) as u64) << 52)
+    }
+
+    /// True for a multiplier the kernels accept (what the artifact parser checks).
+    pub fn is_valid(self) -> bool {
+        (self.multiplier == 0 || self.multiplier >= 1 << 30) && (-31..=30).contains(&self.shift)
+    }
+}
+
+/// `(acc * M + 2^(s - 1)) >> s` with `s = 31 - shift`, saturated to i32: one rounding, half up.
+#[inline(always)]
+pub fn requantize(acc: i32, r: Requant) -> i32 {
+    let s = (31 - r.shift).clamp(1, 62) as u32;
+    let product = acc as i64 * r.multiplier as i64 + (1i64 << (s - 1));
+    (product >> s).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// What one int8 layer needs besides its input and output buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct QuantLayer<'a> {
+    /// Output-major int8 weights, `output.len() * input.len()` of them.
+    pub weights: &'a [i8],
+    /// Folded int32 biases (see the module docs), one per output.
+    pub bias: &'a [i32],
+    /// Requantization per output channel.
+    pub requant: &'a [Requant],
+    /// Zero point of the output.
+    pub output_zero: i8,
+    /// ReLU fused into the requantization (outputs below `output_zero` are clamped to it).
+    pub relu: bool,
+}
+
+/// The portable reference: `output[o]` per the module docs, one output after the other.
+pub fn dense_i8_reference(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    let n = input.len();
+    for (o, out) in output.iter_mut().enumerate() {
+        let row = &layer.weights[o * n..(o + 1) * n];
+        let mut acc = layer.bias[o];
+        for (x, w) in input.iter().zip(row) {
+            acc += *x as i32 * *w as i32;
+        }
+        *out = finish(acc, layer, o);
+    }
+}
+
+#[inline(always)]
+fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
+    let low = if layer.relu { layer.output_zero as i32 } else { -128 };
+    (layer.output_zero as i32 + requantize(acc, layer.requant[o])).clamp(low, 127) as i8
+}
+
+/// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere the reference. Both
+/// give the same bits (integer sums in any order).
+pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    dsp::dense(input, layer, output);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    dense_i8_reference(input, layer, output);
+}
+
+/// Standardized f32 values to int8: `clamp(round_half_away(z / scale) + zero)`.
+pub fn quantize_input(z: &[f32], scale: f32, zero: i8, output: &mut [i8]) {
+    for (o, v) in output.iter_mut().zip(z) {
+        let t = *v / scale;
+        // round half away from zero in f32 operations, saturating (`as` saturates, NaN gives 0)
+        let rounded = if t >= 0.0 { (t + 0.5) as i32 } else { -((-t + 0.5) as i32) };
+        *o = (rounded.saturating_add(zero as i32)).clamp(-128, 127) as i8;
+    }
+}
+
+/// int8 logits back to reals: `(q - zero) * scale`.
+pub fn dequantize(q: &[i8], scale: f32, zero: i8, output: &mut [f32]) {
+    for (o, v) in output.iter_mut().zip(q) {
+        *o = (*v as i32 - zero as i32) as f32 * scale;
+    }
+}
+
+/// Index of the largest value (the first on ties); 0 for an empty slice.
+pub fn argmax_i8(values: &[i8]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The Cortex-M4 path: four output channels at a time, four inputs per step; each input word is
+/// split into its even and odd bytes once (`SXTB16`), each weight word likewise, and `SMLAD` does
+/// two multiply-accumulates per instruction.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+mod dsp {
+    use super::{finish, QuantLayer};
+
+    /// Sign-extends bytes 0 and 2 of `v` into two halfwords.
+    #[inline(always)]
+    fn sxtb16(v: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a register-only instruction of the DSP extension, which this target has.
+        unsafe { core::arch::asm!("sxtb16 {r}, {a}", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack)) };
+        r
+    }
+
+    /// Sign-extends bytes 1 and 3 of `v` into two halfwords.
+    #[inline(always)]
+    fn sxtb16_ror8(v: u32) -> u32 {
+        let r: u32;
+        // SAFETY: as above.
+        unsafe {
+            core::arch::asm!("sxtb16 {r}, {a}, ror #8", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack))
+        };
+        r
+    }
+
+    /// `acc + a.lo * b.lo + a.hi * b.hi` (signed halfwords).
+    #[inline(always)]
+    fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: as above.
+        unsafe {
+            core::arch::asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc,
+                options(pure, nomem, nostack))
+        };
+        r
+    }
+
+    #[inline(always)]
+    fn word(bytes: &[i8], at: usize) -> u32 {
+        u32::from_le_bytes([bytes[at] as u8, bytes[at + 1] as u8, bytes[at + 2] as u8, bytes[at + 3] as u8])
+    }
+
+    pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+        let n = input.len();
+        let whole = n & !3;
+        let mut o = 0;
+        while o + 4 <= output.len() {
+            let mut acc = [layer.bias[o], layer.bias[o + 1], layer.bias[o + 2], layer.bias[o + 3]];
+            let mut i = 0;
+            while i < whole {
+                let x = word(input, i);
+                let (x_even, x_odd) = (sxtb16(x), sxtb16_ror8(x));
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let w = word(layer.weights, (o + k) * n + i);
+                    *a = smlad(x_odd, sxtb16_ror8(w), smlad(x_even, sxtb16(w), *a));
+                }
+                i += 4;
+            }
+            for (k, a) in acc.iter_mut().enumerate() {
+                for j in whole..n {
+                    *a += input[j] as i32 * layer.weights[(o + k) * n + j] as i32;
+                }
+                output[o + k] = finish(*a, layer, o + k);
+            }
+            o += 4;
+        }
+        while o < output.len() {
+            let mut acc = layer.bias[o];
+            let mut i = 0;
+            while i < whole {
+                let (x, w) = (word(input, i), word(layer.weights, o * n + i));
+                acc = smlad(sxtb16_ror8(x), sxtb16_ror8(w), smlad(sxtb16(x), sxtb16(w), acc));
+                i += 4;
+            }
+            for j in whole..n {
+                acc += input[j] as i32 * layer.weights[o * n + j] as i32;
+            }
+            output[o] = finish(acc, layer, o);
+            o += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defining formula in i128, with floor division for the shift.
+    fn reference(acc: i32, r: Requant) -> i32 {
+        let s = 31 - r.shift;
+        let num = acc as i128 * r.multiplier as i128 + (1i128 << (s - 1));
+        num.div_euclid(1i128 << s).clamp(i32::MIN as i128, i32::MAX as i128) as i32
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn requantize_equals_the_exact_formula_on_random_and_edge_inputs() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let accs = [0, 1, -1, 2, -2, i32::MAX, i32::MIN, i32::MIN + 1, 1 << 30, -(1 << 30), 12345, -12345];
+        let multipliers = [0, 1 << 30, (1 << 30) + 1, i32::MAX, i32::MAX - 1, 1_518_500_250];
+        for shift in -31..=30 {
+            for &m in &multipliers {
+                for &a in &accs {
+                    let r = Requant { multiplier: m, shift };
+                    assert_eq!(requantize(a, r), reference(a, r), "acc {a} M {m} shift {shift}");
+                }
+            }
+        }
+        for _ in 0..200_000 {
+            let a = rng.next() as i32 >> (rng.next() % 32);
+            let r = Requant { multiplier: (1 << 30) + (rng.next() % (1 << 30)) as i32, shift: (rng.next() % 62) as i32 - 31 };
+            assert_eq!(requantize(a, r), reference(a, r), "acc {a} {r:?}");
+        }
+    }
+
+    #[test]
+    fn ties_round_half_up_once() {
+        // M * 2^(shift - 31) = 0.5: 3 * 0.5 = 1.5 -> 2, -3 * 0.5 = -1.5 -> -1 (half up), 5 * 0.5 -> 3
+        let half = Requant { multiplier: 1 << 30, shift: 0 };
+        assert_eq!([3, -3, 5, -5, 1, -1].map(|a| requantize(a, half)), [2, -1, 3, -2, 1, 0]);
+        // 0.75 is exact in fixed point: 2 * 0.75 = 1.5 -> 2, -2 * 0.75 = -1.5 -> -1, 7 * 0.75 = 5.25 -> 5
+        let r = Requant::from_real(0.75).unwrap();
+        assert_eq!(r, Requant { multiplier: 1_610_612_736, shift: 0 });
+        assert_eq!([2, -2, 7, -7].map(|a| requantize(a, r)), [2, -1, 5, -5]);
+    }
+
+    #[test]
+    fn from_real_covers_the_shift_range_and_refuses_what_it_cannot_represent() {
+        for real in [1e-9, 1e-6, 0.001, 0.25, 0.5, 0.999_999_999_9, 1.0, 3.7, 1e6] {
+            let r = Requant::from_real(real).unwrap();
+            assert!(r.is_valid(), "{real}: {r:?}");
+            assert!((r.to_real() - real).abs() <= real * 1e-9, "{real}: {}", r.to_real());
+        }
+        assert_eq!(Requant::from_real(0.0), Some(Requant { multiplier: 0, shift: 0 }));
+        assert_eq!(Requant::from_real(1e-30), Some(Requant { multiplier: 0, shift: 0 }));
+        assert_eq!(Requant::from_real(2f64.powi(31)), None);
+        assert_eq!(Requant::from_real(-1.0), None);
+        assert_eq!(Requant::from_real(f64::NAN), None);
+    }
+
+    #[test]
+    fn the_kernel_equals_a_naive_loop_for_every_shape_and_saturates() {
+        let mut rng = Rng(99);
+        for (n_in, n_out) in [(1, 1), (3, 5), (4, 4), (7, 9), (64, 128), (128, 10), (13, 17)] {
+            let weights: Vec<i8> = (0..n_in * n_out).map(|_| (rng.next() % 255) as i8).map(|w| w.max(-127)).collect();
+            let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 20000) as i32 - 10000).collect();
+            let requant: Vec<Requant> =
+                (0..n_out).map(|_| Requant::from_real((rng.next() % 1000) as f64 * 1e-5).unwrap()).collect();
+            let input: Vec<i8> = (0..n_in).map(|_| rng.next() as i8).collect();
+            for relu in [false, true] {
+                let zero = (rng.next() % 256) as i32 as i8;
+                let layer = QuantLayer { weights: &weights, bias: &bias, requant: &requant, output_zero: zero, relu };
+                let mut fast = vec![0i8; n_out];
+                dense_i8(&input, &layer, &mut fast);
+                for o in 0..n_out {
+                    let mut acc = bias[o] as i64;
+                    for i in 0..n_in {
+                        acc += input[i] as i64 * weights[o * n_in + i] as i64;
+                    }
+                    let y = zero as i64 + reference(acc as i32, requant[o]) as i64;
+                    let low = if relu { zero as i64 } else { -128 };
+                    assert_eq!(fast[o] as i64, y.clamp(low, 127), "{n_in}x{n_out} output {o}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn input_quantization_rounds_half_away_and_saturates() {
+        let mut q = [0i8; 8];
+        quantize_input(&[0.25, -0.25, 0.75, 1e9, -1e9, f32::NAN, 0.0, 0.49], 0.5, -3, &mut q);
+        assert_eq!(q, [-2, -4, -1, 127, -128, -3, -3, -2]);
+        let mut r = [0.0f32; 2];
+        dequantize(&[5, -128], 0.5, -3, &mut r);
+        assert_eq!(r, [4.0, -62.5]);
+        assert_eq!(argmax_i8(&[1, 5, 5, -3]), 1);
+        assert_eq!(argmax_i8(&[]), 0);
+    }
+}
