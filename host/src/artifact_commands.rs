@@ -1,12 +1,14 @@
-//! The commands that read an artifact and run it on the host: `predict`, `inspect`, `vectors`.
+//! The commands that read an artifact (f32 or int8) and run it on the host: `predict`, `inspect`,
+//! `vectors`.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use dropship_shared::quant_artifact::{self, QuantArtifact};
 use dropship_shared::Artifact;
 
 use crate::data::{self, Header};
-use crate::infer::{HostNetwork, InputForm};
+use crate::infer::{AnyNetwork, InputForm};
 use crate::output::{check_outputs, write_file};
 
 /// What `predict` prints per row.
@@ -28,8 +30,8 @@ pub fn predict(
     form: InputForm,
     header: Header,
 ) -> Result<()> {
-    let (net, _) = HostNetwork::load(artifact)?;
-    let data = data::load_csv_for_model(csv_path, net.input, label_column, header)?;
+    let (net, _) = AnyNetwork::load(artifact)?;
+    let data = data::load_csv_for_model(csv_path, net.input(), label_column, header)?;
     if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");
     }
@@ -61,6 +63,12 @@ pub fn predict(
 /// `dropship inspect`: what is inside an artifact.
 pub fn inspect(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if dropship_shared::artifact::version(&bytes) == Some(quant_artifact::VERSION) {
+        let a = QuantArtifact::parse(&bytes)
+            .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+        inspect_int8(path, &a);
+        return Ok(());
+    }
     let a = Artifact::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
     println!(
         "artifact:        {} ({} bytes, format v{})",
@@ -96,6 +104,46 @@ pub fn inspect(path: &Path) -> Result<()> {
     Ok(())
 }
 
+fn inspect_int8(path: &Path, a: &QuantArtifact<'_>) {
+    println!("artifact:        {} ({} bytes, format v{}, int8)", path.display(), a.len_bytes(), quant_artifact::VERSION);
+    println!("input:           {}", a.input());
+    let (scale, zero) = a.input_quantization();
+    println!("input int8:      scale {scale:e}, zero point {zero} (after the f32 standardization)");
+    let mut weight_bytes = 0;
+    for (i, l) in a.layers().enumerate() {
+        let scales: Vec<f32> = l.weight_scales.iter().collect();
+        let (lo, hi) = scales.iter().fold((f32::INFINITY, 0f32), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+        let bytes = l.input * l.output + 9 * l.output;
+        weight_bytes += bytes;
+        println!(
+            "layer {i}:         Dense({} -> {}) + {:?} (fused), {} int8 weights, {} int32 biases, {bytes} bytes in flash",
+            l.input,
+            l.output,
+            l.activation,
+            l.input * l.output,
+            l.output
+        );
+        println!(
+            "                 weight scales per channel {lo:e} to {hi:e}; output scale {:e}, zero point {}",
+            l.output_scale, l.output_zero
+        );
+    }
+    println!("classes:         {}", a.classes());
+    let std_bytes = a.standardization().map_or(0, |(m, s)| 4 * (m.len() + s.len()));
+    println!(
+        "flash:           {} bytes (int8 weights, int32 biases, requantization; standardization {std_bytes})",
+        weight_bytes + std_bytes
+    );
+    let widest = a.widths().max().unwrap_or(0);
+    println!(
+        "inference RAM:   {} bytes ({} f32 standardized inputs, two int8 buffers of {widest})",
+        4 * a.input() + 2 * widest,
+        a.input()
+    );
+    println!("dropout:         none (the format cannot express it)");
+    println!("provenance:      {}", a.provenance());
+}
+
 /// `dropship vectors`: test vectors (raw input, host logits, class) of the first `rows` rows.
 pub fn vectors(
     artifact: &Path,
@@ -106,8 +154,8 @@ pub fn vectors(
     header: Header,
 ) -> Result<()> {
     check_outputs(&[output], &[artifact, csv_path], overwrite)?;
-    let (net, _) = HostNetwork::load(artifact)?;
-    let data = data::load_csv_for_model(csv_path, net.input, None, header)?;
+    let (net, _) = AnyNetwork::load(artifact)?;
+    let data = data::load_csv_for_model(csv_path, net.input(), None, header)?;
     if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");
     }

@@ -203,6 +203,7 @@ pub fn train_and_write(
         classes: data.classes,
         split_rows: [prepared.split.train.len(), prepared.split.val.len(), prepared.split.test.len()],
         train: config.clone(),
+        train_rows: prepared.split.train.iter().map(|r| *r as u32).collect(),
     };
     let run_dir = dir.join(name);
     std::fs::create_dir_all(&run_dir)?;

@@ -2,7 +2,7 @@
 //!
 //! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
 
-pub use dropship_formats::{data, infer, limits};
+pub use dropship_formats::{data, infer, limits, quant_infer};
 
 pub mod adam;
 pub mod artifact_commands;
@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod output;
 pub mod plot;
 pub mod prepare;
+pub mod quantize;
 pub mod progress;
 pub mod report;
 pub mod rng;

@@ -41,6 +41,8 @@ enum Command {
     },
     /// Write test vectors (inputs, host logits and classes) for the firmware.
     Vectors(VectorsArgs),
+    /// Quantize an f32 model (a run or an artifact) to int8 with calibration rows; report the accuracy it costs.
+    Quantize(QuantizeArgs),
     /// Run every row of a CSV on a device serving the model (QEMU, or a flashed board on a serial
     /// port) and check every logit against the host, bit for bit.
     Validate(ValidateArgs),
@@ -60,6 +62,24 @@ struct ImportArgs {
     /// Take the input standardization from this run (or its model.safetensors).
     #[arg(long)]
     standardize_from: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args)]
+struct QuantizeArgs {
+    /// A run directory (calibrates on its training rows by default) or an f32 artifact.
+    source: PathBuf,
+    /// The int8 artifact to write.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Calibration rows (a CSV, label optional); required for an artifact.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Rows to report the accuracy on (default: the run's test.csv beside it, else the calibration rows).
+    #[arg(long)]
+    test: Option<PathBuf>,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -364,6 +384,10 @@ struct VectorsArgs {
 }
 
 fn main() {
+    // `dropship predict ... | head` ends quietly when the reader goes away, as Unix tools do,
+    // instead of panicking on the closed pipe.
+    // SAFETY: restoring a signal's default action, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     if let Err(e) = dropship::output::clean_up_on_signals().and_then(|()| run_cli(cli)) {
         eprintln!("error: {e:#}");
@@ -529,6 +553,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         )?,
         Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
         Command::Validate(a) => validate(a)?,
+        Command::Quantize(a) => quantize(a)?,
         Command::Vectors(a) => {
             artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite, a.header.header())?
         }
@@ -636,5 +661,25 @@ fn validate(a: ValidateArgs) -> Result<()> {
             report.rows
         );
     }
+    Ok(())
+}
+
+fn quantize(a: QuantizeArgs) -> Result<()> {
+    let q = dropship::quantize::quantize_command(
+        &a.source,
+        &a.output,
+        a.calibration.as_deref(),
+        a.test.as_deref(),
+        a.overwrite,
+    )?;
+    let g = &q.agreement;
+    println!("wrote {} ({} bytes, int8; {} bytes of weights, biases and requantization)", q.output.display(), q.bytes, q.network.weight_bytes());
+    println!("calibration: {} rows from {}", q.calibration.1, q.calibration.0);
+    println!("evaluated on {} rows from {}", g.rows, q.evaluation);
+    if let (Some(f), Some(i)) = (g.f32_accuracy, g.int8_accuracy) {
+        println!("accuracy: f32 {f:.4}, int8 {i:.4} ({:+.2} percentage points)", 100.0 * (i - f));
+    }
+    println!("class agreement f32/int8: {:.4}", g.class_agreement);
+    println!("max logit error after dequantization: {:.4}", g.max_logit_error);
     Ok(())
 }

@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub split_rows: [usize; 3],
     /// The training configuration.
     pub train: TrainConfig,
+    /// Which rows of the data file were the training rows (the default calibration rows of
+    /// `dropship quantize`; empty in runs written before it existed).
+    #[serde(default)]
+    pub train_rows: Vec<u32>,
 }
 
 /// Final figures of a run (metrics.json).

@@ -12,7 +12,7 @@ use dropship_boards::toolchain;
 
 use crate::data::{self, Header};
 use crate::device_link::{DeviceInfo, Link, QemuSession};
-use crate::infer::{HostNetwork, InputForm};
+use crate::infer::{AnyNetwork, InputForm};
 
 /// Where the model runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,8 +115,8 @@ pub struct Options {
 
 /// Validates `artifact` on `target` with every row of `csv`.
 pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options) -> Result<Report> {
-    let (net, artifact_bytes) = HostNetwork::load(artifact)?;
-    let data = data::load_csv_for_model(csv, net.input, options.label_column.as_ref(), options.header)?;
+    let (net, artifact_bytes) = AnyNetwork::load(artifact)?;
+    let data = data::load_csv_for_model(csv, net.input(), options.label_column.as_ref(), options.header)?;
     if let Some(note) = data::header_note(&data, options.header) {
         eprintln!("{note}");
     }
@@ -147,8 +147,8 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
 
 /// The host's side of one validation.
 pub struct Rows<'a> {
-    /// The network, for the host's logits.
-    pub net: &'a HostNetwork,
+    /// The network (f32 or int8), for the host's logits.
+    pub net: &'a AnyNetwork,
     /// Its artifact's path.
     pub artifact: &'a Path,
     /// Its artifact's bytes (for the digest).
@@ -242,13 +242,13 @@ fn check_device(device: &DeviceInfo, rows: &Rows<'_>) -> Result<()> {
             rows.artifact.display()
         );
     }
-    if device.input != rows.net.input || device.classes != rows.net.classes() {
+    if device.input != rows.net.input() || device.classes != rows.net.classes() {
         bail!(
             "the device's model takes {} inputs to {} classes, {} takes {} to {}",
             device.input,
             device.classes,
             rows.artifact.display(),
-            rows.net.input,
+            rows.net.input(),
             rows.net.classes()
         );
     }

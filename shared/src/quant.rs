@@ -93,8 +93,10 @@ pub struct QuantLayer<'a> {
     pub weights: &'a [i8],
     /// Folded int32 biases (see the module docs), one per output.
     pub bias: &'a [i32],
-    /// Requantization per output channel.
-    pub requant: &'a [Requant],
+    /// Requantization multiplier per output channel ([`Requant::multiplier`]).
+    pub multipliers: &'a [i32],
+    /// Requantization shift per output channel ([`Requant::shift`]; one byte each in flash).
+    pub shifts: &'a [i8],
     /// Zero point of the output.
     pub output_zero: i8,
     /// ReLU fused into the requantization (outputs below `output_zero` are clamped to it).
@@ -117,7 +119,8 @@ pub fn dense_i8_reference(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8
 #[inline(always)]
 fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
     let low = if layer.relu { layer.output_zero as i32 } else { -128 };
-    (layer.output_zero as i32 + requantize(acc, layer.requant[o])).clamp(low, 127) as i8
+    let r = Requant { multiplier: layer.multipliers[o], shift: layer.shifts[o] as i32 };
+    (layer.output_zero as i32 + requantize(acc, r)).clamp(low, 127) as i8
 }
 
 /// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere the reference. Both
@@ -155,6 +158,86 @@ pub fn argmax_i8(values: &[i8]) -> usize {
         }
     }
     best
+}
+
+/// An int8 network: the f32 standardization, the input's quantization, int8 layers, and the last
+/// layer's output scale and zero point for turning its int8 logits into reals.
+#[derive(Clone, Copy, Debug)]
+pub struct QuantNetwork<'a> {
+    /// `(mean, scale)` per input feature, applied in f32 first.
+    pub standardization: Option<(&'a [f32], &'a [f32])>,
+    /// Scale of the quantized input.
+    pub input_scale: f32,
+    /// Zero point of the quantized input.
+    pub input_zero: i8,
+    /// The layers in order.
+    pub layers: &'a [QuantLayer<'a>],
+    /// Scale of the last layer's output.
+    pub output_scale: f32,
+}
+
+/// Working memory of one int8 inference: `F` standardized inputs, two int8 buffers of `W` (the
+/// widest of the input and every layer).
+pub struct QuantScratch<const F: usize, const W: usize> {
+    z: [f32; F],
+    a: [i8; W],
+    b: [i8; W],
+}
+
+impl<const F: usize, const W: usize> Default for QuantScratch<F, W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const F: usize, const W: usize> QuantScratch<F, W> {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Self { z: [0.0; F], a: [0; W], b: [0; W] }
+    }
+}
+
+impl QuantNetwork<'_> {
+    /// Runs one input (raw features) and writes the dequantized logits; returns the class. Widths
+    /// that do not fit the scratch give class 0 and leave `logits` as they were.
+    pub fn predict<const F: usize, const W: usize>(
+        &self,
+        input: &[f32],
+        scratch: &mut QuantScratch<F, W>,
+        logits: &mut [f32],
+    ) -> usize {
+        self.predict_in(input, &mut scratch.z, &mut scratch.a, &mut scratch.b, logits)
+    }
+
+    /// [`QuantNetwork::predict`] with caller-given buffers (the host sizes them at run time).
+    pub fn predict_in(&self, input: &[f32], z: &mut [f32], a: &mut [i8], b: &mut [i8], logits: &mut [f32]) -> usize {
+        let n = input.len();
+        let fits = z.len() >= n
+            && self.layers.iter().all(|l| l.bias.len() <= a.len().min(b.len()))
+            && a.len().min(b.len()) >= n
+            && self.layers.last().is_some_and(|l| l.bias.len() == logits.len());
+        if !fits {
+            return 0;
+        }
+        let z = &mut z[..n];
+        match self.standardization {
+            Some((mean, scale)) => crate::kernel::standardize(input, mean, scale, z),
+            None => z.copy_from_slice(input),
+        }
+        quantize_input(z, self.input_scale, self.input_zero, &mut a[..n]);
+        let (mut x, mut y) = (a, b);
+        let mut width = n;
+        let mut last_zero = self.input_zero;
+        for layer in self.layers {
+            let out = layer.bias.len();
+            dense_i8(&x[..width], layer, &mut y[..out]);
+            core::mem::swap(&mut x, &mut y);
+            width = out;
+            last_zero = layer.output_zero;
+        }
+        dequantize(&x[..width], self.output_scale, last_zero, logits);
+        argmax_i8(&x[..width])
+    }
 }
 
 /// The Cortex-M4 path: four output channels at a time, four inputs per step; each input word is
@@ -316,10 +399,12 @@ mod tests {
             let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 20000) as i32 - 10000).collect();
             let requant: Vec<Requant> =
                 (0..n_out).map(|_| Requant::from_real((rng.next() % 1000) as f64 * 1e-5).unwrap()).collect();
+            let multipliers: Vec<i32> = requant.iter().map(|r| r.multiplier).collect();
+            let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
             let input: Vec<i8> = (0..n_in).map(|_| rng.next() as i8).collect();
             for relu in [false, true] {
                 let zero = (rng.next() % 256) as i32 as i8;
-                let layer = QuantLayer { weights: &weights, bias: &bias, requant: &requant, output_zero: zero, relu };
+                let layer = QuantLayer { weights: &weights, bias: &bias, multipliers: &multipliers, shifts: &shifts, output_zero: zero, relu };
                 let mut fast = vec![0i8; n_out];
                 dense_i8(&input, &layer, &mut fast);
                 for o in 0..n_out {

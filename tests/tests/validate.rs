@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dropship::data::{self, Header};
 use dropship::device_link::{Link, QemuSession};
-use dropship::infer::HostNetwork;
+use dropship::infer::{AnyNetwork, HostNetwork};
 use dropship::validate::{self, Options, Report, Rows, Target};
 use dropship_tests::{deep_fixture, fixture, real_valued_fixture, Fixture};
 use xtask::firmware::{self, Board, Image};
@@ -28,8 +28,8 @@ fn options() -> Options {
 
 /// Validates `csv` against `f`'s artifact over `link`.
 fn run_rows<T: Read + Write>(link: &mut Link<T>, f: &Fixture, csv: &Path) -> anyhow::Result<Report> {
-    let (net, bytes) = HostNetwork::load(&f.artifact_path)?;
-    let data = data::load_csv_for_model(csv, net.input, None, Header::Auto)?;
+    let (net, bytes) = AnyNetwork::load(&f.artifact_path)?;
+    let data = data::load_csv_for_model(csv, net.input(), None, Header::Auto)?;
     validate::run(
         link,
         &Rows { net: &net, artifact: &f.artifact_path, artifact_bytes: &bytes, data: &data, csv },

@@ -1,10 +1,15 @@
-//! Running an artifact of any shape on the host with the `shared` core's arithmetic.
+//! Running an artifact of any shape on the host with the `shared` core's arithmetic: f32
+//! ([`HostNetwork`]) or int8 ([`QuantHostNetwork`]), either behind [`AnyNetwork`].
 //!
 //! The device uses the const-generic `Network`; this runtime-shaped twin calls the same kernel
 //! functions in the same order, so both give the same bits.
 
 use anyhow::{Context, Result};
 use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec};
+use dropship_shared::quant_artifact::{self, QuantArtifact};
+use dropship_shared::FormatError;
+
+use crate::quant_infer::QuantHostNetwork;
 use dropship_shared::vectors::Vectors;
 use dropship_shared::{kernel, Artifact};
 
@@ -87,12 +92,7 @@ impl HostNetwork {
 
     /// Test vectors (raw input, these logits, their class) of `rows`, encoded for the firmware.
     pub fn vectors<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Vec<u8>> {
-        let rows: Vec<&[f32]> = rows.collect();
-        let logits: Vec<Vec<f32>> = rows.iter().map(|r| self.logits(r, InputForm::Raw)).collect();
-        let records = rows.iter().zip(&logits).map(|(r, l)| (*r, kernel::argmax(l), &l[..]));
-        let mut out = vec![0; Vectors::encoded_len(rows.len(), self.input, self.classes())];
-        Vectors::write(&mut out, self.input, self.classes(), records).context("encoding the vectors")?;
-        Ok(out)
+        AnyNetwork::F32(self.clone()).vectors(rows)
     }
 
     /// Number of classes.
@@ -114,5 +114,66 @@ impl HostNetwork {
             x = y;
         }
         x
+    }
+}
+
+/// An artifact of either version, loaded for host inference.
+#[derive(Clone, Debug)]
+pub enum AnyNetwork {
+    /// Version 1: f32 weights.
+    F32(HostNetwork),
+    /// Version 2: int8 weights and activations.
+    Int8(QuantHostNetwork),
+}
+
+impl AnyNetwork {
+    /// Parses and validates artifact bytes of either version.
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        match dropship_shared::artifact::version(bytes) {
+            Some(quant_artifact::VERSION) => Ok(Self::Int8(QuantHostNetwork::from_artifact(&QuantArtifact::parse(bytes)?))),
+            _ => Ok(Self::F32(HostNetwork::from_artifact(&Artifact::parse(bytes)?))),
+        }
+    }
+
+    /// Reads and validates an artifact file of either version.
+    pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let net = Self::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+        Ok((net, bytes))
+    }
+
+    /// Input width.
+    pub fn input(&self) -> usize {
+        match self {
+            Self::F32(n) => n.input,
+            Self::Int8(n) => n.input,
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            Self::F32(n) => n.classes(),
+            Self::Int8(n) => n.classes(),
+        }
+    }
+
+    /// Logits for one row (dequantized for int8), bit for bit what the device computes.
+    pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        match self {
+            Self::F32(n) => n.logits(row, form),
+            Self::Int8(n) => n.logits(row, form),
+        }
+    }
+
+    /// Test vectors (raw input, these logits, their class) of `rows`, encoded for the firmware.
+    pub fn vectors<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Vec<u8>> {
+        let (input, classes) = (self.input(), self.classes());
+        let rows: Vec<&[f32]> = rows.collect();
+        let logits: Vec<Vec<f32>> = rows.iter().map(|r| self.logits(r, InputForm::Raw)).collect();
+        let records = rows.iter().zip(&logits).map(|(r, l)| (*r, kernel::argmax(l), &l[..]));
+        let mut out = vec![0; Vectors::encoded_len(rows.len(), input, classes)];
+        Vectors::write(&mut out, input, classes, records).context("encoding the vectors")?;
+        Ok(out)
     }
 }

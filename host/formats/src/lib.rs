@@ -8,3 +8,4 @@ pub mod data;
 pub mod infer;
 pub mod limits;
 pub mod onnx_graph;
+pub mod quant_infer;

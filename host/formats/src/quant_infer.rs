@@ -1,0 +1,147 @@
+//! int8 networks on the host: the runtime-shaped owner of an int8 artifact's parameters, run by the
+//! `shared` core's [`QuantNetwork`] (the portable kernel), so its logits are the device's bits.
+
+use anyhow::{Context, Result};
+use dropship_shared::artifact::Activation;
+use dropship_shared::quant::{QuantLayer, QuantNetwork, Requant};
+use dropship_shared::quant_artifact::{QuantArtifact, QuantArtifactSpec, QuantLayerSpec};
+
+use crate::infer::InputForm;
+
+/// One int8 layer's parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantHostLayer {
+    /// Input width.
+    pub input: usize,
+    /// `output * input` weights, output-major.
+    pub weights: Vec<i8>,
+    /// Folded biases.
+    pub bias: Vec<i32>,
+    /// Requantization per output channel.
+    pub requant: Vec<Requant>,
+    /// Weight scale per output channel.
+    pub weight_scales: Vec<f32>,
+    /// Output tensor scale.
+    pub output_scale: f32,
+    /// Output tensor zero point.
+    pub output_zero: i8,
+    /// ReLU fused, or linear.
+    pub activation: Activation,
+}
+
+/// An int8 artifact loaded for host inference.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantHostNetwork {
+    /// Input width.
+    pub input: usize,
+    /// Input scale.
+    pub input_scale: f32,
+    /// Input zero point.
+    pub input_zero: i8,
+    /// Layers in order.
+    pub layers: Vec<QuantHostLayer>,
+    /// `(mean, scale)`, if the artifact has one.
+    pub standardization: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl QuantHostNetwork {
+    /// Copies the parameters out of a validated int8 artifact.
+    pub fn from_artifact(a: &QuantArtifact<'_>) -> Self {
+        let (input_scale, input_zero) = a.input_quantization();
+        let layers = a
+            .layers()
+            .map(|l| QuantHostLayer {
+                input: l.input,
+                weights: l.weights_i8().collect(),
+                bias: l.bias.iter().collect(),
+                requant: l.requant().collect(),
+                weight_scales: l.weight_scales.iter().collect(),
+                output_scale: l.output_scale,
+                output_zero: l.output_zero,
+                activation: l.activation,
+            })
+            .collect();
+        let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
+        Self { input: a.input(), input_scale, input_zero, layers, standardization }
+    }
+
+    /// Encodes the network as an int8 artifact (validated by parsing it back).
+    pub fn to_artifact(&self, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
+        let layers: Vec<QuantLayerSpec<'_>> = self
+            .layers
+            .iter()
+            .map(|l| QuantLayerSpec {
+                weights: &l.weights,
+                bias: &l.bias,
+                requant: &l.requant,
+                weight_scales: &l.weight_scales,
+                output_scale: l.output_scale,
+                output_zero: l.output_zero,
+                activation: l.activation,
+            })
+            .collect();
+        let spec = QuantArtifactSpec {
+            input: self.input,
+            input_scale: self.input_scale,
+            input_zero: self.input_zero,
+            layers: &layers,
+            standardization: self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            class_names,
+            provenance,
+        };
+        let mut out = vec![0; spec.encoded_len()];
+        let len = spec.write(&mut out).context("encoding the int8 artifact")?;
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.bias.len())
+    }
+
+    /// Dequantized logits for one row, bit for bit what the device computes.
+    pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        let split: Vec<(Vec<i32>, Vec<i8>)> = self
+            .layers
+            .iter()
+            .map(|l| (l.requant.iter().map(|r| r.multiplier).collect(), l.requant.iter().map(|r| r.shift as i8).collect()))
+            .collect();
+        let layers: Vec<QuantLayer<'_>> = self
+            .layers
+            .iter()
+            .zip(&split)
+            .map(|(l, (multipliers, shifts))| QuantLayer {
+                weights: &l.weights,
+                bias: &l.bias,
+                multipliers,
+                shifts,
+                output_zero: l.output_zero,
+                relu: l.activation == Activation::Relu,
+            })
+            .collect();
+        let standardization = match form {
+            InputForm::Raw => self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            InputForm::Standardized => None,
+        };
+        let net = QuantNetwork {
+            standardization,
+            input_scale: self.input_scale,
+            input_zero: self.input_zero,
+            layers: &layers,
+            output_scale: self.layers.last().map_or(1.0, |l| l.output_scale),
+        };
+        let widest = self.layers.iter().map(|l| l.bias.len()).chain([self.input]).max().unwrap_or(0);
+        let (mut z, mut a, mut b) = (vec![0.0; self.input], vec![0i8; widest], vec![0i8; widest]);
+        let mut logits = vec![0.0; self.classes()];
+        net.predict_in(row, &mut z, &mut a, &mut b, &mut logits);
+        logits
+    }
+
+    /// Bytes of flash the device's copy takes: int8 weights, int32 biases, per channel a 4-byte
+    /// multiplier and a 1-byte shift, and the f32 standardization.
+    pub fn weight_bytes(&self) -> usize {
+        let layers: usize = self.layers.iter().map(|l| l.weights.len() + 4 * l.bias.len() + 5 * l.requant.len()).sum();
+        layers + self.standardization.as_ref().map_or(0, |(m, s)| 4 * (m.len() + s.len()))
+    }
+}

@@ -1,0 +1,262 @@
+//! `dropship quantize`: post-training int8 quantization of an f32 model, calibrated on rows, and
+//! what it costs in accuracy.
+//!
+//! - Weights: int8, symmetric per output channel (zero point 0, range -127..=127, scale
+//!   `max|w| / 127`), stored output-major.
+//! - Activations: int8, asymmetric per tensor; the range of the standardized input and of every
+//!   layer's output (after its ReLU) comes from the calibration rows, widened to include 0.
+//! - Biases: int32 at `input_scale * weight_scale`, with the input zero point folded in.
+//! - Requantization: integer only, TFLite's single rounding (see `dropship_shared::quant`).
+//! - The standardization stays explicit, in f32, before the input is quantized.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use dropship_shared::kernel;
+use dropship_shared::quant::Requant;
+
+use crate::data::{self, Header, LabelColumn};
+use crate::infer::{AnyNetwork, HostNetwork, InputForm};
+use crate::output::{self, write_file};
+use crate::quant_infer::{QuantHostLayer, QuantHostNetwork};
+use crate::run::{self, RunConfig};
+
+/// `(scale, zero point)` of an asymmetric int8 tensor covering `[min, max]` (widened to hold 0).
+pub fn asymmetric(min: f32, max: f32) -> (f32, i8) {
+    let (min, max) = (min.min(0.0) as f64, max.max(0.0) as f64);
+    let scale = if max > min { (max - min) / 255.0 } else { 1.0 };
+    let zero = (-128.0 - min / scale).round().clamp(-128.0, 127.0);
+    (scale as f32, zero as i8)
+}
+
+/// The range of the standardized input and of every layer's output over `rows`.
+pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -> Vec<(f32, f32)> {
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); net.layers.len() + 1];
+    let widen = |range: &mut (f32, f32), values: &[f32]| {
+        for v in values {
+            range.0 = range.0.min(*v);
+            range.1 = range.1.max(*v);
+        }
+    };
+    for row in rows {
+        let mut x = row.to_vec();
+        if let Some((mean, scale)) = &net.standardization {
+            kernel::standardize(row, mean, scale, &mut x);
+        }
+        widen(&mut ranges[0], &x);
+        for (l, layer) in net.layers.iter().enumerate() {
+            let mut y = vec![0.0; layer.bias.len()];
+            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation);
+            widen(&mut ranges[l + 1], &y);
+            x = y;
+        }
+    }
+    ranges.into_iter().map(|(lo, hi)| if lo <= hi { (lo, hi) } else { (0.0, 0.0) }).collect()
+}
+
+/// Quantizes `net` with the activation `ranges` from [`calibrate`].
+pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNetwork> {
+    let (input_scale, input_zero) = asymmetric(ranges[0].0, ranges[0].1);
+    let (mut in_scale, mut in_zero) = (input_scale as f64, input_zero as i64);
+    let mut layers = Vec::with_capacity(net.layers.len());
+    for (l, layer) in net.layers.iter().enumerate() {
+        let (n_in, n_out) = (layer.input, layer.bias.len());
+        let (output_scale, output_zero) = asymmetric(ranges[l + 1].0, ranges[l + 1].1);
+        let mut weights = vec![0i8; n_in * n_out];
+        let (mut bias, mut requant, mut weight_scales) = (Vec::new(), Vec::new(), Vec::new());
+        for o in 0..n_out {
+            let column = (0..n_in).map(|i| layer.weights[i * n_out + o]);
+            let max_abs = column.clone().fold(0f32, |m, w| m.max(w.abs()));
+            let w_scale = if max_abs > 0.0 { max_abs as f64 / 127.0 } else { 1.0 };
+            let mut sum = 0i64;
+            for (i, w) in column.enumerate() {
+                let q = (w as f64 / w_scale).round().clamp(-127.0, 127.0) as i8;
+                weights[o * n_in + i] = q;
+                sum += q as i64;
+            }
+            let folded = (layer.bias[o] as f64 / (in_scale * w_scale)).round() as i64 - in_zero * sum;
+            let folded = i32::try_from(folded)
+                .ok()
+                .filter(|b| (b.unsigned_abs() as u64) < (i32::MAX as u64).saturating_sub(128 * 127 * n_in as u64))
+                .with_context(|| format!("layer {l} output {o}: its bias does not fit int32 at these scales"))?;
+            let real = in_scale * w_scale / output_scale as f64;
+            let r = Requant::from_real(real)
+                .with_context(|| format!("layer {l} output {o}: multiplier {real:e} cannot be represented"))?;
+            bias.push(folded);
+            requant.push(r);
+            weight_scales.push(w_scale as f32);
+        }
+        layers.push(QuantHostLayer {
+            input: n_in,
+            weights,
+            bias,
+            requant,
+            weight_scales,
+            output_scale,
+            output_zero,
+            activation: layer.activation,
+        });
+        (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
+    }
+    Ok(QuantHostNetwork { input: net.input, input_scale, input_zero, layers, standardization: net.standardization.clone() })
+}
+
+/// What quantization did to a model, on evaluation rows.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Agreement {
+    /// Rows evaluated.
+    pub rows: usize,
+    /// f32 accuracy (when the rows have labels).
+    pub f32_accuracy: Option<f64>,
+    /// int8 accuracy (when the rows have labels).
+    pub int8_accuracy: Option<f64>,
+    /// Share of rows where both give the same class.
+    pub class_agreement: f64,
+    /// Largest |int8 logit (dequantized) - f32 logit|.
+    pub max_logit_error: f32,
+}
+
+/// Compares `f32` and `int8` on `rows` (raw features) with optional `labels`.
+pub fn agreement(f32: &HostNetwork, int8: &QuantHostNetwork, rows: &[&[f32]], labels: &[u32]) -> Agreement {
+    let (mut f32_correct, mut int8_correct, mut same, mut max_err) = (0, 0, 0, 0f32);
+    for (i, row) in rows.iter().enumerate() {
+        let (a, b) = (f32.logits(row, InputForm::Raw), int8.logits(row, InputForm::Raw));
+        let (ca, cb) = (kernel::argmax(&a), kernel::argmax(&b));
+        same += usize::from(ca == cb);
+        max_err = a.iter().zip(&b).fold(max_err, |m, (x, y)| m.max((x - y).abs()));
+        if let Some(label) = labels.get(i) {
+            f32_correct += usize::from(*label as usize == ca);
+            int8_correct += usize::from(*label as usize == cb);
+        }
+    }
+    let n = rows.len().max(1) as f64;
+    let labelled = !labels.is_empty();
+    Agreement {
+        rows: rows.len(),
+        f32_accuracy: labelled.then(|| f32_correct as f64 / n),
+        int8_accuracy: labelled.then(|| int8_correct as f64 / n),
+        class_agreement: same as f64 / n,
+        max_logit_error: max_err,
+    }
+}
+
+/// What `dropship quantize` did.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    /// The artifact written.
+    pub output: PathBuf,
+    /// Its size in bytes.
+    pub bytes: usize,
+    /// Where the calibration rows came from, and how many.
+    pub calibration: (String, usize),
+    /// Where the evaluation rows came from.
+    pub evaluation: String,
+    /// The comparison on them.
+    pub agreement: Agreement,
+    /// The int8 network.
+    pub network: QuantHostNetwork,
+}
+
+/// Rows of a CSV (label optional) for a model of `width` inputs.
+fn csv_rows(path: &Path, width: usize) -> Result<data::Dataset> {
+    let data = data::load_csv_for_model(path, width, None, Header::Auto)?;
+    if data.rows() == 0 {
+        bail!("{} has no rows", path.display());
+    }
+    Ok(data)
+}
+
+/// The training rows a run recorded, read back from its data file.
+fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Dataset)> {
+    let config_path = run_dir.join(run::CONFIG);
+    let config: RunConfig = serde_json::from_slice(
+        &std::fs::read(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a run configuration", config_path.display()))?;
+    if config.train_rows.is_empty() {
+        bail!("{} does not list its training rows (an older run): pass --calibration <csv>", run_dir.display());
+    }
+    let path = if config.data.to_string_lossy().ends_with(" (bundled)") {
+        PathBuf::from(data::BUNDLED_DIGITS)
+    } else {
+        config.data.clone()
+    };
+    let all = data::load_csv(&path, &LabelColumn::Named(config.label.clone()), Header::Auto)
+        .with_context(|| format!("reading the run's training rows from {} (or pass --calibration <csv>)", path.display()))?;
+    if all.width() != width || config.train_rows.iter().any(|r| *r as usize >= all.rows()) {
+        bail!("{} no longer matches the run's training rows: pass --calibration <csv>", path.display());
+    }
+    let mut features = Vec::with_capacity(config.train_rows.len() * width);
+    let mut labels = Vec::with_capacity(config.train_rows.len());
+    for r in &config.train_rows {
+        features.extend_from_slice(all.row(*r as usize));
+        labels.push(all.labels[*r as usize]);
+    }
+    let rows = data::Dataset { features, labels, parts: Vec::new(), ..all };
+    Ok((format!("the run's {} training rows ({})", rows.rows(), path.display()), rows))
+}
+
+/// `dropship quantize <run|artifact> -o <output> [--calibration <csv>] [--test <csv>]`.
+pub fn quantize_command(
+    source: &Path,
+    output_path: &Path,
+    calibration: Option<&Path>,
+    test: Option<&Path>,
+    overwrite: bool,
+) -> Result<Quantized> {
+    let inputs: Vec<&Path> = [Some(source), calibration, test].into_iter().flatten().collect();
+    output::check_outputs(&[output_path], &inputs, overwrite)?;
+    let (net, class_names, provenance, run_dir) = if source.is_dir() {
+        let saved = run::load_weights(source)?;
+        let bytes = crate::export::artifact_bytes(&saved, "", &saved.provenance)?;
+        let net = match AnyNetwork::parse(&bytes)? {
+            AnyNetwork::F32(n) => n,
+            AnyNetwork::Int8(_) => unreachable!("a run's weights are f32"),
+        };
+        (net, String::new(), saved.provenance.clone(), Some(source.to_path_buf()))
+    } else {
+        let bytes = std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
+        let parsed = dropship_shared::Artifact::parse(&bytes);
+        match (dropship_shared::artifact::version(&bytes), parsed) {
+            (Some(2), _) => bail!("{} is already an int8 artifact", source.display()),
+            (_, Err(e)) => return Err(e).context(format!("{} is not a valid dropship artifact", source.display())),
+            (_, Ok(a)) => (HostNetwork::from_artifact(&a), a.class_names().to_string(), a.provenance().to_string(), None),
+        }
+    };
+    let (calibration_from, calibration_rows) = match (calibration, &run_dir) {
+        (Some(path), _) => (path.display().to_string(), csv_rows(path, net.input)?),
+        (None, Some(dir)) => run_training_rows(dir, net.input)?,
+        (None, None) => bail!("quantizing an artifact needs calibration rows: pass --calibration <csv>"),
+    };
+    let calibration_count = calibration_rows.rows();
+    let ranges = calibrate(&net, (0..calibration_count).map(|r| calibration_rows.row(r)));
+    let int8 = quantize(&net, &ranges)?;
+    let sibling_test = run_dir.as_ref().and_then(|d| d.parent()).map(|p| p.join("test.csv")).filter(|p| p.is_file());
+    let (evaluation, eval) = match test.map(Path::to_path_buf).or(sibling_test) {
+        Some(path) => (path.display().to_string(), csv_rows(&path, net.input)?),
+        None => (format!("{calibration_from} (no test rows given)"), calibration_rows),
+    };
+    let rows: Vec<&[f32]> = (0..eval.rows()).map(|r| eval.row(r)).collect();
+    let agreement = agreement(&net, &int8, &rows, &eval.labels);
+    let provenance = format!(
+        "{provenance}; quantized to int8 by dropship {} (calibration: {calibration_from})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let bytes = int8.to_artifact(&class_names, &provenance)?;
+    write_file(output_path, &bytes)?;
+    Ok(Quantized {
+        output: output_path.to_path_buf(),
+        bytes: bytes.len(),
+        calibration: (calibration_from, calibration_count),
+        evaluation,
+        agreement,
+        network: int8,
+    })
+}
+
+/// The int8 accuracy of a trained f32 network on test rows, calibrated on training rows: what
+/// `compare --int8` adds to the report.
+pub fn int8_accuracy(net: &HostNetwork, calibration: &[&[f32]], test: &[&[f32]], labels: &[u32]) -> Result<f64> {
+    let int8 = quantize(net, &calibrate(net, calibration.iter().copied()))?;
+    Ok(agreement(net, &int8, test, labels).int8_accuracy.unwrap_or(0.0))
+}
