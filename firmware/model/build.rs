@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use dropship_shared::artifact::{Activation, Artifact, LayerView};
+use dropship_shared::artifact::{version, Activation, Artifact, FormatError, LayerView};
+use dropship_shared::quant_artifact::{self, QuantArtifact};
 use dropship_shared::vectors::Vectors;
 
 fn fail(msg: &str) -> ! {
@@ -156,22 +157,22 @@ fn vectors_input() -> Option<(PathBuf, Vec<u8>)> {
     Some(input("DROPSHIP_VECTORS", "vectors.dsv"))
 }
 
-/// Refuses vectors made for another shape of model.
+/// Refuses vectors made for another shape of model (`(input, classes)` of the artifact).
 fn check_vectors_match(
     vectors_path: &std::path::Path,
     vectors: &Vectors<'_>,
-    artifact: &Artifact<'_>,
+    (input, classes): (usize, usize),
     artifact_path: &std::path::Path,
 ) {
-    if vectors.input() != artifact.input() || vectors.classes() != artifact.classes() {
+    if vectors.input() != input || vectors.classes() != classes {
         fail(&format!(
             "{} is for a {}-input {}-class model, {} is {}-input {}-class: regenerate the vectors",
             vectors_path.display(),
             vectors.input(),
             vectors.classes(),
             artifact_path.display(),
-            artifact.input(),
-            artifact.classes()
+            input,
+            classes
         ));
     }
 }
@@ -180,10 +181,6 @@ fn check_vectors_match(
 fn network_code(code: &mut String, artifact: &Artifact<'_>, layers: &[LayerView<'_>]) {
     let _ = writeln!(code, "/// The layers, `Chain<Dense<..>, Chain<..>>`, as the artifact has them.");
     let _ = writeln!(code, "pub type ModelLayers = {};", chain_type(layers));
-    let widths: Vec<usize> = artifact.widths().collect();
-    let relu: Vec<bool> = layers.iter().map(|l| l.activation == Activation::Relu).collect();
-    let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
-    let _ = writeln!(code, "pub const RELU: [bool; {}] = {relu:?};", relu.len());
     code.push_str("pub static NETWORK: Network<ModelLayers, INPUT, CLASSES> = Network {\n    standardization: ");
     match artifact.standardization() {
         Some((mean, scale)) => {
@@ -227,34 +224,147 @@ fn vectors_code(code: &mut String, vectors: Option<&Vectors<'_>>, input: usize) 
     rows.len() * (input * element_bytes + 8)
 }
 
+/// `ModelScratch` and `SHAPE` of an f32 network (`Model`).
+fn f32_items(code: &mut String) {
+    code.push_str(
+        "/// The deployed network's type.
+pub type Model = Network<ModelLayers, INPUT, CLASSES>;
+/// Working memory for one inference of [`NETWORK`], sized by its widest layers.
+pub type ModelScratch = Scratch<{ <ModelLayers as Layers>::BUFFER_A }, { <ModelLayers as Layers>::BUFFER_B }>;
+/// The deployed network's shape and footprint.
+pub const SHAPE: ModelShape = ModelShape {
+    widths: &WIDTHS,
+    relu: &RELU,
+    parameters: Model::PARAMETERS,
+    macs: Model::MACS,
+    weight_bytes: core::mem::size_of::<Model>(),
+    activation_bytes: Model::ACTIVATION_BYTES,
+};
+",
+    );
+}
+
+fn list<T: std::fmt::Display>(code: &mut String, values: impl Iterator<Item = T>) {
+    code.push('[');
+    for v in values {
+        let _ = write!(code, "{v},");
+    }
+    code.push(']');
+}
+
+/// An int8 network: per layer, int8 weights, int32 biases, multipliers and one-byte shifts as flash
+/// constants, run by `dropship_shared::quant::QuantNetwork`; returns the flash its parameters take.
+fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
+    let layers: Vec<_> = a.layers().collect();
+    let mut flash = 0;
+    for (i, l) in layers.iter().enumerate() {
+        let _ = write!(code, "static L{i}_WEIGHTS: [i8; {}] = ", l.input * l.output);
+        list(code, l.weights_i8());
+        let _ = write!(code, ";\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
+        list(code, l.bias.iter());
+        let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
+        list(code, l.multipliers.iter());
+        let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
+        list(code, l.shifts.iter());
+        code.push_str(";\n");
+        flash += l.input * l.output + 9 * l.output;
+    }
+    let _ = write!(code, "static LAYERS: [QuantLayer<'static>; {}] = [", layers.len());
+    for (i, l) in layers.iter().enumerate() {
+        let _ = write!(
+            code,
+            "QuantLayer {{ weights: &L{i}_WEIGHTS, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {} }},",
+            l.output_zero,
+            l.activation == Activation::Relu
+        );
+    }
+    code.push_str("];\n");
+    let standardization = match a.standardization() {
+        Some((mean, scale)) => {
+            code.push_str("static MEAN: [f32; INPUT] = ");
+            f32s(code, mean.iter());
+            code.push_str(";\nstatic SCALE: [f32; INPUT] = ");
+            f32s(code, scale.iter());
+            code.push_str(";\n");
+            flash += 8 * a.input();
+            "Some((&MEAN, &SCALE))"
+        }
+        None => "None",
+    };
+    let (input_scale, input_zero) = a.input_quantization();
+    let output_scale = layers.last().map_or(1.0, |l| l.output_scale);
+    let _ = writeln!(
+        code,
+        "/// The deployed int8 network.\npub static NETWORK: QuantNetwork<'static> = QuantNetwork {{ standardization: {standardization}, input_scale: f32::from_bits({:#010x}), input_zero: {input_zero}, layers: &LAYERS, output_scale: f32::from_bits({:#010x}) }};",
+        input_scale.to_bits(),
+        output_scale.to_bits()
+    );
+    let widths: Vec<usize> = a.widths().collect();
+    let widest = widths.iter().copied().max().unwrap_or(0);
+    let _ = writeln!(
+        code,
+        "/// Working memory of one int8 inference.\npub type ModelScratch = QuantScratch<INPUT, {widest}>;"
+    );
+    let macs: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
+    let _ = writeln!(
+        code,
+        "/// The deployed network's shape and footprint.\npub const SHAPE: ModelShape = ModelShape {{ widths: &WIDTHS, relu: &RELU, parameters: {}, macs: {macs}, weight_bytes: {flash}, activation_bytes: {} }};",
+        a.parameters(),
+        4 * a.input() + 2 * widest
+    );
+    flash
+}
+
+/// The model's digest, widths and activations, whatever its version.
+fn common_items(code: &mut String, input: usize, classes: usize, widths: &[usize], relu: &[bool], bytes: &[u8]) {
+    let _ = writeln!(code, "pub const INPUT: usize = {input};");
+    let _ = writeln!(code, "pub const CLASSES: usize = {classes};");
+    let _ =
+        writeln!(code, "/// The artifact's digest (`dropship_link::model_digest`), which a serving firmware reports.");
+    let _ = writeln!(code, "pub const DIGEST: u64 = {:#018x};", dropship_link::model_digest(bytes));
+    let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
+    let _ = writeln!(code, "pub const RELU: [bool; {}] = {relu:?};", relu.len());
+}
+
 fn main() {
     let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
-    let artifact = Artifact::parse(&artifact_bytes)
-        .unwrap_or_else(|e| fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())));
+    let invalid = |e: FormatError| -> ! { fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())) };
+    let mut code = String::new();
+    let (input, classes, widths, weight_bytes) = if version(&artifact_bytes) == Some(quant_artifact::VERSION) {
+        let a = QuantArtifact::parse(&artifact_bytes).unwrap_or_else(|e| invalid(e));
+        let widths: Vec<usize> = a.widths().collect();
+        let relu: Vec<bool> = a.layers().map(|l| l.activation == Activation::Relu).collect();
+        common_items(&mut code, a.input(), a.classes(), &widths, &relu, &artifact_bytes);
+        let _ = writeln!(code, "pub const INT8: bool = true;");
+        let flash = int8_code(&mut code, &a);
+        (a.input(), a.classes(), widths, flash)
+    } else {
+        let artifact = Artifact::parse(&artifact_bytes).unwrap_or_else(|e| invalid(e));
+        let layers: Vec<LayerView<'_>> = artifact.layers().collect();
+        let widths: Vec<usize> = artifact.widths().collect();
+        let relu: Vec<bool> = layers.iter().map(|l| l.activation == Activation::Relu).collect();
+        common_items(&mut code, artifact.input(), artifact.classes(), &widths, &relu, &artifact_bytes);
+        let _ = writeln!(code, "pub const INT8: bool = false;");
+        network_code(&mut code, &artifact, &layers);
+        f32_items(&mut code);
+        let flash =
+            4 * (artifact.parameters() + if artifact.standardization().is_some() { 2 * artifact.input() } else { 0 });
+        (artifact.input(), artifact.classes(), widths, flash)
+    };
     let vectors_file = vectors_input();
     let vectors = vectors_file.as_ref().map(|(path, bytes)| {
         let vectors = Vectors::parse(bytes)
             .unwrap_or_else(|e| fail(&format!("{} is not a valid vector file: {e}", path.display())));
-        check_vectors_match(path, &vectors, &artifact, &artifact_path);
+        check_vectors_match(path, &vectors, (input, classes), &artifact_path);
         vectors
     });
-    let layers: Vec<LayerView<'_>> = artifact.layers().collect();
-    let mut code = String::new();
-    let _ = writeln!(code, "pub const INPUT: usize = {};", artifact.input());
-    let _ = writeln!(code, "pub const CLASSES: usize = {};", artifact.classes());
-    let _ =
-        writeln!(code, "/// The artifact's digest (`dropship_link::model_digest`), which a serving firmware reports.");
-    let _ = writeln!(code, "pub const DIGEST: u64 = {:#018x};", dropship_link::model_digest(&artifact_bytes));
-    network_code(&mut code, &artifact, &layers);
-    let vector_bytes = vectors_code(&mut code, vectors.as_ref(), artifact.input());
-
-    let widths: Vec<usize> = artifact.widths().collect();
-    let footprint = Footprint {
-        weights: 4
-            * (artifact.parameters() + if artifact.standardization().is_some() { 2 * artifact.input() } else { 0 }),
-        vectors: vector_bytes,
-        activations: dropship_shared::network::activation_bytes(&widths),
+    let vector_bytes = vectors_code(&mut code, vectors.as_ref(), input);
+    let activations = if version(&artifact_bytes) == Some(quant_artifact::VERSION) {
+        4 * input + 2 * widths.iter().copied().max().unwrap_or(0)
+    } else {
+        dropship_shared::network::activation_bytes(&widths)
     };
+    let footprint = Footprint { weights: weight_bytes, vectors: vector_bytes, activations };
     check_fit(&footprint, &widths, &artifact_path);
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("model.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");

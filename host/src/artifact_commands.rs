@@ -105,7 +105,12 @@ pub fn inspect(path: &Path) -> Result<()> {
 }
 
 fn inspect_int8(path: &Path, a: &QuantArtifact<'_>) {
-    println!("artifact:        {} ({} bytes, format v{}, int8)", path.display(), a.len_bytes(), quant_artifact::VERSION);
+    println!(
+        "artifact:        {} ({} bytes, format v{}, int8)",
+        path.display(),
+        a.len_bytes(),
+        quant_artifact::VERSION
+    );
     println!("input:           {}", a.input());
     let (scale, zero) = a.input_quantization();
     println!("input int8:      scale {scale:e}, zero point {zero} (after the f32 standardization)");

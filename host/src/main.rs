@@ -673,7 +673,12 @@ fn quantize(a: QuantizeArgs) -> Result<()> {
         a.overwrite,
     )?;
     let g = &q.agreement;
-    println!("wrote {} ({} bytes, int8; {} bytes of weights, biases and requantization)", q.output.display(), q.bytes, q.network.weight_bytes());
+    println!(
+        "wrote {} ({} bytes, int8; {} bytes of weights, biases and requantization)",
+        q.output.display(),
+        q.bytes,
+        q.network.weight_bytes()
+    );
     println!("calibration: {} rows from {}", q.calibration.1, q.calibration.0);
     println!("evaluated on {} rows from {}", g.rows, q.evaluation);
     if let (Some(f), Some(i)) = (g.f32_accuracy, g.int8_accuracy) {

@@ -98,7 +98,13 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNet
         });
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
-    Ok(QuantHostNetwork { input: net.input, input_scale, input_zero, layers, standardization: net.standardization.clone() })
+    Ok(QuantHostNetwork {
+        input: net.input,
+        input_scale,
+        input_zero,
+        layers,
+        standardization: net.standardization.clone(),
+    })
 }
 
 /// What quantization did to a model, on evaluation rows.
@@ -181,8 +187,9 @@ fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Data
     } else {
         config.data.clone()
     };
-    let all = data::load_csv(&path, &LabelColumn::Named(config.label.clone()), Header::Auto)
-        .with_context(|| format!("reading the run's training rows from {} (or pass --calibration <csv>)", path.display()))?;
+    let all = data::load_csv(&path, &LabelColumn::Named(config.label.clone()), Header::Auto).with_context(|| {
+        format!("reading the run's training rows from {} (or pass --calibration <csv>)", path.display())
+    })?;
     if all.width() != width || config.train_rows.iter().any(|r| *r as usize >= all.rows()) {
         bail!("{} no longer matches the run's training rows: pass --calibration <csv>", path.display());
     }
@@ -220,7 +227,9 @@ pub fn quantize_command(
         match (dropship_shared::artifact::version(&bytes), parsed) {
             (Some(2), _) => bail!("{} is already an int8 artifact", source.display()),
             (_, Err(e)) => return Err(e).context(format!("{} is not a valid dropship artifact", source.display())),
-            (_, Ok(a)) => (HostNetwork::from_artifact(&a), a.class_names().to_string(), a.provenance().to_string(), None),
+            (_, Ok(a)) => {
+                (HostNetwork::from_artifact(&a), a.class_names().to_string(), a.provenance().to_string(), None)
+            }
         }
     };
     let (calibration_from, calibration_rows) = match (calibration, &run_dir) {

@@ -252,7 +252,9 @@ mod dsp {
     fn sxtb16(v: u32) -> u32 {
         let r: u32;
         // SAFETY: a register-only instruction of the DSP extension, which this target has.
-        unsafe { core::arch::asm!("sxtb16 {r}, {a}", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("sxtb16 {r}, {a}", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack))
+        };
         r
     }
 
@@ -279,47 +281,63 @@ mod dsp {
         r
     }
 
+    /// The four bytes of a `chunks_exact(4)` chunk as one little-endian word (one `LDR`; the
+    /// Cortex-M4 loads unaligned words).
     #[inline(always)]
-    fn word(bytes: &[i8], at: usize) -> u32 {
-        u32::from_le_bytes([bytes[at] as u8, bytes[at + 1] as u8, bytes[at + 2] as u8, bytes[at + 3] as u8])
+    fn word(chunk: &[i8]) -> u32 {
+        debug_assert_eq!(chunk.len(), 4);
+        // SAFETY: `chunks_exact(4)` gives exactly four bytes; `read_unaligned` needs no alignment.
+        unsafe { core::ptr::read_unaligned(chunk.as_ptr() as *const u32) }
+    }
+
+    /// `acc + x . w` over one word of each: two `SMLAD` on the even and the odd bytes.
+    #[inline(always)]
+    fn mac4(x_even: u32, x_odd: u32, w: u32, acc: i32) -> i32 {
+        smlad(x_odd, sxtb16_ror8(w), smlad(x_even, sxtb16(w), acc))
+    }
+
+    fn tail(input: &[i8], row: &[i8], acc: i32) -> i32 {
+        input.iter().zip(row).fold(acc, |a, (x, w)| a + *x as i32 * *w as i32)
     }
 
     pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
         let n = input.len();
-        let whole = n & !3;
+        let rows = layer.weights.chunks_exact(n.max(1));
         let mut o = 0;
+        let mut rows = rows.take(output.len());
+        let x_tail = input.chunks_exact(4).remainder();
         while o + 4 <= output.len() {
+            let (Some(r0), Some(r1), Some(r2), Some(r3)) = (rows.next(), rows.next(), rows.next(), rows.next()) else {
+                return;
+            };
             let mut acc = [layer.bias[o], layer.bias[o + 1], layer.bias[o + 2], layer.bias[o + 3]];
-            let mut i = 0;
-            while i < whole {
-                let x = word(input, i);
+            let words = input
+                .chunks_exact(4)
+                .zip(r0.chunks_exact(4))
+                .zip(r1.chunks_exact(4))
+                .zip(r2.chunks_exact(4))
+                .zip(r3.chunks_exact(4));
+            for ((((x, w0), w1), w2), w3) in words {
+                let x = word(x);
                 let (x_even, x_odd) = (sxtb16(x), sxtb16_ror8(x));
-                for (k, a) in acc.iter_mut().enumerate() {
-                    let w = word(layer.weights, (o + k) * n + i);
-                    *a = smlad(x_odd, sxtb16_ror8(w), smlad(x_even, sxtb16(w), *a));
-                }
-                i += 4;
+                acc[0] = mac4(x_even, x_odd, word(w0), acc[0]);
+                acc[1] = mac4(x_even, x_odd, word(w1), acc[1]);
+                acc[2] = mac4(x_even, x_odd, word(w2), acc[2]);
+                acc[3] = mac4(x_even, x_odd, word(w3), acc[3]);
             }
-            for (k, a) in acc.iter_mut().enumerate() {
-                for j in whole..n {
-                    *a += input[j] as i32 * layer.weights[(o + k) * n + j] as i32;
-                }
-                output[o + k] = finish(*a, layer, o + k);
+            for (k, row) in [r0, r1, r2, r3].iter().enumerate() {
+                let a = tail(x_tail, row.chunks_exact(4).remainder(), acc[k]);
+                output[o + k] = finish(a, layer, o + k);
             }
             o += 4;
         }
-        while o < output.len() {
+        for row in rows {
             let mut acc = layer.bias[o];
-            let mut i = 0;
-            while i < whole {
-                let (x, w) = (word(input, i), word(layer.weights, o * n + i));
-                acc = smlad(sxtb16_ror8(x), sxtb16_ror8(w), smlad(sxtb16(x), sxtb16(w), acc));
-                i += 4;
+            for (x, w) in input.chunks_exact(4).zip(row.chunks_exact(4)) {
+                let x = word(x);
+                acc = mac4(sxtb16(x), sxtb16_ror8(x), word(w), acc);
             }
-            for j in whole..n {
-                acc += input[j] as i32 * layer.weights[o * n + j] as i32;
-            }
-            output[o] = finish(acc, layer, o);
+            output[o] = finish(tail(x_tail, row.chunks_exact(4).remainder(), acc), layer, o);
             o += 1;
         }
     }
@@ -361,7 +379,10 @@ mod tests {
         }
         for _ in 0..200_000 {
             let a = rng.next() as i32 >> (rng.next() % 32);
-            let r = Requant { multiplier: (1 << 30) + (rng.next() % (1 << 30)) as i32, shift: (rng.next() % 62) as i32 - 31 };
+            let r = Requant {
+                multiplier: (1 << 30) + (rng.next() % (1 << 30)) as i32,
+                shift: (rng.next() % 62) as i32 - 31,
+            };
             assert_eq!(requantize(a, r), reference(a, r), "acc {a} {r:?}");
         }
     }
@@ -404,7 +425,14 @@ mod tests {
             let input: Vec<i8> = (0..n_in).map(|_| rng.next() as i8).collect();
             for relu in [false, true] {
                 let zero = (rng.next() % 256) as i32 as i8;
-                let layer = QuantLayer { weights: &weights, bias: &bias, multipliers: &multipliers, shifts: &shifts, output_zero: zero, relu };
+                let layer = QuantLayer {
+                    weights: &weights,
+                    bias: &bias,
+                    multipliers: &multipliers,
+                    shifts: &shifts,
+                    output_zero: zero,
+                    relu,
+                };
                 let mut fast = vec![0i8; n_out];
                 dense_i8(&input, &layer, &mut fast);
                 for o in 0..n_out {

@@ -356,7 +356,10 @@ mod tests {
         assert_eq!((a.input(), a.classes(), a.parameters(), a.input_quantization()), (3, 2, 8, (0.02, 5)));
         let l = a.layers().next().unwrap();
         assert_eq!(l.weights_i8().collect::<Vec<_>>(), [1, -2, 3, 127, -127, 0]);
-        assert_eq!((l.output_zero, l.activation, l.bias.iter().collect::<Vec<_>>()), (-3, Activation::Relu, vec![100, -100]));
+        assert_eq!(
+            (l.output_zero, l.activation, l.bias.iter().collect::<Vec<_>>()),
+            (-3, Activation::Relu, vec![100, -100])
+        );
         assert_eq!(crate::artifact::version(&bytes), Some(2));
         assert!(matches!(crate::Artifact::parse(&bytes), Err(FormatError::UnsupportedVersion { found: 2, .. })));
         // -128 is outside the symmetric range; a bias that could overflow an accumulator is refused

@@ -130,7 +130,9 @@ impl AnyNetwork {
     /// Parses and validates artifact bytes of either version.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
         match dropship_shared::artifact::version(bytes) {
-            Some(quant_artifact::VERSION) => Ok(Self::Int8(QuantHostNetwork::from_artifact(&QuantArtifact::parse(bytes)?))),
+            Some(quant_artifact::VERSION) => {
+                Ok(Self::Int8(QuantHostNetwork::from_artifact(&QuantArtifact::parse(bytes)?)))
+            }
             _ => Ok(Self::F32(HostNetwork::from_artifact(&Artifact::parse(bytes)?))),
         }
     }
@@ -138,7 +140,8 @@ impl AnyNetwork {
     /// Reads and validates an artifact file of either version.
     pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let net = Self::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+        let net =
+            Self::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
         Ok((net, bytes))
     }
 

@@ -105,7 +105,9 @@ impl QuantHostNetwork {
         let split: Vec<(Vec<i32>, Vec<i8>)> = self
             .layers
             .iter()
-            .map(|l| (l.requant.iter().map(|r| r.multiplier).collect(), l.requant.iter().map(|r| r.shift as i8).collect()))
+            .map(|l| {
+                (l.requant.iter().map(|r| r.multiplier).collect(), l.requant.iter().map(|r| r.shift as i8).collect())
+            })
             .collect();
         let layers: Vec<QuantLayer<'_>> = self
             .layers
