@@ -259,7 +259,10 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
     let mut flash = 0;
     for (i, l) in layers.iter().enumerate() {
         let _ = write!(code, "static L{i}_WEIGHTS: [i8; {}] = ", l.input * l.output);
-        list(code, l.weights_i8());
+        let plain: Vec<i8> = l.weights_i8().collect();
+        let mut blocked = vec![0i8; plain.len()];
+        dropship_shared::quant::block_weights(&plain, l.input, l.output, &mut blocked);
+        list(code, blocked.iter());
         let _ = write!(code, ";\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
         list(code, l.bias.iter());
         let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);

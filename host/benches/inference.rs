@@ -44,6 +44,18 @@ fn inference(c: &mut Criterion) {
         b.iter(|| host.logits(black_box(&input), InputForm::Raw))
     });
 
+    // The same model quantized to int8 (calibrated on inputs like the benchmark's), run by the
+    // shared core's int8 kernel as `dropship predict` runs an int8 artifact.
+    let calibration: Vec<Vec<f32>> = (0..64).map(|r| (0..64).map(|i| ((i * 7 + r) % 17) as f32).collect()).collect();
+    let ranges = dropship::quantize::calibrate(&host, calibration.iter().map(Vec::as_slice));
+    let int8 = dropship::quantize::quantize(&host, &ranges).unwrap();
+    let layers = int8.kernel_layers();
+    let net8 = int8.network(&layers, InputForm::Raw);
+    let mut scratch8 = dropship_shared::quant::QuantScratch::<64, 128>::new();
+    group.bench_function("dropship shared core, int8", |b| {
+        b.iter(|| net8.predict(black_box(&input), &mut scratch8, &mut logits))
+    });
+
     let onnx = dropship::onnx::export_model(&host).encode_to_vec();
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])

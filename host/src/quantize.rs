@@ -98,13 +98,7 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNet
         });
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
-    Ok(QuantHostNetwork {
-        input: net.input,
-        input_scale,
-        input_zero,
-        layers,
-        standardization: net.standardization.clone(),
-    })
+    Ok(QuantHostNetwork::new(net.input, (input_scale, input_zero), layers, net.standardization.clone()))
 }
 
 /// What quantization did to a model, on evaluation rows.

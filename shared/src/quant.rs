@@ -79,17 +79,29 @@ impl Requant {
 }
 
 /// `(acc * M + 2^(s - 1)) >> s` with `s = 31 - shift`, saturated to i32: one rounding, half up.
+///
+/// Computed as `((acc * M >> (s - 1)) + 1) >> 1`, which is the same number (the floor of
+/// `(q + 1) / 2` with `q` the floor of `p / 2^(s - 1)` is the floor of `(p + 2^(s - 1)) / 2^s`).
+/// For `s >= 33` (multipliers below 1/4, every layer of a calibrated model) the first shift only
+/// needs the high word of the 64-bit product: one `SMULL`, one `ASR`, an add and a shift.
 #[inline(always)]
 pub fn requantize(acc: i32, r: Requant) -> i32 {
     let s = (31 - r.shift).clamp(1, 62) as u32;
-    let product = acc as i64 * r.multiplier as i64 + (1i64 << (s - 1));
-    (product >> s).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    let product = acc as i64 * r.multiplier as i64;
+    if s >= 33 {
+        let high = (product >> 32) as i32;
+        // |high| < 2^30, so neither the add nor the shifts overflow
+        return ((high >> (s - 33)) + 1) >> 1;
+    }
+    (((product >> (s - 1)) + 1) >> 1).clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// What one int8 layer needs besides its input and output buffers.
 #[derive(Clone, Copy, Debug)]
 pub struct QuantLayer<'a> {
-    /// Output-major int8 weights, `output.len() * input.len()` of them.
+    /// The int8 weights, `output.len() * input.len()` of them, in the kernel's blocked order
+    /// ([`block_weights`] makes it from the artifact's output-major order; [`weight_index`]
+    /// says where each weight is).
     pub weights: &'a [i8],
     /// Folded int32 biases (see the module docs), one per output.
     pub bias: &'a [i32],
@@ -103,14 +115,44 @@ pub struct QuantLayer<'a> {
     pub relu: bool,
 }
 
+/// Where weight `(o, i)` of a layer with `n_in` inputs and `n_out` outputs sits in the blocked
+/// order: outputs go in blocks of four; inside a block, each group of four inputs holds the four
+/// outputs' four weights in turn (16 bytes), then the block's last `n_in % 4` inputs row by row.
+/// Outputs after the last whole block keep the plain output-major order.
+pub fn weight_index(n_in: usize, n_out: usize, o: usize, i: usize) -> usize {
+    let whole_blocks = n_out / 4 * 4;
+    if o >= whole_blocks {
+        return whole_blocks * n_in + (o - whole_blocks) * n_in + i;
+    }
+    let (block, k) = (o / 4, o % 4);
+    let grouped = n_in / 4 * 4;
+    let base = block * 4 * n_in;
+    if i < grouped {
+        base + (i / 4) * 16 + k * 4 + i % 4
+    } else {
+        base + grouped * 4 + k * (n_in - grouped) + (i - grouped)
+    }
+}
+
+/// Rewrites output-major weights (`plain[o * n_in + i]`, the artifact's order) into the blocked
+/// order of [`weight_index`]. `blocked` must have the same length as `plain`.
+pub fn block_weights(plain: &[i8], n_in: usize, n_out: usize, blocked: &mut [i8]) {
+    for o in 0..n_out {
+        for i in 0..n_in {
+            if let (Some(w), Some(slot)) = (plain.get(o * n_in + i), blocked.get_mut(weight_index(n_in, n_out, o, i))) {
+                *slot = *w;
+            }
+        }
+    }
+}
+
 /// The portable reference: `output[o]` per the module docs, one output after the other.
 pub fn dense_i8_reference(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
-    let n = input.len();
+    let (n, n_out) = (input.len(), output.len());
     for (o, out) in output.iter_mut().enumerate() {
-        let row = &layer.weights[o * n..(o + 1) * n];
         let mut acc = layer.bias[o];
-        for (x, w) in input.iter().zip(row) {
-            acc += *x as i32 * *w as i32;
+        for (i, x) in input.iter().enumerate() {
+            acc += *x as i32 * layer.weights[weight_index(n, n_out, o, i)] as i32;
         }
         *out = finish(acc, layer, o);
     }
@@ -118,18 +160,59 @@ pub fn dense_i8_reference(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8
 
 #[inline(always)]
 fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
+    finish_with(acc, layer.multipliers[o], layer.shifts[o], layer)
+}
+
+/// `clamp(zero + requantize(acc), low, 127)` for one output channel.
+#[inline(always)]
+fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> i8 {
     let low = if layer.relu { layer.output_zero as i32 } else { -128 };
-    let r = Requant { multiplier: layer.multipliers[o], shift: layer.shifts[o] as i32 };
+    let r = Requant { multiplier, shift: shift as i32 };
     (layer.output_zero as i32 + requantize(acc, r)).clamp(low, 127) as i8
 }
 
-/// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere the reference. Both
-/// give the same bits (integer sums in any order).
+/// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere [`dense_i8_portable`].
+/// All give the same bits as [`dense_i8_reference`] (integer sums in any order).
 pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     dsp::dense(input, layer, output);
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-    dense_i8_reference(input, layer, output);
+    dense_i8_portable(input, layer, output);
+}
+
+/// The blocked order walked in plain Rust (what the host runs): four outputs at a time, each group
+/// of four inputs against the block's 16 weights, which compilers vectorize.
+pub fn dense_i8_portable(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    let n = input.len();
+    let whole_blocks = output.len() / 4 * 4;
+    let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
+    let x_tail = input.chunks_exact(4).remainder();
+    for (b, block) in blocks.chunks_exact((4 * n).max(1)).enumerate() {
+        let (grouped, tails) = block.split_at(4 * (n - x_tail.len()));
+        let mut acc = [0i32; 4];
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = layer.bias[4 * b + k];
+        }
+        for (x, w) in input.chunks_exact(4).zip(grouped.chunks_exact(16)) {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let w = &w[4 * k..4 * k + 4];
+                *a += x[0] as i32 * w[0] as i32
+                    + x[1] as i32 * w[1] as i32
+                    + x[2] as i32 * w[2] as i32
+                    + x[3] as i32 * w[3] as i32;
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            let row_tail = tails.get(k * x_tail.len()..(k + 1) * x_tail.len()).unwrap_or(&[]);
+            let a = x_tail.iter().zip(row_tail).fold(*a, |a, (x, w)| a + *x as i32 * *w as i32);
+            output[4 * b + k] = finish(a, layer, 4 * b + k);
+        }
+    }
+    for (k, row) in rest.chunks_exact(n.max(1)).enumerate() {
+        let o = whole_blocks + k;
+        let acc = input.iter().zip(row).fold(layer.bias[o], |a, (x, w)| a + *x as i32 * *w as i32);
+        output[o] = finish(acc, layer, o);
+    }
 }
 
 /// Standardized f32 values to int8: `clamp(round_half_away(z / scale) + zero)`.
@@ -245,7 +328,7 @@ impl QuantNetwork<'_> {
 /// two multiply-accumulates per instruction.
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 mod dsp {
-    use super::{finish, QuantLayer};
+    use super::{finish, finish_with, QuantLayer};
 
     /// Sign-extends bytes 0 and 2 of `v` into two halfwords.
     #[inline(always)]
@@ -301,44 +384,42 @@ mod dsp {
     }
 
     pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
-        let n = input.len();
-        let rows = layer.weights.chunks_exact(n.max(1));
-        let mut o = 0;
-        let mut rows = rows.take(output.len());
+        let (n, n_out) = (input.len(), output.len());
+        let whole_blocks = n_out / 4 * 4;
+        let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
         let x_tail = input.chunks_exact(4).remainder();
-        while o + 4 <= output.len() {
-            let (Some(r0), Some(r1), Some(r2), Some(r3)) = (rows.next(), rows.next(), rows.next(), rows.next()) else {
-                return;
-            };
-            let mut acc = [layer.bias[o], layer.bias[o + 1], layer.bias[o + 2], layer.bias[o + 3]];
-            let words = input
-                .chunks_exact(4)
-                .zip(r0.chunks_exact(4))
-                .zip(r1.chunks_exact(4))
-                .zip(r2.chunks_exact(4))
-                .zip(r3.chunks_exact(4));
-            for ((((x, w0), w1), w2), w3) in words {
+        let params =
+            layer.bias.chunks_exact(4).zip(layer.multipliers.chunks_exact(4)).zip(layer.shifts.chunks_exact(4));
+        let blocks = blocks.chunks_exact((4 * n).max(1)).zip(output.chunks_exact_mut(4)).zip(params);
+        for ((block, out), ((bias, multipliers), shifts)) in blocks {
+            let (grouped, tails) = block.split_at(4 * (n - x_tail.len()));
+            let (mut a0, mut a1, mut a2, mut a3) = (bias[0], bias[1], bias[2], bias[3]);
+            for (x, w) in input.chunks_exact(4).zip(grouped.chunks_exact(16)) {
                 let x = word(x);
                 let (x_even, x_odd) = (sxtb16(x), sxtb16_ror8(x));
-                acc[0] = mac4(x_even, x_odd, word(w0), acc[0]);
-                acc[1] = mac4(x_even, x_odd, word(w1), acc[1]);
-                acc[2] = mac4(x_even, x_odd, word(w2), acc[2]);
-                acc[3] = mac4(x_even, x_odd, word(w3), acc[3]);
+                a0 = mac4(x_even, x_odd, word(&w[0..4]), a0);
+                a1 = mac4(x_even, x_odd, word(&w[4..8]), a1);
+                a2 = mac4(x_even, x_odd, word(&w[8..12]), a2);
+                a3 = mac4(x_even, x_odd, word(&w[12..16]), a3);
             }
-            for (k, row) in [r0, r1, r2, r3].iter().enumerate() {
-                let a = tail(x_tail, row.chunks_exact(4).remainder(), acc[k]);
-                output[o + k] = finish(a, layer, o + k);
+            let mut acc = [a0, a1, a2, a3];
+            if !x_tail.is_empty() {
+                for (a, row_tail) in acc.iter_mut().zip(tails.chunks_exact(x_tail.len())) {
+                    *a = tail(x_tail, row_tail, *a);
+                }
             }
-            o += 4;
+            for k in 0..4 {
+                out[k] = finish_with(acc[k], multipliers[k], shifts[k], layer);
+            }
         }
-        for row in rows {
+        for (k, row) in rest.chunks_exact(n.max(1)).enumerate() {
+            let o = whole_blocks + k;
             let mut acc = layer.bias[o];
             for (x, w) in input.chunks_exact(4).zip(row.chunks_exact(4)) {
                 let x = word(x);
                 acc = mac4(sxtb16(x), sxtb16_ror8(x), word(w), acc);
             }
             output[o] = finish(tail(x_tail, row.chunks_exact(4).remainder(), acc), layer, o);
-            o += 1;
         }
     }
 }
@@ -417,6 +498,15 @@ mod tests {
         let mut rng = Rng(99);
         for (n_in, n_out) in [(1, 1), (3, 5), (4, 4), (7, 9), (64, 128), (128, 10), (13, 17)] {
             let weights: Vec<i8> = (0..n_in * n_out).map(|_| (rng.next() % 255) as i8).map(|w| w.max(-127)).collect();
+            let mut blocked = vec![0i8; weights.len()];
+            block_weights(&weights, n_in, n_out, &mut blocked);
+            let mut seen = vec![false; weights.len()];
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    seen[weight_index(n_in, n_out, o, i)] = true;
+                }
+            }
+            assert!(seen.iter().all(|s| *s), "{n_in}x{n_out}: the blocked order is a permutation");
             let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 20000) as i32 - 10000).collect();
             let requant: Vec<Requant> =
                 (0..n_out).map(|_| Requant::from_real((rng.next() % 1000) as f64 * 1e-5).unwrap()).collect();
@@ -426,7 +516,7 @@ mod tests {
             for relu in [false, true] {
                 let zero = (rng.next() % 256) as i32 as i8;
                 let layer = QuantLayer {
-                    weights: &weights,
+                    weights: &blocked,
                     bias: &bias,
                     multipliers: &multipliers,
                     shifts: &shifts,
@@ -435,6 +525,10 @@ mod tests {
                 };
                 let mut fast = vec![0i8; n_out];
                 dense_i8(&input, &layer, &mut fast);
+                let (mut portable, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out]);
+                dense_i8_portable(&input, &layer, &mut portable);
+                dense_i8_reference(&input, &layer, &mut oracle);
+                assert_eq!((&portable, &oracle), (&fast, &fast), "{n_in}x{n_out}");
                 for o in 0..n_out {
                     let mut acc = bias[o] as i64;
                     for i in 0..n_in {

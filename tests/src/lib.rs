@@ -148,3 +148,15 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
         test_csv_path,
     })
 }
+
+/// The fixture's model quantized to int8 (calibrated on its training rows), written beside its f32
+/// artifact as `model-int8.dsm`; returns the path and the network.
+pub fn int8_of(f: &Fixture) -> anyhow::Result<(PathBuf, dropship::quant_infer::QuantHostNetwork)> {
+    use dropship::quantize;
+    let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact)?);
+    let ranges = quantize::calibrate(&net, f.prepared.split.train.iter().map(|r| f.data.row(*r)));
+    let int8 = quantize::quantize(&net, &ranges)?;
+    let path = f.artifact_path.with_file_name("model-int8.dsm");
+    write_file(&path, &int8.to_artifact("", "dropship-tests fixture, int8")?)?;
+    Ok((path, int8))
+}

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use dropship_shared::artifact::Activation;
-use dropship_shared::quant::{QuantLayer, QuantNetwork, Requant};
+use dropship_shared::quant::{block_weights, QuantLayer, QuantNetwork, Requant};
 use dropship_shared::quant_artifact::{QuantArtifact, QuantArtifactSpec, QuantLayerSpec};
 
 use crate::infer::InputForm;
@@ -29,6 +29,24 @@ pub struct QuantHostLayer {
     pub activation: Activation,
 }
 
+/// A layer as the kernel takes it: weights in the blocked order, multipliers and one-byte shifts.
+#[derive(Clone, Debug, PartialEq)]
+struct KernelLayer {
+    weights: Vec<i8>,
+    multipliers: Vec<i32>,
+    shifts: Vec<i8>,
+}
+
+impl KernelLayer {
+    fn of(l: &QuantHostLayer) -> Self {
+        let mut weights = vec![0; l.weights.len()];
+        block_weights(&l.weights, l.input, l.bias.len(), &mut weights);
+        let multipliers = l.requant.iter().map(|r| r.multiplier).collect();
+        let shifts = l.requant.iter().map(|r| r.shift as i8).collect();
+        Self { weights, multipliers, shifts }
+    }
+}
+
 /// An int8 artifact loaded for host inference.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantHostNetwork {
@@ -42,9 +60,22 @@ pub struct QuantHostNetwork {
     pub layers: Vec<QuantHostLayer>,
     /// `(mean, scale)`, if the artifact has one.
     pub standardization: Option<(Vec<f32>, Vec<f32>)>,
+    /// The layers as the kernel takes them.
+    kernel: Vec<KernelLayer>,
 }
 
 impl QuantHostNetwork {
+    /// A network of these parameters (weights output-major, as the artifact stores them).
+    pub fn new(
+        input: usize,
+        (input_scale, input_zero): (f32, i8),
+        layers: Vec<QuantHostLayer>,
+        standardization: Option<(Vec<f32>, Vec<f32>)>,
+    ) -> Self {
+        let kernel = layers.iter().map(KernelLayer::of).collect();
+        Self { input, input_scale, input_zero, layers, standardization, kernel }
+    }
+
     /// Copies the parameters out of a validated int8 artifact.
     pub fn from_artifact(a: &QuantArtifact<'_>) -> Self {
         let (input_scale, input_zero) = a.input_quantization();
@@ -62,7 +93,7 @@ impl QuantHostNetwork {
             })
             .collect();
         let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
-        Self { input: a.input(), input_scale, input_zero, layers, standardization }
+        Self::new(a.input(), (input_scale, input_zero), layers, standardization)
     }
 
     /// Encodes the network as an int8 artifact (validated by parsing it back).
@@ -100,39 +131,42 @@ impl QuantHostNetwork {
         self.layers.last().map_or(0, |l| l.bias.len())
     }
 
-    /// Dequantized logits for one row, bit for bit what the device computes.
-    pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
-        let split: Vec<(Vec<i32>, Vec<i8>)> = self
-            .layers
+    /// The layers as the shared kernel takes them (borrowing this network).
+    pub fn kernel_layers(&self) -> Vec<QuantLayer<'_>> {
+        self.layers
             .iter()
-            .map(|l| {
-                (l.requant.iter().map(|r| r.multiplier).collect(), l.requant.iter().map(|r| r.shift as i8).collect())
-            })
-            .collect();
-        let layers: Vec<QuantLayer<'_>> = self
-            .layers
-            .iter()
-            .zip(&split)
-            .map(|(l, (multipliers, shifts))| QuantLayer {
-                weights: &l.weights,
+            .zip(&self.kernel)
+            .map(|(l, k)| QuantLayer {
+                weights: &k.weights,
                 bias: &l.bias,
-                multipliers,
-                shifts,
+                multipliers: &k.multipliers,
+                shifts: &k.shifts,
                 output_zero: l.output_zero,
                 relu: l.activation == Activation::Relu,
             })
-            .collect();
+            .collect()
+    }
+
+    /// The shared core's network over `layers` ([`QuantHostNetwork::kernel_layers`]); `form`
+    /// says whether the rows it will get are raw or already standardized.
+    pub fn network<'a>(&'a self, layers: &'a [QuantLayer<'a>], form: InputForm) -> QuantNetwork<'a> {
         let standardization = match form {
             InputForm::Raw => self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
             InputForm::Standardized => None,
         };
-        let net = QuantNetwork {
+        QuantNetwork {
             standardization,
             input_scale: self.input_scale,
             input_zero: self.input_zero,
-            layers: &layers,
+            layers,
             output_scale: self.layers.last().map_or(1.0, |l| l.output_scale),
-        };
+        }
+    }
+
+    /// Dequantized logits for one row, bit for bit what the device computes.
+    pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        let layers = self.kernel_layers();
+        let net = self.network(&layers, form);
         let widest = self.layers.iter().map(|l| l.bias.len()).chain([self.input]).max().unwrap_or(0);
         let (mut z, mut a, mut b) = (vec![0.0; self.input], vec![0i8; widest], vec![0i8; widest]);
         let mut logits = vec![0.0; self.classes()];
