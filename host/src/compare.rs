@@ -94,6 +94,8 @@ pub struct Study<'a> {
     pub out: PathBuf,
     /// Replace an existing output directory.
     pub overwrite: bool,
+    /// Also quantize every trained model to int8 and report its test accuracy.
+    pub int8: bool,
 }
 
 /// The result of [`compare`].
@@ -143,7 +145,7 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
         }
     }
     let results = parallel(jobs, |(name, config, prepared, dir, progress)| {
-        train_and_write(study.data, &name, &config, &prepared, &dir, &progress)
+        train_and_write(study.data, &name, &config, &prepared, &dir, &progress, study.int8)
             .with_context(|| format!("model {name}, seed {}", config.seed))
     });
     let mut outcomes = results.into_iter().collect::<Result<Vec<_>>>()?;
@@ -183,6 +185,7 @@ pub fn train_and_write(
     prepared: &Prepared,
     dir: &Path,
     progress: &Progress,
+    int8: bool,
 ) -> Result<Outcome> {
     let trained = train::train(prepared, config, &prepared.initial, &mut |r| progress.epoch(r));
     progress.finish();
@@ -194,6 +197,7 @@ pub fn train_and_write(
         best_epoch: trained.best_epoch,
         epochs_run: trained.history.len(),
         seconds: trained.seconds,
+        int8_test_accuracy: None,
     };
     let run_config = RunConfig {
         name: name.to_string(),
@@ -205,6 +209,10 @@ pub fn train_and_write(
         train: config.clone(),
         train_rows: prepared.split.train.iter().map(|r| *r as u32).collect(),
     };
+    let mut metrics = metrics;
+    if int8 {
+        metrics.int8_test_accuracy = Some(int8_test_accuracy(data, prepared, &trained.weights)?);
+    }
     let run_dir = dir.join(name);
     std::fs::create_dir_all(&run_dir)?;
     run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics)?;
@@ -221,6 +229,19 @@ pub fn train_and_write(
         regularizer,
         config_hint: config.divergence_hint(),
     })
+}
+
+/// The test accuracy of `weights` quantized to int8, calibrated on the seed's training rows.
+fn int8_test_accuracy(data: &Dataset, prepared: &Prepared, weights: &crate::model::Weights) -> Result<f64> {
+    let saved = crate::run::SavedModel {
+        weights: weights.clone(),
+        standardization: prepared.standardization.clone(),
+        provenance: String::new(),
+    };
+    let net = saved.network();
+    let rows = |part: &[usize]| part.iter().map(|r| data.row(*r)).collect::<Vec<_>>();
+    let labels: Vec<u32> = prepared.split.test.iter().map(|r| data.labels[*r]).collect();
+    crate::quantize::int8_accuracy(&net, &rows(&prepared.split.train), &rows(&prepared.split.test), &labels)
 }
 
 /// The raw test rows with their labels, in the data's own columns, for `predict` and the device.

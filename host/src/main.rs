@@ -303,6 +303,9 @@ struct CompareArgs {
     /// Also train an `augment` model: no regularizer, training rows augmented as --augment says.
     #[command(flatten)]
     augment: AugmentArgs,
+    /// Also quantize every model to int8 (calibrated on its training rows) and report its test accuracy.
+    #[arg(long)]
+    int8: bool,
     /// Output directory.
     #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
@@ -580,6 +583,7 @@ fn train(a: TrainArgs) -> Result<()> {
         seeds: vec![a.seed.seed],
         out: a.out.unwrap_or_else(|| Path::new("runs").join(&variant.name)),
         overwrite: a.hyper.overwrite,
+        int8: false,
     };
     let result = compare::compare(&study, std::slice::from_ref(&variant), &reporter(&a.hyper))?;
     warn(&result);
@@ -608,8 +612,14 @@ fn compare(a: CompareArgs) -> Result<()> {
         bail!("--seeds: seed {twice} is given twice (the same seed gives the same models)");
     }
     let data = load_data(&a.data, a.hyper.quiet)?;
-    let study =
-        Study { data: &data, split: split_spec(&a.data), seeds: a.seeds, out: a.out, overwrite: a.hyper.overwrite };
+    let study = Study {
+        data: &data,
+        split: split_spec(&a.data),
+        seeds: a.seeds,
+        out: a.out,
+        overwrite: a.hyper.overwrite,
+        int8: a.int8,
+    };
     let result = compare::compare(&study, &variants, &reporter(&a.hyper))?;
     warn(&result);
     println!("{}", result.report);

@@ -66,11 +66,13 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
         md,
         "Accuracies and losses are in inference mode (no dropout); losses are cross-entropy without the L2 term.\n"
     );
+    let int8 = outcomes.iter().all(|o| o.metrics.int8_test_accuracy.is_some()) && !outcomes.is_empty();
     let _ = writeln!(
         md,
-        "| model | regularizer | test acc | test CE | final val acc | best val acc | best epoch | train−val gap | ‖W‖ per layer | params | train s | overfitting from epoch |"
+        "| model | regularizer | test acc |{} test CE | final val acc | best val acc | best epoch | train−val gap | ‖W‖ per layer | params | train s | overfitting from epoch |",
+        if int8 { " int8 test acc |" } else { "" }
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|{}---|---|---|---|---|---|---|---|---|", if int8 { "---|" } else { "" });
     for name in &names {
         let os: Vec<&Outcome> = outcomes.iter().filter(|o| o.name == *name).collect();
         let col = |f: &dyn Fn(&Outcome) -> f64, d| fmt(os.iter().map(|o| f(o)).collect(), d);
@@ -80,10 +82,15 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             .collect();
         let _ = writeln!(
             md,
-            "| {name}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             if *name == chosen { " (chosen)" } else { "" },
             os[0].regularizer,
             col(&|o| o.metrics.test_accuracy, 4),
+            if int8 {
+                format!(" {} |", col(&|o| o.metrics.int8_test_accuracy.unwrap_or(f64::NAN), 4))
+            } else {
+                String::new()
+            },
             col(&|o| o.metrics.test_cross_entropy, 4),
             col(&|o| o.last().val_accuracy, 4),
             col(&|o| o.trained.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max), 4),

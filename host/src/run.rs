@@ -59,6 +59,10 @@ pub struct RunMetrics {
     pub epochs_run: usize,
     /// Training wall time in seconds.
     pub seconds: f64,
+    /// Test accuracy of the model quantized to int8 (calibrated on the training rows), when asked
+    /// for (`compare --int8`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_test_accuracy: Option<f64>,
 }
 
 fn json(path: &Path, value: &impl Serialize) -> Result<()> {

@@ -233,7 +233,7 @@ pub(crate) fn write_header(
 impl<'a> Artifact<'a> {
     /// Parses and validates `bytes`: structure, limits, checksum, finiteness.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        let (header, mut r) = Header::read(bytes, VERSION, |input, shapes| f32_body_len(input, shapes))?;
+        let (header, mut r) = Header::read(bytes, VERSION, f32_body_len)?;
         let Header { input, layer_count, standardization, class_names, provenance, .. } = header;
         let mut layers = [None; MAX_LAYERS];
         for (layer, (slot, (fan_in, output, activation))) in layers.iter_mut().zip(header.layers()).enumerate() {
