@@ -63,6 +63,10 @@ pub fn predict(
 /// `dropship inspect`: what is inside an artifact.
 pub fn inspect(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(found) = dropship_shared::artifact::version(&bytes).filter(|v| *v > quant_artifact::VERSION) {
+        let e = dropship_shared::FormatError::UnsupportedVersion { found, supported: quant_artifact::VERSION };
+        return Err(e).with_context(|| format!("{} is not a valid dropship artifact", path.display()));
+    }
     if dropship_shared::artifact::version(&bytes) == Some(quant_artifact::VERSION) {
         let a = QuantArtifact::parse(&bytes)
             .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;

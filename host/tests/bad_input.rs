@@ -136,6 +136,14 @@ fn sample_artifact() -> Vec<u8> {
     net.to_artifact("", "q").unwrap()
 }
 
+/// [`sample_artifact`] quantized to int8 (calibrated on four rows).
+fn sample_int8_artifact() -> Vec<u8> {
+    let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&sample_artifact()).unwrap());
+    let rows: [&[f32]; 4] = [&[1.0, 2.0], &[3.0, -1.0], &[0.0, 0.5], &[2.0, 2.0]];
+    let int8 = dropship::quantize::quantize(&net, &dropship::quantize::calibrate(&net, rows.into_iter())).unwrap();
+    int8.to_artifact("", "q").unwrap()
+}
+
 /// Recomputes the CRC-32 at the end, so the corruption before it is what the parser meets.
 fn reseal(bytes: &mut [u8]) {
     let n = bytes.len();
@@ -169,7 +177,9 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         (b"not a model".to_vec(), &["m.dsm", "bad magic"]),
         (b"DSHP".to_vec(), &["m.dsm", "truncated"]),
         (b"DSVE\x01\0\0\0\0\0\0\0".to_vec(), &["m.dsm", "bad magic"]),
-        (with(4, &u32le(2), false), &["m.dsm", "unsupported format version 2"]),
+        (with(4, &u32le(3), false), &["m.dsm", "unsupported format version 3 (this build reads 1 to 2)"]),
+        (with(4, &u32le(2), false), &["m.dsm", "checksum mismatch"]),
+        (with(4, &u32le(2), true), &["m.dsm", "truncated"]),
         (good[..good.len() - 5].to_vec(), &["m.dsm", "corrupt or truncated"]),
         (with(12, &[3], false), &["m.dsm", "checksum mismatch"]),
         (with(70, &[0x55], false), &["m.dsm", "checksum mismatch"]),
@@ -191,6 +201,51 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         refused(&["predict", "m.dsm", "d.csv"], &[("m.dsm", bytes), ("d.csv", b"a,b\n1,2\n")], expect);
         refused(&["vectors", "m.dsm", "d.csv", "-o", "v.dsv"], &[("m.dsm", bytes), ("d.csv", b"a,b\n1,2\n")], expect);
     }
+    // int8 artifacts (format version 2): corruption and out-of-range quantization parameters
+    let int8 = sample_int8_artifact();
+    let int8_with = |offset: usize, bytes: &[u8]| {
+        let mut b = int8.clone();
+        b[offset..offset + bytes.len()].copy_from_slice(bytes);
+        reseal(&mut b);
+        b
+    };
+    // v2 layout after the v1 header (61 bytes up to the scales): input scale 61, input zero 65,
+    // layer 0: output scale 69, zero 73, weight scales 77.., multipliers 89.., shifts 101..,
+    // bias 113.., weights 125..
+    let mut flipped = int8.clone();
+    flipped[130] ^= 0x10;
+    let int8_cases: Vec<(Vec<u8>, &[&str])> = vec![
+        (flipped, &["m.dsm", "checksum mismatch"]),
+        (int8_with(65, &u32le(200)), &["m.dsm", "input zero point 0 is out of range"]),
+        (int8_with(61, &0f32.to_le_bytes()), &["m.dsm", "input scale 0 is out of range"]),
+        (int8_with(89, &u32le(5)), &["m.dsm", "layer 0 requantization 0 is out of range"]),
+        (int8_with(125, &[0x80]), &["m.dsm", "layer 0 weight 0 is out of range"]),
+        (int8_with(113, &u32le(i32::MAX as u32)), &["m.dsm", "layer 0 bias 0 is out of range"]),
+    ];
+    for (bytes, expect) in &int8_cases {
+        refused(&["inspect", "m.dsm"], &[("m.dsm", bytes)], expect);
+        refused(&["predict", "m.dsm", "d.csv"], &[("m.dsm", bytes), ("d.csv", b"a,b\n1,2\n")], expect);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.dsm"), &int8).unwrap();
+    assert!(dropship(&["inspect", "m.dsm"], dir.path()).status.success());
+    std::fs::write(dir.path().join("d.csv"), b"a,b\n1,2\n").unwrap();
+    refused_in(
+        dir.path(),
+        &["quantize", "m.dsm", "-o", "q.dsm", "--calibration", "d.csv"],
+        &["m.dsm is already an int8 artifact"],
+    );
+    refused(&["quantize", "m.dsm", "-o", "q.dsm"], &[("m.dsm", &good)], &["needs calibration rows", "--calibration"]);
+    refused(
+        &["quantize", "m.dsm", "-o", "m.dsm", "--calibration", "d.csv"],
+        &[("m.dsm", &good), ("d.csv", b"a,b\n1,2\n")],
+        &["m.dsm is an input"],
+    );
+    refused(
+        &["quantize", "m.dsm", "-o", "q.dsm", "--calibration", "d.csv"],
+        &[("m.dsm", &good), ("d.csv", b"a,b,c,d\n1,2,3,4\n")],
+        &["d.csv", "4 feature columns, the model takes 2"],
+    );
     refused(&["inspect", "missing.dsm"], &[], &["cannot read missing.dsm"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("m.dsm")).unwrap();

@@ -144,8 +144,11 @@ impl fmt::Display for FormatError {
         use FormatError::*;
         match self {
             BadMagic => write!(f, "not a dropship file (bad magic bytes)"),
+            UnsupportedVersion { found, supported: 1 } => {
+                write!(f, "unsupported format version {found} (this build reads 1)")
+            }
             UnsupportedVersion { found, supported } => {
-                write!(f, "unsupported format version {found} (this build reads {supported})")
+                write!(f, "unsupported format version {found} (this build reads 1 to {supported})")
             }
             Truncated { needed, len } => {
                 write!(f, "truncated: {len} bytes, at least {needed} needed")

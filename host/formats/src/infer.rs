@@ -133,6 +133,9 @@ impl AnyNetwork {
             Some(quant_artifact::VERSION) => {
                 Ok(Self::Int8(QuantHostNetwork::from_artifact(&QuantArtifact::parse(bytes)?)))
             }
+            Some(found) if found > quant_artifact::VERSION => {
+                Err(FormatError::UnsupportedVersion { found, supported: quant_artifact::VERSION })
+            }
             _ => Ok(Self::F32(HostNetwork::from_artifact(&Artifact::parse(bytes)?))),
         }
     }
