@@ -220,6 +220,19 @@ fn validation_bench(artifact: &Path, csv: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The chosen model quantized to int8: its serving firmwares' flash and RAM and, under QEMU, its
+/// cost and bit-identity over all test rows.
+fn int8_bench(route: &toolchain::Route, run_dir: &Path, csv: &Path) -> Result<()> {
+    println!("== int8: the chosen model quantized, its serving firmwares, a validation under QEMU");
+    let int8 = Path::new("runs/bench/model-int8.dsm");
+    dropship(&["quantize", &run_dir.to_string_lossy(), "-o", &int8.to_string_lossy(), "--overwrite"])?;
+    for board in [Board::Qemu, Board::Nrf52840dk] {
+        let elf_path = firmware::build(route, board, &root().join(int8), &Image::Serve)?;
+        print_footprint(&format!("{} (int8)", board.binary(&Image::Serve)), &elf_path)?;
+    }
+    dropship(&["validate", &int8.to_string_lossy(), &csv.to_string_lossy(), "--device", "qemu"])
+}
+
 /// Medians (ns) of every criterion benchmark under `dir`, read from its `new/estimates.json`.
 fn criterion_medians(dir: &Path) -> Result<Vec<(String, f64)>> {
     let mut found = Vec::new();
@@ -338,7 +351,7 @@ fn bench() -> Result<()> {
     println!("== firmware: flash, RAM and instructions per inference of the digits model");
     let route = setup()?;
     let out = Path::new("runs/bench");
-    let (_, artifact, vectors) = train_and_export(out)?;
+    let (index, artifact, vectors) = train_and_export(out)?;
     let macs = 64 * 128 + 128 * 10;
     println!("| firmware | flash | flash without test vectors | weights | static RAM | instructions / inference | per MAC ({macs} MACs) |");
     println!("|---|---|---|---|---|---|---|");
@@ -373,6 +386,7 @@ fn bench() -> Result<()> {
         );
     }
     validation_bench(&artifact, &out.join("test.csv"))?;
+    int8_bench(&route, &out.join(&index.chosen_run), &out.join("test.csv"))?;
     println!("== single-sample inference on the host: shared core vs tract vs candle");
     let criterion = root().join("target/criterion");
     let _ = std::fs::remove_dir_all(&criterion);
