@@ -46,3 +46,20 @@ fn int8_device_logits_are_bit_identical_to_the_host_for_digits_and_deep_models()
         assert_eq!(report.device.macs, f.weights.layers.iter().map(|l| l.input * l.bias.len()).sum::<usize>());
     }
 }
+
+#[test]
+fn int8_firmwares_build_for_both_boards_with_a_quarter_of_the_weight_flash() {
+    use xtask::firmware::{self, Board, Image};
+    let route = xtask::toolchain::find().unwrap();
+    let f = fixture();
+    let (path, int8) = int8_of(f).unwrap();
+    // int8 weights, int32 biases, a multiplier and a shift per channel, and the f32 standardization
+    assert!(int8.weight_bytes() <= 11 * 1024, "{} bytes", int8.weight_bytes());
+    for board in [Board::Qemu, Board::Nrf52840dk] {
+        let f32_elf = firmware::build(&route, board, &f.artifact_path, &Image::Serve).unwrap();
+        let int8_elf = firmware::build(&route, board, &path, &Image::Serve).unwrap();
+        let (a, b) = (xtask::elf::footprint(&f32_elf).unwrap(), xtask::elf::footprint(&int8_elf).unwrap());
+        eprintln!("{board:?}: f32 {} B, int8 {} B of flash", a.flash, b.flash);
+        assert!(b.flash + 20 * 1024 < a.flash, "{board:?}: int8 {} B, f32 {} B", b.flash, a.flash);
+    }
+}

@@ -30,13 +30,15 @@ pub struct Output {
     pub text: String,
 }
 
-/// Builds both firmwares with the golden model, runs the QEMU one, and renders the expected files.
+/// Builds both boards' self-test and serving firmwares with the golden model, runs the QEMU
+/// self-test, and renders the expected files.
 pub fn produce(route: &Route) -> Result<Vec<Output>> {
     let header = format!("# {} ({})\n", toolchain::rustc_version(route), toolchain::describe(route));
     let (artifact, vectors) = (dir().join("model.dsm"), dir().join("vectors.dsv"));
     let mut outputs = Vec::new();
-    for board in [Board::Qemu, Board::Nrf52840dk] {
-        let elf_path = firmware::build(route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
+    let images = [(Image::SelfTest { vectors: &vectors }, ""), (Image::Serve, "-serve")];
+    for (board, (image, suffix)) in [Board::Qemu, Board::Nrf52840dk].into_iter().flat_map(|b| images.map(|i| (b, i))) {
+        let elf_path = firmware::build(route, board, &artifact, &image)?;
         let mut text = header.clone();
         for s in elf::sections(&elf_path)? {
             let region = match s.region {
@@ -48,8 +50,8 @@ pub fn produce(route: &Route) -> Result<Vec<Output>> {
         }
         let f = elf::footprint(&elf_path)?;
         text.push_str(&format!("flash {} B, static RAM {} B, weights {} B\n", f.flash, f.static_ram, f.weights));
-        outputs.push(Output { name: format!("{}.size", board.name()), text });
-        if board == Board::Qemu {
+        outputs.push(Output { name: format!("{}{suffix}.size", board.name()), text });
+        if board == Board::Qemu && suffix.is_empty() {
             let run = device::run_qemu(&elf_path, 120)?;
             let mut text = header.clone();
             for line in &run.lines {
