@@ -7,7 +7,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -248,11 +248,6 @@ impl QemuSession {
     /// What QEMU wrote on stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("qemu.log")).unwrap_or_default()
-    }
-
-    /// Where the socket lives (for a test's proxy).
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 

@@ -16,7 +16,7 @@ use dropship_shared::kernel;
 use dropship_shared::quant::Requant;
 
 use crate::data::{self, Header, LabelColumn};
-use crate::infer::{AnyNetwork, HostNetwork, InputForm};
+use crate::infer::{HostNetwork, InputForm};
 use crate::output::{self, write_file};
 use crate::quant_infer::{QuantHostLayer, QuantHostNetwork};
 use crate::run::{self, RunConfig};
@@ -194,7 +194,7 @@ fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Data
         labels.push(all.labels[*r as usize]);
     }
     let rows = data::Dataset { features, labels, parts: Vec::new(), ..all };
-    Ok((format!("the run's {} training rows ({})", rows.rows(), path.display()), rows))
+    Ok((format!("the run's {} training rows ({})", rows.rows(), config.data.display()), rows))
 }
 
 /// `dropship quantize <run|artifact> -o <output> [--calibration <csv>] [--test <csv>]`.
@@ -209,12 +209,7 @@ pub fn quantize_command(
     output::check_outputs(&[output_path], &inputs, overwrite)?;
     let (net, class_names, provenance, run_dir) = if source.is_dir() {
         let saved = run::load_weights(source)?;
-        let bytes = crate::export::artifact_bytes(&saved, "", &saved.provenance)?;
-        let net = match AnyNetwork::parse(&bytes)? {
-            AnyNetwork::F32(n) => n,
-            AnyNetwork::Int8(_) => unreachable!("a run's weights are f32"),
-        };
-        (net, String::new(), saved.provenance.clone(), Some(source.to_path_buf()))
+        (saved.network(), String::new(), saved.provenance.clone(), Some(source.to_path_buf()))
     } else {
         let bytes = std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
         let parsed = dropship_shared::Artifact::parse(&bytes);
