@@ -12,7 +12,8 @@ pub struct Footprint {
     pub flash: u64,
     /// Bytes of static RAM: `.data`, `.bss`, `.uninit`.
     pub static_ram: u64,
-    /// Of the flash, the network's weights and standardization (`NETWORK`).
+    /// Of the flash, the network's weights and standardization (`NETWORK`; for an int8 model also
+    /// its per-layer tables `L<i>_*`, `MEAN`, `SCALE` and `LAYERS`).
     pub weights: u64,
     /// Of the flash, the embedded test vectors (`VECTORS`).
     pub vectors: u64,
@@ -98,7 +99,8 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
     let file = parse(path, &bytes)?;
     for symbol in file.symbols() {
         let name = symbol.name().unwrap_or("");
-        if name.contains("dropship_model") && name.contains("NETWORK") {
+        let tables = ["NETWORK", "LAYERS", "MEAN", "SCALE", "_WEIGHTS", "_BIAS", "_MULTIPLIERS", "_SHIFTS"];
+        if name.contains("dropship_model") && tables.iter().any(|t| name.contains(t)) {
             f.weights += symbol.size();
         } else if name.contains("dropship_model") && name.contains("VECTORS") {
             f.vectors += symbol.size();
