@@ -161,8 +161,10 @@ impl<T: Read + Write> Link<T> {
     fn answer<R>(&mut self, accept: &impl Fn(&Response<'_>) -> Option<R>) -> Result<Attempt<R>> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            let Some(byte) = self.next_byte(deadline)? else {
-                return Ok(Attempt::Again(format!("no answer within {:.1} s", self.timeout.as_secs_f64())));
+            // a device that never stops sending, but never sends the answer, times out too
+            let byte = match self.next_byte(deadline)? {
+                Some(byte) if Instant::now() < deadline => byte,
+                _ => return Ok(Attempt::Again(format!("no answer within {:.1} s", self.timeout.as_secs_f64()))),
             };
             let payload = match self.decoder.push(byte) {
                 None => continue,

@@ -242,3 +242,16 @@ fn a_device_one_ulp_off_on_one_row_is_reported_as_a_mismatch() {
     assert!(!report.all_identical());
     assert_eq!((report.cost_per_inference, report.device.cost_unit), (100.0, "cycles"));
 }
+
+/// A device that talks without end but never answers (bytes with no frame end) is given up on,
+/// as a silent one is.
+#[test]
+fn a_device_that_babbles_without_answering_times_out() {
+    let (host, mut device) = UnixStream::pair().unwrap();
+    std::thread::spawn(move || while device.write_all(&[0x55; 256]).is_ok() {});
+    host.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let started = std::time::Instant::now();
+    let e = format!("{:#}", Link::new(host, Duration::from_millis(100)).hello().unwrap_err());
+    assert!(e.contains("no intact answer from the device after 8 attempts, waiting for the device's hello"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
