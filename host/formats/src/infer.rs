@@ -92,7 +92,7 @@ impl HostNetwork {
 
     /// Test vectors (raw input, these logits, their class) of `rows`, encoded for the firmware.
     pub fn vectors<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Vec<u8>> {
-        AnyNetwork::F32(self.clone()).vectors(rows)
+        encode_vectors(self.input, self.classes(), rows, |r| self.logits(r, InputForm::Raw))
     }
 
     /// Number of classes.
@@ -174,12 +174,21 @@ impl AnyNetwork {
 
     /// Test vectors (raw input, these logits, their class) of `rows`, encoded for the firmware.
     pub fn vectors<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Vec<u8>> {
-        let (input, classes) = (self.input(), self.classes());
-        let rows: Vec<&[f32]> = rows.collect();
-        let logits: Vec<Vec<f32>> = rows.iter().map(|r| self.logits(r, InputForm::Raw)).collect();
-        let records = rows.iter().zip(&logits).map(|(r, l)| (*r, kernel::argmax(l), &l[..]));
-        let mut out = vec![0; Vectors::encoded_len(rows.len(), input, classes)];
-        Vectors::write(&mut out, input, classes, records).context("encoding the vectors")?;
-        Ok(out)
+        encode_vectors(self.input(), self.classes(), rows, |r| self.logits(r, InputForm::Raw))
     }
+}
+
+/// The one vector encoder: each row, the `logits` of it and their class.
+fn encode_vectors<'r>(
+    input: usize,
+    classes: usize,
+    rows: impl Iterator<Item = &'r [f32]>,
+    logits: impl Fn(&[f32]) -> Vec<f32>,
+) -> Result<Vec<u8>> {
+    let rows: Vec<&[f32]> = rows.collect();
+    let logits: Vec<Vec<f32>> = rows.iter().map(|r| logits(r)).collect();
+    let records = rows.iter().zip(&logits).map(|(r, l)| (*r, kernel::argmax(l), &l[..]));
+    let mut out = vec![0; Vectors::encoded_len(rows.len(), input, classes)];
+    Vectors::write(&mut out, input, classes, records).context("encoding the vectors")?;
+    Ok(out)
 }
