@@ -258,12 +258,12 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
     let layers: Vec<_> = a.layers().collect();
     let mut flash = 0;
     for (i, l) in layers.iter().enumerate() {
-        let _ = write!(code, "static L{i}_WEIGHTS: [i8; {}] = ", l.input * l.output);
+        let _ = write!(code, "static L{i}_WEIGHTS: Aligned<[i8; {}]> = Aligned(", l.input * l.output);
         let plain: Vec<i8> = l.weights_i8().collect();
         let mut blocked = vec![0i8; plain.len()];
         dropship_shared::quant::block_weights(&plain, l.input, l.output, &mut blocked);
         list(code, blocked.iter());
-        let _ = write!(code, ";\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
+        let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
         list(code, l.bias.iter());
         let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
         list(code, l.multipliers.iter());
@@ -276,7 +276,7 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
     for (i, l) in layers.iter().enumerate() {
         let _ = write!(
             code,
-            "QuantLayer {{ weights: &L{i}_WEIGHTS, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {} }},",
+            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {} }},",
             l.output_zero,
             l.activation == Activation::Relu
         );

@@ -115,6 +115,22 @@ pub struct QuantLayer<'a> {
     pub relu: bool,
 }
 
+impl QuantLayer<'_> {
+    /// Whether the slices hold what a layer from `n_in` inputs to `n_out` outputs needs.
+    pub fn fits(&self, n_in: usize, n_out: usize) -> bool {
+        self.weights.len() == n_in * n_out
+            && self.bias.len() == n_out
+            && self.multipliers.len() == n_out
+            && self.shifts.len() == n_out
+    }
+}
+
+/// Word-aligned storage for a layer's weights in flash: the Cortex-M4 kernel loads a group's 16
+/// weights with one `LDM`, which faults on an unaligned address (unaligned weights take a slower
+/// path with the same bits).
+#[repr(C, align(4))]
+pub struct Aligned<T>(pub T);
+
 /// Where weight `(o, i)` of a layer with `n_in` inputs and `n_out` outputs sits in the blocked
 /// order: outputs go in blocks of four; inside a block, each group of four inputs holds the four
 /// outputs' four weights in turn (16 bytes), then the block's last `n_in % 4` inputs row by row.
@@ -163,12 +179,21 @@ fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
     finish_with(acc, layer.multipliers[o], layer.shifts[o], layer)
 }
 
-/// `clamp(zero + requantize(acc), low, 127)` for one output channel.
+/// `clamp(zero + requantize(acc), low, 127)` for one output channel (a valid shift, `-31..=30`).
+///
+/// [`requantize`]'s `s >= 33` path (`shift <= -2`, every calibrated layer's) is written out here
+/// without its range clamps: `s - 33 = -2 - shift` is then in `0..=29` and the result within
+/// `±2^30`, which a Cortex-M4 does in seven instructions.
 #[inline(always)]
 fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> i8 {
     let low = if layer.relu { layer.output_zero as i32 } else { -128 };
-    let r = Requant { multiplier, shift: shift as i32 };
-    (layer.output_zero as i32 + requantize(acc, r)).clamp(low, 127) as i8
+    let r = if shift <= -2 {
+        let high = ((acc as i64 * multiplier as i64) >> 32) as i32;
+        (high.wrapping_shr((-2 - shift as i32) as u32) + 1) >> 1
+    } else {
+        requantize(acc, Requant { multiplier, shift: shift as i32 })
+    };
+    (layer.output_zero as i32 + r).clamp(-128, 127).max(low) as i8
 }
 
 /// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere [`dense_i8_portable`].
@@ -180,24 +205,28 @@ pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     dense_i8_portable(input, layer, output);
 }
 
-/// The blocked order walked in plain Rust (what the host runs): four outputs at a time, each group
-/// of four inputs against the block's 16 weights in 16 lanes, which compilers vectorize (and, with
-/// the `std` feature on x86-64, an AVX2 build of the same code when the CPU has it).
+/// The blocked order walked in plain Rust: four outputs at a time, each group of four inputs
+/// against the block's 16 weights in 16 lanes (what a Cortex-M without DSP and other targets run);
+/// with the `std` feature on x86-64, the AVX-VNNI or AVX2 path when the CPU has it (the host's).
 pub fn dense_i8_portable(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { dense_i8_avx2(input, layer, output) };
-        return;
+    if layer.fits(input.len(), output.len()) {
+        // SAFETY (both): the CPU has the features, and the layer's slices have the lengths the
+        // paths need, all checked here.
+        if std::is_x86_feature_detected!("avxvnni") && std::is_x86_feature_detected!("avx2") {
+            unsafe { x86::dense_vnni(input, layer, output) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            unsafe { x86::dense_avx2(input, layer, output) };
+            return;
+        }
     }
     dense_i8_lanes(input, layer, output);
 }
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2")]
-unsafe fn dense_i8_avx2(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
-    dense_i8_lanes(input, layer, output);
-}
+mod x86;
 
 #[inline(always)]
 fn dense_i8_lanes(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
@@ -234,12 +263,27 @@ fn dot(x: &[i8], w: &[i8], acc: i32) -> i32 {
 }
 
 /// Standardized f32 values to int8: `clamp(round_half_away(z / scale) + zero)`.
+///
+/// Written without branches (compilers vectorize it): `|t| + 0.5` is the same f32 operation for
+/// either sign, any magnitude from 256 on saturates the same way whatever the zero point, and a
+/// NaN becomes 0 as Rust's `as` would make it.
 pub fn quantize_input(z: &[f32], scale: f32, zero: i8, output: &mut [i8]) {
     for (o, v) in output.iter_mut().zip(z) {
         let t = *v / scale;
-        // round half away from zero in f32 operations, saturating (`as` saturates, NaN gives 0)
-        let rounded = if t >= 0.0 { (t + 0.5) as i32 } else { -((-t + 0.5) as i32) };
-        *o = (rounded.saturating_add(zero as i32)).clamp(-128, 127) as i8;
+        let away = t.abs() + 0.5;
+        let bounded = if away < 256.0 {
+            away
+        } else if away >= 256.0 {
+            256.0
+        } else {
+            0.0 // NaN
+        };
+        // SAFETY: `bounded` is in 0..=256, where the conversion is defined (it truncates as `as`
+        // does); unlike `as`, it needs no saturation and vectorizes
+        let magnitude: i32 = unsafe { bounded.to_int_unchecked() };
+        let rounded = if t < 0.0 { magnitude.wrapping_neg() } else { magnitude };
+        // |rounded| <= 256: wrapping says it cannot overflow (and lets overflow-checked builds vectorize)
+        *o = rounded.wrapping_add(zero as i32).clamp(-128, 127) as i8;
     }
 }
 
@@ -341,106 +385,8 @@ impl QuantNetwork<'_> {
     }
 }
 
-/// The Cortex-M4 path: four output channels at a time, four inputs per step; each input word is
-/// split into its even and odd bytes once (`SXTB16`), each weight word likewise, and `SMLAD` does
-/// two multiply-accumulates per instruction.
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-mod dsp {
-    use super::{finish, finish_with, QuantLayer};
-
-    /// Sign-extends bytes 0 and 2 of `v` into two halfwords.
-    #[inline(always)]
-    fn sxtb16(v: u32) -> u32 {
-        let r: u32;
-        // SAFETY: a register-only instruction of the DSP extension, which this target has.
-        unsafe {
-            core::arch::asm!("sxtb16 {r}, {a}", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack))
-        };
-        r
-    }
-
-    /// Sign-extends bytes 1 and 3 of `v` into two halfwords.
-    #[inline(always)]
-    fn sxtb16_ror8(v: u32) -> u32 {
-        let r: u32;
-        // SAFETY: as above.
-        unsafe {
-            core::arch::asm!("sxtb16 {r}, {a}, ror #8", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack))
-        };
-        r
-    }
-
-    /// `acc + a.lo * b.lo + a.hi * b.hi` (signed halfwords).
-    #[inline(always)]
-    fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: as above.
-        unsafe {
-            core::arch::asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc,
-                options(pure, nomem, nostack))
-        };
-        r
-    }
-
-    /// The four bytes of a `chunks_exact(4)` chunk as one little-endian word (one `LDR`; the
-    /// Cortex-M4 loads unaligned words).
-    #[inline(always)]
-    fn word(chunk: &[i8]) -> u32 {
-        debug_assert_eq!(chunk.len(), 4);
-        // SAFETY: `chunks_exact(4)` gives exactly four bytes; `read_unaligned` needs no alignment.
-        unsafe { core::ptr::read_unaligned(chunk.as_ptr() as *const u32) }
-    }
-
-    /// `acc + x . w` over one word of each: two `SMLAD` on the even and the odd bytes.
-    #[inline(always)]
-    fn mac4(x_even: u32, x_odd: u32, w: u32, acc: i32) -> i32 {
-        smlad(x_odd, sxtb16_ror8(w), smlad(x_even, sxtb16(w), acc))
-    }
-
-    fn tail(input: &[i8], row: &[i8], acc: i32) -> i32 {
-        input.iter().zip(row).fold(acc, |a, (x, w)| a + *x as i32 * *w as i32)
-    }
-
-    pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
-        let (n, n_out) = (input.len(), output.len());
-        let whole_blocks = n_out / 4 * 4;
-        let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
-        let x_tail = input.chunks_exact(4).remainder();
-        let params =
-            layer.bias.chunks_exact(4).zip(layer.multipliers.chunks_exact(4)).zip(layer.shifts.chunks_exact(4));
-        let blocks = blocks.chunks_exact((4 * n).max(1)).zip(output.chunks_exact_mut(4)).zip(params);
-        for ((block, out), ((bias, multipliers), shifts)) in blocks {
-            let (grouped, tails) = block.split_at(4 * (n - x_tail.len()));
-            let (mut a0, mut a1, mut a2, mut a3) = (bias[0], bias[1], bias[2], bias[3]);
-            for (x, w) in input.chunks_exact(4).zip(grouped.chunks_exact(16)) {
-                let x = word(x);
-                let (x_even, x_odd) = (sxtb16(x), sxtb16_ror8(x));
-                a0 = mac4(x_even, x_odd, word(&w[0..4]), a0);
-                a1 = mac4(x_even, x_odd, word(&w[4..8]), a1);
-                a2 = mac4(x_even, x_odd, word(&w[8..12]), a2);
-                a3 = mac4(x_even, x_odd, word(&w[12..16]), a3);
-            }
-            let mut acc = [a0, a1, a2, a3];
-            if !x_tail.is_empty() {
-                for (a, row_tail) in acc.iter_mut().zip(tails.chunks_exact(x_tail.len())) {
-                    *a = tail(x_tail, row_tail, *a);
-                }
-            }
-            for k in 0..4 {
-                out[k] = finish_with(acc[k], multipliers[k], shifts[k], layer);
-            }
-        }
-        for (k, row) in rest.chunks_exact(n.max(1)).enumerate() {
-            let o = whole_blocks + k;
-            let mut acc = layer.bias[o];
-            for (x, w) in input.chunks_exact(4).zip(row.chunks_exact(4)) {
-                let x = word(x);
-                acc = mac4(sxtb16(x), sxtb16_ror8(x), word(w), acc);
-            }
-            output[o] = finish(tail(x_tail, row.chunks_exact(4).remainder(), acc), layer, o);
-        }
-    }
-}
+mod dsp;
 
 #[cfg(test)]
 mod tests {
@@ -511,10 +457,26 @@ mod tests {
         assert_eq!(Requant::from_real(f64::NAN), None);
     }
 
+    /// The x86-64 kernels this CPU can run (the dispatcher picks only one of them).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[allow(clippy::type_complexity)]
+    fn x86_paths() -> Vec<(&'static str, unsafe fn(&[i8], &QuantLayer<'_>, &mut [i8]))> {
+        let mut paths: Vec<(&'static str, unsafe fn(&[i8], &QuantLayer<'_>, &mut [i8]))> = Vec::new();
+        if std::is_x86_feature_detected!("avx2") {
+            paths.push(("avx2", x86::dense_avx2));
+            if std::is_x86_feature_detected!("avxvnni") {
+                paths.push(("avx-vnni", x86::dense_vnni));
+            }
+        }
+        paths
+    }
+
     #[test]
     fn the_kernel_equals_a_naive_loop_for_every_shape_and_saturates() {
         let mut rng = Rng(99);
-        for (n_in, n_out) in [(1, 1), (3, 5), (4, 4), (7, 9), (64, 128), (128, 10), (13, 17)] {
+        for (n_in, n_out) in
+            [(1, 1), (3, 5), (4, 4), (7, 9), (64, 128), (128, 10), (13, 17), (67, 23), (32, 64), (36, 32)]
+        {
             let weights: Vec<i8> = (0..n_in * n_out).map(|_| (rng.next() % 255) as i8).map(|w| w.max(-127)).collect();
             let mut blocked = vec![0i8; weights.len()];
             block_weights(&weights, n_in, n_out, &mut blocked);
@@ -526,12 +488,18 @@ mod tests {
             }
             assert!(seen.iter().all(|s| *s), "{n_in}x{n_out}: the blocked order is a permutation");
             let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 20000) as i32 - 10000).collect();
-            let requant: Vec<Requant> =
-                (0..n_out).map(|_| Requant::from_real((rng.next() % 1000) as f64 * 1e-5).unwrap()).collect();
-            let multipliers: Vec<i32> = requant.iter().map(|r| r.multiplier).collect();
-            let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
             let input: Vec<i8> = (0..n_in).map(|_| rng.next() as i8).collect();
             for relu in [false, true] {
+                // real multipliers from 1e-9 to 1 (both requantization paths: `s >= 33` and below), or
+                // to 0.1 (only the first, which vectorized kernels take in whole groups)
+                let requant: Vec<Requant> = (0..n_out)
+                    .map(|_| {
+                        let magnitude = 10f64.powi(-((rng.next() % 7) as i32 + relu as i32));
+                        Requant::from_real((rng.next() % 1000) as f64 * 1e-3 * magnitude).unwrap()
+                    })
+                    .collect();
+                let multipliers: Vec<i32> = requant.iter().map(|r| r.multiplier).collect();
+                let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
                 let zero = (rng.next() % 256) as i32 as i8;
                 let layer = QuantLayer {
                     weights: &blocked,
@@ -543,10 +511,18 @@ mod tests {
                 };
                 let mut fast = vec![0i8; n_out];
                 dense_i8(&input, &layer, &mut fast);
-                let (mut portable, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out]);
+                let (mut portable, mut lanes, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out], vec![0i8; n_out]);
                 dense_i8_portable(&input, &layer, &mut portable);
+                dense_i8_lanes(&input, &layer, &mut lanes);
                 dense_i8_reference(&input, &layer, &mut oracle);
-                assert_eq!((&portable, &oracle), (&fast, &fast), "{n_in}x{n_out}");
+                assert_eq!((&portable, &lanes, &oracle), (&fast, &fast, &fast), "{n_in}x{n_out}");
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                for (name, path) in x86_paths() {
+                    let mut y = vec![0i8; n_out];
+                    // SAFETY: `x86_paths` lists only what the CPU has; the layer fits its shape
+                    unsafe { path(&input, &layer, &mut y) };
+                    assert_eq!(y, fast, "{name} {n_in}x{n_out}");
+                }
                 for o in 0..n_out {
                     let mut acc = bias[o] as i64;
                     for i in 0..n_in {
@@ -570,5 +546,29 @@ mod tests {
         assert_eq!(r, [4.0, -62.5]);
         assert_eq!(argmax_i8(&[1, 5, 5, -3]), 1);
         assert_eq!(argmax_i8(&[]), 0);
+    }
+
+    #[test]
+    fn input_quantization_equals_the_branching_definition_on_any_float() {
+        let definition = |v: f32, scale: f32, zero: i8| {
+            let t = v / scale;
+            let rounded = if t >= 0.0 { (t + 0.5) as i32 } else { -((-t + 0.5) as i32) };
+            rounded.saturating_add(zero as i32).clamp(-128, 127) as i8
+        };
+        let mut rng = Rng(5);
+        let specials =
+            [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 255.5, 256.5, -256.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        let mut values: Vec<f32> = specials.to_vec();
+        values.extend((0..200_000).map(|_| f32::from_bits(rng.next() as u32)));
+        values.extend((0..200_000).map(|_| (rng.next() % 100_000) as f32 / 64.0 - 800.0));
+        for scale in [1.0f32, 0.5, 0.0371, 3.0] {
+            for zero in [-128i8, -3, 0, 127] {
+                let mut q = vec![0i8; values.len()];
+                quantize_input(&values, scale, zero, &mut q);
+                for (v, q) in values.iter().zip(&q) {
+                    assert_eq!(*q, definition(*v, scale, zero), "{v} / {scale} + {zero}");
+                }
+            }
+        }
     }
 }

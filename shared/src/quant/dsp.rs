@@ -1,0 +1,170 @@
+//! The Cortex-M4 path of the int8 dense layer: four output channels at a time, four inputs per
+//! step; each input word is split into its even and odd bytes once (`SXTB16`), each weight word
+//! likewise, and `SMLAD` does two multiply-accumulates per instruction. The inner loop is written
+//! out in `asm!` ([`block_pairs`]): it needs 14 registers, one `LDM` brings a group's 16 weights,
+//! and LLVM's own schedule spilled an accumulator.
+
+use super::{finish, finish_with, QuantLayer};
+
+/// Sign-extends bytes 0 and 2 of `v` into two halfwords.
+#[inline(always)]
+fn sxtb16(v: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register-only instruction of the DSP extension, which this target has.
+    unsafe { core::arch::asm!("sxtb16 {r}, {a}", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack)) };
+    r
+}
+
+/// Sign-extends bytes 1 and 3 of `v` into two halfwords.
+#[inline(always)]
+fn sxtb16_ror8(v: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as above.
+    unsafe {
+        core::arch::asm!("sxtb16 {r}, {a}, ror #8", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `acc + a.lo * b.lo + a.hi * b.hi` (signed halfwords).
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: as above.
+    unsafe {
+        core::arch::asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc,
+            options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// The four bytes of a `chunks_exact(4)` chunk as one little-endian word (one `LDR`; the
+/// Cortex-M4 loads unaligned words).
+#[inline(always)]
+fn word(chunk: &[i8]) -> u32 {
+    debug_assert_eq!(chunk.len(), 4);
+    // SAFETY: `chunks_exact(4)` gives exactly four bytes; `read_unaligned` needs no alignment.
+    unsafe { core::ptr::read_unaligned(chunk.as_ptr() as *const u32) }
+}
+
+/// `acc + x . w` over one word of each: two `SMLAD` on the even and the odd bytes.
+#[inline(always)]
+fn mac4(x_even: u32, x_odd: u32, w: u32, acc: i32) -> i32 {
+    smlad(x_odd, sxtb16_ror8(w), smlad(x_even, sxtb16(w), acc))
+}
+
+fn tail(input: &[i8], row: &[i8], acc: i32) -> i32 {
+    input.iter().zip(row).fold(acc, |a, (x, w)| a + *x as i32 * *w as i32)
+}
+
+pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    let (n, n_out) = (input.len(), output.len());
+    let whole_blocks = n_out / 4 * 4;
+    let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
+    let x_tail = input.chunks_exact(4).remainder();
+    // `LDM` needs word-aligned weights (the firmware's are; see `Aligned`)
+    let aligned = layer.weights.as_ptr() as usize % 4 == 0;
+    let params = layer.bias.chunks_exact(4).zip(layer.multipliers.chunks_exact(4)).zip(layer.shifts.chunks_exact(4));
+    let blocks = blocks.chunks_exact((4 * n).max(1)).zip(output.chunks_exact_mut(4)).zip(params);
+    for ((block, out), ((bias, multipliers), shifts)) in blocks {
+        let (grouped, tails) = block.split_at(4 * (n - x_tail.len()));
+        let pairs = grouped.len() / 32;
+        let mut acc = [bias[0], bias[1], bias[2], bias[3]];
+        let mut rest_groups = grouped;
+        if pairs > 0 && aligned {
+            // SAFETY: `input` holds `8 * pairs` bytes from its start and `grouped` `32 * pairs`,
+            // word aligned (checked above), as `block_pairs` needs
+            acc = unsafe { block_pairs(input.as_ptr(), input.as_ptr().add(8 * pairs), grouped.as_ptr(), acc) };
+            rest_groups = &grouped[32 * pairs..];
+        }
+        let done = (grouped.len() - rest_groups.len()) / 4;
+        for (x, w) in input[done..].chunks_exact(4).zip(rest_groups.chunks_exact(16)) {
+            let x = word(x);
+            let (x_even, x_odd) = (sxtb16(x), sxtb16_ror8(x));
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = mac4(x_even, x_odd, word(&w[4 * k..4 * k + 4]), *a);
+            }
+        }
+        if !x_tail.is_empty() {
+            for (a, row_tail) in acc.iter_mut().zip(tails.chunks_exact(x_tail.len())) {
+                *a = tail(x_tail, row_tail, *a);
+            }
+        }
+        for k in 0..4 {
+            out[k] = finish_with(acc[k], multipliers[k], shifts[k], layer);
+        }
+    }
+    for (k, row) in rest.chunks_exact(n.max(1)).enumerate() {
+        let o = whole_blocks + k;
+        let mut acc = layer.bias[o];
+        for (x, w) in input.chunks_exact(4).zip(row.chunks_exact(4)) {
+            let x = word(x);
+            acc = mac4(sxtb16(x), sxtb16_ror8(x), word(w), acc);
+        }
+        output[o] = finish(tail(x_tail, row.chunks_exact(4).remainder(), acc), layer, o);
+    }
+}
+
+/// One group's step in [`block_pairs`]: four inputs split into halfword pairs (`lr` even, `r6`
+/// odd), the block's 16 weights by one `LDM`, two `SMLAD` per output (accumulators `r3`, `r4`, `r5`,
+/// `r8`); each weight register, once used, becomes the next output's scratch.
+macro_rules! group_step {
+    () => {
+        concat!(
+            "ldr r6, [r0], #4\n",
+            "ldmia r2!, {{r9, r10, r11, r12}}\n",
+            "sxtb16 lr, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "sxtb16 r7, r9\n",
+            "smlad r3, lr, r7, r3\n",
+            "sxtb16 r9, r9, ror #8\n",
+            "smlad r3, r6, r9, r3\n",
+            "sxtb16 r9, r10\n",
+            "smlad r4, lr, r9, r4\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r4, r6, r10, r4\n",
+            "sxtb16 r10, r11\n",
+            "smlad r5, lr, r10, r5\n",
+            "sxtb16 r11, r11, ror #8\n",
+            "smlad r5, r6, r11, r5\n",
+            "sxtb16 r11, r12\n",
+            "smlad r8, lr, r11, r8\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "smlad r8, r6, r12, r8\n",
+        )
+    };
+}
+
+/// `acc[k] + sum_i x[i] * w[k][i]` for one block over pairs of groups (eight inputs and 32 weights
+/// per turn of the loop): 42 instructions per 32 multiply-accumulates.
+///
+/// # Safety
+/// `x .. x_end` must be readable and a non-zero multiple of 8 bytes long; `w` must be word aligned
+/// with four times as many readable bytes.
+unsafe fn block_pairs(x: *const i8, x_end: *const i8, w: *const i8, acc: [i32; 4]) -> [i32; 4] {
+    let [mut a0, mut a1, mut a2, mut a3] = acc;
+    // r6 and r7 are LLVM's (base and frame pointer): saved on the stack and restored
+    core::arch::asm!(
+        "push {{r6, r7}}",
+        "2:",
+        group_step!(),
+        group_step!(),
+        "cmp r0, r1",
+        "bne 2b",
+        "pop {{r6, r7}}",
+        inout("r0") x => _,
+        in("r1") x_end,
+        inout("r2") w => _,
+        inout("r3") a0,
+        inout("r4") a1,
+        inout("r5") a2,
+        inout("r8") a3,
+        out("r9") _,
+        out("r10") _,
+        out("r11") _,
+        out("r12") _,
+        out("lr") _,
+        options(readonly),
+    );
+    [a0, a1, a2, a3]
+}
