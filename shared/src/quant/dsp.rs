@@ -5,6 +5,11 @@
 //! and LLVM's own schedule spilled an accumulator.
 
 use super::{finish, finish_with, QuantLayer};
+use core::mem::MaybeUninit;
+
+/// The widest layer input split into halfword pairs on the stack (two bytes per input); wider
+/// ones, and ones not a multiple of 8 wide, split each group in the inner loop.
+const SPLIT_MAX: usize = 512;
 
 /// Sign-extends bytes 0 and 2 of `v` into two halfwords.
 #[inline(always)]
@@ -58,6 +63,57 @@ fn tail(input: &[i8], row: &[i8], acc: i32) -> i32 {
 }
 
 pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    let n = input.len();
+    // `LDM` needs word-aligned weights (the firmware's are; see `Aligned`)
+    let aligned = layer.weights.as_ptr() as usize % 4 == 0;
+    if n == 0 || n % 8 != 0 || n > SPLIT_MAX || !aligned {
+        return dense_general(input, layer, output);
+    }
+    // the inputs split into halfword pairs once for all blocks
+    let mut split = [MaybeUninit::<u32>::uninit(); SPLIT_MAX / 2];
+    for (x, halves) in input.chunks_exact(4).zip(split.chunks_exact_mut(2)) {
+        let x = word(x);
+        halves[0].write(sxtb16(x));
+        halves[1].write(sxtb16_ror8(x));
+    }
+    // SAFETY: the first `n / 2` words were just written
+    let words = unsafe { core::slice::from_raw_parts(split.as_ptr() as *const u32, n / 2) };
+    dense_split(words, layer, output);
+}
+
+/// Inputs a multiple of 8 wide, split (`x`: even then odd halfword pairs of each group), and
+/// word-aligned weights: every block is one call of [`block_pairs_split`].
+fn dense_split(x: &[u32], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    let n = 2 * x.len();
+    let whole_blocks = output.len() / 4 * 4;
+    let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
+    let params = layer.bias.chunks_exact(4).zip(layer.multipliers.chunks_exact(4)).zip(layer.shifts.chunks_exact(4));
+    for ((block, out), ((bias, multipliers), shifts)) in
+        blocks.chunks_exact(4 * n).zip(output.chunks_exact_mut(4)).zip(params)
+    {
+        // SAFETY: `x` is word aligned and a non-zero multiple of 16 bytes (n is of 8); `block`
+        // holds `4 * n` word-aligned bytes (`4 * n` from a word-aligned start)
+        let acc = unsafe {
+            block_pairs_split(x.as_ptr(), x.as_ptr().add(x.len()), block.as_ptr(), [bias[0], bias[1], bias[2], bias[3]])
+        };
+        for k in 0..4 {
+            out[k] = finish_with(acc[k], multipliers[k], shifts[k], layer);
+        }
+    }
+    for (k, row) in rest.chunks_exact(n).enumerate() {
+        let o = whole_blocks + k;
+        let mut acc = layer.bias[o];
+        for (halves, w) in x.chunks_exact(2).zip(row.chunks_exact(4)) {
+            let w = word(w);
+            acc = smlad(halves[1], sxtb16_ror8(w), smlad(halves[0], sxtb16(w), acc));
+        }
+        output[o] = finish(acc, layer, o);
+    }
+}
+
+/// Any shape: the raw-input `asm!` loop over the pairs of groups of word-aligned weights, the rest
+/// in Rust.
+fn dense_general(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let (n, n_out) = (input.len(), output.len());
     let whole_blocks = n_out / 4 * 4;
     let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
@@ -72,8 +128,8 @@ pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
         let mut acc = [bias[0], bias[1], bias[2], bias[3]];
         let mut rest_groups = grouped;
         if pairs > 0 && aligned {
-            // SAFETY: `input` holds `8 * pairs` bytes from its start and `grouped` `32 * pairs`,
-            // word aligned (checked above), as `block_pairs` needs
+            // SAFETY: `grouped` holds `32 * pairs` word-aligned bytes (checked above) and `input`
+            // `8 * pairs` bytes from their starts
             acc = unsafe { block_pairs(input.as_ptr(), input.as_ptr().add(8 * pairs), grouped.as_ptr(), acc) };
             rest_groups = &grouped[32 * pairs..];
         }
@@ -149,6 +205,65 @@ unsafe fn block_pairs(x: *const i8, x_end: *const i8, w: *const i8, acc: [i32; 4
         "2:",
         group_step!(),
         group_step!(),
+        "cmp r0, r1",
+        "bne 2b",
+        "pop {{r6, r7}}",
+        inout("r0") x => _,
+        in("r1") x_end,
+        inout("r2") w => _,
+        inout("r3") a0,
+        inout("r4") a1,
+        inout("r5") a2,
+        inout("r8") a3,
+        out("r9") _,
+        out("r10") _,
+        out("r11") _,
+        out("r12") _,
+        out("lr") _,
+        options(readonly),
+    );
+    [a0, a1, a2, a3]
+}
+
+/// [`group_step`] with the inputs already split: `r6` even, `r7` odd halfword pairs by one `LDM`.
+macro_rules! split_group_step {
+    () => {
+        concat!(
+            "ldmia r0!, {{r6, r7}}\n",
+            "ldmia r2!, {{r9, r10, r11, r12}}\n",
+            "sxtb16 lr, r9\n",
+            "smlad r3, r6, lr, r3\n",
+            "sxtb16 r9, r9, ror #8\n",
+            "smlad r3, r7, r9, r3\n",
+            "sxtb16 r9, r10\n",
+            "smlad r4, r6, r9, r4\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r4, r7, r10, r4\n",
+            "sxtb16 r10, r11\n",
+            "smlad r5, r6, r10, r5\n",
+            "sxtb16 r11, r11, ror #8\n",
+            "smlad r5, r7, r11, r5\n",
+            "sxtb16 r11, r12\n",
+            "smlad r8, r6, r11, r8\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "smlad r8, r7, r12, r8\n",
+        )
+    };
+}
+
+/// [`block_pairs`] over inputs split beforehand (`x .. x_end`: even then odd halfword pairs of
+/// each group, word aligned): 38 instructions per 32 multiply-accumulates.
+///
+/// # Safety
+/// `x .. x_end` must be readable, word aligned and a non-zero multiple of 16 bytes long; `w` must
+/// be word aligned with twice as many readable bytes.
+unsafe fn block_pairs_split(x: *const u32, x_end: *const u32, w: *const i8, acc: [i32; 4]) -> [i32; 4] {
+    let [mut a0, mut a1, mut a2, mut a3] = acc;
+    core::arch::asm!(
+        "push {{r6, r7}}",
+        "2:",
+        split_group_step!(),
+        split_group_step!(),
         "cmp r0, r1",
         "bne 2b",
         "pop {{r6, r7}}",

@@ -47,9 +47,9 @@ fn by_blocks(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8], mut blocks
         block += count;
     }
     let n = input.len();
-    for o in whole_blocks * 4..output.len() {
-        let row = &layer.weights[o * n..(o + 1) * n];
-        output[o] = finish(dot(input, row, layer.bias[o]), layer, o);
+    for (k, out) in output[whole_blocks * 4..].iter_mut().enumerate() {
+        let o = whole_blocks * 4 + k;
+        *out = finish(dot(input, &layer.weights[o * n..(o + 1) * n], layer.bias[o]), layer, o);
     }
 }
 
