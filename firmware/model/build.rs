@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use dropship_shared::artifact::{version, Activation, Artifact, FormatError, LayerView};
+use dropship_shared::quant::{self, paired, WeightForm};
 use dropship_shared::quant_artifact::{self, QuantArtifact};
 use dropship_shared::vectors::Vectors;
 
@@ -261,10 +262,17 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
         let _ = write!(code, "static L{i}_WEIGHTS: Aligned<[i8; {}]> = Aligned(", l.input * l.output);
         let plain: Vec<i8> = l.weights_i8().collect();
         let mut blocked = vec![0i8; plain.len()];
-        dropship_shared::quant::block_weights(&plain, l.input, l.output, &mut blocked);
+        quant::block_weights(&plain, l.input, l.output, &mut blocked);
+        let mut bias: Vec<i32> = l.bias.iter().collect();
+        if paired::fits(l.input) {
+            let mut weights = vec![0i8; blocked.len()];
+            paired::pair_weights(&blocked, &mut weights);
+            blocked = weights;
+            paired::pair_biases(&plain, &bias.clone(), l.input, &mut bias);
+        }
         list(code, blocked.iter());
         let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
-        list(code, l.bias.iter());
+        list(code, bias.iter());
         let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
         list(code, l.multipliers.iter());
         let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
@@ -276,9 +284,10 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
     for (i, l) in layers.iter().enumerate() {
         let _ = write!(
             code,
-            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {} }},",
+            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {}, form: WeightForm::{:?} }},",
             l.output_zero,
-            l.activation == Activation::Relu
+            l.activation == Activation::Relu,
+            if paired::fits(l.input) { WeightForm::Paired } else { WeightForm::Blocked },
         );
     }
     code.push_str("];\n");

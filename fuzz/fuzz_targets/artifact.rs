@@ -44,6 +44,7 @@ fn exercise(data: &[u8]) {
                 shifts,
                 output_zero: l.output_zero,
                 relu: l.activation == dropship_shared::Activation::Relu,
+                form: quant::WeightForm::Blocked,
             })
             .collect();
         let standardization: Option<(Vec<f32>, Vec<f32>)> =

@@ -113,6 +113,18 @@ pub struct QuantLayer<'a> {
     pub output_zero: i8,
     /// ReLU fused into the requantization (outputs below `output_zero` are clamped to it).
     pub relu: bool,
+    /// How `weights` and `bias` are stored.
+    pub form: WeightForm,
+}
+
+/// How a layer's weights and biases are stored for its kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightForm {
+    /// The blocked order of [`weight_index`] and the folded biases: every kernel runs it.
+    Blocked,
+    /// The blocked order with each two neighbouring weights as one halfword and the biases
+    /// adjusted to match ([`paired`]): the Cortex-M4's form for layers [`paired::fits`] takes.
+    Paired,
 }
 
 impl QuantLayer<'_> {
@@ -200,7 +212,10 @@ fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> 
 /// All give the same bits as [`dense_i8_reference`] (integer sums in any order).
 pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-    dsp::dense(input, layer, output);
+    match layer.form {
+        WeightForm::Blocked => dsp::dense(input, layer, output),
+        WeightForm::Paired => dsp::dense_paired(input, layer, output),
+    }
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     dense_i8_portable(input, layer, output);
 }
@@ -209,20 +224,33 @@ pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
 /// against the block's 16 weights in 16 lanes (what a Cortex-M without DSP and other targets run);
 /// with the `std` feature on x86-64, the AVX-VNNI or AVX2 path when the CPU has it (the host's).
 pub fn dense_i8_portable(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    if layer.form == WeightForm::Paired {
+        return paired::dense_portable(input, layer, output);
+    }
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if layer.fits(input.len(), output.len()) {
-        // SAFETY (both): the CPU has the features, and the layer's slices have the lengths the
-        // paths need, all checked here.
-        if std::is_x86_feature_detected!("avxvnni") && std::is_x86_feature_detected!("avx2") {
-            unsafe { x86::dense_vnni(input, layer, output) };
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            unsafe { x86::dense_avx2(input, layer, output) };
-            return;
-        }
+    if dense_i8_x86(input, layer, output) {
+        return;
     }
     dense_i8_lanes(input, layer, output);
+}
+
+/// The best x86-64 path this CPU has (AVX-VNNI, else AVX2); `false`, with nothing written, when it
+/// has neither or the layer's slices do not fit its shape.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn dense_i8_x86(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) -> bool {
+    let (avx2, vnni) = (std::is_x86_feature_detected!("avx2"), std::is_x86_feature_detected!("avxvnni"));
+    if !avx2 || !layer.fits(input.len(), output.len()) {
+        return false;
+    }
+    // SAFETY: the CPU has AVX2 (and AVX-VNNI for that path), and the layer fits: checked above.
+    unsafe {
+        if vnni {
+            x86::dense_vnni(input, layer, output)
+        } else {
+            x86::dense_avx2(input, layer, output)
+        }
+    }
+    true
 }
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -411,6 +439,7 @@ impl QuantNetwork<'_> {
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 mod dsp;
+pub mod paired;
 
 #[cfg(test)]
 mod tests {
@@ -532,6 +561,7 @@ mod tests {
                     shifts: &shifts,
                     output_zero: zero,
                     relu,
+                    form: WeightForm::Blocked,
                 };
                 let mut fast = vec![0i8; n_out];
                 dense_i8(&input, &layer, &mut fast);
@@ -558,6 +588,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_paired_form_gives_the_blocked_forms_bits_up_to_its_widest_input_and_extremes() {
+        let mut rng = Rng(17);
+        for (n_in, n_out) in [(8, 4), (64, 128), (128, 10), (16, 7), (paired::MAX_INPUTS, 9)] {
+            assert!(paired::fits(n_in));
+            // random weights and inputs, then the extremes of both (the form's worst case for
+            // its halfword ranges and for the 2^23 bound on the accumulator)
+            let cases: [(fn(&mut Rng) -> i8, fn(&mut Rng) -> i8); 5] = [
+                (|r| (r.next() % 255) as i8, |r| r.next() as i8),
+                (|_| 127, |_| -128),
+                (|_| -127, |_| -128),
+                (|_| 127, |_| 127),
+                (|r| if r.next() % 2 == 0 { 127 } else { -127 }, |r| if r.next() % 2 == 0 { 127 } else { -128 }),
+            ];
+            for (weight, input) in cases {
+                let plain: Vec<i8> = (0..n_in * n_out).map(|_| weight(&mut rng).max(-127)).collect();
+                let x: Vec<i8> = (0..n_in).map(|_| input(&mut rng)).collect();
+                let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 20000) as i32 - 10000).collect();
+                let requant: Vec<Requant> =
+                    (0..n_out).map(|_| Requant::from_real((rng.next() % 1000 + 1) as f64 * 1e-7).unwrap()).collect();
+                let multipliers: Vec<i32> = requant.iter().map(|r| r.multiplier).collect();
+                let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
+                let mut blocked = vec![0i8; plain.len()];
+                block_weights(&plain, n_in, n_out, &mut blocked);
+                let (mut pairs, mut pair_bias) = (vec![0i8; plain.len()], vec![0i32; n_out]);
+                paired::pair_weights(&blocked, &mut pairs);
+                paired::pair_biases(&plain, &bias, n_in, &mut pair_bias);
+                let layer = |weights, bias, form| QuantLayer {
+                    weights,
+                    bias,
+                    multipliers: &multipliers,
+                    shifts: &shifts,
+                    output_zero: -7,
+                    relu: false,
+                    form,
+                };
+                let (mut want, mut got, mut dispatched) = (vec![0i8; n_out], vec![0i8; n_out], vec![0i8; n_out]);
+                dense_i8_reference(&x, &layer(&blocked, &bias, WeightForm::Blocked), &mut want);
+                let paired_layer = layer(&pairs, &pair_bias, WeightForm::Paired);
+                paired::dense_portable(&x, &paired_layer, &mut got);
+                dense_i8(&x, &paired_layer, &mut dispatched);
+                assert_eq!((&got, &dispatched), (&want, &want), "{n_in}x{n_out}");
+                // and the sums themselves, before requantization clamps them
+                for o in 0..n_out {
+                    let exact: i64 =
+                        bias[o] as i64 + (0..n_in).map(|i| x[i] as i64 * plain[o * n_in + i] as i64).sum::<i64>();
+                    let row = |i: usize| pairs[weight_index(n_in, n_out, o, i)];
+                    let acc = (0..n_in / 4).fold(0i32, |acc, g| {
+                        let w = u32::from_le_bytes(
+                            [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)].map(|b| b as u8),
+                        );
+                        let [xs, ys] = paired::split_group([x[4 * g], x[4 * g + 1], x[4 * g + 2], x[4 * g + 3]]);
+                        paired::smlad(xs, w, paired::smlad(ys, paired::sxtb16(w), acc))
+                    });
+                    assert_eq!(((acc >> 8) + pair_bias[o]) as i64, exact, "{n_in}x{n_out} output {o}");
+                }
+            }
+        }
+        assert!(!paired::fits(paired::MAX_INPUTS + 8) && !paired::fits(12) && !paired::fits(0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use dropship_shared::artifact::Activation;
-use dropship_shared::quant::{block_weights, QuantLayer, QuantNetwork, Requant};
+use dropship_shared::quant::{block_weights, QuantLayer, QuantNetwork, Requant, WeightForm};
 use dropship_shared::quant_artifact::{QuantArtifact, QuantArtifactSpec, QuantLayerSpec};
 
 use crate::infer::InputForm;
@@ -143,6 +143,7 @@ impl QuantHostNetwork {
                 shifts: &k.shifts,
                 output_zero: l.output_zero,
                 relu: l.activation == Activation::Relu,
+                form: WeightForm::Blocked,
             })
             .collect()
     }

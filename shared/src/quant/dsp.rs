@@ -4,7 +4,7 @@
 //! out in `asm!` ([`block_pairs`]): it needs 14 registers, one `LDM` brings a group's 16 weights,
 //! and LLVM's own schedule spilled an accumulator.
 
-use super::{finish, finish_with, QuantLayer};
+use super::{finish, finish_with, paired, QuantLayer};
 use core::mem::MaybeUninit;
 
 /// The widest layer input split into halfword pairs on the stack (two bytes per input); wider
@@ -39,6 +39,17 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     unsafe {
         core::arch::asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc,
             options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `a - b` in each signed halfword.
+#[inline(always)]
+fn ssub16(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as above.
+    unsafe {
+        core::arch::asm!("ssub16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
     };
     r
 }
@@ -79,6 +90,46 @@ pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     // SAFETY: the first `n / 2` words were just written
     let words = unsafe { core::slice::from_raw_parts(split.as_ptr() as *const u32, n / 2) };
     dense_split(words, layer, output);
+}
+
+/// A layer in the paired form ([`paired`]): its inputs split into the form's `X`, `Y` words once,
+/// then one call of [`block_paired`] per block; 30 instructions per 32 multiply-accumulates.
+pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    let n = input.len();
+    if !paired::fits(n) || layer.weights.as_ptr() as usize % 4 != 0 {
+        return paired::dense_portable(input, layer, output);
+    }
+    let mut split = [MaybeUninit::<u32>::uninit(); paired::MAX_INPUTS / 2];
+    let ones = 0x007f_007f; // 127 in both halfwords
+    for (x, words) in input.chunks_exact(4).zip(split.chunks_exact_mut(2)) {
+        let x = word(x);
+        let low = ssub16(sxtb16_ror8(x), ones);
+        words[0].write(low);
+        words[1].write(ssub16((x << 8) & 0xff00_ff00, low));
+    }
+    // SAFETY: the first `n / 2` words were just written
+    let x = unsafe { core::slice::from_raw_parts(split.as_ptr() as *const u32, n / 2) };
+    let whole_blocks = output.len() / 4 * 4;
+    let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
+    let params = layer.bias.chunks_exact(4).zip(layer.multipliers.chunks_exact(4)).zip(layer.shifts.chunks_exact(4));
+    for ((block, out), ((bias, multipliers), shifts)) in
+        blocks.chunks_exact(4 * n).zip(output.chunks_exact_mut(4)).zip(params)
+    {
+        // SAFETY: `x` is word aligned and a non-zero multiple of 16 bytes (n is of 8); `block`
+        // holds `4 * n` word-aligned bytes (`4 * n` from a word-aligned start)
+        let acc = unsafe { block_paired(x.as_ptr(), x.as_ptr().add(x.len()), block.as_ptr()) };
+        for k in 0..4 {
+            out[k] = finish_with((acc[k] >> 8) + bias[k], multipliers[k], shifts[k], layer);
+        }
+    }
+    for (k, row) in rest.chunks_exact(n).enumerate() {
+        let o = whole_blocks + k;
+        let acc = x.chunks_exact(2).zip(row.chunks_exact(4)).fold(0, |acc, (xy, w)| {
+            let w = word(w);
+            smlad(xy[0], w, smlad(xy[1], sxtb16(w), acc))
+        });
+        output[o] = finish((acc >> 8) + layer.bias[o], layer, o);
+    }
 }
 
 /// Inputs a multiple of 8 wide, split (`x`: even then odd halfword pairs of each group), and
@@ -264,6 +315,61 @@ unsafe fn block_pairs_split(x: *const u32, x_end: *const u32, w: *const i8, acc:
         "2:",
         split_group_step!(),
         split_group_step!(),
+        "cmp r0, r1",
+        "bne 2b",
+        "pop {{r6, r7}}",
+        inout("r0") x => _,
+        in("r1") x_end,
+        inout("r2") w => _,
+        inout("r3") a0,
+        inout("r4") a1,
+        inout("r5") a2,
+        inout("r8") a3,
+        out("r9") _,
+        out("r10") _,
+        out("r11") _,
+        out("r12") _,
+        out("lr") _,
+        options(readonly),
+    );
+    [a0, a1, a2, a3]
+}
+
+/// One group's step in [`block_paired`]: the group's `X` (`r6`) and `Y` (`r7`) words and the
+/// block's 16 paired weights by two `LDM`; per output one `SXTB16` and two `SMLAD`.
+macro_rules! paired_group_step {
+    () => {
+        concat!(
+            "ldmia r0!, {{r6, r7}}\n",
+            "ldmia r2!, {{r9, r10, r11, r12}}\n",
+            "sxtb16 lr, r9\n",
+            "smlad r3, r7, lr, r3\n",
+            "smlad r3, r6, r9, r3\n",
+            "sxtb16 r9, r10\n",
+            "smlad r4, r7, r9, r4\n",
+            "smlad r4, r6, r10, r4\n",
+            "sxtb16 r10, r11\n",
+            "smlad r5, r7, r10, r5\n",
+            "smlad r5, r6, r11, r5\n",
+            "sxtb16 r11, r12\n",
+            "smlad r8, r7, r11, r8\n",
+            "smlad r8, r6, r12, r8\n",
+        )
+    };
+}
+
+/// The four accumulators (`256 * (sum - 127 * sum of odd weights)`, see [`paired`]) of one block
+/// in the paired form, two groups per turn of the loop.
+///
+/// # Safety
+/// As [`block_pairs_split`].
+unsafe fn block_paired(x: *const u32, x_end: *const u32, w: *const i8) -> [i32; 4] {
+    let [mut a0, mut a1, mut a2, mut a3] = [0i32; 4];
+    core::arch::asm!(
+        "push {{r6, r7}}",
+        "2:",
+        paired_group_step!(),
+        paired_group_step!(),
         "cmp r0, r1",
         "bne 2b",
         "pop {{r6, r7}}",
