@@ -258,36 +258,39 @@ fn list<T: std::fmt::Display>(code: &mut String, values: impl Iterator<Item = T>
 fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
     let layers: Vec<_> = a.layers().collect();
     let mut flash = 0;
+    let mut forms = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let _ = write!(code, "static L{i}_WEIGHTS: Aligned<[i8; {}]> = Aligned(", l.input * l.output);
         let plain: Vec<i8> = l.weights_i8().collect();
         let mut blocked = vec![0i8; plain.len()];
         quant::block_weights(&plain, l.input, l.output, &mut blocked);
         let mut bias: Vec<i32> = l.bias.iter().collect();
-        if paired::fits(l.input) {
-            let mut weights = vec![0i8; blocked.len()];
-            paired::pair_weights(&blocked, &mut weights);
-            blocked = weights;
+        let mut shifts: Vec<i8> = l.shifts.iter().map(|s| s as i8).collect();
+        let form = if paired::fits(l.input, &shifts) { WeightForm::Paired } else { WeightForm::Blocked };
+        if form == WeightForm::Paired {
+            paired::pair_weights(&blocked.clone(), &mut blocked);
             paired::pair_biases(&plain, &bias.clone(), l.input, &mut bias);
+            paired::pair_shifts(&shifts.clone(), &mut shifts);
         }
+        forms.push(form);
         list(code, blocked.iter());
         let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
         list(code, bias.iter());
         let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
         list(code, l.multipliers.iter());
         let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
-        list(code, l.shifts.iter());
+        list(code, shifts.iter());
         code.push_str(";\n");
         flash += l.input * l.output + 9 * l.output;
     }
     let _ = write!(code, "static LAYERS: [QuantLayer<'static>; {}] = [", layers.len());
-    for (i, l) in layers.iter().enumerate() {
+    for (i, (l, form)) in layers.iter().zip(&forms).enumerate() {
         let _ = write!(
             code,
             "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {}, form: WeightForm::{:?} }},",
             l.output_zero,
             l.activation == Activation::Relu,
-            if paired::fits(l.input) { WeightForm::Paired } else { WeightForm::Blocked },
+            form,
         );
     }
     code.push_str("];\n");

@@ -107,7 +107,8 @@ pub struct QuantLayer<'a> {
     pub bias: &'a [i32],
     /// Requantization multiplier per output channel ([`Requant::multiplier`]).
     pub multipliers: &'a [i32],
-    /// Requantization shift per output channel ([`Requant::shift`]; one byte each in flash).
+    /// Requantization shift per output channel ([`Requant::shift`]; one byte each in flash), or
+    /// in the paired form the right shift `-2 - shift`.
     pub shifts: &'a [i8],
     /// Zero point of the output.
     pub output_zero: i8,
@@ -122,8 +123,9 @@ pub struct QuantLayer<'a> {
 pub enum WeightForm {
     /// The blocked order of [`weight_index`] and the folded biases: every kernel runs it.
     Blocked,
-    /// The blocked order with each two neighbouring weights as one halfword and the biases
-    /// adjusted to match ([`paired`]): the Cortex-M4's form for layers [`paired::fits`] takes.
+    /// The blocked order with each two neighbouring weights as one halfword, the biases adjusted
+    /// to match and the shifts as right shifts ([`paired`]): the Cortex-M4's form for the layers
+    /// [`paired::fits`] takes.
     Paired,
 }
 
@@ -594,7 +596,6 @@ mod tests {
     fn the_paired_form_gives_the_blocked_forms_bits_up_to_its_widest_input_and_extremes() {
         let mut rng = Rng(17);
         for (n_in, n_out) in [(8, 4), (64, 128), (128, 10), (16, 7), (paired::MAX_INPUTS, 9)] {
-            assert!(paired::fits(n_in));
             // random weights and inputs, then the extremes of both (the form's worst case for
             // its halfword ranges and for the 2^23 bound on the accumulator)
             let cases: [(fn(&mut Rng) -> i8, fn(&mut Rng) -> i8); 5] = [
@@ -604,7 +605,8 @@ mod tests {
                 (|_| 127, |_| 127),
                 (|r| if r.next() % 2 == 0 { 127 } else { -127 }, |r| if r.next() % 2 == 0 { 127 } else { -128 }),
             ];
-            for (weight, input) in cases {
+            for (case, (weight, input)) in cases.into_iter().enumerate() {
+                let relu_case = case % 2 == 0;
                 let plain: Vec<i8> = (0..n_in * n_out).map(|_| weight(&mut rng).max(-127)).collect();
                 let x: Vec<i8> = (0..n_in).map(|_| input(&mut rng)).collect();
                 let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 20000) as i32 - 10000).collect();
@@ -614,21 +616,24 @@ mod tests {
                 let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
                 let mut blocked = vec![0i8; plain.len()];
                 block_weights(&plain, n_in, n_out, &mut blocked);
-                let (mut pairs, mut pair_bias) = (vec![0i8; plain.len()], vec![0i32; n_out]);
+                assert!(paired::fits(n_in, &shifts));
+                let (mut pairs, mut pair_bias, mut pair_shifts) =
+                    (vec![0i8; plain.len()], vec![0i32; n_out], vec![0i8; n_out]);
                 paired::pair_weights(&blocked, &mut pairs);
                 paired::pair_biases(&plain, &bias, n_in, &mut pair_bias);
-                let layer = |weights, bias, form| QuantLayer {
+                paired::pair_shifts(&shifts, &mut pair_shifts);
+                let layer = |weights, bias, shifts, form| QuantLayer {
                     weights,
                     bias,
                     multipliers: &multipliers,
-                    shifts: &shifts,
+                    shifts,
                     output_zero: -7,
-                    relu: false,
+                    relu: relu_case,
                     form,
                 };
                 let (mut want, mut got, mut dispatched) = (vec![0i8; n_out], vec![0i8; n_out], vec![0i8; n_out]);
-                dense_i8_reference(&x, &layer(&blocked, &bias, WeightForm::Blocked), &mut want);
-                let paired_layer = layer(&pairs, &pair_bias, WeightForm::Paired);
+                dense_i8_reference(&x, &layer(&blocked, &bias, &shifts, WeightForm::Blocked), &mut want);
+                let paired_layer = layer(&pairs, &pair_bias, &pair_shifts, WeightForm::Paired);
                 paired::dense_portable(&x, &paired_layer, &mut got);
                 dense_i8(&x, &paired_layer, &mut dispatched);
                 assert_eq!((&got, &dispatched), (&want, &want), "{n_in}x{n_out}");
@@ -648,7 +653,11 @@ mod tests {
                 }
             }
         }
-        assert!(!paired::fits(paired::MAX_INPUTS + 8) && !paired::fits(12) && !paired::fits(0));
+        let shifts = [-2i8, -31, -9];
+        assert!(paired::fits(8, &shifts) && !paired::fits(8, &[-2, -1]) && !paired::fits(8, &[-32]));
+        assert!(
+            !paired::fits(paired::MAX_INPUTS + 8, &shifts) && !paired::fits(12, &shifts) && !paired::fits(0, &shifts)
+        );
     }
 
     #[test]

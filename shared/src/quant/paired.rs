@@ -17,16 +17,35 @@
 //! The form's biases carry `+ 127 * sum of w_o` (per output, over the odd inputs), and
 //! `(acc >> 8) + bias` is the plain form's sum. The shift is exact while `|acc / 256|` stays below
 //! 2^23: at most `24,320.5` per input (`128 * 127 + 127 * 127 / 2`), hence [`MAX_INPUTS`].
+//!
+//! The form also takes only layers whose requantization shifts are all at most -2 (every
+//! calibrated layer's: multipliers below 1/4), and stores each as the right shift
+//! `s - 33 = -2 - shift` (0..=29) that [`super::requantize`]'s fast path applies to the high word
+//! of `acc * M`: the Cortex-M4's requantization is then six instructions with no branch.
 
-use super::{finish, QuantLayer};
+use super::QuantLayer;
 
 /// The widest layer input the paired form takes (see the module docs).
 pub const MAX_INPUTS: usize = 344;
 
-/// Whether a layer from `n_in` inputs can take the paired form: a whole number of input pairs of
-/// groups (the Cortex-M4 loop's step) and at most [`MAX_INPUTS`].
-pub fn fits(n_in: usize) -> bool {
-    n_in > 0 && n_in % 8 == 0 && n_in <= MAX_INPUTS
+/// Whether a layer from `n_in` inputs with these requantization shifts can take the paired form: a
+/// whole number of input pairs of groups (the Cortex-M4 loop's step), at most [`MAX_INPUTS`], and
+/// every shift in `-31..=-2`.
+pub fn fits(n_in: usize, shifts: &[i8]) -> bool {
+    n_in > 0 && n_in % 8 == 0 && n_in <= MAX_INPUTS && shifts.iter().all(|s| (-31..=-2).contains(s))
+}
+
+/// The paired form's right shifts, `-2 - shift` for each requantization shift.
+pub fn pair_shifts(shifts: &[i8], paired: &mut [i8]) {
+    for (s, out) in shifts.iter().zip(paired.iter_mut()) {
+        *out = -2 - s;
+    }
+}
+
+/// `clamp(zero + ((high(sum * M) >> right) + 1) >> 1, low, 127)`: [`super::finish`] for a
+/// layer in the paired form, whose shifts are right shifts.
+fn finish(sum: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
+    super::finish_with(sum, layer.multipliers[o], -2 - layer.shifts[o], layer)
 }
 
 /// The paired form of blocked-order weights ([`super::block_weights`]): each byte pair
@@ -70,7 +89,7 @@ pub fn sxtb16(v: u32) -> u32 {
 
 /// The paired form run in plain Rust with the Cortex-M4's arithmetic (what the tests check the
 /// form with, and what other targets run for a paired layer). `layer` must fit the shape and be
-/// in the paired form, `input.len()` must satisfy [`fits`].
+/// in the paired form (which [`fits`] its input width).
 pub fn dense_portable(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let n = input.len();
     let whole_blocks = output.len() / 4 * 4;
