@@ -8,7 +8,8 @@ use dropship::infer::{HostNetwork, InputForm};
 use dropship::quantize;
 use dropship::validate::{self, Options, Target};
 use dropship_shared::kernel::argmax;
-use dropship_tests::{deep_fixture, fixture, int8_of, Fixture};
+use dropship_shared::quant::paired;
+use dropship_tests::{deep_fixture, fixture, int8_of, real_valued_fixture, Fixture};
 
 fn accuracy_drop(f: &Fixture) -> (f64, f64, f64) {
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact).unwrap());
@@ -33,18 +34,25 @@ fn quantized_models_stay_within_half_a_point_of_f32_accuracy() {
 }
 
 #[test]
-fn int8_device_logits_are_bit_identical_to_the_host_for_digits_and_deep_models() {
+fn int8_device_logits_are_bit_identical_to_the_host_in_both_weight_forms() {
     let options =
         Options { label_column: None, header: Header::Auto, timeout: Duration::from_secs(5), progress: false };
-    for f in [fixture(), deep_fixture()] {
-        let (path, _) = int8_of(f).unwrap();
+    // the digits and deep models' layers take the Cortex-M4's paired form; the real-valued model's
+    // first layer (12 inputs, not a multiple of 8) the blocked one
+    let mut forms = Vec::new();
+    for f in [fixture(), deep_fixture(), real_valued_fixture()] {
+        let (path, int8) = int8_of(f).unwrap();
+        for l in int8.kernel_layers() {
+            forms.push(paired::fits(l.weights.len() / l.bias.len(), l.shifts));
+        }
         let report = validate::validate(&path, &f.test_csv_path, &Target::Qemu, &options).unwrap();
         eprint!("{}", report.summary());
-        assert_eq!(report.rows, 360);
+        assert_eq!(report.rows, f.prepared.split.test.len());
         assert!(report.all_identical(), "{}", report.summary());
         assert_eq!(report.device_accuracy, report.host_accuracy);
         assert_eq!(report.device.macs, f.weights.layers.iter().map(|l| l.input * l.bias.len()).sum::<usize>());
     }
+    assert!(forms.contains(&true) && forms.contains(&false), "both weight forms ran: {forms:?}");
 }
 
 #[test]
