@@ -598,7 +598,8 @@ mod tests {
         for (n_in, n_out) in [(8, 4), (64, 128), (128, 10), (16, 7), (paired::MAX_INPUTS, 9)] {
             // random weights and inputs, then the extremes of both (the form's worst case for
             // its halfword ranges and for the 2^23 bound on the accumulator)
-            let cases: [(fn(&mut Rng) -> i8, fn(&mut Rng) -> i8); 5] = [
+            type Draw = fn(&mut Rng) -> i8;
+            let cases: [(Draw, Draw); 5] = [
                 (|r| (r.next() % 255) as i8, |r| r.next() as i8),
                 (|_| 127, |_| -128),
                 (|_| -127, |_| -128),

@@ -76,8 +76,8 @@ fn tail(input: &[i8], row: &[i8], acc: i32) -> i32 {
 pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let n = input.len();
     // `LDM` needs word-aligned weights (the firmware's are; see `Aligned`)
-    let aligned = layer.weights.as_ptr() as usize % 4 == 0;
-    if n == 0 || n % 8 != 0 || n > SPLIT_MAX || !aligned {
+    let aligned = (layer.weights.as_ptr() as usize).is_multiple_of(4);
+    if n == 0 || !n.is_multiple_of(8) || n > SPLIT_MAX || !aligned {
         return dense_general(input, layer, output);
     }
     // the inputs split into halfword pairs once for all blocks
@@ -97,7 +97,10 @@ pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
 /// instructions per 32 multiply-accumulates and 12 per output.
 pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let n = input.len();
-    if n % 8 != 0 || n > paired::MAX_INPUTS || !layer.fits(n, output.len()) || layer.weights.as_ptr() as usize % 4 != 0
+    if !n.is_multiple_of(8)
+        || n > paired::MAX_INPUTS
+        || !layer.fits(n, output.len())
+        || !(layer.weights.as_ptr() as usize).is_multiple_of(4)
     {
         return paired::dense_portable(input, layer, output);
     }
@@ -184,7 +187,7 @@ fn dense_general(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
     let x_tail = input.chunks_exact(4).remainder();
     // `LDM` needs word-aligned weights (the firmware's are; see `Aligned`)
-    let aligned = layer.weights.as_ptr() as usize % 4 == 0;
+    let aligned = (layer.weights.as_ptr() as usize).is_multiple_of(4);
     let params = layer.bias.chunks_exact(4).zip(layer.multipliers.chunks_exact(4)).zip(layer.shifts.chunks_exact(4));
     let blocks = blocks.chunks_exact((4 * n).max(1)).zip(output.chunks_exact_mut(4)).zip(params);
     for ((block, out), ((bias, multipliers), shifts)) in blocks {

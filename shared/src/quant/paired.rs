@@ -32,7 +32,7 @@ pub const MAX_INPUTS: usize = 344;
 /// whole number of input pairs of groups (the Cortex-M4 loop's step), at most [`MAX_INPUTS`], and
 /// every shift in `-31..=-2`.
 pub fn fits(n_in: usize, shifts: &[i8]) -> bool {
-    n_in > 0 && n_in % 8 == 0 && n_in <= MAX_INPUTS && shifts.iter().all(|s| (-31..=-2).contains(s))
+    n_in > 0 && n_in.is_multiple_of(8) && n_in <= MAX_INPUTS && shifts.iter().all(|s| (-31..=-2).contains(s))
 }
 
 /// The paired form's right shifts, `-2 - shift` for each requantization shift.
