@@ -6,8 +6,10 @@
 //! does not give Keras's numbers. Weight decay, when asked for, is Keras's AdamW:
 //! `w -= lr * decay * w` before the Adam update, on kernels only (biases are never regularized).
 
+use std::cell::{Cell, RefCell};
+
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Var};
 
 /// Hyper-parameters; the defaults are Keras's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,6 +38,8 @@ struct Slot {
     var: Var,
     m: Vec<f32>,
     v: Vec<f32>,
+    /// The L2 coefficient of this variable (0: none).
+    l2: f32,
 }
 
 /// Keras's Adam (and AdamW) over candle variables.
@@ -43,6 +47,24 @@ pub struct KerasAdam {
     slots: Vec<Slot>,
     config: AdamConfig,
     step: i32,
+    /// The L2 penalty at the weights the last step started from.
+    penalty: f64,
+}
+
+impl KerasAdam {
+    /// Puts an L2 penalty `l2[i] * sum(w^2)` on variable `i` (0: none), in the order of the
+    /// variables given to `new`.
+    pub fn set_l2(&mut self, l2: &[f32]) {
+        for (slot, lambda) in self.slots.iter_mut().zip(l2) {
+            slot.l2 = *lambda;
+        }
+    }
+
+    /// The L2 penalty (summed over the variables that have one) at the weights the last step
+    /// started from, the term the loss of that step's batch includes; 0 without one.
+    pub fn penalty(&self) -> f64 {
+        self.penalty
+    }
 }
 
 impl candle_nn::Optimizer for KerasAdam {
@@ -53,10 +75,10 @@ impl candle_nn::Optimizer for KerasAdam {
             .into_iter()
             .map(|var| {
                 let n = var.as_tensor().elem_count();
-                Slot { var, m: vec![0.0; n], v: vec![0.0; n] }
+                Slot { var, m: vec![0.0; n], v: vec![0.0; n], l2: 0.0 }
             })
             .collect();
-        Ok(Self { slots, config, step: 0 })
+        Ok(Self { slots, config, step: 0, penalty: 0.0 })
     }
 
     fn step(&mut self, grads: &GradStore) -> Result<()> {
@@ -65,23 +87,23 @@ impl candle_nn::Optimizer for KerasAdam {
         let (b1, b2, eps, lr) = (c.beta1 as f32, c.beta2 as f32, c.epsilon as f32, c.lr as f32);
         let alpha = lr * (1.0 - b2.powi(self.step)).sqrt() / (1.0 - b1.powi(self.step));
         let decay = (c.lr * c.weight_decay) as f32;
+        self.penalty = 0.0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let g = grad.flatten_all()?.to_vec1::<f32>()?;
-            let mut w = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            let decays = decay > 0.0 && i < c.decayed_vars;
-            for (((w, g), m), v) in w.iter_mut().zip(&g).zip(&mut slot.m).zip(&mut slot.v) {
-                if decays {
-                    *w -= *w * decay;
-                }
-                *m += (*g - *m) * (1.0 - b1);
-                *v += (*g * *g - *v) * (1.0 - b2);
-                *w -= alpha * *m / (v.sqrt() + eps);
-            }
-            let shape = slot.var.as_tensor().shape().clone();
-            slot.var.set(&Tensor::from_vec(w, shape, slot.var.device())?)?;
+            let update = Update {
+                moments: RefCell::new((&mut slot.m, &mut slot.v)),
+                b1,
+                b2,
+                eps,
+                alpha,
+                decay: if i < c.decayed_vars { decay } else { 0.0 },
+                l2: slot.l2,
+                penalty: Cell::new(0.0),
+            };
+            slot.var.as_tensor().inplace_op2(grad, &update)?;
+            self.penalty += update.penalty.get();
         }
         Ok(())
     }
@@ -95,10 +117,75 @@ impl candle_nn::Optimizer for KerasAdam {
     }
 }
 
+/// One variable's update, done in place on its storage (no copies of the weights or the gradient).
+struct Update<'a> {
+    /// The variable's first and second moments.
+    moments: RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    /// The step's bias-corrected learning rate.
+    alpha: f32,
+    /// `lr * weight_decay` for a decayed variable, else 0.
+    decay: f32,
+    /// The variable's L2 coefficient (0: none), and the penalty found at its weights.
+    l2: f32,
+    penalty: Cell<f64>,
+}
+
+impl InplaceOp2 for Update<'_> {
+    fn name(&self) -> &'static str {
+        "keras-adam"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, src: &CpuStorage, src_l: &Layout) -> Result<()> {
+        let (CpuStorage::F32(w), CpuStorage::F32(g)) = (dst, src) else {
+            candle_core::bail!("keras-adam: f32 variables and gradients only");
+        };
+        let (Some((w_start, w_end)), Some((g_start, g_end))) = (dst_l.contiguous_offsets(), src_l.contiguous_offsets())
+        else {
+            candle_core::bail!("keras-adam: contiguous variables and gradients only");
+        };
+        let (w, g) = (&mut w[w_start..w_end], &g[g_start..g_end]);
+        let mut moments = self.moments.borrow_mut();
+        let (m, v) = &mut *moments;
+        let (b1, b2, eps, alpha, decay) = (self.b1, self.b2, self.eps, self.alpha, self.decay);
+        if self.l2 > 0.0 {
+            self.penalty.set(self.l2 as f64 * sum_of_squares(w));
+        }
+        // the L2 gradient added to every element (0 * w where there is none) keeps one loop
+        // the compiler vectorizes
+        let two_l2 = 2.0 * self.l2;
+        for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = *g + two_l2 * *w;
+            if decay > 0.0 {
+                *w -= *w * decay;
+            }
+            *m += (g - *m) * (1.0 - b1);
+            *v += (g * g - *v) * (1.0 - b2);
+            *w -= alpha * *m / (v.sqrt() + eps);
+        }
+        Ok(())
+    }
+}
+
+/// `sum(w^2)`, eight lanes at a time (a serial sum would keep the loop from vectorizing).
+fn sum_of_squares(w: &[f32]) -> f64 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = w.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+    for chunk in chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane += x * x;
+        }
+    }
+    lanes.iter().map(|l| *l as f64).sum::<f64>() + rest as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Tensor};
     use candle_nn::Optimizer;
 
     /// One step on `loss = 0.5 * sum(w * g0)`-style gradients, against values worked out by hand
@@ -127,6 +214,36 @@ mod tests {
         let step2 = alpha2 * 0.19 * 0.5 / ((0.001999f64 * 0.25).sqrt() + 1e-7);
         let got2 = w.as_tensor().to_vec1::<f32>().unwrap();
         assert!((got2[0] as f64 - (0.99900000632 - step2)).abs() < 1e-7, "{got2:?}");
+    }
+
+    /// The L2 term by hand: w1 = [1, -2] and w2 = [3, 0] with lambda 0.5, the bias unpenalized, and
+    /// a loss whose own gradient is 0. The penalty is 0.5 * (1 + 4) + 0.5 * 9 = 7; the gradient
+    /// 2 * 0.5 * w, so the first moments after one step are 0.1 * w.
+    #[test]
+    fn the_l2_term_and_its_gradient_by_hand() {
+        let dev = Device::Cpu;
+        let w1 = Var::from_slice(&[1.0f32, -2.0], 2, &dev).unwrap();
+        let w2 = Var::from_slice(&[3.0f32, 0.0], 2, &dev).unwrap();
+        let bias = Var::from_slice(&[5.0f32], 1, &dev).unwrap();
+        let sum = |v: &Var| v.as_tensor().sum_all().unwrap();
+        // a loss whose gradient is 0 everywhere (a product with a constant 0)
+        let zero = Tensor::zeros((), candle_core::DType::F32, &dev).unwrap();
+        let loss = ((sum(&w1) + sum(&w2)).unwrap() + sum(&bias)).unwrap().broadcast_mul(&zero).unwrap();
+        let mut opt = KerasAdam::new(vec![w1.clone(), w2.clone(), bias.clone()], AdamConfig::default()).unwrap();
+        opt.set_l2(&[0.5, 0.5, 0.0]);
+        opt.backward_step(&loss).unwrap();
+        assert_eq!(opt.penalty(), 7.0);
+        let first = 1.0 - 0.9f32; // (1 - beta1) in f32, as the step computes it
+        assert_eq!(opt.slots[0].m, vec![first, -2.0 * first]);
+        assert_eq!(opt.slots[1].m, vec![3.0 * first, 0.0]);
+        assert_eq!(opt.slots[2].m, vec![0.0]);
+        // only w2 penalized now: the penalty is taken at the weights the step starts from
+        opt.set_l2(&[0.0, 0.5, 0.0]);
+        let w2_now = opt.slots[1].var.as_tensor().to_vec1::<f32>().unwrap();
+        let vars: Vec<Var> = opt.slots.iter().map(|s| s.var.clone()).collect();
+        let loss = ((sum(&vars[0]) + sum(&vars[1])).unwrap() + sum(&vars[2])).unwrap().broadcast_mul(&zero).unwrap();
+        opt.backward_step(&loss).unwrap();
+        assert_eq!(opt.penalty(), (0.5 * w2_now.iter().map(|w| w * w).sum::<f32>()) as f64);
     }
 
     #[test]

@@ -63,9 +63,12 @@ pub fn course_variants(
     v
 }
 
-/// Runs `jobs` on as many threads as there are cores, in order of submission, keeping order.
+/// Runs `jobs` on up to two threads per core, in order of submission, keeping order. With one
+/// thread per core, the course's three models on two cores would train two, then one: the
+/// last waits for a whole model's time; sharing the cores three ways ends them all sooner.
 pub fn parallel<T: Send, R: Send>(jobs: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (2 * cores).min(jobs.len().max(1));
     let queue: Vec<Mutex<Option<T>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
     let results: Vec<Mutex<Option<R>>> = queue.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);

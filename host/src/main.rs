@@ -404,6 +404,7 @@ fn single_threaded_candle() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
+    matmul_pool();
 }
 
 /// One model trains alone: its matmuls may use every core once the batches are large enough to
@@ -414,6 +415,18 @@ fn threads_for_one_model(input_width: usize) {
         let threads = if input_width >= 256 { cores } else { 1 };
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
+    matmul_pool();
+}
+
+/// Builds the thread pool candle's matrix products run on (one thread per core; `RAYON_NUM_THREADS`
+/// says how many of them candle uses), each worker flushing subnormals as the training thread does
+/// (`dropship::subnormals`): one float mode for every tile of a product, whichever thread
+/// computes it.
+fn matmul_pool() {
+    // Err only when the pool exists already, which it cannot before training starts
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(cores);
+    let _ = pool.start_handler(|_| dropship::subnormals::flush_in_worker()).build_global();
 }
 
 fn load_data(args: &DataArgs, quiet: bool) -> Result<data::Dataset> {

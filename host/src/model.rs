@@ -1,8 +1,8 @@
 //! The course's classifier in candle, any depth: `Dense → [Dropout] → ReLU` per hidden layer, then
 //! `Dense(classes)`; Keras layout.
 
-use candle_core::{Device, Result, Tensor, Var};
-use rand::Rng;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Result, Shape, Storage, Tensor, Var};
+use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 
 /// Trainable parameters, one `(kernel, bias)` per layer. Kernels are input-major `(in, out)` as in
@@ -116,12 +116,12 @@ impl Mlp {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, (kernel, bias)) in self.layers.iter().enumerate() {
-            h = h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?;
+            h = add_bias(&h.matmul(kernel.as_tensor())?, bias.as_tensor())?;
             if i < last {
                 if let Some(Some(mask)) = dropout_masks.and_then(|m| m.get(i)) {
                     h = (h * mask)?;
                 }
-                h = h.relu()?;
+                h = relu(&h)?;
             }
         }
         Ok(h)
@@ -160,8 +160,190 @@ impl Mlp {
 pub fn dropout_mask(rows: usize, units: usize, rate: f32, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
     let keep = 1.0 - rate;
     let scale = 1.0 / keep;
-    let mask: Vec<f32> = (0..rows * units).map(|_| if rng.random::<f32>() < keep { scale } else { 0.0 }).collect();
+    // `rng.random::<f32>() < keep`, the draw rand makes (the top 24 bits of a u32 times 2^-24),
+    // compared as an integer: the same decisions from the same stream, without the conversion
+    let threshold = keep * 16_777_216.0;
+    let mut mask = vec![0.0f32; rows * units];
+    for m in mask.iter_mut() {
+        if ((rng.next_u32() >> 8) as f32) < threshold {
+            *m = scale;
+        }
+    }
     Tensor::from_vec(mask, (rows, units), device)
+}
+
+/// `h + b`, `b` `(units)` added to every row of `h` `(rows, units)`, as one candle operation: the
+/// same additions as `broadcast_add`, but the bias gradient is a plain sum of rows (candle reduces
+/// along the strided axis one element at a time, a tenth of a training step on these shapes).
+pub fn add_bias(h: &Tensor, b: &Tensor) -> Result<Tensor> {
+    h.apply_op2(b, AddBias)
+}
+
+/// `max(v, 0)`, as one candle operation whose gradient is one pass (`grad` where `v >= 0`, as
+/// candle's own `relu` has it) instead of candle's comparison, conversion and product.
+pub fn relu(v: &Tensor) -> Result<Tensor> {
+    v.apply_op1(Relu)
+}
+
+/// The contiguous f32 values of a CPU tensor, given to `f`.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+        candle_core::bail!("a contiguous f32 CPU tensor was expected");
+    };
+    Ok(f(&values[start..end]))
+}
+
+/// The contiguous f32 values of a storage argument.
+fn values<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
+        _ => candle_core::bail!("a contiguous f32 tensor was expected"),
+    }
+}
+
+struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (h, b) = (values(s1, l1)?, values(s2, l2)?);
+        if b.is_empty() || h.len() % b.len() != 0 {
+            candle_core::bail!("add-bias: {} values do not make rows of {}", h.len(), b.len());
+        }
+        let mut out = h.to_vec();
+        for row in out.chunks_exact_mut(b.len()) {
+            for (x, b) in row.iter_mut().zip(b) {
+                *x += b;
+            }
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(&self, _h: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let units = b.elem_count();
+        let sums = with_values(&grad, |g| {
+            let mut sums = vec![0.0f32; units];
+            for row in g.chunks_exact(units.max(1)) {
+                for (s, x) in sums.iter_mut().zip(row) {
+                    *s += x;
+                }
+            }
+            sums
+        })?;
+        Ok((Some(grad), Some(Tensor::from_vec(sums, b.shape(), b.device())?)))
+    }
+}
+
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = values(storage, layout)?.iter().map(|v| if *v < 0.0 { 0.0 } else { *v }).collect();
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (arg, grad) = (arg.contiguous()?, grad.contiguous()?);
+        let passed = with_values(&arg, |v| {
+            with_values(&grad, |g| v.iter().zip(g).map(|(v, g)| if *v >= 0.0 { *g } else { 0.0 }).collect::<Vec<f32>>())
+        })??;
+        Ok(Some(Tensor::from_vec(passed, arg.shape(), arg.device())?))
+    }
+}
+
+/// Batch-mean softmax cross-entropy of `logits` `(rows, classes)` against `labels` `(rows)`, u32, as
+/// one candle operation with its own gradient, `(softmax - onehot) / rows`: candle's
+/// `log_softmax` and `nll` are ten operations forward and as many backward, which cost more than
+/// the matrix products on batches this small. The same numbers as theirs: `logsumexp - logit`,
+/// with the maximum subtracted first.
+pub fn softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    logits.apply_op2(labels, SoftmaxCrossEntropy)
+}
+
+struct SoftmaxCrossEntropy;
+
+/// Per row of `logits` (`classes` wide): the softmax, written into `probabilities`, and
+/// `logsumexp - logit[label]`.
+fn softmax_row(row: &[f32], label: usize, probabilities: &mut [f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for (p, z) in probabilities.iter_mut().zip(row) {
+        *p = (z - max).exp();
+        sum += *p;
+    }
+    for p in probabilities.iter_mut() {
+        *p /= sum;
+    }
+    max + sum.ln() - row.get(label).copied().unwrap_or(f32::NAN)
+}
+
+/// The contiguous f32 logits and u32 labels of the op's arguments.
+fn loss_arguments<'a>(
+    logits: (&'a CpuStorage, &Layout),
+    labels: (&'a CpuStorage, &Layout),
+) -> Result<(&'a [f32], &'a [u32], usize)> {
+    let (CpuStorage::F32(z), CpuStorage::U32(y)) = (logits.0, labels.0) else {
+        candle_core::bail!("softmax-cross-entropy: f32 logits and u32 labels");
+    };
+    let (Some((z0, z1)), Some((y0, y1)), [_, classes]) =
+        (logits.1.contiguous_offsets(), labels.1.contiguous_offsets(), logits.1.dims())
+    else {
+        candle_core::bail!("softmax-cross-entropy: contiguous (rows, classes) logits and (rows) labels");
+    };
+    Ok((&z[z0..z1], &y[y0..y1], *classes))
+}
+
+impl CustomOp2 for SoftmaxCrossEntropy {
+    fn name(&self) -> &'static str {
+        "softmax-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (z, y, classes) = loss_arguments((s1, l1), (s2, l2))?;
+        let mut probabilities = vec![0.0; classes];
+        let total: f32 = z
+            .chunks_exact(classes)
+            .zip(y)
+            .map(|(row, label)| softmax_row(row, *label as usize, &mut probabilities))
+            .sum();
+        Ok((CpuStorage::F32(vec![total / y.len().max(1) as f32]), Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (z, z_layout) = logits.storage_and_layout();
+        let (y, y_layout) = labels.storage_and_layout();
+        let (Storage::Cpu(z), Storage::Cpu(y)) = (&*z, &*y) else {
+            candle_core::bail!("softmax-cross-entropy: CPU tensors only");
+        };
+        let (z, y, classes) = loss_arguments((z, z_layout), (y, y_layout))?;
+        let scale = grad.to_scalar::<f32>()? / y.len().max(1) as f32;
+        let mut d = vec![0.0f32; z.len()];
+        for ((row, label), out) in z.chunks_exact(classes).zip(y).zip(d.chunks_exact_mut(classes)) {
+            softmax_row(row, *label as usize, out);
+            if let Some(p) = out.get_mut(*label as usize) {
+                *p -= 1.0;
+            }
+            for p in out.iter_mut() {
+                *p *= scale;
+            }
+        }
+        Ok((Some(Tensor::from_vec(d, logits.shape(), logits.device())?), None))
+    }
 }
 
 /// Batch-mean categorical cross-entropy from logits, and the accuracy, computed on the host in f64.
@@ -204,6 +386,40 @@ mod tests {
         assert_eq!(deep.parameters(), 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10);
         let limit3 = (6.0f32 / 42.0).sqrt();
         assert!(deep.layers[2].kernel.iter().all(|x| x.abs() <= limit3));
+    }
+
+    /// The fused operations against candle's own: the same forward values, the same gradients.
+    #[test]
+    fn the_fused_operations_give_candles_values_and_gradients() {
+        let dev = Device::Cpu;
+        let mut rng = stream(9, Stream::Init);
+        let mut draw = |n: usize| (0..n).map(|_| rng.random_range(-3.0f32..3.0)).collect::<Vec<f32>>();
+        let h = Var::from_vec(draw(32 * 10), (32, 10), &dev).unwrap();
+        let b = Var::from_vec(draw(10), 10, &dev).unwrap();
+        let labels = Tensor::from_vec((0..32u32).map(|i| (i * 7) % 10).collect::<Vec<u32>>(), 32, &dev).unwrap();
+        let weights = Tensor::from_vec(draw(32 * 10), (32, 10), &dev).unwrap();
+        // a loss through every fused operation, and the same through candle's
+        let fused = {
+            let z = relu(&add_bias(h.as_tensor(), b.as_tensor()).unwrap()).unwrap();
+            softmax_cross_entropy(&(z * &weights).unwrap(), &labels).unwrap()
+        };
+        let candle = {
+            let z = h.as_tensor().broadcast_add(b.as_tensor()).unwrap().relu().unwrap();
+            candle_nn::loss::cross_entropy(&(z * &weights).unwrap(), &labels).unwrap()
+        };
+        let (f, c) = (fused.to_scalar::<f32>().unwrap(), candle.to_scalar::<f32>().unwrap());
+        assert!((f - c).abs() <= 1e-6 * c.abs(), "loss {f} vs {c}");
+        let (fg, cg) = (fused.backward().unwrap(), candle.backward().unwrap());
+        for var in [&h, &b] {
+            let grad = |g: &candle_core::backprop::GradStore| {
+                g.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            };
+            let (fv, cv) = (grad(&fg), grad(&cg));
+            assert!(fv.iter().any(|x| *x != 0.0), "a gradient reaches it");
+            for (x, y) in fv.iter().zip(&cv) {
+                assert!((x - y).abs() <= 1e-6, "gradient {x} vs {y}");
+            }
+        }
     }
 
     #[test]

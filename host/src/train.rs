@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::adam::{AdamConfig, KerasAdam};
 use crate::augment::{Augment, AugmentError};
 use crate::data::Dataset;
-use crate::model::{cross_entropy_and_accuracy, dropout_mask, logits, Mlp, Weights};
+use crate::model::{cross_entropy_and_accuracy, dropout_mask, logits, softmax_cross_entropy, Mlp, Weights};
 use crate::prepare::{Prepared, Rows};
 use crate::rng::{stream, Stream};
 
@@ -396,6 +396,7 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<Trained, TrainError> {
     config.validate()?;
+    let _flush = crate::subnormals::Flush::start();
     let device = Device::Cpu;
     let model = Mlp::new(initial, &device)?;
     let decayed = match config.regularizer {
@@ -405,6 +406,7 @@ pub fn train(
     let adam =
         AdamConfig { lr: config.lr, weight_decay: decayed, decayed_vars: model.depth(), ..AdamConfig::default() };
     let mut optimizer = KerasAdam::new(model.vars(), adam)?;
+    optimizer.set_l2(&l2_coefficients(&config.regularizer, model.depth()));
     let mut shuffle = stream(config.seed, Stream::Shuffle);
     let mut dropout_rng = stream(config.seed, Stream::Dropout);
     let mut augment_rng = stream(config.seed, Stream::Augment);
@@ -460,16 +462,15 @@ pub fn train(
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             let out = model.forward(&x, Some(&masks))?;
-            let ce = candle_nn::loss::cross_entropy(&out, &y)?;
+            let ce = softmax_cross_entropy(&out, &y)?;
             // What is recorded is computed once, on the host, from the batch's logits; candle's
             // cross-entropy above is what the gradient flows through.
             let (batch_ce, batch_accuracy) =
                 cross_entropy_and_accuracy(&out.flatten_all()?.to_vec1::<f32>()?, &yb, data.classes);
-            let penalty = l2_penalty(&model, &config.regularizer)?;
-            let penalty_value = match &penalty {
-                Some(p) => p.to_scalar::<f32>()? as f64,
-                None => 0.0,
-            };
+            // the L2 term, if any, is the optimizer's: its gradient joins the step, its value at
+            // the weights this batch ran with comes back
+            optimizer.backward_step(&ce)?;
+            let penalty_value = optimizer.penalty();
             if !(batch_ce + penalty_value).is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
             }
@@ -477,11 +478,6 @@ pub fn train(
             loss_sum += (batch_ce + penalty_value) * b;
             ce_sum += batch_ce * b;
             correct += batch_accuracy * b;
-            let loss = match penalty {
-                Some(p) => (ce + p)?,
-                None => ce,
-            };
-            optimizer.backward_step(&loss)?;
         }
         let (_, train_accuracy) = measure(&model, x_train, y_train, sample.as_deref(), data.classes)?;
         let (val_loss, val_accuracy) = measure(&model, &data.val.x, &data.val.labels, None, data.classes)?;
@@ -526,22 +522,15 @@ pub fn train(
     })
 }
 
-/// `lambda * sum(w^2)` over the kernels an L2 regularizer names (never the biases); `None` without one.
-pub fn l2_penalty(model: &Mlp, regularizer: &Regularizer) -> candle_core::Result<Option<Tensor>> {
-    let Regularizer::L2 { lambda, layers } = regularizer else {
-        return Ok(None);
+/// The L2 coefficient of every variable of an [`Mlp`] of `depth` layers, in [`Mlp::vars`] order
+/// (kernels, then biases): `lambda` on the kernels the regularizer names, 0 elsewhere (biases are
+/// never penalized). The penalty is `lambda * sum(w^2)`, as Keras's `l2(lambda)`.
+pub fn l2_coefficients(regularizer: &Regularizer, depth: usize) -> Vec<f32> {
+    let kernel = |i: usize| match regularizer {
+        Regularizer::L2 { lambda, layers } if layers.applies(i, depth) => *lambda as f32,
+        _ => 0.0,
     };
-    let mut penalty: Option<Tensor> = None;
-    for (i, (w, _)) in model.layers.iter().enumerate() {
-        if layers.applies(i, model.depth()) {
-            let term = (w.as_tensor().sqr()?.sum_all()? * *lambda)?;
-            penalty = Some(match penalty {
-                None => term,
-                Some(p) => (p + term)?,
-            });
-        }
-    }
-    Ok(penalty)
+    (0..depth).map(kernel).chain(std::iter::repeat_n(0.0, depth)).collect()
 }
 
 /// Cross-entropy and accuracy of `weights` on standardized rows, inference mode.
@@ -601,7 +590,6 @@ fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::DenseWeights;
 
     #[test]
     fn every_bad_flag_is_refused_by_name() {
@@ -672,32 +660,16 @@ mod tests {
     }
 
     #[test]
-    fn the_l2_term_and_its_gradient_by_hand() {
-        // w1 = [[1, -2]] (1x2), w2 = [[3], [0]] (2x1), biases 5 (never penalized), lambda 0.5
-        // hidden only: 0.5 * (1 + 4) = 2.5, d/dw1 = 2 * 0.5 * w1 = [1, -2]
-        // both: 2.5 + 0.5 * 9 = 7.0, d/dw2 = [3, 0]
-        let weights = Weights {
-            layers: vec![
-                DenseWeights { input: 1, kernel: vec![1.0, -2.0], bias: vec![5.0; 2] },
-                DenseWeights { input: 2, kernel: vec![3.0, 0.0], bias: vec![5.0] },
-            ],
-        };
-        let model = Mlp::new(&weights, &Device::Cpu).unwrap();
-        let (w1, b1) = (model.layers[0].0.as_tensor(), model.layers[0].1.as_tensor());
-        let w2 = model.layers[1].0.as_tensor();
+    fn l2_falls_on_the_named_kernels_only() {
         let l2 =
             |hidden, output| Regularizer::L2 { lambda: 0.5, layers: L2Layers { hidden, output, numbered: vec![] } };
-        let p = l2_penalty(&model, &l2(true, false)).unwrap().unwrap();
-        assert_eq!(p.to_scalar::<f32>().unwrap(), 2.5);
-        let grads = p.backward().unwrap();
-        assert_eq!(grads.get(w1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.0, -2.0]);
-        assert!(grads.get(w2).is_none());
-        assert!(grads.get(b1).is_none());
-        let p = l2_penalty(&model, &l2(true, true)).unwrap().unwrap();
-        assert_eq!(p.to_scalar::<f32>().unwrap(), 7.0);
-        let grads = p.backward().unwrap();
-        assert_eq!(grads.get(w2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![3.0, 0.0]);
-        assert!(l2_penalty(&model, &Regularizer::Dropout { rates: vec![0.5] }).unwrap().is_none());
+        // two layers: kernels then biases
+        assert_eq!(l2_coefficients(&l2(true, false), 2), vec![0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&l2(false, true), 2), vec![0.0, 0.5, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&l2(true, true), 3), vec![0.5, 0.5, 0.5, 0.0, 0.0, 0.0]);
+        let third = Regularizer::L2 { lambda: 0.25, layers: L2Layers::parse(&["hidden2".into()]).unwrap() };
+        assert_eq!(l2_coefficients(&third, 3), vec![0.0, 0.25, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&Regularizer::Dropout { rates: vec![0.5] }, 2), vec![0.0; 4]);
     }
 
     #[test]
