@@ -116,7 +116,8 @@ impl Mlp {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, (kernel, bias)) in self.layers.iter().enumerate() {
-            h = add_bias(&h.matmul(kernel.as_tensor())?, bias.as_tensor())?;
+            let product = if i == 0 { input_product(&h, kernel.as_tensor())? } else { h.matmul(kernel.as_tensor())? };
+            h = add_bias(&product, bias.as_tensor())?;
             if i < last {
                 if let Some(Some(mask)) = dropout_masks.and_then(|m| m.get(i)) {
                     h = (h * mask)?;
@@ -170,6 +171,64 @@ pub fn dropout_mask(rows: usize, units: usize, rate: f32, rng: &mut ChaCha8Rng, 
         }
     }
     Tensor::from_vec(mask, (rows, units), device)
+}
+
+/// `x · kernel` for the first layer, whose input (the data) needs no gradient: candle's `matmul`
+/// computes the gradients of both factors, here a product as large as the forward one, thrown
+/// away. The same `gemm` call as candle's, so the same numbers.
+pub fn input_product(x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
+    x.apply_op2(kernel, InputProduct)
+}
+
+struct InputProduct;
+
+impl CustomOp2 for InputProduct {
+    fn name(&self) -> &'static str {
+        "input-product"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (values(s1, l1)?, values(s2, l2)?);
+        let (&[m, k], &[k2, n]) = (l1.dims(), l2.dims()) else {
+            candle_core::bail!("input-product: two matrices expected");
+        };
+        if k != k2 {
+            candle_core::bail!("input-product: ({m}, {k}) times ({k2}, {n})");
+        }
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let mut dst = vec![0.0f32; m * n];
+        // SAFETY: row-major (m, k), (k, n) and (m, n) buffers of exactly those sizes, with the
+        // strides that say so; gemm reads `x` and `w` and writes `dst` only.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        };
+        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+
+    fn bwd(&self, x: &Tensor, _w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((None, Some(x.t()?.matmul(grad)?)))
+    }
 }
 
 /// `h + b`, `b` `(units)` added to every row of `h` `(rows, units)`, as one candle operation: the
