@@ -1,0 +1,89 @@
+"""The Keras side of dropship's training benchmarks, for a side-by-side run on your machine.
+
+Not part of dropship, its build or its tests (nothing runs Python). In a throwaway virtualenv
+(`pip install tensorflow-cpu`; measured with Keras 3.15 on TensorFlow 2.21):
+
+    python data/keras_reference.py digits data/digits.csv   # the course's three models, timed
+    python data/keras_reference.py large  mnist-shaped.csv  # numpy.loadtxt, then two epochs
+
+and beside it `dropship bench` (or `dropship bench --large`, which writes the same MNIST-shaped
+CSV). The digits setup is data/README.md's: stratified 60/20/20 split, features standardized with
+the train rows' statistics, Dense(128)-ReLU-Dense(10) from logits, Adam defaults, batch 32,
+100 epochs, validation every epoch.
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+
+
+def load(path):
+    start = time.perf_counter()
+    data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32)
+    return data[:, :-1], data[:, -1].astype(np.int64), time.perf_counter() - start
+
+
+def split(y, seed, stratified):
+    rng = np.random.default_rng(seed)
+    parts = ([], [], [])
+    groups = [np.where(y == c)[0] for c in np.unique(y)] if stratified else [np.arange(len(y))]
+    for idx in groups:
+        idx = rng.permutation(idx)
+        a = int(round(len(idx) * 0.6))
+        b = a + int(round(len(idx) * 0.2))
+        for part, rows in zip(parts, (idx[:a], idx[a:b], idx[b:])):
+            part.extend(rows)
+    return [np.array(p) for p in parts]
+
+
+def model(inputs, kind, seed):
+    import keras
+    from keras import layers, regularizers
+
+    keras.utils.set_random_seed(seed)
+    reg = regularizers.l2(0.001) if kind == "l2" else None
+    stack = [keras.Input((inputs,)), layers.Dense(128, activation="relu", kernel_regularizer=reg)]
+    stack += [layers.Dropout(0.5)] if kind == "dropout" else []
+    stack += [layers.Dense(10, kernel_regularizer=reg)]
+    m = keras.Sequential(stack)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    m.compile(optimizer=keras.optimizers.Adam(), loss=loss, metrics=["accuracy"])
+    return m
+
+
+def main(mode, path, seed=0):
+    x, y, load_seconds = load(path)
+    train, val, test = split(y, seed, stratified=(mode == "digits"))
+    mean, std = x[train].mean(0), x[train].std(0)
+    std[std == 0] = 1
+    xs = (x - mean) / std
+    if mode == "large":
+        import keras
+
+        print(f"numpy.loadtxt: {load_seconds:.2f} s")
+
+        class EpochTimes(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                print(f"epoch {epoch + 1}: {time.perf_counter() - self.start:.2f} s", flush=True)
+
+        m = model(x.shape[1], "base", seed)
+        m.fit(xs[train], y[train], batch_size=32, epochs=2, validation_data=(xs[val], y[val]),
+              verbose=0, callbacks=[EpochTimes()])
+        return
+    start = time.perf_counter()
+    for kind in ["base", "l2", "dropout"]:
+        t = time.perf_counter()
+        m = model(x.shape[1], kind, seed)
+        m.fit(xs[train], y[train], batch_size=32, epochs=100, validation_data=(xs[val], y[val]), verbose=0)
+        accuracy = m.evaluate(xs[test], y[test], verbose=0)[1]
+        print(f"{kind}: {time.perf_counter() - t:.1f} s, test accuracy {accuracy:.4f}", flush=True)
+    print(f"the three models: {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
