@@ -92,9 +92,15 @@ fn reset_peak_memory() {
 
 /// `dropship bench --large`: an MNIST-shaped CSV (60,000 × 784): its load time (median of 3), the
 /// peak memory of loading and of training against the f32 matrix, and `train --epochs 2` per epoch.
-pub fn run_large() -> Result<()> {
+/// The CSV is written to `keep` when given (a new file; an existing one is refused), else to a
+/// temporary directory.
+pub fn run_large(keep: Option<&std::path::Path>) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("mnist-shaped.csv");
+    let path = match keep {
+        Some(path) if path.exists() => anyhow::bail!("{} exists; --csv writes a new file", path.display()),
+        Some(path) => path.to_path_buf(),
+        None => dir.path().join("mnist-shaped.csv"),
+    };
     let rows = 60_000;
     write_mnist_shaped(&path, rows)?;
     let file_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;

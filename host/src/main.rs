@@ -139,6 +139,10 @@ struct BenchArgs {
     /// Instead: MNIST-sized data (60,000 × 784, generated): CSV load time, peak memory, seconds per epoch.
     #[arg(long)]
     large: bool,
+    /// With --large: keep the generated CSV at this path (a new file), for a side-by-side run of
+    /// data/keras_reference.py.
+    #[arg(long, requires = "large")]
+    csv: Option<PathBuf>,
 }
 
 /// Whether the CSV's first row names the columns (by default a first row of numbers only is data).
@@ -543,7 +547,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Bench(a) => {
             if a.large {
                 single_threaded_candle();
-                dropship::bench::run_large()?
+                dropship::bench::run_large(a.csv.as_deref())?
             } else {
                 single_threaded_candle();
                 dropship::bench::run(a.repeats)?
