@@ -147,6 +147,7 @@ pub fn run_large(keep: Option<&std::path::Path>) -> Result<()> {
         mb(train_peak),
         mb(train_peak) / matrix_mb
     );
+    println!("\n(numpy and Keras on the same file: `--csv PATH` keeps it; then `python data/keras_reference.py large PATH`.)");
     Ok(())
 }
 
@@ -188,6 +189,7 @@ pub fn run(repeats: usize) -> Result<()> {
     println!("| per training step (3 models, {steps} steps) | {:.3} ms | |", 1000.0 * med / steps as f64);
     println!("| candle defaults ({threads}-thread matmuls, models in sequence), one run | {out_of_the_box:.2} s | |");
     println!("| runs | {} | |\n", times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", "));
+    println!("(Keras's figure is another machine's; for this one, run `python data/keras_reference.py digits data/digits.csv` beside this.)\n");
 
     println!("## Keras parity: mean test accuracy over seeds 0, 1, 2\n");
     let mut per_model: Vec<Vec<f64>> = vec![Vec::new(); 3];
