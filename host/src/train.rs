@@ -463,8 +463,8 @@ pub fn train(
                 .collect::<candle_core::Result<Vec<_>>>()?;
             let out = model.forward(&x, Some(&masks))?;
             let ce = softmax_cross_entropy(&out, &y)?;
-            // What is recorded is computed once, on the host, from the batch's logits; candle's
-            // cross-entropy above is what the gradient flows through.
+            // What is recorded is computed once, on the host, from the batch's logits; the
+            // cross-entropy operation above is what the gradient flows through.
             let (batch_ce, batch_accuracy) =
                 cross_entropy_and_accuracy(&out.flatten_all()?.to_vec1::<f32>()?, &yb, data.classes);
             // the L2 term, if any, is the optimizer's: its gradient joins the step, its value at

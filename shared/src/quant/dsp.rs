@@ -97,7 +97,8 @@ pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
 /// instructions per 32 multiply-accumulates and 12 per output.
 pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let n = input.len();
-    if !n.is_multiple_of(8)
+    if n == 0
+        || !n.is_multiple_of(8)
         || n > paired::MAX_INPUTS
         || !layer.fits(n, output.len())
         || !(layer.weights.as_ptr() as usize).is_multiple_of(4)
