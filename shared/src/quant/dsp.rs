@@ -97,8 +97,7 @@ pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
 /// instructions per 32 multiply-accumulates and 12 per output.
 pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let n = input.len();
-    if n == 0
-        || !n.is_multiple_of(8)
+    if !n.is_multiple_of(8)
         || n > paired::MAX_INPUTS
         || !layer.fits(n, output.len())
         || !(layer.weights.as_ptr() as usize).is_multiple_of(4)
@@ -117,6 +116,10 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
     let x = unsafe { core::slice::from_raw_parts(split.as_ptr() as *const u32, n / 2) };
     let whole_blocks = output.len() / 4 * 4;
     let rest = &layer.weights[whole_blocks * n..];
+    if x.is_empty() {
+        // the loop below would never end on an empty input
+        return paired::dense_portable(input, layer, output);
+    }
     if whole_blocks > 0 {
         let mut job = PairedJob {
             x: x.as_ptr(),
@@ -219,7 +222,7 @@ fn dense_general(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
             out[k] = finish_with(acc[k], multipliers[k], shifts[k], layer);
         }
     }
-    for (k, row) in rest.chunks_exact(n.max(1)).enumerate() {
+    for (k, row) in rest.chunks_exact(n).enumerate() {
         let o = whole_blocks + k;
         let mut acc = layer.bias[o];
         for (x, w) in input.chunks_exact(4).zip(row.chunks_exact(4)) {
@@ -260,40 +263,6 @@ macro_rules! group_step {
     };
 }
 
-/// `acc[k] + sum_i x[i] * w[k][i]` for one block over pairs of groups (eight inputs and 32 weights
-/// per turn of the loop): 42 instructions per 32 multiply-accumulates.
-///
-/// # Safety
-/// `x .. x_end` must be readable and a non-zero multiple of 8 bytes long; `w` must be word aligned
-/// with four times as many readable bytes.
-unsafe fn block_pairs(x: *const i8, x_end: *const i8, w: *const i8, acc: [i32; 4]) -> [i32; 4] {
-    let [mut a0, mut a1, mut a2, mut a3] = acc;
-    // r6 and r7 are LLVM's (base and frame pointer): saved on the stack and restored
-    core::arch::asm!(
-        "push {{r6, r7}}",
-        "2:",
-        group_step!(),
-        group_step!(),
-        "cmp r0, r1",
-        "bne 2b",
-        "pop {{r6, r7}}",
-        inout("r0") x => _,
-        in("r1") x_end,
-        inout("r2") w => _,
-        inout("r3") a0,
-        inout("r4") a1,
-        inout("r5") a2,
-        inout("r8") a3,
-        out("r9") _,
-        out("r10") _,
-        out("r11") _,
-        out("r12") _,
-        out("lr") _,
-        options(readonly),
-    );
-    [a0, a1, a2, a3]
-}
-
 /// [`group_step`] with the inputs already split: `r6` even, `r7` odd halfword pairs by one `LDM`.
 macro_rules! split_group_step {
     () => {
@@ -320,40 +289,66 @@ macro_rules! split_group_step {
     };
 }
 
-/// [`block_pairs`] over inputs split beforehand (`x .. x_end`: even then odd halfword pairs of
-/// each group, word aligned): 38 instructions per 32 multiply-accumulates.
-///
-/// # Safety
-/// `x .. x_end` must be readable, word aligned and a non-zero multiple of 16 bytes long; `w` must
-/// be word aligned with twice as many readable bytes.
-unsafe fn block_pairs_split(x: *const u32, x_end: *const u32, w: *const i8, acc: [i32; 4]) -> [i32; 4] {
-    let [mut a0, mut a1, mut a2, mut a3] = acc;
-    core::arch::asm!(
-        "push {{r6, r7}}",
-        "2:",
-        split_group_step!(),
-        split_group_step!(),
-        "cmp r0, r1",
-        "bne 2b",
-        "pop {{r6, r7}}",
-        inout("r0") x => _,
-        in("r1") x_end,
-        inout("r2") w => _,
-        inout("r3") a0,
-        inout("r4") a1,
-        inout("r5") a2,
-        inout("r8") a3,
-        out("r9") _,
-        out("r10") _,
-        out("r11") _,
-        out("r12") _,
-        out("lr") _,
-        options(readonly),
-    );
-    [a0, a1, a2, a3]
+/// One block's loop over pairs of groups, `$step` twice per turn, the accumulators (`r3`, `r4`,
+/// `r5`, `r8`) starting from `acc`: a function of the inputs `x .. x_end`, the block's weights `w`
+/// and `acc`. r6 and r7 are LLVM's (base and frame pointer): saved on the stack and restored.
+macro_rules! block_loop {
+    ($(#[$doc:meta])* $name:ident, $x:ty, $step:ident) => {
+        $(#[$doc])*
+        unsafe fn $name(x: *const $x, x_end: *const $x, w: *const i8, acc: [i32; 4]) -> [i32; 4] {
+            let [mut a0, mut a1, mut a2, mut a3] = acc;
+            core::arch::asm!(
+                "push {{r6, r7}}",
+                "2:",
+                $step!(),
+                $step!(),
+                "cmp r0, r1",
+                "bne 2b",
+                "pop {{r6, r7}}",
+                inout("r0") x => _,
+                in("r1") x_end,
+                inout("r2") w => _,
+                inout("r3") a0,
+                inout("r4") a1,
+                inout("r5") a2,
+                inout("r8") a3,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(readonly),
+            );
+            [a0, a1, a2, a3]
+        }
+    };
 }
 
-/// One group's step in [`block_paired`]: the group's `X` (`r6`) and `Y` (`r7`) words and the
+block_loop!(
+    /// `acc[k] + sum_i x[i] * w[k][i]` for one block over pairs of groups (eight inputs and 32
+    /// weights per turn of the loop): 42 instructions per 32 multiply-accumulates.
+    ///
+    /// # Safety
+    /// `x .. x_end` must be readable and a non-zero multiple of 8 bytes long; `w` must be word
+    /// aligned with four times as many readable bytes.
+    block_pairs,
+    i8,
+    group_step
+);
+
+block_loop!(
+    /// [`block_pairs`] over inputs split beforehand (`x .. x_end`: even then odd halfword pairs of
+    /// each group, word aligned): 38 instructions per 32 multiply-accumulates.
+    ///
+    /// # Safety
+    /// `x .. x_end` must be readable, word aligned and a non-zero multiple of 16 bytes long; `w`
+    /// must be word aligned with twice as many readable bytes.
+    block_pairs_split,
+    u32,
+    split_group_step
+);
+
+/// One group's step in [`paired_blocks`]: the group's `X` (`r6`) and `Y` (`r7`) words and the
 /// block's 16 paired weights by two `LDM`; per output one `SXTB16` and two `SMLAD`.
 macro_rules! paired_group_step {
     () => {
