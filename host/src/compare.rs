@@ -130,7 +130,7 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
         v.config.validate()?;
         v.config.augment.validate(study.data.width()).map_err(train::ConfigError::from)?;
     }
-    let staging = Staging::new(&study.out, study.overwrite, &[&study.data.source])?;
+    let staging = Staging::new(&study.out, study.overwrite, &study.data.files())?;
     let multi_seed = study.seeds.len() > 1;
     let mut jobs = Vec::new();
     let hidden = variants.first().context("no model to train")?.config.hidden.clone();

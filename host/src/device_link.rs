@@ -7,8 +7,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::output::{KillOnExit, RemoveOnSignal};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -211,10 +213,13 @@ impl<T: Read + Write> Link<T> {
     }
 }
 
-/// A QEMU mps2-an386 running a serving firmware, its UART0 on a Unix socket; killed on drop.
+/// A QEMU mps2-an386 running a serving firmware, its UART0 on a Unix socket. QEMU is killed and
+/// its temporary directory removed on drop and if this process is interrupted (SIGINT/SIGTERM).
 pub struct QemuSession {
-    child: Child,
+    child: KillOnExit,
     dir: tempfile::TempDir,
+    _dir_on_signal: RemoveOnSignal,
+    elf: PathBuf,
 }
 
 impl QemuSession {
@@ -223,39 +228,54 @@ impl QemuSession {
         dropship_boards::qemu::find()?;
         let dir =
             tempfile::Builder::new().prefix("dropship-qemu").tempdir().context("cannot make a temporary directory")?;
+        let dir_on_signal = RemoveOnSignal::new(dir.path());
         let socket = dir.path().join("uart0");
-        let log = std::fs::File::create(dir.path().join("qemu.log"))?;
+        let stderr = std::fs::File::create(dir.path().join("qemu.log"))?;
+        let stdout = std::fs::File::create(dir.path().join("defmt.bin"))?;
         let child = dropship_boards::qemu::command_with_uart_socket(elf, &socket)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .context("cannot run qemu-system-arm")?;
-        let mut session = Self { child, dir };
+        let mut session =
+            Self { child: KillOnExit::new(child), dir, _dir_on_signal: dir_on_signal, elf: elf.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(stream) = UnixStream::connect(&socket) {
                 return Ok((session, stream));
             }
-            if let Some(status) = session.child.try_wait()? {
-                bail!("QEMU exited ({status}) before its UART0 was connected: {}", session.log().trim());
+            if session.child.try_wait()?.is_some() {
+                bail!("QEMU stopped before its UART0 was connected: {}", session.report());
             }
             if Instant::now() > deadline {
-                bail!("QEMU did not open its UART0 socket within 20 s");
+                bail!("QEMU did not open its UART0 socket within 20 s: {}", session.report());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// What QEMU wrote on stderr so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("qemu.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for QemuSession {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// What is known of QEMU now, for an error message: whether it still runs (or its exit
+    /// status), what it wrote on stderr and the firmware's defmt log, decoded.
+    pub fn report(&mut self) -> String {
+        // a firmware that stopped on a panic exits through semihosting a moment later
+        std::thread::sleep(Duration::from_millis(100));
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => format!("QEMU exited ({status})"),
+            Ok(None) => "QEMU is still running".to_string(),
+            Err(e) => format!("QEMU's status is unknown ({e})"),
+        };
+        let stderr = std::fs::read_to_string(self.dir.path().join("qemu.log")).unwrap_or_default();
+        let frames = std::fs::read(self.dir.path().join("defmt.bin")).unwrap_or_default();
+        let log = match std::fs::read(&self.elf)
+            .map_err(anyhow::Error::from)
+            .and_then(|elf| dropship_boards::qemu::defmt_lines(&elf, &frames))
+        {
+            Ok(lines) if lines.is_empty() => "nothing".to_string(),
+            Ok(lines) => lines.join("\n"),
+            Err(e) => format!("{} bytes that do not decode ({e})", frames.len()),
+        };
+        let stderr = if stderr.trim().is_empty() { "nothing".to_string() } else { stderr.trim().to_string() };
+        format!("{status}; its stderr: {stderr}; the firmware's log: {log}")
     }
 }

@@ -49,8 +49,9 @@ pub struct Exported {
 pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwrite: bool) -> Result<Exported> {
     let output = output.map_or_else(|| run.join("model.dsm"), Path::to_path_buf);
     let outputs: Vec<&Path> = std::iter::once(output.as_path()).chain(onnx).collect();
-    let weights = run::weights_path(run);
-    output::check_outputs(&outputs, &[run, &weights], overwrite)?;
+    let read = run::files_read(run);
+    let inputs: Vec<&Path> = read.iter().map(PathBuf::as_path).collect();
+    output::check_outputs(&outputs, &inputs, overwrite)?;
     let saved = run::load_weights(run)?;
     let provenance = format!(
         "{}; exported by dropship {} from {}; dropout and L2 are training-only and have no representation here",

@@ -4,7 +4,7 @@
 //! export is run by tract against the artifact before it is reported as written, and an import is
 //! run against the original graph before the artifact is written.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use prost::Message;
@@ -132,7 +132,8 @@ pub fn import_file(
     standardize_from: Option<&Path>,
     overwrite: bool,
 ) -> Result<ImportReport> {
-    let inputs: Vec<&Path> = std::iter::once(model).chain(standardize_from).collect();
+    let read = standardize_from.map(run::files_read).unwrap_or_default();
+    let inputs: Vec<&Path> = std::iter::once(model).chain(read.iter().map(PathBuf::as_path)).collect();
     crate::output::check_outputs(&[output], &inputs, overwrite)?;
     let (mut imported, max_diff) = import_checked(model)?;
     let mut provenance = format!("imported from {}", model.display());

@@ -67,7 +67,10 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNet
         for o in 0..n_out {
             let column = (0..n_in).map(|i| layer.weights[i * n_out + o]);
             let max_abs = column.clone().fold(0f32, |m, w| m.max(w.abs()));
-            let w_scale = if max_abs > 0.0 { max_abs as f64 / 127.0 } else { 1.0 };
+            // a channel whose weights are all 0: any scale quantizes them exactly, so the one that
+            // makes the multiplier 2^-8 keeps its bias at 8 bits below the output's step and the
+            // layer in the Cortex-M4's paired form (a scale of 1 could make it a large multiplier)
+            let w_scale = if max_abs > 0.0 { max_abs as f64 / 127.0 } else { output_scale as f64 / 256.0 / in_scale };
             let mut sum = 0i64;
             for (i, w) in column.enumerate() {
                 let q = (w as f64 / w_scale).round().clamp(-127.0, 127.0) as i8;
@@ -205,7 +208,8 @@ pub fn quantize_command(
     test: Option<&Path>,
     overwrite: bool,
 ) -> Result<Quantized> {
-    let inputs: Vec<&Path> = [Some(source), calibration, test].into_iter().flatten().collect();
+    let read = if source.is_dir() { run::files_read(source) } else { vec![source.to_path_buf()] };
+    let inputs: Vec<&Path> = read.iter().map(PathBuf::as_path).chain(calibration).chain(test).collect();
     output::check_outputs(&[output_path], &inputs, overwrite)?;
     let (net, class_names, provenance, run_dir) = if source.is_dir() {
         let saved = run::load_weights(source)?;
@@ -257,4 +261,43 @@ pub fn quantize_command(
 pub fn int8_accuracy(net: &HostNetwork, calibration: &[&[f32]], test: &[&[f32]], labels: &[u32]) -> Result<f64> {
     let int8 = quantize(net, &calibrate(net, calibration.iter().copied()))?;
     Ok(agreement(net, &int8, test, labels).int8_accuracy.unwrap_or(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::Layer;
+    use dropship_shared::kernel::Activation;
+    use dropship_shared::quant::paired;
+
+    /// What the quantizer produces at its edges: weights in -127..=127 (never -128, which the
+    /// artifact refuses) even for a row whose most negative weight is the largest magnitude; a
+    /// channel of zero weights keeps its bias and a small multiplier; a channel whose multiplier
+    /// is below 2^-32 gets multiplier 0 with the smallest shift, so the layer keeps the paired form.
+    #[test]
+    fn the_quantizer_at_its_edges() {
+        // 8 inputs, 3 outputs (input-major weights): a row with -3 as its largest magnitude, a row
+        // of zeros with a bias of 0.5, a row of tiny weights
+        let mut weights = vec![0.0f32; 8 * 3];
+        for i in 0..8 {
+            weights[i * 3] = if i == 0 { -3.0 } else { 1.0 + i as f32 * 0.1 };
+            weights[i * 3 + 2] = 1e-30;
+        }
+        let layer = Layer { input: 8, weights, bias: vec![0.0, 0.5, 0.0], activation: Activation::Linear };
+        let net = HostNetwork { input: 8, layers: vec![layer], standardization: None };
+        let q = quantize(&net, &[(-1.0, 1.0), (-4.0, 4.0)]).unwrap();
+        let l = &q.layers[0];
+        assert!(l.weights.iter().all(|w| (-127..=127).contains(w)), "{:?}", l.weights);
+        assert_eq!(l.weights[0], -127, "the largest magnitude maps to -127, not -128");
+        // the zero row: weights 0, multiplier 2^-8, its bias 0.5 at the output's scale
+        assert!(l.weights[8..16].iter().all(|w| *w == 0));
+        assert_eq!(l.requant[1], Requant::from_real(2f64.powi(-8)).unwrap());
+        let out_scale = 8.0 / 255.0;
+        let y = l.output_zero as f64 + (l.bias[1] as f64 * 2f64.powi(-8)).round();
+        assert_eq!(y, l.output_zero as f64 + (0.5f64 / out_scale).round());
+        // the tiny row: its multiplier underflows to 0 with shift -31, which the paired form takes
+        assert_eq!(l.requant[2], Requant { multiplier: 0, shift: -31 });
+        let shifts: Vec<i8> = l.requant.iter().map(|r| r.shift as i8).collect();
+        assert!(paired::fits(8, &shifts), "{shifts:?}");
+    }
 }

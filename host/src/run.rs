@@ -203,6 +203,15 @@ pub fn weights_path(run: &Path) -> PathBuf {
     }
 }
 
+/// The files a command that reads the run `run` (a directory, or its weights file) may read: its
+/// weights and its configuration, and the comparison's test rows beside it. Outputs are checked
+/// against them ([`crate::output::check_outputs`]).
+pub fn files_read(run: &Path) -> Vec<PathBuf> {
+    let config = if run.is_dir() { run.join(CONFIG) } else { run.with_file_name(CONFIG) };
+    let test_rows = if run.is_dir() { run.parent().map(|p| p.join("test.csv")) } else { None };
+    [Some(weights_path(run)), Some(config), test_rows].into_iter().flatten().collect()
+}
+
 /// Reads `model.safetensors` of a run directory (or the file itself).
 pub fn load_weights(run: &Path) -> Result<SavedModel> {
     let path = weights_path(run);

@@ -172,6 +172,7 @@ mod tests {
             classes: *labels.iter().max().unwrap() as usize + 1,
             header: crate::data::Header::Present,
             parts: Vec::new(),
+            other_sources: Vec::new(),
         }
     }
 

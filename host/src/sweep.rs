@@ -93,7 +93,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     for (_, _, c) in &configs {
         c.validate()?;
     }
-    let staging = Staging::new(out, overwrite, &[&data.source])?;
+    let staging = Staging::new(out, overwrite, &data.files())?;
     let prepared = Prepared::for_seed(data, *split_spec, base.seed, &base.hidden)?;
     let jobs: Vec<_> = configs
         .into_iter()

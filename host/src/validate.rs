@@ -129,10 +129,10 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
             let route = toolchain::find()?;
             eprintln!("building the QEMU serving firmware for {}", artifact.display());
             let elf = firmware::build(&route, Board::Qemu, artifact, &Image::Serve)?;
-            let (session, stream) = QemuSession::start(&elf)?;
+            let (mut session, stream) = QemuSession::start(&elf)?;
             stream.set_read_timeout(Some(Duration::from_millis(50)))?;
             let result = run(&mut Link::new(stream, options.timeout), &rows, options.progress);
-            result.with_context(|| format!("validating under QEMU (QEMU said: {})", session.log().trim()))
+            result.with_context(|| format!("validating under QEMU ({})", session.report()))
         }
         Target::Port { path, baud } => {
             let port = serialport::new(path, *baud)

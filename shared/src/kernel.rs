@@ -45,6 +45,9 @@ pub fn dense_blocked<const K: usize>(
 
 /// The same code compiled for 8-lane AVX: wider vectors across outputs, the same multiplies and
 /// additions in the same order for each output, so the same bits (AVX has no fused multiply-add).
+///
+/// # Safety
+/// The CPU must have AVX.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx")]
 unsafe fn dense_blocked_avx<const K: usize>(
@@ -101,10 +104,9 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
-        if activation == Activation::Relu {
-            for a in &mut acc {
-                *a = relu_value(*a);
-            }
+        match activation {
+            Activation::Relu => acc.iter_mut().for_each(|a| *a = relu_value(*a)),
+            Activation::Linear => acc.iter_mut().for_each(|a| *a = canonical_nan(*a)),
         }
         *out = acc;
         start += K;
@@ -119,6 +121,23 @@ fn relu_value(v: f32) -> f32 {
         v
     } else {
         0.0
+    }
+}
+
+/// The one NaN the core gives: a quiet NaN with sign 0 and no payload (`0x7fc0_0000`), the
+/// Cortex-M4F's default NaN. A NaN's sign and payload differ between targets (x86's default NaN
+/// is `0xffc0_0000`), so every layer's stored value is passed through [`canonical_nan`]: ReLU maps
+/// NaN to 0, a linear layer's NaN becomes this one. An input beyond what f32 can carry through
+/// the model (`inf - inf`) then gives the same bits on every target.
+pub const CANONICAL_NAN: f32 = f32::from_bits(0x7fc0_0000);
+
+/// `v`, or [`CANONICAL_NAN`] for any NaN.
+#[inline(always)]
+pub fn canonical_nan(v: f32) -> f32 {
+    if v.is_nan() {
+        CANONICAL_NAN
+    } else {
+        v
     }
 }
 
@@ -150,7 +169,7 @@ mod tests {
         values.iter_mut().for_each(|v| *v = relu_value(*v));
     }
 
-    /// The reference: one output at a time, in input order, the obvious way.
+    /// The reference: one output at a time, in input order, the obvious way; NaN canonical.
     fn naive(input: &[f32], weights: &[f32], bias: &[f32], out: usize) -> Vec<f32> {
         (0..out)
             .map(|o| {
@@ -158,9 +177,40 @@ mod tests {
                 for (i, x) in input.iter().enumerate() {
                     acc += x * weights[i * out + o];
                 }
-                acc
+                if acc.is_nan() {
+                    f32::from_bits(0x7fc0_0000)
+                } else {
+                    acc
+                }
             })
             .collect()
+    }
+
+    /// `inf + -inf` and NaN inputs give the one canonical NaN in every build of the kernel (x86
+    /// produces 0xffc00000 by itself, the Cortex-M4F 0x7fc00000; the device test checks its side).
+    #[test]
+    fn overflowing_and_nan_inputs_give_the_canonical_nan_in_every_build() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for outputs in [1, 3, 4, 10, 16, 21] {
+            // 3e38 * 2 overflows to +inf in one product, -inf in the other: their sum is NaN
+            let input = [3e38f32, 3e38, f32::NAN.copysign(-1.0), 1.0];
+            let mut weights = vec![0.0f32; 4 * outputs];
+            for o in 0..outputs {
+                weights[o] = 2.0;
+                weights[outputs + o] = -2.0;
+                weights[2 * outputs + o] = if o % 2 == 0 { 0.0 } else { 1.0 };
+            }
+            let bias = vec![0.0f32; outputs];
+            let want = naive(&input, &weights, &bias, outputs);
+            assert!(want.iter().all(|v| v.to_bits() == 0x7fc0_0000), "{:x?}", bits(&want));
+            for blocked in [dense, dense_blocked::<7>, dense_blocked::<2>, dense_blocked_portable::<16>] {
+                let mut out = vec![0.0; outputs];
+                blocked(&input, &weights, &bias, &mut out, Activation::Linear);
+                assert_eq!(bits(&out), bits(&want), "{outputs} outputs");
+                blocked(&input, &weights, &bias, &mut out, Activation::Relu);
+                assert_eq!(bits(&out), vec![0; outputs], "ReLU maps NaN to +0");
+            }
+        }
     }
 
     #[test]

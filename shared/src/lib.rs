@@ -29,6 +29,7 @@
 //! the [`artifact`] format has no way to express them.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod artifact;
 pub mod error;

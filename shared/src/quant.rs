@@ -34,6 +34,10 @@ pub struct Requant {
 }
 
 impl Requant {
+    /// The multiplier 0, with the smallest shift: the form every kernel takes fastest (a shift of
+    /// -2 or less keeps a layer in the Cortex-M4's paired form).
+    pub const ZERO: Self = Self { multiplier: 0, shift: -31 };
+
     /// The fixed-point form of `real` (finite, `>= 0`, below 2^30): the nearest multiplier with a
     /// 31-bit mantissa. `None` when `real` cannot be represented.
     pub fn from_real(real: f64) -> Option<Self> {
@@ -41,7 +45,7 @@ impl Requant {
             return None;
         }
         if real == 0.0 {
-            return Some(Self { multiplier: 0, shift: 0 });
+            return Some(Self::ZERO);
         }
         // real = q * 2^exp with q in [0.5, 1)
         let mut exp = 0i32;
@@ -61,7 +65,7 @@ impl Requant {
         }
         if exp < -31 {
             // too small for the shift range: it rounds to 0 for every accumulator we can have
-            return Some(Self { multiplier: 0, shift: 0 });
+            return Some(Self::ZERO);
         }
         (exp <= 30).then_some(Self { multiplier: multiplier as i32, shift: exp })
     }
@@ -193,11 +197,16 @@ fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
     finish_with(acc, layer.multipliers[o], layer.shifts[o], layer)
 }
 
-/// `clamp(zero + requantize(acc), low, 127)` for one output channel (a valid shift, `-31..=30`).
+/// `clamp(zero + requantize(acc), low, 127)` for one output channel (a valid shift, `-31..=30`),
+/// in exact arithmetic: the result saturates at -128 / 127 (or `low`) whatever the multiplier, as
+/// TensorFlow Lite's int8 kernels clamp.
 ///
 /// [`requantize`]'s `s >= 33` path (`shift <= -2`, every calibrated layer's) is written out here
 /// without its range clamps: `s - 33 = -2 - shift` is then in `0..=29` and the result within
-/// `±2^30`, which a Cortex-M4 does in seven instructions.
+/// `±2^30`, which a Cortex-M4 does in seven instructions, and adding the zero point cannot
+/// overflow. A larger multiplier (`shift >= -1`: a channel whose inputs barely varied during
+/// calibration) can requantize to near `±2^31`: that result is first bounded to `±256`, which
+/// changes nothing after the clamp and keeps the zero point's add exact.
 #[inline(always)]
 fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> i8 {
     let low = if layer.relu { layer.output_zero as i32 } else { -128 };
@@ -205,7 +214,7 @@ fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> 
         let high = ((acc as i64 * multiplier as i64) >> 32) as i32;
         (high.wrapping_shr((-2 - shift as i32) as u32) + 1) >> 1
     } else {
-        requantize(acc, Requant { multiplier, shift: shift as i32 })
+        requantize(acc, Requant { multiplier, shift: shift as i32 }).clamp(-256, 256)
     };
     (layer.output_zero as i32 + r).clamp(-128, 127).max(low) as i8
 }
@@ -487,6 +496,89 @@ mod tests {
         }
     }
 
+    /// The definition of one output in exact arithmetic: `clamp(zero + requantize(acc), low, 127)`.
+    fn exact_output(acc: i32, r: Requant, zero: i8, relu: bool) -> i8 {
+        let y = zero as i128 + reference(acc, r) as i128;
+        y.clamp(if relu { zero as i128 } else { -128 }, 127) as i8
+    }
+
+    /// Multipliers up to the largest the quantizer can produce (`from_real` up to 2^30: shift 30)
+    /// with zero points of both signs: the output saturates, it never wraps (it used to overflow
+    /// where the zero point was added: a panic on the host, -128 for 127 on the device).
+    #[test]
+    fn large_multipliers_saturate_with_zero_points_of_both_signs() {
+        let accs = [i32::MAX, i32::MIN, 1 << 30, -(1 << 30), 65_536, -65_536, 300, -300, 1, -1, 0];
+        let multipliers = [1 << 30, i32::MAX];
+        for shift in -31..=30 {
+            for multiplier in multipliers {
+                let r = Requant { multiplier, shift };
+                for zero in [-128i8, -100, -1, 0, 1, 100, 127] {
+                    for relu in [false, true] {
+                        let layer = QuantLayer {
+                            weights: &[],
+                            bias: &[],
+                            multipliers: &[],
+                            shifts: &[],
+                            output_zero: zero,
+                            relu,
+                            form: WeightForm::Blocked,
+                        };
+                        for acc in accs {
+                            let got = finish_with(acc, multiplier, shift as i8, &layer);
+                            assert_eq!(
+                                got,
+                                exact_output(acc, r, zero, relu),
+                                "acc {acc} {r:?} zero {zero} relu {relu}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // and through every kernel path, on a layer whose channels all have large multipliers
+        let mut rng = Rng(7);
+        for (n_in, n_out) in [(8, 16), (64, 32), (13, 7), (344, 20)] {
+            let plain: Vec<i8> = (0..n_in * n_out).map(|_| ((rng.next() % 255) as i8).max(-127)).collect();
+            let mut blocked = vec![0i8; plain.len()];
+            block_weights(&plain, n_in, n_out, &mut blocked);
+            let bias: Vec<i32> = (0..n_out).map(|_| (rng.next() % 200_000) as i32 - 100_000).collect();
+            let requant: Vec<Requant> =
+                (0..n_out).map(|o| Requant::from_real(0.5 * 4f64.powi((o % 16) as i32)).unwrap()).collect();
+            let multipliers: Vec<i32> = requant.iter().map(|r| r.multiplier).collect();
+            let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
+            let input: Vec<i8> = (0..n_in).map(|_| rng.next() as i8).collect();
+            for (zero, relu) in [(-128i8, false), (-5, true), (0, false), (90, true), (127, false)] {
+                let layer = QuantLayer {
+                    weights: &blocked,
+                    bias: &bias,
+                    multipliers: &multipliers,
+                    shifts: &shifts,
+                    output_zero: zero,
+                    relu,
+                    form: WeightForm::Blocked,
+                };
+                let want: Vec<i8> = (0..n_out)
+                    .map(|o| {
+                        let acc = (0..n_in).fold(bias[o], |a, i| a + input[i] as i32 * plain[o * n_in + i] as i32);
+                        exact_output(acc, requant[o], zero, relu)
+                    })
+                    .collect();
+                let (mut reference, mut portable, mut lanes) = (vec![0; n_out], vec![0; n_out], vec![0; n_out]);
+                dense_i8_reference(&input, &layer, &mut reference);
+                dense_i8_portable(&input, &layer, &mut portable);
+                dense_i8_lanes(&input, &layer, &mut lanes);
+                assert_eq!((&reference, &portable, &lanes), (&want, &want, &want), "{n_in}x{n_out} zero {zero}");
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                for (name, path) in x86_paths() {
+                    let mut y = vec![0i8; n_out];
+                    // SAFETY: `x86_paths` lists only what the CPU has; the layer fits its shape
+                    unsafe { path(&input, &layer, &mut y) };
+                    assert_eq!(y, want, "{name} {n_in}x{n_out}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn ties_round_half_up_once() {
         // M * 2^(shift - 31) = 0.5: 3 * 0.5 = 1.5 -> 2, -3 * 0.5 = -1.5 -> -1 (half up), 5 * 0.5 -> 3
@@ -505,8 +597,9 @@ mod tests {
             assert!(r.is_valid(), "{real}: {r:?}");
             assert!((r.to_real() - real).abs() <= real * 1e-9, "{real}: {}", r.to_real());
         }
-        assert_eq!(Requant::from_real(0.0), Some(Requant { multiplier: 0, shift: 0 }));
-        assert_eq!(Requant::from_real(1e-30), Some(Requant { multiplier: 0, shift: 0 }));
+        assert_eq!(Requant::from_real(0.0), Some(Requant { multiplier: 0, shift: -31 }));
+        assert_eq!(Requant::from_real(1e-30), Some(Requant { multiplier: 0, shift: -31 }));
+        assert_eq!(Requant::from_real(2f64.powi(-33)), Some(Requant::ZERO));
         assert_eq!(Requant::from_real(2f64.powi(31)), None);
         assert_eq!(Requant::from_real(-1.0), None);
         assert_eq!(Requant::from_real(f64::NAN), None);
@@ -517,10 +610,16 @@ mod tests {
     #[allow(clippy::type_complexity)]
     fn x86_paths() -> Vec<(&'static str, unsafe fn(&[i8], &QuantLayer<'_>, &mut [i8]))> {
         let mut paths: Vec<(&'static str, unsafe fn(&[i8], &QuantLayer<'_>, &mut [i8]))> = Vec::new();
-        if std::is_x86_feature_detected!("avx2") {
+        let (avx2, vnni) = (std::is_x86_feature_detected!("avx2"), std::is_x86_feature_detected!("avxvnni"));
+        if avx2 {
             paths.push(("avx2", x86::dense_avx2));
-            if std::is_x86_feature_detected!("avxvnni") {
-                paths.push(("avx-vnni", x86::dense_vnni));
+        }
+        if avx2 && vnni {
+            paths.push(("avx-vnni", x86::dense_vnni));
+        }
+        for (name, has) in [("avx2", avx2), ("avx-vnni", avx2 && vnni)] {
+            if !has {
+                eprintln!("NOT TESTED on this machine: the {name} int8 path (the CPU lacks it)");
             }
         }
         paths
@@ -565,13 +664,12 @@ mod tests {
                     relu,
                     form: WeightForm::Blocked,
                 };
-                let mut fast = vec![0i8; n_out];
-                dense_i8(&input, &layer, &mut fast);
-                let (mut portable, mut lanes, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out], vec![0i8; n_out]);
-                dense_i8_portable(&input, &layer, &mut portable);
-                dense_i8_lanes(&input, &layer, &mut lanes);
+                // each distinct path against the exact definition below: the plain-Rust lanes
+                // (what a core without DSP or AVX runs), the reference loop and each x86 path
+                let (mut fast, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out]);
+                dense_i8_lanes(&input, &layer, &mut fast);
                 dense_i8_reference(&input, &layer, &mut oracle);
-                assert_eq!((&portable, &lanes, &oracle), (&fast, &fast, &fast), "{n_in}x{n_out}");
+                assert_eq!(oracle, fast, "{n_in}x{n_out}");
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 for (name, path) in x86_paths() {
                     let mut y = vec![0i8; n_out];
@@ -632,12 +730,12 @@ mod tests {
                     relu: relu_case,
                     form,
                 };
-                let (mut want, mut got, mut dispatched) = (vec![0i8; n_out], vec![0i8; n_out], vec![0i8; n_out]);
+                // the paired form's emulation against the blocked form's reference loop
+                let (mut want, mut got) = (vec![0i8; n_out], vec![0i8; n_out]);
                 dense_i8_reference(&x, &layer(&blocked, &bias, &shifts, WeightForm::Blocked), &mut want);
                 let paired_layer = layer(&pairs, &pair_bias, &pair_shifts, WeightForm::Paired);
                 paired::dense_portable(&x, &paired_layer, &mut got);
-                dense_i8(&x, &paired_layer, &mut dispatched);
-                assert_eq!((&got, &dispatched), (&want, &want), "{n_in}x{n_out}");
+                assert_eq!(got, want, "{n_in}x{n_out}");
                 // and the sums themselves, before requantization clamps them
                 for o in 0..n_out {
                     let exact: i64 =

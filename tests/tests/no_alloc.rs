@@ -12,12 +12,19 @@ thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
+// SAFETY: every call is passed on to the system allocator unchanged; counting has no effect on it
 unsafe impl GlobalAlloc for Counting {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s: `layout` has a non-zero size.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract, passed on
         unsafe { System.alloc(layout) }
     }
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s: `ptr` was allocated by this allocator with `layout`.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on (`alloc` got it from the system allocator)
         unsafe { System.dealloc(ptr, layout) }
     }
 }

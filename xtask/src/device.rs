@@ -59,26 +59,14 @@ pub fn run_qemu(elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
 
 /// Decodes raw defmt frames with the ELF's table and parses the firmware's lines.
 pub fn decode(elf: &[u8], frames: &[u8]) -> Result<DeviceRun> {
-    let table = defmt_decoder::Table::parse(elf)?.context("the ELF has no .defmt section")?;
-    let mut decoder = table.new_stream_decoder();
-    decoder.received(frames);
     let mut run = DeviceRun {
-        lines: Vec::new(),
+        lines: dropship_boards::qemu::defmt_lines(elf, frames)?,
         vectors: Vec::new(),
         summary: None,
         instructions_per_inference: None,
         instructions_per_mac: None,
         exit_success: false,
     };
-    loop {
-        match decoder.decode() {
-            Ok(frame) => run.lines.push(frame.display_message().to_string()),
-            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
-            Err(defmt_decoder::DecodeError::Malformed) => {
-                bail!("malformed defmt frame after {} lines", run.lines.len())
-            }
-        }
-    }
     let lines = std::mem::take(&mut run.lines);
     for line in &lines {
         parse_line(line, &mut run)?;

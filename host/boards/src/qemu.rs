@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// `qemu-system-arm` running `elf` with UART0 unconnected.
 pub fn command(elf: &Path) -> Command {
@@ -33,4 +33,20 @@ pub fn find() -> Result<()> {
         return Ok(());
     }
     bail!("qemu-system-arm is missing: run `cargo xtask setup` first (or install it: sudo apt-get install qemu-system-arm)")
+}
+
+/// The lines of a firmware's defmt log (the raw frames QEMU's semihosting wrote to its stdout),
+/// decoded with the table in its ELF; a malformed frame ends the log with an error.
+pub fn defmt_lines(elf: &[u8], frames: &[u8]) -> Result<Vec<String>> {
+    let table = defmt_decoder::Table::parse(elf)?.context("the ELF has no .defmt section")?;
+    let mut decoder = table.new_stream_decoder();
+    decoder.received(frames);
+    let mut lines = Vec::new();
+    loop {
+        match decoder.decode() {
+            Ok(frame) => lines.push(frame.display_message().to_string()),
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => return Ok(lines),
+            Err(defmt_decoder::DecodeError::Malformed) => bail!("malformed defmt frame after {} lines", lines.len()),
+        }
+    }
 }

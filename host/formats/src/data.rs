@@ -66,6 +66,8 @@ pub struct Dataset {
     pub header: Header,
     /// The part of each row, from the user's split column or files (empty: split by the seed).
     pub parts: Vec<Part>,
+    /// The other files the rows came from (a user's validation and test files).
+    pub other_sources: Vec<PathBuf>,
 }
 
 /// Which part of a user's own split a row belongs to.
@@ -91,6 +93,11 @@ impl Part {
 }
 
 impl Dataset {
+    /// Every file the rows came from: [`Dataset::source`], then [`Dataset::other_sources`].
+    pub fn files(&self) -> Vec<&Path> {
+        std::iter::once(self.source.as_path()).chain(self.other_sources.iter().map(PathBuf::as_path)).collect()
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.features.len() / self.width()
@@ -370,7 +377,17 @@ fn parse_stream<R: Read>(
     features.shrink_to_fit();
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-    Ok(Dataset { source: p(), feature_names, label_name, features, labels, classes, header: header_kind, parts })
+    Ok(Dataset {
+        source: p(),
+        feature_names,
+        label_name,
+        features,
+        labels,
+        classes,
+        header: header_kind,
+        parts,
+        other_sources: Vec::new(),
+    })
 }
 
 /// Loads a CSV for a model taking `width` inputs: every column is a feature, except a label
@@ -434,6 +451,7 @@ pub fn join_parts(train: Dataset, val: Dataset, test: Dataset) -> Result<Dataset
             );
         }
         joined.parts.extend(std::iter::repeat_n(part, other.rows()));
+        joined.other_sources.push(other.source);
         joined.features.extend(other.features);
         joined.labels.extend(other.labels);
         joined.classes = joined.classes.max(other.classes);

@@ -54,13 +54,10 @@ fn ssub16(a: u32, b: u32) -> u32 {
     r
 }
 
-/// The four bytes of a `chunks_exact(4)` chunk as one little-endian word (one `LDR`; the
-/// Cortex-M4 loads unaligned words).
+/// Four bytes as one little-endian word (one `LDR`; the Cortex-M4 loads unaligned words).
 #[inline(always)]
-fn word(chunk: &[i8]) -> u32 {
-    debug_assert_eq!(chunk.len(), 4);
-    // SAFETY: `chunks_exact(4)` gives exactly four bytes; `read_unaligned` needs no alignment.
-    unsafe { core::ptr::read_unaligned(chunk.as_ptr() as *const u32) }
+fn word(bytes: &[i8; 4]) -> u32 {
+    u32::from_le_bytes(bytes.map(|b| b as u8))
 }
 
 /// `acc + x . w` over one word of each: two `SMLAD` on the even and the odd bytes.
@@ -82,7 +79,7 @@ pub(super) fn dense(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     }
     // the inputs split into halfword pairs once for all blocks
     let mut split = [MaybeUninit::<u32>::uninit(); SPLIT_MAX / 2];
-    for (x, halves) in input.chunks_exact(4).zip(split.chunks_exact_mut(2)) {
+    for (x, halves) in input.as_chunks::<4>().0.iter().zip(split.chunks_exact_mut(2)) {
         let x = word(x);
         halves[0].write(sxtb16(x));
         halves[1].write(sxtb16_ror8(x));
@@ -106,7 +103,7 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
     }
     let mut split = [MaybeUninit::<u32>::uninit(); paired::MAX_INPUTS / 2];
     let ones = 0x007f_007f; // 127 in both halfwords
-    for (x, words) in input.chunks_exact(4).zip(split.chunks_exact_mut(2)) {
+    for (x, words) in input.as_chunks::<4>().0.iter().zip(split.chunks_exact_mut(2)) {
         let x = word(x);
         let low = ssub16(sxtb16_ror8(x), ones);
         words[0].write(low);
@@ -121,6 +118,8 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
         return paired::dense_portable(input, layer, output);
     }
     if whole_blocks > 0 {
+        // one mutable borrow for both ends: the pointers stay valid until the asm has run
+        let outputs = output[..whole_blocks].as_mut_ptr_range();
         let mut job = PairedJob {
             x: x.as_ptr(),
             x_end: x.as_ptr_range().end,
@@ -128,8 +127,8 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
             bias: layer.bias.as_ptr(),
             multipliers: layer.multipliers.as_ptr(),
             shifts: layer.shifts.as_ptr(),
-            out: output.as_mut_ptr(),
-            out_end: output[..whole_blocks].as_mut_ptr_range().end,
+            out: outputs.start,
+            out_end: outputs.end,
             zero: layer.output_zero as i32,
         };
         // SAFETY: `x` is word aligned and a non-zero multiple of 16 bytes (n is of 8); the
@@ -145,7 +144,7 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
     }
     for (k, row) in rest.chunks_exact(n).enumerate() {
         let o = whole_blocks + k;
-        let acc = x.chunks_exact(2).zip(row.chunks_exact(4)).fold(0, |acc, (xy, w)| {
+        let acc = x.chunks_exact(2).zip(row.as_chunks::<4>().0).fold(0, |acc, (xy, w)| {
             let w = word(w);
             smlad(xy[0], w, smlad(xy[1], sxtb16(w), acc))
         });
@@ -175,7 +174,7 @@ fn dense_split(x: &[u32], layer: &QuantLayer<'_>, output: &mut [i8]) {
     for (k, row) in rest.chunks_exact(n).enumerate() {
         let o = whole_blocks + k;
         let mut acc = layer.bias[o];
-        for (halves, w) in x.chunks_exact(2).zip(row.chunks_exact(4)) {
+        for (halves, w) in x.chunks_exact(2).zip(row.as_chunks::<4>().0) {
             let w = word(w);
             acc = smlad(halves[1], sxtb16_ror8(w), smlad(halves[0], sxtb16(w), acc));
         }
@@ -206,11 +205,11 @@ fn dense_general(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
             rest_groups = &grouped[32 * pairs..];
         }
         let done = (grouped.len() - rest_groups.len()) / 4;
-        for (x, w) in input[done..].chunks_exact(4).zip(rest_groups.chunks_exact(16)) {
+        for (x, w) in input[done..].as_chunks::<4>().0.iter().zip(rest_groups.as_chunks::<16>().0) {
             let x = word(x);
             let (x_even, x_odd) = (sxtb16(x), sxtb16_ror8(x));
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a = mac4(x_even, x_odd, word(&w[4 * k..4 * k + 4]), *a);
+            for (a, w) in acc.iter_mut().zip(w.as_chunks::<4>().0) {
+                *a = mac4(x_even, x_odd, word(w), *a);
             }
         }
         if !x_tail.is_empty() {
@@ -225,7 +224,7 @@ fn dense_general(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     for (k, row) in rest.chunks_exact(n).enumerate() {
         let o = whole_blocks + k;
         let mut acc = layer.bias[o];
-        for (x, w) in input.chunks_exact(4).zip(row.chunks_exact(4)) {
+        for (x, w) in input.as_chunks::<4>().0.iter().zip(row.as_chunks::<4>().0) {
             let x = word(x);
             acc = mac4(sxtb16(x), sxtb16_ror8(x), word(w), acc);
         }
@@ -297,7 +296,9 @@ macro_rules! block_loop {
         $(#[$doc])*
         unsafe fn $name(x: *const $x, x_end: *const $x, w: *const i8, acc: [i32; 4]) -> [i32; 4] {
             let [mut a0, mut a1, mut a2, mut a3] = acc;
-            core::arch::asm!(
+            // SAFETY: the caller's contract (above) covers every load; the loop writes only the
+            // registers it declares, and r6/r7 are restored before it ends
+            unsafe { core::arch::asm!(
                 "push {{r6, r7}}",
                 "2:",
                 $step!(),
@@ -318,7 +319,7 @@ macro_rules! block_loop {
                 out("r12") _,
                 out("lr") _,
                 options(readonly),
-            );
+            ) };
             [a0, a1, a2, a3]
         }
     };
@@ -390,6 +391,17 @@ struct PairedJob {
     zero: i32,
 }
 
+// The asm of `paired_blocks` loads `PairedJob`'s fields at these offsets (`ldm` of the first
+// six words; `add r12, lr, #24` then `ldm`/`stm` of the next six): the layout is checked here.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(PairedJob, x) == 0 && offset_of!(PairedJob, x_end) == 4);
+    assert!(offset_of!(PairedJob, zeros) == 8);
+    assert!(offset_of!(PairedJob, bias) == 24 && offset_of!(PairedJob, multipliers) == 28);
+    assert!(offset_of!(PairedJob, shifts) == 32 && offset_of!(PairedJob, out) == 36);
+    assert!(offset_of!(PairedJob, out_end) == 40 && offset_of!(PairedJob, zero) == 44);
+};
+
 /// The requantization of accumulator `$a` in [`paired_blocks`]: `(acc >> 8) + bias`, the high word
 /// of its product with the multiplier, the right shift with one rounding, ReLU when asked (`USAT`:
 /// below 0 is 0, and anything past 2^16 saturates at 127 anyway), the zero point, the int8 clamp.
@@ -459,7 +471,10 @@ macro_rules! paired_blocks {
         /// aligned, with `n` (twice the split words) weights per output; `job`'s other pointers
         /// must reach `(job.out_end - job.out)` entries, a non-zero multiple of 4.
         unsafe fn $name(job: &mut PairedJob, w: *const i8) {
-            core::arch::asm!(
+            // SAFETY: the caller's contract (above) covers every load and store; `job`'s layout
+            // is the one the offsets assume (checked at compile time); r6/r7 and the two words
+            // pushed are restored before the loop ends
+            unsafe { core::arch::asm!(
                 "push {{r6, r7}}",
                 "push {{r0, r1}}",
                 "2:",
@@ -496,7 +511,7 @@ macro_rules! paired_blocks {
                 out("r11") _,
                 out("r12") _,
                 out("lr") _,
-            );
+            ) };
         }
     };
 }
