@@ -5,6 +5,9 @@ Not part of dropship, its build or its tests (nothing runs Python). In a throwaw
 
     python data/keras_reference.py digits data/digits.csv   # the course's three models, timed
     python data/keras_reference.py large  mnist-shaped.csv  # numpy.loadtxt, then two epochs
+    python data/keras_reference.py parity data/digits.csv keras-digits.json
+                                   # seeds 0, 1, 2 of the three models, written as JSON with the
+                                   # date, machine and versions, for `dropship bench --keras FILE`
 
 and beside it `dropship bench` (or `dropship bench --large`, which writes the same MNIST-shaped
 CSV). The digits setup is data/README.md's: stratified 60/20/20 split, features standardized with
@@ -85,5 +88,43 @@ def main(mode, path, seed=0):
     print(f"the three models: {time.perf_counter() - start:.1f} s")
 
 
+def parity(path, out):
+    """Test accuracy and seconds per model over seeds 0, 1, 2, written to `out` as JSON."""
+    import datetime
+    import json
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    x, y, _ = load(path)
+    models = {kind: {"test_accuracy": [], "seconds": []} for kind in ["base", "l2", "dropout"]}
+    for seed in range(3):
+        train, val, test = split(y, seed, stratified=True)
+        mean, std = x[train].mean(0), x[train].std(0)
+        std[std == 0] = 1
+        xs = (x - mean) / std
+        for kind, record in models.items():
+            t = time.perf_counter()
+            m = model(x.shape[1], kind, seed)
+            m.fit(xs[train], y[train], batch_size=32, epochs=100, validation_data=(xs[val], y[val]), verbose=0)
+            record["seconds"].append(round(time.perf_counter() - t, 2))
+            record["test_accuracy"].append(round(float(m.evaluate(xs[test], y[test], verbose=0)[1]), 6))
+            print(f"seed {seed} {kind}: {record}", flush=True)
+    info = {
+        "measured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+        "versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}",
+        "data": path,
+        "models": models,
+    }
+    with open(out, "w") as f:
+        json.dump(info, f, indent=2)
+        f.write("\n")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    if sys.argv[1] == "parity":
+        parity(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)

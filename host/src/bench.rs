@@ -4,17 +4,55 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::compare::{course_variants, parallel};
 use crate::data;
 use crate::prepare::{Prepared, SplitSpec};
 use crate::train::{self, L2Layers, TrainConfig};
 
-/// Keras 3.15 / TensorFlow 2.21 on this machine kind (data/README.md): mean test accuracy over
-/// seeds 0,1,2, its std, and seconds per 100 epochs.
-pub const KERAS: [(&str, f64, f64, f64); 3] =
-    [("base", 0.9694, 0.0056, 14.5), ("l2", 0.9741, 0.0016, 14.0), ("dropout", 0.9713, 0.0032, 12.3)];
+/// Keras's side of the parity table, as `data/keras_reference.py parity` writes it: when, where
+/// and with what it was measured, and per model the test accuracy and seconds of seeds 0, 1, 2.
+#[derive(serde::Deserialize)]
+pub struct KerasReference {
+    /// When it was measured.
+    pub measured: String,
+    /// On what machine.
+    pub machine: String,
+    /// Keras's and TensorFlow's versions.
+    pub versions: String,
+    /// Per model (base, l2, dropout).
+    pub models: std::collections::BTreeMap<String, KerasModel>,
+}
+
+/// One model's Keras figures, per seed.
+#[derive(serde::Deserialize)]
+pub struct KerasModel {
+    /// Test accuracy of seeds 0, 1, 2.
+    pub test_accuracy: Vec<f64>,
+    /// Seconds of training of seeds 0, 1, 2.
+    pub seconds: Vec<f64>,
+}
+
+impl KerasReference {
+    /// Reads a file `data/keras_reference.py parity` wrote; every model of the course's
+    /// comparison must be there with three seeds.
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let reference: Self = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a file `data/keras_reference.py parity` wrote", path.display()))?;
+        for name in COURSE_MODELS {
+            let m = reference.models.get(name).with_context(|| format!("{}: no model `{name}`", path.display()))?;
+            if m.test_accuracy.len() != 3 || m.seconds.len() != 3 {
+                anyhow::bail!("{}: model `{name}` needs three seeds' figures", path.display());
+            }
+        }
+        Ok(reference)
+    }
+}
+
+/// The course's three models, in the comparison's order.
+const COURSE_MODELS: [&str; 3] = ["base", "l2", "dropout"];
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_memory() -> Option<u64> {
@@ -151,8 +189,13 @@ pub fn run_large(keep: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the benchmark and prints its tables.
-pub fn run(repeats: usize) -> Result<()> {
+/// Runs the benchmark and prints its tables; Keras's columns come from `keras` (a file
+/// `data/keras_reference.py parity` wrote, with when and where it was measured), or are left out.
+pub fn run(repeats: usize, keras: Option<&std::path::Path>) -> Result<()> {
+    if repeats == 0 {
+        anyhow::bail!("--repeats 0: at least one timed run is needed for a median");
+    }
+    let keras = keras.map(KerasReference::read).transpose()?;
     let data = data::load_training_csv(
         data::BUNDLED_DIGITS.as_ref(),
         &Default::default(),
@@ -176,20 +219,21 @@ pub fn run(repeats: usize) -> Result<()> {
     }
     let mut times = Vec::new();
     let mut steps = 0;
-    for _ in 0..repeats.max(1) {
+    for _ in 0..repeats {
         let timed = comparison(&data, 0, true)?;
         times.push(timed.seconds);
         steps = timed.steps;
     }
     let med = median(times.clone());
-    let keras_total: f64 = KERAS.iter().map(|k| k.3).sum();
-    println!("| | dropship (candle) | Keras (data/README.md) |");
+    let keras_seed0 = keras.as_ref().map(|k| COURSE_MODELS.iter().map(|m| k.models[*m].seconds[0]).sum::<f64>());
+    println!("| | dropship (candle) | Keras |");
     println!("|---|---|---|");
-    println!("| wall time, median of {} | {med:.2} s | {keras_total:.1} s (three models in sequence) |", times.len());
+    let keras_cell =
+        keras_seed0.map_or("not measured".to_string(), |t| format!("{t:.1} s (three models in sequence, seed 0)"));
+    println!("| wall time, median of {} | {med:.2} s | {keras_cell} |", times.len());
     println!("| per training step (3 models, {steps} steps) | {:.3} ms | |", 1000.0 * med / steps as f64);
     println!("| candle defaults ({threads}-thread matmuls, models in sequence), one run | {out_of_the_box:.2} s | |");
     println!("| runs | {} | |\n", times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", "));
-    println!("(Keras's figure is another machine's; for this one, run `python data/keras_reference.py digits data/digits.csv` beside this.)\n");
 
     println!("## Keras parity: mean test accuracy over seeds 0, 1, 2\n");
     let mut per_model: Vec<Vec<f64>> = vec![Vec::new(); 3];
@@ -200,13 +244,31 @@ pub fn run(repeats: usize) -> Result<()> {
     }
     println!("| model | dropship | Keras | difference | within 1 pp |");
     println!("|---|---|---|---|---|");
-    for ((name, keras, keras_std, _), accs) in KERAS.iter().zip(&per_model) {
+    for (name, accs) in COURSE_MODELS.iter().zip(&per_model) {
         let (mean, std) = crate::report::mean_std(accs);
-        let diff = 100.0 * (mean - keras);
-        println!(
-            "| {name} | {mean:.4} ± {std:.4} | {keras:.4} ± {keras_std:.4} | {diff:+.2} pp | {} |",
-            if diff.abs() <= 1.0 { "yes" } else { "no" }
-        );
+        let (keras_text, diff_text, within) = match &keras {
+            Some(k) => {
+                let (k_mean, k_std) = crate::report::mean_std(&k.models[*name].test_accuracy);
+                let diff = 100.0 * (mean - k_mean);
+                (
+                    format!("{k_mean:.4} ± {k_std:.4}"),
+                    format!("{diff:+.2} pp"),
+                    if diff.abs() <= 1.0 { "yes" } else { "no" },
+                )
+            }
+            None => ("not measured".to_string(), String::new(), ""),
+        };
+        println!("| {name} | {mean:.4} ± {std:.4} | {keras_text} | {diff_text} | {within} |");
+    }
+    match &keras {
+        Some(k) => println!(
+            "\nKeras's figures: measured {} on {} with {}, as read from the file given (not in this run).",
+            k.measured, k.machine, k.versions
+        ),
+        None => println!(
+            "\nKeras was not measured: in a throwaway virtualenv with tensorflow-cpu, run \
+             `python data/keras_reference.py parity data/digits.csv keras.json`, then `dropship bench --keras keras.json`."
+        ),
     }
     if let Some(bytes) = peak_memory() {
         println!("\npeak memory (resident, whole process): {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));

@@ -23,7 +23,6 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod split;
-pub mod subnormals;
 pub mod sweep;
 pub mod train;
 pub mod validate;

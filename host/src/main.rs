@@ -133,9 +133,13 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Timed repetitions of the whole comparison (the median is reported).
+    /// Timed repetitions of the whole comparison (the median is reported; at least 1).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Keras's figures for the parity table: a file `data/keras_reference.py parity` wrote (it
+    /// records when and where they were measured). Without it, Keras's columns stay empty.
+    #[arg(long, conflicts_with = "large")]
+    keras: Option<PathBuf>,
     /// Instead: MNIST-sized data (60,000 × 784, generated): CSV load time, peak memory, seconds per epoch.
     #[arg(long)]
     large: bool,
@@ -412,15 +416,12 @@ fn single_threaded_candle() {
     matmul_pool();
 }
 
-/// Builds the thread pool candle's matrix products run on (one thread per core; `RAYON_NUM_THREADS`
-/// says how many of them candle uses), each worker flushing subnormals as the training thread does
-/// (`dropship::subnormals`): one float mode for every tile of a product, whichever thread
-/// computes it.
+/// Builds the thread pool candle's matrix products run on (one thread per core;
+/// `RAYON_NUM_THREADS` says how many of them candle uses).
 fn matmul_pool() {
     // Err only when the pool exists already, which it cannot before training starts
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(cores);
-    let _ = pool.start_handler(|_| dropship::subnormals::flush_in_worker()).build_global();
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(cores).build_global();
 }
 
 fn load_data(args: &DataArgs, quiet: bool) -> Result<data::Dataset> {
@@ -550,7 +551,7 @@ fn run_cli(cli: Cli) -> Result<()> {
                 dropship::bench::run_large(a.csv.as_deref())?
             } else {
                 single_threaded_candle();
-                dropship::bench::run(a.repeats)?
+                dropship::bench::run(a.repeats, a.keras.as_deref())?
             }
         }
         Command::Predict(a) => artifact_commands::predict(

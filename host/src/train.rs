@@ -396,7 +396,6 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<Trained, TrainError> {
     config.validate()?;
-    let _flush = crate::subnormals::Flush::start();
     let device = Device::Cpu;
     let model = Mlp::new(initial, &device)?;
     let decayed = match config.regularizer {

@@ -313,3 +313,107 @@ fn pytorch_dropout_with_a_bool_training_mode_is_stripped_and_true_is_refused() {
     let e = format!("{:#}", onnx::import_checked(&path).unwrap_err());
     assert!(e.contains("/drop/Dropout") && e.contains("training_mode is true"), "{e}");
 }
+
+/// The import is checked on raw logits, not after the final Softmax, which cannot see a shift
+/// common to every logit, such as a one-value bias read wrongly: a Gemm whose bias is one value
+/// for every output (ONNX broadcasting), followed by a Softmax, imports with that value on every
+/// output and matches tract's raw logits (the check runs the graph cut before the Softmax).
+#[test]
+fn imports_are_checked_on_raw_logits_and_broadcast_biases_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = pytorch_like();
+    let g = m.graph.as_mut().unwrap();
+    g.initializer[3] = tensor("fc2.bias", &[1], &[0.75], false);
+    g.node.push(node("Softmax", "/softmax/Softmax", &["out"], "probabilities"));
+    g.output[0] = onnx::value_info("probabilities", 2);
+    let (imported, diff) = onnx::import_checked(&write(dir.path(), "broadcast.onnx", &m)).unwrap();
+    assert!(imported.dropped_softmax && imported.logits == "out", "{:?}", imported.logits);
+    assert_eq!(imported.network.layers[1].bias, vec![0.75, 0.75]);
+    assert!(diff <= 1e-5, "{diff}");
+    // a bias of another length is refused, naming the node
+    m.graph.as_mut().unwrap().initializer[3] = tensor("fc2.bias", &[3], &[0.75; 3], false);
+    let e = onnx::import_model(&m).unwrap_err().to_string();
+    assert!(e.contains("/fc2/Gemm") && e.contains("does not broadcast"), "{e}");
+    // a constant added to every logit after the dense layers is not a layer: refused by name
+    let mut m = keras_like();
+    let g = m.graph.as_mut().unwrap();
+    let softmax = g.node.iter().position(|n| n.op_type == "Softmax").unwrap();
+    let into_softmax = g.node[softmax].input[0].clone();
+    g.node[softmax].input[0] = "shifted".into();
+    g.node.insert(softmax, node("Add", "shift", &[&into_softmax, "five"], "shifted"));
+    g.initializer.push(tensor("five", &[3], &[5.0; 3], false));
+    let e = onnx::import_model(&m).unwrap_err().to_string();
+    assert!(e.contains("`shift` (op Add)"), "{e}");
+}
+
+/// What the importer used to accept silently: a custom domain's `Gemm`, opsets it does not know,
+/// two initializers with one name, a tensor with raw and typed data.
+#[test]
+fn custom_domains_unknown_opsets_and_ambiguous_tensors_are_refused() {
+    let mut m = pytorch_like();
+    m.graph.as_mut().unwrap().node[0].domain = "com.example".into();
+    let e = onnx::import_model(&m).unwrap_err().to_string();
+    assert!(e.contains("com.example.Gemm") && e.contains("/fc1/Gemm"), "{e}");
+    for version in [1, 99] {
+        let mut m = pytorch_like();
+        m.opset_import[0].version = version;
+        let e = onnx::import_model(&m).unwrap_err().to_string();
+        assert!(e.contains(&format!("opset {version}")), "{e}");
+    }
+    let mut m = pytorch_like();
+    let g = m.graph.as_mut().unwrap();
+    let twin = g.initializer[1].clone();
+    g.initializer.push(twin);
+    assert!(onnx::import_model(&m).unwrap_err().to_string().contains("two initializers named `fc1.bias`"));
+    let mut m = pytorch_like();
+    let t = &mut m.graph.as_mut().unwrap().initializer[1];
+    t.raw_data = t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert!(onnx::import_model(&m).unwrap_err().to_string().contains("both raw and typed data"));
+}
+
+/// Import is linear in the graph's size and refuses depth as soon as it is seen: 120,000 chained
+/// Identity nodes and a 5,000-layer Gemm chain are answered in well under a second each (the
+/// chain walk was quadratic: 120 s and 40 s).
+#[test]
+fn long_chains_are_walked_in_linear_time_and_depth_is_refused_early() {
+    let identities: Vec<pb::NodeProto> = (0..120_000)
+        .map(|i| {
+            node(
+                "Identity",
+                &format!("id{i}"),
+                &[&if i == 0 { "h".to_string() } else { format!("v{}", i - 1) }],
+                &format!("v{i}"),
+            )
+        })
+        .collect();
+    let mut m = pytorch_like();
+    let g = m.graph.as_mut().unwrap();
+    // fc1 -> 120,000 identities -> relu -> fc2
+    g.node.remove(1);
+    g.node.extend(identities);
+    g.node[1].input[0] = "v119999".into();
+    let start = std::time::Instant::now();
+    let imported = onnx::import_model(&m).unwrap();
+    assert_eq!(imported.stripped.len(), 120_000);
+    let identity_seconds = start.elapsed().as_secs_f64();
+    let gemms: Vec<pb::NodeProto> = (0..5000)
+        .map(|i| {
+            let from = if i == 0 { "input_1".to_string() } else { format!("g{}", i - 1) };
+            node("Gemm", &format!("gemm{i}"), &[&from, "w", "b"], &format!("g{i}"))
+        })
+        .collect();
+    let m = model(
+        gemms,
+        vec![tensor("w", &[4, 4], &weights(16, 0.5), false), tensor("b", &[4], &weights(4, 0.6), false)],
+        4,
+        ("g4999", 4),
+        8,
+        false,
+    );
+    let start = std::time::Instant::now();
+    let e = onnx::import_model(&m).unwrap_err().to_string();
+    assert!(e.contains("dense layers"), "{e}");
+    let depth_seconds = start.elapsed().as_secs_f64();
+    // generous bounds (a loaded CI machine): the quadratic walk took minutes
+    assert!(identity_seconds < 10.0 && depth_seconds < 1.0, "{identity_seconds} s, {depth_seconds} s");
+}

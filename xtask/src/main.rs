@@ -176,9 +176,16 @@ fn demo(out: &Path) -> Result<()> {
     println!("model:  {} (chosen: {})", out.join("model.dsm").display(), index.chosen);
     result.context("the device does not match the host")?;
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join(&validation))?)?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join(out).join(&index.chosen_run).join("config.json"))?)?;
+    let trained_with = match config["train"]["regularizer"]["kind"].as_str() {
+        Some("dropout") => "its dropout was active in training only".to_string(),
+        Some("none") | None => "it was trained without a regularizer".to_string(),
+        Some(kind) => format!("its {kind} regularizer was training-only"),
+    };
     println!(
-        "{}/{} test rows: device logits identical to host; dropout was active in training only",
-        report["identical_rows"], report["rows"]
+        "{}/{} test rows: device logits identical to host; the chosen model is {}: {trained_with}",
+        report["identical_rows"], report["rows"], index.chosen
     );
     Ok(())
 }
@@ -347,12 +354,19 @@ fn tests(cmd: &mut Command) -> Result<(usize, usize)> {
 
 fn bench() -> Result<()> {
     println!("== training: the whole comparison, and Keras parity over seeds 0,1,2");
-    dropship(&["bench"])?;
+    // Keras's figures from the file the reference script wrote (it says when and where)
+    let keras = root().join("data/keras-digits.json");
+    dropship(&["bench", "--keras", &keras.to_string_lossy()])?;
     println!("== firmware: flash, RAM and instructions per inference of the digits model");
     let route = setup()?;
     let out = Path::new("runs/bench");
     let (index, artifact, vectors) = train_and_export(out)?;
-    let macs = 64 * 128 + 128 * 10;
+    let macs: usize = {
+        let bytes = std::fs::read(root().join(&artifact))?;
+        let parsed =
+            dropship_shared::Artifact::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
+        parsed.layers().map(|l| l.input * l.bias.len()).sum()
+    };
     println!("| firmware | flash | flash without test vectors | weights | static RAM | instructions / inference | per MAC ({macs} MACs) |");
     println!("|---|---|---|---|---|---|---|");
     for board in [Board::Qemu, Board::Nrf52840dk] {

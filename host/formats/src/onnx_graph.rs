@@ -15,7 +15,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 use crate::infer::{HostNetwork, Layer};
-use crate::limits::{product_within, MAX_PARAMETERS, MAX_WIDTH};
+use crate::limits::{product_within, MAX_LAYERS, MAX_PARAMETERS, MAX_WIDTH};
 
 /// ONNX element type FLOAT.
 const FLOAT: i32 = 1;
@@ -138,7 +138,13 @@ pub struct Imported {
     pub stripped: Vec<String>,
     /// True when a final Softmax was dropped (the original outputs probabilities).
     pub dropped_softmax: bool,
+    /// The graph's value holding the logits (the dropped Softmax's input, else its output).
+    pub logits: String,
 }
+
+/// The default-domain opsets the importer reads: the `Gemm`, `MatMul`, `Add`, `Relu`, `Dropout`
+/// and `Softmax` it knows are those of opsets 7 to 21.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
 
 fn tensor_values(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), ImportError> {
     if t.data_type != FLOAT {
@@ -150,6 +156,9 @@ fn tensor_values(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), ImportEr
             "tensor `{}` of shape {dims:?}: above the limit of {} values",
             t.name, MAX_PARAMETERS
         )));
+    }
+    if !t.raw_data.is_empty() && !t.float_data.is_empty() {
+        return Err(ImportError::BadGraph(format!("tensor `{}` holds both raw and typed data", t.name)));
     }
     let data: Vec<f32> = if !t.raw_data.is_empty() {
         t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
@@ -203,11 +212,28 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, ImportError> {
 /// A leading `Sub`/`Div` by constants (dropship's own export) becomes the standardization.
 pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
     let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    let default_domain = |d: &str| d.is_empty() || d == "ai.onnx";
+    match model.opset_import.iter().find(|o| default_domain(&o.domain)).map(|o| o.version) {
+        Some(v) if OPSETS.contains(&v) => {}
+        Some(v) => {
+            return Err(ImportError::BadGraph(format!(
+                "opset {v}: dropship reads opsets {} to {}",
+                OPSETS.start(),
+                OPSETS.end()
+            )))
+        }
+        None => return Err(ImportError::BadGraph("no opset of the default ONNX domain".into())),
+    }
+    if let Some(n) = graph.node.iter().find(|n| !default_domain(&n.domain)) {
+        return Err(ImportError::UnsupportedOp { name: n.name.clone(), op: format!("{}.{}", n.domain, n.op_type) });
+    }
     // Constant tensors by name, converted only when a layer uses them: a Dropout's bool
     // `training_mode` or double `ratio` is never a weight, so its type does not matter.
     let mut tensors: HashMap<String, &pb::TensorProto> = HashMap::new();
     for t in &graph.initializer {
-        tensors.insert(t.name.clone(), t);
+        if tensors.insert(t.name.clone(), t).is_some() {
+            return Err(ImportError::BadGraph(format!("two initializers named `{}`", t.name)));
+        }
     }
     for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
         if let (Some(out), Some(t)) = (n.output.first(), n.attribute.iter().find_map(|a| a.t.as_ref())) {
@@ -241,20 +267,29 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
     let mut pending_matmul = false;
     let mut mean: Option<Vec<f32>> = None;
     let mut standardization: Option<(Vec<f32>, Vec<f32>)> = None;
+    let mut logits = output.clone();
+    // The nodes that take each value (a node's first input, or either input of an Add), found
+    // once: the walk below is linear in the graph's size.
+    let mut takers: HashMap<&str, Vec<&pb::NodeProto>> = HashMap::new();
+    for n in graph.node.iter().filter(|n| n.op_type != "Constant") {
+        let mut inputs: Vec<&str> = n.input.first().map(String::as_str).into_iter().collect();
+        if n.op_type == "Add" {
+            inputs.extend(n.input.get(1).map(String::as_str).filter(|i| Some(*i) != inputs.first().copied()));
+        }
+        for i in inputs {
+            takers.entry(i).or_default().push(n);
+        }
+    }
     // Each step consumes one node: a graph whose chain loops back is refused, not followed forever.
     for _ in 0..=graph.node.len() {
         if current == output {
             break;
         }
-        let consumers: Vec<&pb::NodeProto> = graph
-            .node
-            .iter()
-            .filter(|n| {
-                n.op_type != "Constant" && n.input.first() == Some(&current)
-                    || n.op_type == "Add" && n.input.get(1) == Some(&current)
-            })
-            .collect();
-        let [n] = consumers.as_slice() else {
+        if layers.len() > MAX_LAYERS {
+            return Err(ImportError::BadGraph(format!("more than {MAX_LAYERS} dense layers (the artifact's limit)")));
+        }
+        let consumers: &[&pb::NodeProto] = takers.get(current.as_str()).map_or(&[], Vec::as_slice);
+        let [n] = consumers else {
             return Err(ImportError::BadGraph(format!(
                 "{} consumers of `{current}` (a chain of layers is needed)",
                 consumers.len()
@@ -267,7 +302,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
         };
         let mut dense = |w_dims: &[usize],
                          w: Vec<f32>,
-                         b: Option<Vec<f32>>,
+                         b: Option<(Vec<usize>, Vec<f32>)>,
                          trans_b: bool|
          -> Result<(), ImportError> {
             let [rows, cols] = w_dims else {
@@ -287,12 +322,11 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             } else {
                 w
             };
-            layers.push(Layer {
-                input: fan_in,
-                weights,
-                bias: b.unwrap_or_else(|| vec![0.0; fan_out]),
-                activation: Activation::Linear,
-            });
+            let bias = match b {
+                None => vec![0.0; fan_out],
+                Some((dims, values)) => broadcast_bias(&dims, values, fan_out).map_err(|r| bad(&r))?,
+            };
+            layers.push(Layer { input: fan_in, weights, bias, activation: Activation::Linear });
             width = Some(fan_out);
             Ok(())
         };
@@ -305,11 +339,8 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             "Add" if pending_matmul => {
                 let other = if n.input.first() == Some(&current) { 1 } else { 0 };
                 let (dims, b) = constant(other)?.clone();
-                let layer = layers.last_mut().expect("a MatMul came first");
-                if product_within(&dims, usize::MAX) != Some(layer.bias.len()) {
-                    return Err(bad("the bias does not match the MatMul's width"));
-                }
-                layer.bias = b;
+                let layer = layers.last_mut().ok_or_else(|| bad("an Add without its MatMul"))?;
+                layer.bias = broadcast_bias(&dims, b, layer.bias.len()).map_err(|r| bad(&r))?;
                 pending_matmul = false;
             }
             "Gemm" => {
@@ -320,7 +351,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                     return Err(bad("only Gemm with transA = 0, alpha = 1, beta = 1 is supported"));
                 }
                 let (dims, w) = constant(1)?.clone();
-                let b = if n.input.len() > 2 { Some(constant(2)?.1.clone()) } else { None };
+                let b = if n.input.get(2).is_some_and(|c| !c.is_empty()) { Some(constant(2)?.clone()) } else { None };
                 dense(&dims, w, b, int_attr(n, "transB", 0) != 0)?;
                 pending_matmul = false;
             }
@@ -357,6 +388,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             "Softmax" if n.output.first() == Some(&output) => {
                 stripped.push(format!("{name} (final Softmax)"));
                 dropped_softmax = true;
+                logits = current.clone();
             }
             op => return Err(ImportError::UnsupportedOp { name, op: op.into() }),
         }
@@ -375,5 +407,22 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
             return Err(ImportError::BadGraph("a standardization that does not match the first layer".into()));
         }
     }
-    Ok(Imported { network: HostNetwork { input: input_width, layers, standardization }, stripped, dropped_softmax })
+    Ok(Imported {
+        network: HostNetwork { input: input_width, layers, standardization },
+        stripped,
+        dropped_softmax,
+        logits,
+    })
+}
+
+/// A bias of `width` values from a constant of shape `dims`: `[width]`, `[1, width]`, or one
+/// value broadcast to every output, as ONNX's broadcasting reads them; any other shape is refused.
+fn broadcast_bias(dims: &[usize], values: Vec<f32>, width: usize) -> Result<Vec<f32>, String> {
+    let trailing = dims.last().copied().unwrap_or(1);
+    let leading_ones = dims.len() <= 2 && dims.iter().rev().skip(1).all(|d| *d == 1);
+    match (values.len(), leading_ones) {
+        (1, true) => Ok(vec![values[0]; width]),
+        (n, true) if n == width && trailing == width => Ok(values),
+        _ => Err(format!("a bias of shape {dims:?} does not broadcast to the layer's {width} outputs")),
+    }
 }
