@@ -42,8 +42,12 @@ pub fn predict(
         out.push_str(&(0..net.classes()).map(|c| format!("logit_{c}")).collect::<Vec<_>>().join(","));
         out.push('\n');
     }
+    let mut overflowing = Vec::new();
     for i in 0..data.rows() {
         let row_logits = net.logits(data.row(i), form);
+        if net.overflows(data.row(i), form) {
+            overflowing.push(i + 1);
+        }
         let class = dropship_shared::kernel::argmax(&row_logits);
         if logits {
             out.push_str(&row_logits.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
@@ -54,6 +58,14 @@ pub fn predict(
         correct += usize::from(data.labels.get(i).is_some_and(|l| *l as usize == class));
     }
     print!("{out}");
+    if let Some(first) = overflowing.first() {
+        eprintln!(
+            "warning: {} row(s) of {} (the first: data row {first}) overflow f32 inside the model (inputs far \
+             outside the training data): their outputs are not meaningful",
+            overflowing.len(),
+            csv_path.display()
+        );
+    }
     if !data.labels.is_empty() {
         eprintln!("accuracy {:.4} ({correct}/{} rows)", correct as f64 / data.rows() as f64, data.rows());
     }
@@ -62,7 +74,7 @@ pub fn predict(
 
 /// `dropship inspect`: what is inside an artifact.
 pub fn inspect(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::input::read(path)?;
     if let Some(found) = dropship_shared::artifact::version(&bytes).filter(|v| *v > quant_artifact::VERSION) {
         let e = dropship_shared::FormatError::UnsupportedVersion { found, supported: quant_artifact::VERSION };
         return Err(e).with_context(|| format!("{} is not a valid dropship artifact", path.display()));
@@ -158,17 +170,27 @@ pub fn vectors(
     artifact: &Path,
     csv_path: &Path,
     output: &Path,
-    rows: Option<usize>,
+    rows: Option<u64>,
     overwrite: bool,
     header: Header,
 ) -> Result<()> {
     check_outputs(&[output], &[artifact, csv_path], overwrite)?;
+    if rows == Some(0) {
+        anyhow::bail!("--rows 0: a vectors file needs at least one row");
+    }
     let (net, _) = AnyNetwork::load(artifact)?;
     let data = data::load_csv_for_model(csv_path, net.input(), None, header)?;
     if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");
     }
-    let n = rows.unwrap_or(data.rows()).min(data.rows());
+    let n = rows.map_or(data.rows(), |r| usize::try_from(r).unwrap_or(usize::MAX)).min(data.rows());
+    let max = dropship_shared::vectors::MAX_VECTORS;
+    if n > max {
+        anyhow::bail!(
+            "{}: {n} rows, more than a vectors file holds ({max}): pass --rows {max} or fewer",
+            csv_path.display()
+        );
+    }
     write_file(output, &net.vectors((0..n).map(|i| data.row(i)))?)?;
     println!("wrote {} ({n} vectors)", output.display());
     Ok(())

@@ -28,11 +28,16 @@ impl ImageShape {
     pub fn parse(text: &str) -> Result<Self, AugmentError> {
         let bad = || AugmentError::Image(text.to_string());
         let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
-        let (width, height) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+        let (width, height): (usize, usize) =
+            (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
         if width == 0 || height == 0 {
             return Err(bad());
         }
-        Ok(Self { width, height })
+        // rows are at most MAX_WIDTH features: a larger image fits no data set
+        match width.checked_mul(height) {
+            Some(pixels) if pixels <= crate::limits::MAX_WIDTH => Ok(Self { width, height }),
+            _ => Err(AugmentError::ImageTooLarge { image: text.to_string(), max: crate::limits::MAX_WIDTH }),
+        }
     }
 
     /// Pixels per image.
@@ -46,6 +51,10 @@ impl std::fmt::Display for ImageShape {
         write!(f, "{}x{}", self.width, self.height)
     }
 }
+
+/// The largest noise level: 100 standard deviations of a standardized input is already pure
+/// noise; far larger ones overflow f32 in training.
+const MAX_NOISE: f32 = 100.0;
 
 /// What augmentation a run trains with (none by default).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -64,12 +73,14 @@ pub struct Augment {
 pub enum AugmentError {
     #[error("--augment: `{0}` is not a setting (use noise=SIGMA and/or shift=PIXELS, e.g. noise=0.1,shift=1)")]
     Setting(String),
-    #[error("--augment noise={0}: the noise level must be a non-negative number")]
+    #[error("--augment noise={0}: the noise level must be a number from 0 to 100 (standard deviations of the standardized inputs)")]
     Noise(String),
     #[error("--augment shift={0}: the shift must be a whole number of pixels")]
     Shift(String),
     #[error("--image {0}: give the image shape as WIDTHxHEIGHT, e.g. 8x8")]
     Image(String),
+    #[error("--image {image}: more pixels than a row can have features ({max})")]
+    ImageTooLarge { image: String, max: usize },
     #[error("--augment shift needs image-shaped rows: give --image WIDTHxHEIGHT (the bundled digits are 8x8)")]
     NoImage,
     #[error("--image {image} has {pixels} pixels, the data has {features} features")]
@@ -90,7 +101,7 @@ impl Augment {
                         .trim()
                         .parse::<f32>()
                         .ok()
-                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .filter(|s| (0.0..=MAX_NOISE).contains(s))
                         .ok_or_else(|| AugmentError::Noise(value.to_string()))?
                 }
                 "shift" => {

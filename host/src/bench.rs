@@ -38,7 +38,7 @@ impl KerasReference {
     /// Reads a file `data/keras_reference.py parity` wrote; every model of the course's
     /// comparison must be there with three seeds.
     pub fn read(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::input::read(path)?;
         let reference: Self = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a file `data/keras_reference.py parity` wrote", path.display()))?;
         for name in COURSE_MODELS {

@@ -128,6 +128,7 @@ pub struct ReportIndex {
 pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> Result<Comparison> {
     for v in variants {
         v.config.validate()?;
+        v.config.check_size(study.data.width(), study.data.classes)?;
         v.config.augment.validate(study.data.width()).map_err(train::ConfigError::from)?;
     }
     let staging = Staging::new(&study.out, study.overwrite, &study.data.files())?;

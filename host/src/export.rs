@@ -59,7 +59,7 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwr
         env!("CARGO_PKG_VERSION"),
         run.display()
     );
-    let bytes = artifact_bytes(&saved, &class_names(run)?, &provenance)?;
+    let bytes = artifact_bytes(&saved, &class_names(run, saved.weights.classes())?, &provenance)?;
     let onnx = match onnx {
         Some(path) => {
             let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
@@ -80,17 +80,25 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwr
     Ok(Exported { artifact: output, bytes: bytes.len(), parameters: saved.weights.parameters(), onnx })
 }
 
-/// The class names of a run (one per line), from its `config.json`. A run directory must have a
-/// readable one; a bare `model.safetensors` without one beside it has no names.
-fn class_names(run: &Path) -> Result<String> {
+/// The class names of a run (one per line), from its `config.json`, which must agree with the
+/// `classes` outputs of its weights. A run directory must have a readable one; a bare
+/// `model.safetensors` without one beside it has no names.
+fn class_names(run: &Path, classes: usize) -> Result<String> {
     let config_path = if run.is_dir() { run.join(run::CONFIG) } else { run.with_file_name(run::CONFIG) };
     if !run.is_dir() && !config_path.exists() {
         return Ok(String::new());
     }
-    let text = std::fs::read(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let text = crate::input::read(&config_path)?;
     let config: RunConfig = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a run configuration", config_path.display()))?;
-    Ok((0..config.classes).map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))
+    if config.classes != classes {
+        anyhow::bail!(
+            "{}: {} classes, but the model's weights have {classes} outputs: the run is damaged",
+            config_path.display(),
+            config.classes
+        );
+    }
+    Ok((0..classes).map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))
 }
 
 /// Rows to check an ONNX export on: the run's test rows when it has them, else generated ones.

@@ -109,7 +109,7 @@ struct ValidateArgs {
     #[arg(long, default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1200..=4_000_000))]
     baud: u32,
     /// Seconds to wait for each answer before asking again.
-    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds, allow_negative_numbers = true)]
     timeout: f64,
     /// Name of the label column, if the CSV has one that is not the extra last column.
     #[arg(long)]
@@ -232,7 +232,7 @@ struct AugmentArgs {
     #[arg(long, value_delimiter = ',')]
     augment: Option<Vec<String>>,
     /// The rows are WIDTHxHEIGHT images, row-major (for shift); the bundled digits are 8x8.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     image: Option<String>,
 }
 
@@ -255,7 +255,7 @@ impl AugmentArgs {
 #[derive(Args)]
 struct SeedArg {
     /// Seed of every random draw (split, initial weights, batch order, dropout).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
 }
 
@@ -278,7 +278,7 @@ struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Early stopping on validation loss with this patience in epochs (restores the best weights).
-    #[arg(long, alias = "patience")]
+    #[arg(long, alias = "patience", allow_negative_numbers = true)]
     early_stopping: Option<usize>,
     #[command(flatten)]
     augment: AugmentArgs,
@@ -294,7 +294,7 @@ struct CompareArgs {
     #[command(flatten)]
     hyper: HyperArgs,
     /// Seeds to repeat the comparison with (mean ± std when several).
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_negative_numbers = true)]
     seeds: Vec<u64>,
     /// L2 strength of the l2 model.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
@@ -306,7 +306,7 @@ struct CompareArgs {
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Also train a base model with early stopping of this patience.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     early_stopping: Option<usize>,
     /// Also train an `augment` model: no regularizer, training rows augmented as --augment says.
     #[command(flatten)]
@@ -385,8 +385,8 @@ struct VectorsArgs {
     #[arg(long, short)]
     output: PathBuf,
     /// Use only the first N rows.
-    #[arg(long)]
-    rows: Option<usize>,
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
+    rows: Option<u64>,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,

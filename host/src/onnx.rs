@@ -85,7 +85,7 @@ pub fn probe_rows(net: &HostNetwork, count: usize) -> Vec<f32> {
 /// Reads an ONNX file, imports it and checks the result against tract running the original on
 /// 64 generated inputs; returns the import and the largest difference seen.
 pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::input::read(path)?;
     if bytes.is_empty() {
         bail!("{} is empty, not an ONNX model", path.display());
     }

@@ -172,10 +172,8 @@ fn csv_rows(path: &Path, width: usize) -> Result<data::Dataset> {
 /// The training rows a run recorded, read back from its data file.
 fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Dataset)> {
     let config_path = run_dir.join(run::CONFIG);
-    let config: RunConfig = serde_json::from_slice(
-        &std::fs::read(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a run configuration", config_path.display()))?;
+    let config: RunConfig = serde_json::from_slice(&crate::input::read(&config_path)?)
+        .with_context(|| format!("{} is not a run configuration", config_path.display()))?;
     if config.train_rows.is_empty() {
         bail!("{} does not list its training rows (an older run): pass --calibration <csv>", run_dir.display());
     }
@@ -215,7 +213,7 @@ pub fn quantize_command(
         let saved = run::load_weights(source)?;
         (saved.network(), String::new(), saved.provenance.clone(), Some(source.to_path_buf()))
     } else {
-        let bytes = std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
+        let bytes = crate::input::read(source)?;
         let parsed = dropship_shared::Artifact::parse(&bytes);
         match (dropship_shared::artifact::version(&bytes), parsed) {
             (Some(2), _) => bail!("{} is already an int8 artifact", source.display()),
@@ -232,7 +230,14 @@ pub fn quantize_command(
     };
     let calibration_count = calibration_rows.rows();
     let ranges = calibrate(&net, (0..calibration_count).map(|r| calibration_rows.row(r)));
-    let int8 = quantize(&net, &ranges)?;
+    if let Some(at) = ranges.iter().position(|(lo, hi)| !(lo.is_finite() && hi.is_finite())) {
+        let place = if at == 0 { "the standardized input".to_string() } else { format!("layer {}'s output", at - 1) };
+        bail!(
+            "the calibration rows ({calibration_from}) overflow f32 in {place}: calibrate with rows like the \
+             training data"
+        );
+    }
+    let int8 = quantize(&net, &ranges).with_context(|| format!("calibrated on {calibration_from}"))?;
     let sibling_test = run_dir.as_ref().and_then(|d| d.parent()).map(|p| p.join("test.csv")).filter(|p| p.is_file());
     let (evaluation, eval) = match test.map(Path::to_path_buf).or(sibling_test) {
         Some(path) => (path.display().to_string(), csv_rows(&path, net.input)?),

@@ -228,7 +228,7 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
             );
         }
     }
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::input::read(&path)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;

@@ -92,6 +92,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
     }
     for (_, _, c) in &configs {
         c.validate()?;
+        c.check_size(data.width(), data.classes)?;
     }
     let staging = Staging::new(out, overwrite, &data.files())?;
     let prepared = Prepared::for_seed(data, *split_spec, base.seed, &base.hidden)?;

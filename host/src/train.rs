@@ -236,6 +236,8 @@ pub enum ConfigError {
     BatchSize,
     #[error("--hidden must be between 1 and {max} (the widest layer an artifact holds), got {0}", max = crate::limits::MAX_WIDTH)]
     Hidden(usize),
+    #[error("a {widths} model has {parameters} weights and biases, more than an artifact holds ({max}): use narrower --hidden layers", max = crate::limits::MAX_PARAMETERS)]
+    TooManyParameters { widths: String, parameters: String },
     #[error("--hidden lists {0} hidden layers: give 1 to {max} (an artifact holds {layers} layers with the output)", max = crate::limits::MAX_LAYERS - 1, layers = crate::limits::MAX_LAYERS)]
     Depth(usize),
     #[error("--dropout gives {given} rates for {hidden} hidden layers: give one rate for every layer, or one per hidden layer")]
@@ -331,6 +333,23 @@ impl TrainConfig {
                 Err(ConfigError::WeightDecay(*decay))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Checks that the model this configuration trains on `inputs` features and `classes`
+    /// classes fits an artifact ([`crate::limits::MAX_PARAMETERS`] weights and biases), before
+    /// any training time is spent on it.
+    pub fn check_size(&self, inputs: usize, classes: usize) -> Result<(), ConfigError> {
+        let widths: Vec<usize> = std::iter::once(inputs).chain(self.hidden.iter().copied()).chain([classes]).collect();
+        let parameters = widths.windows(2).try_fold(0usize, |n, w| {
+            w[0].checked_mul(w[1]).and_then(|p| p.checked_add(w[1])).and_then(|p| n.checked_add(p))
+        });
+        match parameters {
+            Some(n) if n <= crate::limits::MAX_PARAMETERS => Ok(()),
+            _ => Err(ConfigError::TooManyParameters {
+                widths: widths.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
+                parameters: parameters.map_or("more than 2^64".into(), |n| n.to_string()),
+            }),
         }
     }
 }

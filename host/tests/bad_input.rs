@@ -34,8 +34,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Option<Vec<u8>>, u32)> {
             let contents = if meta.is_dir() {
                 stack.push(path.clone());
                 None
-            } else {
+            } else if meta.is_file() {
                 Some(std::fs::read(&path).unwrap())
+            } else {
+                None // a FIFO or a symbolic link: its name and mode
             };
             found.insert(path.strip_prefix(dir).unwrap().to_path_buf(), (contents, meta.permissions().mode()));
         }
@@ -249,7 +251,7 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
     refused(&["inspect", "missing.dsm"], &[], &["cannot read missing.dsm"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("m.dsm")).unwrap();
-    refused_in(dir.path(), &["inspect", "m.dsm"], &["cannot read m.dsm"]);
+    refused_in(dir.path(), &["inspect", "m.dsm"], &["m.dsm is a directory"]);
     // the sample itself is fine
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.dsm"), &good).unwrap();
@@ -324,7 +326,7 @@ fn bad_onnx_files_are_refused_by_name() {
                 vec![w("w", &[2, 2]), w("b", &[3])],
                 2,
             ),
-            &["`add`", "bias does not match"],
+            &["`add`", "does not broadcast to the layer's"],
         ),
         (onnx_model(vec![gemm(&["x", "w"], "y")], vec![w("w", &[2, 5000])], 2), &["`dense`", "between 1 and 4096"]),
     ];
@@ -555,4 +557,210 @@ fn a_signal_mid_run_leaves_the_directory_as_it_was_and_exits_128_plus_the_signal
         assert_eq!(status.code(), Some(code), "SIG{signal}");
         assert!(snapshot(d) == before, "SIG{signal} left the partial run behind");
     }
+}
+
+/// The second hostile probe's cases (other values than its report): devices, FIFOs, lines without
+/// end, sizes that overflow, a damaged run, limits only found after minutes, negative numbers,
+/// a blank first line, calibration and noise beyond f32.
+#[test]
+fn the_second_probe_crashes_hangs_and_silent_acceptances_are_refused() {
+    let dir = with_a_run();
+    let d = dir.path();
+    let train =
+        |extra: &[&'static str]| [&["train", "--data", "d.csv", "--epochs", "1", "--out", "r2"][..], extra].concat();
+    // a device and a FIFO with no writer: refused at once, never read or waited on
+    let fifo = d.join("pipe.csv");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    refused_in(d, &["train", "--data", "/dev/zero", "--out", "r2"], &["/dev/zero", "not a regular file"]);
+    refused_in(
+        d,
+        &train(&["--val-data", "d.csv", "--test-data", "/dev/urandom"]),
+        &["/dev/urandom", "not a regular file"],
+    );
+    refused_in(d, &["train", "--data", "pipe.csv", "--out", "r2"], &["pipe.csv", "not a regular file"]);
+    refused_in(d, &["inspect", "pipe.csv"], &["pipe.csv", "not a regular file"]);
+    std::fs::remove_file(&fifo).unwrap();
+    // a line without end is refused at its bound, not read whole
+    std::fs::write(d.join("long.csv"), vec![b'7'; 3 << 20]).unwrap();
+    refused_in(d, &["train", "--data", "long.csv", "--out", "r2"], &["long.csv", "line 1 is longer than 1 MiB"]);
+    std::fs::remove_file(d.join("long.csv")).unwrap();
+    // sizes that overflow or exceed what an artifact holds, found before any training
+    for image in ["99999999999x99999999999", "4611686018427387905x2", "65x65"] {
+        refused_in(d, &train(&["--augment", "shift=1", "--image", image]), &[&format!("--image {image}"), "pixels"]);
+    }
+    refused_in(d, &train(&["--hidden", "3000,3000"]), &["2-3000-3000-2 model", "more than an artifact holds"]);
+    refused_in(d, &train(&["--augment", "noise=1e30"]), &["--augment noise=1e30", "from 0 to 100"]);
+    // negative numbers name their flag
+    for (flag, value) in [("--seed", "-2"), ("--early-stopping", "-2"), ("--image", "-2x-2")] {
+        refused_in(d, &train(&[flag, value]), &[flag, value]);
+    }
+    refused_in(d, &["compare", "--data", "d.csv", "--seeds", "-3", "--out", "r2"], &["--seeds", "-3"]);
+    let ok = dropship(&["export", "run/base", "-o", "m.dsm"], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    refused_in(d, &["vectors", "m.dsm", "d.csv", "-o", "v.dsv", "--rows", "-5"], &["--rows", "-5"]);
+    refused_in(d, &["vectors", "m.dsm", "d.csv", "-o", "v.dsv", "--rows", "0"], &["--rows", "0"]);
+    refused_in(
+        d,
+        &["validate", "m.dsm", "d.csv", "--port", "/nonexistent/tty", "--timeout", "-3"],
+        &["--timeout", "-3"],
+    );
+    refused_in(d, &["bench", "--repeats", "0"], &["--repeats 0"]);
+    // more vectors than a vectors file holds: refused, not written for its own parser to reject
+    let many: String = std::iter::once("a,b,label\n".to_string())
+        .chain((0..66_000).map(|i| format!("{},1,{}\n", i % 7, i % 2)))
+        .collect();
+    std::fs::write(d.join("many.csv"), many).unwrap();
+    refused_in(d, &["vectors", "m.dsm", "many.csv", "-o", "v.dsv"], &["66000 rows", "65536"]);
+    // a blank first line is said to be one
+    std::fs::write(d.join("blank.csv"), format!("\n{GOOD}")).unwrap();
+    refused_in(d, &["train", "--data", "blank.csv", "--out", "r2"], &["blank.csv", "line 1 is blank"]);
+    // calibration rows that overflow f32 name their file: a run on features of small spread,
+    // whose standardization turns 3e38 into infinity
+    std::fs::write(d.join("big.csv"), "a,b,label\n3e38,-3e38,0\n1,2,1\n").unwrap();
+    let small: String = GOOD
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l}\n")
+            } else {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{}e-3,{}e-3,{}\n", f[0], f[1], f[2])
+            }
+        })
+        .collect();
+    std::fs::write(d.join("small.csv"), small).unwrap();
+    let ok = dropship(&["train", "--data", "small.csv", "--epochs", "1", "--quiet", "--out", "srun"], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    refused_in(
+        d,
+        &["quantize", "srun/base", "-o", "m8.dsm", "--calibration", "big.csv"],
+        &["calibration rows (big.csv) overflow f32 in the standardized input"],
+    );
+    // inputs beyond f32 inside the model are warned about, not printed as normal classes
+    let ok = dropship(&["export", "srun/base", "-o", "s.dsm"], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = dropship(&["predict", "s.dsm", "big.csv"], d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("1 row(s) of big.csv") && err.contains("data row 1"), "{err}");
+    // a run directory is input too: a config.json that claims absurd classes is refused
+    let config = d.join("run/base/config.json");
+    let text = std::fs::read_to_string(&config).unwrap().replace("\"classes\": 2", "\"classes\": 9999999999");
+    std::fs::write(&config, text).unwrap();
+    refused_in(d, &["export", "run/base", "-o", "n.dsm"], &["config.json", "9999999999 classes", "damaged"]);
+}
+
+/// The ways the first probe lost or overwrote a user's file (other spellings than its report).
+#[test]
+fn no_spelling_of_an_input_or_an_existing_file_loses_it() {
+    let dir = with_a_run();
+    let d = dir.path();
+    std::fs::create_dir(d.join("data")).unwrap();
+    std::fs::copy(d.join("d.csv"), d.join("data/in.csv")).unwrap();
+    std::os::unix::fs::symlink(d.join("data"), d.join("link")).unwrap();
+    let train = |data: &'static str, out: &'static str| {
+        ["train", "--data", data, "--epochs", "1", "--quiet", "--out", out, "--overwrite"]
+    };
+    refused_in(d, &train("data/in.csv", "data/./../data"), &["an input of this command"]);
+    refused_in(d, &train("link/in.csv", "data"), &["an input of this command"]);
+    refused_in(
+        d,
+        &[
+            "train",
+            "--data",
+            "d.csv",
+            "--val-data",
+            "data/in.csv",
+            "--test-data",
+            "d.csv",
+            "--epochs",
+            "1",
+            "--out",
+            "data",
+            "--overwrite",
+        ],
+        &["an input of this command"],
+    );
+    // a command's own inputs, reached through `..`, a hard link or a symbolic link
+    std::fs::hard_link(d.join("run/base/model.safetensors"), d.join("hard.safetensors")).unwrap();
+    std::os::unix::fs::symlink(d.join("run/base/config.json"), d.join("soft.json")).unwrap();
+    for (args, words) in [
+        (vec!["quantize", "run/base", "-o", "run/x/../base/model.safetensors", "--overwrite"], vec!["is an input"]),
+        (vec!["quantize", "run/base", "-o", "hard.safetensors", "--overwrite"], vec!["is an input"]),
+        (vec!["export", "run/base", "-o", "soft.json", "--overwrite"], vec!["is an input"]),
+        (vec!["export", "run/base", "-o", "run/base/config.json", "--overwrite"], vec!["is an input"]),
+        (vec!["export", "run/base", "-o", "e.dsm", "--onnx", "run/test.csv", "--overwrite"], vec!["is an input"]),
+        // every output is checked before any is written
+        (vec!["export", "run/base", "-o", "e.dsm", "--onnx", "d.csv/x.onnx", "--overwrite"], vec!["not a directory"]),
+        (vec!["export", "run/base", "-o", "data/../e.dsm", "--onnx", "e.dsm"], vec!["are the same file"]),
+        (vec!["export", "run/base", "-o", "/dev/null", "--overwrite"], vec!["not a regular file"]),
+    ] {
+        refused_in(d, &args, &words);
+    }
+    let ok = dropship(&["export", "run/base", "-o", "m.onnx.dsm", "--onnx", "m.onnx"], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    refused_in(
+        d,
+        &["import", "m.onnx", "-o", "run/base/model.safetensors", "--standardize-from", "run/base", "--overwrite"],
+        &["is an input"],
+    );
+    // a symbolic link to nothing at an output path is not replaced, with or without --overwrite
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling.dsm")).unwrap();
+    refused_in(d, &["export", "run/base", "-o", "dangling.dsm"], &["symbolic link to nothing"]);
+    refused_in(d, &["export", "run/base", "-o", "dangling.dsm", "--overwrite"], &["symbolic link to nothing"]);
+    // a failed run leaves no parent directories it made
+    refused_in(d, &["train", "--data", "d.csv", "--lr", "1e30", "--epochs", "5", "--out", "new1/new2/run"], &["--lr"]);
+    // the longest file name the file system takes is written
+    let long = format!("{}.dsm", "m".repeat(250));
+    let ok = dropship(&["export", "run/base", "-o", &long], d);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
+/// SIGINT at any moment of `train --overwrite`, the last milliseconds included: the previous run
+/// or the new one is in place, whole, and nothing partial is left.
+#[test]
+fn an_interrupted_overwrite_keeps_the_old_run_or_the_new_one_whole() {
+    let dir = with_a_run();
+    let d = dir.path();
+    let args = ["train", "--data", "d.csv", "--epochs", "2", "--quiet", "--out", "run", "--overwrite"];
+    let start = std::time::Instant::now();
+    assert!(dropship(&args, d).status.success());
+    let duration = start.elapsed();
+    let (mut old, mut new) = (0, 0);
+    for k in 0..24u32 {
+        // the same seed trains the same weights: a new run is told apart by its directory's inode
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&d.join("run"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dropship"))
+            .args(args)
+            .current_dir(d)
+            .env("RAYON_NUM_THREADS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // spread from inside the run to past its end (a started process takes longer than the
+        // measured run at first), so the moment the new run moves into place is crossed
+        std::thread::sleep(duration.mul_f64(0.3 + 1.7 * k as f64 / 24.0));
+        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let status = child.wait().unwrap();
+        assert!(matches!(status.code(), Some(0 | 130)), "trial {k}: {status:?}");
+        for file in ["run/base/model.safetensors", "run/base/config.json", "run/base/metrics.json", "run/report.md"] {
+            assert!(d.join(file).is_file(), "trial {k} ({status:?}): {file} is missing");
+        }
+        if inode(&d.join("run")) == before {
+            old += 1
+        } else {
+            new += 1
+        }
+        let partials: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".partial-"))
+            .collect();
+        assert!(partials.is_empty(), "trial {k}: {partials:?} left behind");
+    }
+    eprintln!("24 interrupted overwrites: the old run kept {old} times, the new one in place {new} times");
+    assert!(old > 0 && new > 0, "the trials never crossed the commit ({old} old, {new} new)");
 }

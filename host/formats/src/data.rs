@@ -43,6 +43,8 @@ pub enum DataError {
     DuplicateColumn { path: PathBuf, name: String, first: usize, second: usize },
     #[error("{path}: {found} columns, above the limit of {limit} features plus a label")]
     TooManyColumns { path: PathBuf, found: usize, limit: usize },
+    #[error("{path}: line 1 is blank; the first line must name the columns or hold the first row")]
+    BlankFirstLine { path: PathBuf },
     #[error("{path}, line {line}: more than {limit} values in all, above the limit (4 GiB of f32)")]
     TooManyValues { path: PathBuf, line: u64, limit: usize },
 }
@@ -185,12 +187,24 @@ pub fn load_csv_reporting(
     on_bytes: &mut dyn FnMut(u64, u64),
 ) -> Result<Dataset, DataError> {
     let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    crate::input::check_regular(path).map_err(io)?;
     let file = std::fs::File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
+    let file = crate::input::LineBound::new(file);
     let mut reader = BufReader::with_capacity(1 << 20, Counting { inner: file, read: 0, reported: 0, total, on_bytes });
     // The first line decides whether it names the columns; it is read again as part of the CSV.
     let mut first = Vec::new();
     reader.read_until(b'\n', &mut first).map_err(io)?;
+    if first.iter().all(u8::is_ascii_whitespace) && !first.is_empty() {
+        // a blank first line before data is its own mistake, not an empty file
+        let mut rest = Vec::new();
+        while reader.read_until(b'\n', &mut rest).map_err(io)? > 0 {
+            if !rest.iter().all(u8::is_ascii_whitespace) {
+                return Err(DataError::BlankFirstLine { path: path.to_path_buf() });
+            }
+            rest.clear();
+        }
+    }
     let first_line = first.clone();
     parse_stream(std::io::Cursor::new(first).chain(reader), &first_line, path, label, header, split_column)
 }
@@ -403,8 +417,11 @@ pub fn load_csv_for_model(
         None => {
             // Only the first line is read to count the columns; the file then streams as usual.
             let io = |source| DataError::Io { path: path.to_path_buf(), source };
+            crate::input::check_regular(path).map_err(io)?;
             let mut first = Vec::new();
-            BufReader::new(std::fs::File::open(path).map_err(io)?).read_until(b'\n', &mut first).map_err(io)?;
+            BufReader::new(crate::input::LineBound::new(std::fs::File::open(path).map_err(io)?))
+                .read_until(b'\n', &mut first)
+                .map_err(io)?;
             let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&first[..]);
             let columns =
                 reader.headers().map_err(|source| DataError::Csv { path: path.into(), line: 1, source })?.len();

@@ -84,7 +84,7 @@ impl HostNetwork {
 
     /// Reads and validates an artifact file.
     pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::input::read(path)?;
         let artifact =
             Artifact::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
         Ok((Self::from_artifact(&artifact), bytes))
@@ -117,6 +117,35 @@ impl HostNetwork {
     }
 }
 
+impl HostNetwork {
+    /// Whether running `row` leaves f32's range anywhere: a standardized input or a layer's value
+    /// before its activation that is infinite or NaN (ReLU would turn NaN into 0 and hide it). The
+    /// logits of such a row are not meaningful; `predict` warns about them.
+    pub fn overflows(&self, row: &[f32], form: InputForm) -> bool {
+        let mut x = row.to_vec();
+        if let (Some((mean, scale)), InputForm::Raw) = (&self.standardization, form) {
+            let mut s = vec![0.0; x.len()];
+            kernel::standardize(&x, mean, scale, &mut s);
+            x = s;
+        }
+        for layer in &self.layers {
+            if x.iter().any(|v| !v.is_finite()) {
+                return true;
+            }
+            let mut y = vec![0.0; layer.bias.len()];
+            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, Activation::Linear);
+            if layer.activation == Activation::Relu {
+                if y.iter().any(|v| !v.is_finite()) {
+                    return true;
+                }
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            x = y;
+        }
+        x.iter().any(|v| !v.is_finite())
+    }
+}
+
 /// An artifact of either version, loaded for host inference.
 #[derive(Clone, Debug)]
 pub enum AnyNetwork {
@@ -142,7 +171,7 @@ impl AnyNetwork {
 
     /// Reads and validates an artifact file of either version.
     pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::input::read(path)?;
         let net =
             Self::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
         Ok((net, bytes))
@@ -165,6 +194,22 @@ impl AnyNetwork {
     }
 
     /// Logits for one row (dequantized for int8), bit for bit what the device computes.
+    /// Whether `row` leaves f32's range: in an f32 network anywhere ([`HostNetwork::overflows`]),
+    /// in an int8 one in its standardized input (the integer layers saturate by definition).
+    pub fn overflows(&self, row: &[f32], form: InputForm) -> bool {
+        match self {
+            Self::F32(n) => n.overflows(row, form),
+            Self::Int8(n) => match (&n.standardization, form) {
+                (Some((mean, scale)), InputForm::Raw) => {
+                    let mut z = vec![0.0; row.len()];
+                    kernel::standardize(row, mean, scale, &mut z);
+                    z.iter().any(|v| !v.is_finite())
+                }
+                _ => row.iter().any(|v| !v.is_finite()),
+            },
+        }
+    }
+
     pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
         match self {
             Self::F32(n) => n.logits(row, form),

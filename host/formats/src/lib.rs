@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod infer;
+pub mod input;
 pub mod limits;
 pub mod onnx_graph;
 pub mod quant_infer;
