@@ -1,13 +1,15 @@
 //! Any bytes: `Artifact::parse`, `QuantArtifact::parse` (int8, format version 2) and
 //! `Vectors::parse` return a value or an error, never panic; whatever parses also runs: an f32
-//! artifact loads into the fixed network or fails with a typed error, an int8 one runs through the
-//! int8 kernel with the scratch it needs.
+//! artifact of any shape through the f32 kernel (the runtime-shaped network the host runs), and
+//! into the fixed 2-3-2 network of its seed or a typed error; an int8 one through the int8 kernel
+//! with the scratch it needs.
 //!
 //! The parsers check the CRC-32 before anything else, so almost every mutation would stop there:
 //! each input is also parsed with its last four bytes rewritten to the right checksum, which lets
 //! the mutations reach the structure checks behind it.
 #![no_main]
 
+use dropship_formats::infer::{HostNetwork, InputForm};
 use dropship_shared::quant;
 use dropship_shared::quant_artifact::QuantArtifact;
 use dropship_shared::vectors::Vectors;
@@ -17,10 +19,12 @@ use libfuzzer_sys::fuzz_target;
 fn exercise(data: &[u8]) {
     if let Ok(artifact) = Artifact::parse(data) {
         let _ = artifact.parameters();
-        let mut net = Box::new(OneHidden::<4, 8, 3>::ZERO);
+        let host = HostNetwork::from_artifact(&artifact);
+        let _ = host.logits(&vec![0.5; host.input], InputForm::Raw);
+        let mut net = Box::new(OneHidden::<2, 3, 2>::ZERO);
         if artifact.load_into(&mut net).is_ok() {
-            let mut logits = [0.0; 3];
-            net.predict(&[0.5; 4], &mut Scratch::<4, 8>::new(), &mut logits);
+            let mut logits = [0.0; 2];
+            net.predict(&[0.5; 2], &mut Scratch::<2, 3>::new(), &mut logits);
         }
     }
     if let Ok(q) = QuantArtifact::parse(data) {

@@ -472,11 +472,19 @@ fn sizes_beyond_the_rows_are_clamped_not_allocated() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("d.csv"), GOOD).unwrap();
     for batch in ["4294967296", "18446744073709551615"] {
-        let out = dropship(
-            &["train", "--data", "d.csv", "--epochs", "1", "--batch-size", batch, "--quiet", "--out", batch],
-            dir.path(),
-        );
+        // under a 2 GB address-space limit: a batch buffer of that many rows could not be made
+        let out = Command::new("prlimit")
+            .args(["--as=2000000000", "--", env!("CARGO_BIN_EXE_dropship")])
+            .args(["train", "--data", "d.csv", "--epochs", "1", "--batch-size", batch, "--quiet", "--out", batch])
+            .current_dir(dir.path())
+            .env("RAYON_NUM_THREADS", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "--batch-size {batch}: {}", String::from_utf8_lossy(&out.stderr));
+        // and the run is whole
+        let history = std::fs::read_to_string(dir.path().join(batch).join("base/history.csv")).unwrap();
+        assert_eq!(history.lines().count(), 2, "{history}");
     }
 }
 
@@ -763,4 +771,65 @@ fn an_interrupted_overwrite_keeps_the_old_run_or_the_new_one_whole() {
     }
     eprintln!("24 interrupted overwrites: the old run kept {old} times, the new one in place {new} times");
     assert!(old > 0 && new > 0, "the trials never crossed the commit ({old} old, {new} new)");
+}
+
+/// SIGINT or SIGTERM while `validate --device qemu` streams rows: exit 130/143, QEMU killed, its
+/// temporary directory gone (QEMU used to run on at 65 % CPU).
+#[test]
+fn an_interrupted_validation_leaves_no_qemu_and_no_temporary_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("m.dsm"), sample_artifact()).unwrap();
+    let rows: String = std::iter::once("a,b,label\n".to_string())
+        .chain((0..200_000).map(|i| format!("{}.5,{},{}\n", i % 13, i % 7, i % 2)))
+        .collect();
+    std::fs::write(d.join("d.csv"), rows).unwrap();
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let tmp = d.join(format!("tmp-{signal}"));
+        std::fs::create_dir(&tmp).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dropship"))
+            .args(["validate", "m.dsm", "d.csv", "--device", "qemu"])
+            .current_dir(d)
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // wait until QEMU runs: its UART socket exists in the session's temporary directory
+        let started = std::time::Instant::now();
+        let session = loop {
+            let found = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("uart0").exists());
+            if let Some(path) = found {
+                break path;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "validate stopped before QEMU started");
+            assert!(started.elapsed().as_secs() < 600, "QEMU never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let qemu_running = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| std::fs::read(e.unwrap().path().join("cmdline")).ok())
+                .any(|cmdline| {
+                    let text = String::from_utf8_lossy(&cmdline).into_owned();
+                    text.contains("qemu-system-arm") && text.contains(&*session.to_string_lossy())
+                })
+        };
+        assert!(qemu_running(), "QEMU was not found running");
+        assert!(Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(child.wait().unwrap().code(), Some(code), "SIG{signal}");
+        // QEMU is killed, not merely orphaned: give the kernel a moment to reap it
+        let stopped = std::time::Instant::now();
+        while qemu_running() && stopped.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!qemu_running(), "SIG{signal}: QEMU still runs");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "SIG{signal}: the temporary directory is left");
+    }
 }

@@ -104,9 +104,10 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
-        match activation {
-            Activation::Relu => acc.iter_mut().for_each(|a| *a = relu_value(*a)),
-            Activation::Linear => acc.iter_mut().for_each(|a| *a = canonical_nan(*a)),
+        if activation == Activation::Relu {
+            for a in &mut acc {
+                *a = relu_value(*a);
+            }
         }
         *out = acc;
         start += K;
@@ -124,20 +125,26 @@ fn relu_value(v: f32) -> f32 {
     }
 }
 
-/// The one NaN the core gives: a quiet NaN with sign 0 and no payload (`0x7fc0_0000`), the
+/// The one NaN a network gives: a quiet NaN with sign 0 and no payload (`0x7fc0_0000`), the
 /// Cortex-M4F's default NaN. A NaN's sign and payload differ between targets (x86's default NaN
-/// is `0xffc0_0000`), so every layer's stored value is passed through [`canonical_nan`]: ReLU maps
-/// NaN to 0, a linear layer's NaN becomes this one. An input beyond what f32 can carry through
-/// the model (`inf - inf`) then gives the same bits on every target.
+/// is `0xffc0_0000`), so every network's outputs pass through [`canonical_nans`] before anyone sees
+/// them; inside a network ReLU maps NaN to 0 and a NaN elsewhere flows on to the outputs. An input
+/// beyond what f32 can carry through the model (`inf - inf`) then gives the same bits on every
+/// target, in one pass over the outputs (not per layer: the hot loops stay as they are).
 pub const CANONICAL_NAN: f32 = f32::from_bits(0x7fc0_0000);
 
-/// `v`, or [`CANONICAL_NAN`] for any NaN.
-#[inline(always)]
-pub fn canonical_nan(v: f32) -> f32 {
-    if v.is_nan() {
-        CANONICAL_NAN
-    } else {
-        v
+/// Replaces every NaN in `values` with [`CANONICAL_NAN`]. Once per inference over a few values,
+/// so it is kept a small loop: out of line, and its step hidden from the optimizer, which would
+/// otherwise unroll it (for the firmware's ten logits, 200 bytes of flash); integer compares.
+#[inline(never)]
+pub fn canonical_nans(values: &mut [f32]) {
+    let mut i = 0;
+    while let Some(v) = values.get_mut(i) {
+        // a NaN is an exponent of all ones and a non-zero mantissa, whatever its sign
+        if v.to_bits() & 0x7fff_ffff > 0x7f80_0000 {
+            *v = CANONICAL_NAN;
+        }
+        i = core::hint::black_box(i + 1);
     }
 }
 
@@ -169,7 +176,7 @@ mod tests {
         values.iter_mut().for_each(|v| *v = relu_value(*v));
     }
 
-    /// The reference: one output at a time, in input order, the obvious way; NaN canonical.
+    /// The reference: one output at a time, in input order, the obvious way.
     fn naive(input: &[f32], weights: &[f32], bias: &[f32], out: usize) -> Vec<f32> {
         (0..out)
             .map(|o| {
@@ -177,19 +184,15 @@ mod tests {
                 for (i, x) in input.iter().enumerate() {
                     acc += x * weights[i * out + o];
                 }
-                if acc.is_nan() {
-                    f32::from_bits(0x7fc0_0000)
-                } else {
-                    acc
-                }
+                acc
             })
             .collect()
     }
 
-    /// `inf + -inf` and NaN inputs give the one canonical NaN in every build of the kernel (x86
-    /// produces 0xffc00000 by itself, the Cortex-M4F 0x7fc00000; the device test checks its side).
+    /// `inf + -inf` gives NaN, whose bits depend on the target (x86 0xffc00000, the Cortex-M4F
+    /// 0x7fc00000); `canonical_nans` makes every one of them 0x7fc00000, and ReLU makes it +0.
     #[test]
-    fn overflowing_and_nan_inputs_give_the_canonical_nan_in_every_build() {
+    fn overflowing_inputs_give_the_canonical_nan_after_canonical_nans() {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for outputs in [1, 3, 4, 10, 16, 21] {
             // 3e38 * 2 overflows to +inf in one product, -inf in the other: their sum is NaN
@@ -201,16 +204,19 @@ mod tests {
                 weights[2 * outputs + o] = if o % 2 == 0 { 0.0 } else { 1.0 };
             }
             let bias = vec![0.0f32; outputs];
-            let want = naive(&input, &weights, &bias, outputs);
-            assert!(want.iter().all(|v| v.to_bits() == 0x7fc0_0000), "{:x?}", bits(&want));
             for blocked in [dense, dense_blocked::<7>, dense_blocked::<2>, dense_blocked_portable::<16>] {
                 let mut out = vec![0.0; outputs];
                 blocked(&input, &weights, &bias, &mut out, Activation::Linear);
-                assert_eq!(bits(&out), bits(&want), "{outputs} outputs");
+                assert!(out.iter().all(|v| v.is_nan()));
+                canonical_nans(&mut out);
+                assert_eq!(bits(&out), vec![0x7fc0_0000; outputs], "{outputs} outputs");
                 blocked(&input, &weights, &bias, &mut out, Activation::Relu);
                 assert_eq!(bits(&out), vec![0; outputs], "ReLU maps NaN to +0");
             }
         }
+        let mut mixed = [1.5, f32::NAN, -f32::NAN, f32::from_bits(0x7fc0_1234), f32::INFINITY];
+        canonical_nans(&mut mixed);
+        assert_eq!(bits(&mixed), [1.5f32.to_bits(), 0x7fc0_0000, 0x7fc0_0000, 0x7fc0_0000, 0x7f80_0000]);
     }
 
     #[test]

@@ -263,6 +263,7 @@ impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
             None => a.copy_from_slice(input),
         }
         self.layers.forward(&mut scratch.a, &mut scratch.b, logits);
+        kernel::canonical_nans(logits);
     }
 
     /// The predicted class for a raw input, with its logits.

@@ -71,3 +71,86 @@ fn int8_firmwares_build_for_both_boards_with_a_quarter_of_the_weight_flash() {
         assert!(b.flash + 20 * 1024 < a.flash, "{board:?}: int8 {} B, f32 {} B", b.flash, a.flash);
     }
 }
+
+/// Rows of `width` features mixing ±3e38 with ordinary values: inputs whose sums overflow f32
+/// inside the model (`inf - inf` in a linear layer is NaN).
+fn overflowing_csv(width: usize, rows: usize) -> String {
+    let mut csv: String = (0..width).map(|f| format!("f{f},")).collect();
+    csv.push_str("label\n");
+    for r in 0..rows {
+        let values: Vec<String> = (0..width)
+            .map(|i| match (i + r) % 5 {
+                0 => "3e38".to_string(),
+                1 => "-3e38".to_string(),
+                2 => format!("{}", (i * r) % 17),
+                3 => "3.4e38".to_string(),
+                _ => "0".to_string(),
+            })
+            .collect();
+        csv.push_str(&format!("{},{}\n", values.join(","), r % 10));
+    }
+    csv
+}
+
+/// The edges of both arithmetics on the device: inputs that overflow f32 inside the model give
+/// the one canonical NaN on QEMU as on the host (f32), and an int8 model whose multipliers are as
+/// large as the quantizer makes (inputs that barely varied in calibration) saturates the same way
+/// on both (it used to wrap to -128 on the device and panic on the host).
+#[test]
+fn overflowing_inputs_and_large_multipliers_are_bit_identical_on_the_device() {
+    let options =
+        Options { label_column: None, header: Header::Auto, timeout: Duration::from_secs(5), progress: false };
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("overflow.csv");
+    std::fs::write(&csv, overflowing_csv(f.data.width(), 40)).unwrap();
+    // f32: the host's logits hold the canonical NaN for some rows, and QEMU's are the same bits
+    let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact).unwrap());
+    let rows = dropship::data::load_csv_for_model(&csv, net.input, None, Header::Auto).unwrap();
+    let nan_rows = (0..rows.rows())
+        .filter(|r| net.logits(rows.row(*r), InputForm::Raw).iter().any(|v| v.to_bits() == 0x7fc0_0000))
+        .count();
+    assert!(nan_rows > 0, "no row reached NaN: the test would not exercise the rule");
+    let report = validate::validate(&f.artifact_path, &csv, &Target::Qemu, &options).unwrap();
+    eprint!("{}", report.summary());
+    assert!(report.all_identical(), "{}", report.summary());
+    // int8: the same rows, and the test rows, through a model with large multipliers
+    let (_, int8) = int8_of(f).unwrap();
+    // the hidden layer's multipliers as the quantizer makes them for outputs that barely varied
+    // in calibration: 10^8 times larger, so negative sums requantize below i32's range before
+    // the zero point (-128) is added
+    let mut layers = int8.layers.clone();
+    for r in &mut layers[0].requant {
+        *r = dropship_shared::quant::Requant::from_real(r.to_real() * 1e8).unwrap();
+    }
+    let large = dropship::quant_infer::QuantHostNetwork::new(
+        int8.input,
+        (int8.input_scale, int8.input_zero),
+        layers,
+        int8.standardization.clone(),
+    );
+    let hidden = &large.layers[0];
+    assert!(hidden.requant.iter().all(|r| r.shift >= -1), "{:?}", &hidden.requant[..4]);
+    assert_ne!(int8.layers[0].requant, hidden.requant);
+    // the case that overflowed: a sum whose requantization saturates at i32::MIN, then -128
+    let below = f.test_rows().any(|row| {
+        let (mean, scale) = large.standardization.as_ref().unwrap();
+        let mut z = vec![0.0; row.len()];
+        dropship_shared::kernel::standardize(row, mean, scale, &mut z);
+        let mut x = vec![0i8; row.len()];
+        dropship_shared::quant::quantize_input(&z, large.input_scale, large.input_zero, &mut x);
+        (0..hidden.bias.len()).any(|o| {
+            let acc = (0..hidden.input)
+                .fold(hidden.bias[o] as i64, |a, i| a + x[i] as i64 * hidden.weights[o * hidden.input + i] as i64);
+            (acc as f64 * hidden.requant[o].to_real()) < i32::MIN as f64 && hidden.output_zero < 0
+        })
+    });
+    assert!(below, "no sum reaches the saturation the test is about");
+    let path = dir.path().join("large-multipliers.dsm");
+    std::fs::write(&path, large.to_artifact("", "large multipliers").unwrap()).unwrap();
+    for rows in [&f.test_csv_path, &csv] {
+        let report = validate::validate(&path, rows, &Target::Qemu, &options).unwrap();
+        eprint!("{}", report.summary());
+        assert!(report.all_identical(), "{}", report.summary());
+    }
+}

@@ -5,6 +5,8 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dropship::data::{self, Header};
@@ -119,9 +121,17 @@ struct Damage {
     cut_after: usize,
 }
 
-/// Bytes between the host (`a`) and QEMU (`b`), damaged in both directions, from a seed.
-fn faulty_proxy(a: UnixStream, b: UnixStream, seed: u64, damage: Damage) {
-    fn pump(mut from: UnixStream, mut to: UnixStream, mut state: u64, damage: Damage) {
+/// What a proxy did to the bytes: flipped a bit of, dropped.
+#[derive(Default)]
+struct Harm {
+    flipped: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+/// Bytes between the host (`a`) and QEMU (`b`), damaged in both directions, from a seed; counts
+/// the damage it did in the returned [`Harm`].
+fn faulty_proxy(a: UnixStream, b: UnixStream, seed: u64, damage: Damage) -> Arc<Harm> {
+    fn pump(mut from: UnixStream, mut to: UnixStream, mut state: u64, damage: Damage, harm: Arc<Harm>) {
         let mut next = move || {
             state ^= state << 13;
             state ^= state >> 7;
@@ -140,7 +150,11 @@ fn faulty_proxy(a: UnixStream, b: UnixStream, seed: u64, damage: Damage) {
                 let dice = r % 10_000;
                 forwarded += 1;
                 if forwarded > damage.cut_after || (dice >= damage.flipped && dice < damage.flipped + damage.dropped) {
+                    harm.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
+                }
+                if dice < damage.flipped {
+                    harm.flipped.fetch_add(1, Ordering::Relaxed);
                 }
                 out.push(if dice < damage.flipped { byte ^ (1 << ((r >> 20) % 8)) } else { byte });
                 if dice >= 10_000 - damage.paused {
@@ -156,18 +170,21 @@ fn faulty_proxy(a: UnixStream, b: UnixStream, seed: u64, damage: Damage) {
         let _ = to.shutdown(std::net::Shutdown::Both);
     }
     let (a2, b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
-    std::thread::spawn(move || pump(a, b, seed, damage));
-    std::thread::spawn(move || pump(b2, a2, seed ^ 0x5555, damage));
+    let harm = Arc::new(Harm::default());
+    let (h1, h2) = (harm.clone(), harm.clone());
+    std::thread::spawn(move || pump(a, b, seed, damage, h1));
+    std::thread::spawn(move || pump(b2, a2, seed ^ 0x5555, damage, h2));
+    harm
 }
 
-/// Validates the digits test rows through a damaging proxy.
-fn through_proxy(seed: u64, damage: Damage, timeout: Duration) -> anyhow::Result<Report> {
+/// Validates the digits test rows through a damaging proxy; also what the proxy did.
+fn through_proxy(seed: u64, damage: Damage, timeout: Duration) -> (anyhow::Result<Report>, Arc<Harm>) {
     let f = fixture();
     let (_qemu, device) = QemuSession::start(&serving_firmware(f)).unwrap();
     let (host, proxy_end) = UnixStream::pair().unwrap();
-    faulty_proxy(proxy_end, device, seed, damage);
+    let harm = faulty_proxy(proxy_end, device, seed, damage);
     host.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    run_rows(&mut Link::new(host, timeout), f, &f.test_csv_path)
+    (run_rows(&mut Link::new(host, timeout), f, &f.test_csv_path), harm)
 }
 
 #[test]
@@ -175,10 +192,16 @@ fn a_link_that_corrupts_drops_and_delays_bytes_never_gives_a_false_match() {
     // about one request or answer in ten is damaged: each is detected and sent again
     let damage = Damage { flipped: 5, dropped: 3, paused: 30, cut_after: usize::MAX };
     for seed in [1u64, 2, 3] {
-        let report = through_proxy(seed, damage, Duration::from_millis(400)).expect("eight attempts per row suffice");
-        eprintln!("seed {seed}: {} rows identical, {} requests sent again", report.identical_rows, report.retries);
+        let (report, harm) = through_proxy(seed, damage, Duration::from_millis(400));
+        let report = report.expect("eight attempts per row suffice");
+        let (flipped, dropped) = (harm.flipped.load(Ordering::Relaxed), harm.dropped.load(Ordering::Relaxed));
+        eprintln!(
+            "seed {seed}: {} rows identical, {} requests sent again; {flipped} bytes flipped, {dropped} dropped",
+            report.identical_rows, report.retries
+        );
         assert_all_identical(&report, 360);
-        assert!(report.retries > 0, "the proxy damaged nothing: the test tests nothing");
+        assert!(flipped > 0 && dropped > 0, "the proxy damaged nothing: the test tests nothing");
+        assert!(report.retries > 0, "damage that needed no second attempt");
     }
 }
 
@@ -186,7 +209,7 @@ fn a_link_that_corrupts_drops_and_delays_bytes_never_gives_a_false_match() {
 fn a_link_that_goes_dead_stops_with_an_error_naming_what_was_expected() {
     // The hello and a few rows get through, then nothing does.
     let damage = Damage { flipped: 0, dropped: 0, paused: 0, cut_after: 2_000 };
-    let e = format!("{:#}", through_proxy(7, damage, Duration::from_millis(200)).unwrap_err());
+    let e = format!("{:#}", through_proxy(7, damage, Duration::from_millis(200)).0.unwrap_err());
     assert!(e.contains("no intact answer from the device after 8 attempts, waiting for the answer to row"), "{e}");
     // ... and nothing half-done is reported as a match: there is no report at all.
 }

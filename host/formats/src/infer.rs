@@ -113,6 +113,7 @@ impl HostNetwork {
             kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation);
             x = y;
         }
+        kernel::canonical_nans(&mut x);
         x
     }
 }
