@@ -14,7 +14,10 @@ fn sources(dir: &str) -> Vec<(PathBuf, String)> {
         for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                stack.push(path);
+                // build output (probes of dependencies' build scripts) is not the project's source
+                if path.file_name().is_some_and(|n| n != "target") {
+                    stack.push(path);
+                }
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
                 found.push((path, text));
@@ -98,4 +101,59 @@ fn the_artifact_format_has_no_field_for_dropout_or_a_regularizer() {
         assert!(hits.is_empty(), "`{needle}` in the shared core's code: {hits:#?}");
     }
     assert!(artifact.contains("no field for dropout"), "the format's documentation says so");
+}
+
+/// No floating-point mode change anywhere (writing MXCSR or FPCR is undefined behaviour in Rust:
+/// LLVM assumes the default mode), and no deprecation silenced to reach one.
+#[test]
+fn the_floating_point_mode_is_never_changed() {
+    let all: Vec<(PathBuf, String)> =
+        ["shared", "host", "firmware", "tests", "xtask"].iter().flat_map(|d| sources(d)).collect();
+    for needle in ["_mm_setcsr", "msr fpcr", "vmsr fpscr", "allow(deprecated)"] {
+        let hits: Vec<String> =
+            code_lines_with(&all, needle).into_iter().filter(|h| !h.contains("tests/tests/invariants.rs")).collect();
+        assert!(hits.is_empty(), "`{needle}`:\n{}", hits.join("\n"));
+    }
+}
+
+/// Every `unsafe fn` (outside a trait impl, whose contract is the trait's) says what its caller
+/// must guarantee in a `# Safety` section of its doc comment, and `shared` denies unsafe
+/// operations in an unsafe fn's body outside an `unsafe` block.
+#[test]
+fn every_unsafe_fn_states_its_safety_contract() {
+    let all: Vec<(PathBuf, String)> = ["shared", "host", "firmware", "xtask"].iter().flat_map(|d| sources(d)).collect();
+    let mut missing = Vec::new();
+    for (path, text) in &all {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or("").trim_start();
+            let declares = code.starts_with("unsafe fn ")
+                || code.starts_with("pub(super) unsafe fn ")
+                || code.starts_with("pub unsafe fn ")
+                || code.starts_with("pub(crate) unsafe fn ");
+            if !declares {
+                continue;
+            }
+            // the doc comment and attributes right above it (macros put the docs first)
+            let docs: Vec<&str> = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| {
+                    let t = l.trim_start();
+                    t.starts_with("///") || t.starts_with("#[") || t.starts_with("$(#[") || t.starts_with("//")
+                })
+                .copied()
+                .collect();
+            // a macro's `$(#[$doc])*` takes the docs, `# Safety` included, from each invocation,
+            // which this test reads as well: `block_loop!(/// ... /// # Safety ...)`
+            let from_invocation = docs.iter().any(|l| l.contains("$(#[$doc])*"))
+                && text.matches("# Safety").count() >= text.matches("unsafe fn ").count();
+            if !docs.iter().any(|l| l.contains("# Safety")) && !from_invocation {
+                missing.push(format!("{}:{}: {}", rel(path), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "unsafe fn without a `# Safety` section:\n{}", missing.join("\n"));
+    let lib = std::fs::read_to_string(root().join("shared/src/lib.rs")).unwrap();
+    assert!(lib.contains("#![deny(unsafe_op_in_unsafe_fn)]"));
 }
