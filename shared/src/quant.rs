@@ -496,6 +496,18 @@ mod tests {
         }
     }
 
+    /// A layer in the blocked form of these parameters.
+    fn blocked_layer<'a>(
+        weights: &'a [i8],
+        bias: &'a [i32],
+        multipliers: &'a [i32],
+        shifts: &'a [i8],
+        output_zero: i8,
+        relu: bool,
+    ) -> QuantLayer<'a> {
+        QuantLayer { weights, bias, multipliers, shifts, output_zero, relu, form: WeightForm::Blocked }
+    }
+
     /// The definition of one output in exact arithmetic: `clamp(zero + requantize(acc), low, 127)`.
     fn exact_output(acc: i32, r: Requant, zero: i8, relu: bool) -> i8 {
         let y = zero as i128 + reference(acc, r) as i128;
@@ -514,15 +526,7 @@ mod tests {
                 let r = Requant { multiplier, shift };
                 for zero in [-128i8, -100, -1, 0, 1, 100, 127] {
                     for relu in [false, true] {
-                        let layer = QuantLayer {
-                            weights: &[],
-                            bias: &[],
-                            multipliers: &[],
-                            shifts: &[],
-                            output_zero: zero,
-                            relu,
-                            form: WeightForm::Blocked,
-                        };
+                        let layer = blocked_layer(&[], &[], &[], &[], zero, relu);
                         for acc in accs {
                             let got = finish_with(acc, multiplier, shift as i8, &layer);
                             assert_eq!(
@@ -548,15 +552,7 @@ mod tests {
             let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
             let input: Vec<i8> = (0..n_in).map(|_| rng.next() as i8).collect();
             for (zero, relu) in [(-128i8, false), (-5, true), (0, false), (90, true), (127, false)] {
-                let layer = QuantLayer {
-                    weights: &blocked,
-                    bias: &bias,
-                    multipliers: &multipliers,
-                    shifts: &shifts,
-                    output_zero: zero,
-                    relu,
-                    form: WeightForm::Blocked,
-                };
+                let layer = blocked_layer(&blocked, &bias, &multipliers, &shifts, zero, relu);
                 let want: Vec<i8> = (0..n_out)
                     .map(|o| {
                         let acc = (0..n_in).fold(bias[o], |a, i| a + input[i] as i32 * plain[o * n_in + i] as i32);
@@ -655,15 +651,7 @@ mod tests {
                 let multipliers: Vec<i32> = requant.iter().map(|r| r.multiplier).collect();
                 let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
                 let zero = (rng.next() % 256) as i32 as i8;
-                let layer = QuantLayer {
-                    weights: &blocked,
-                    bias: &bias,
-                    multipliers: &multipliers,
-                    shifts: &shifts,
-                    output_zero: zero,
-                    relu,
-                    form: WeightForm::Blocked,
-                };
+                let layer = blocked_layer(&blocked, &bias, &multipliers, &shifts, zero, relu);
                 // each distinct path against the exact definition below: the plain-Rust lanes
                 // (what a core without DSP or AVX runs), the reference loop and each x86 path
                 let (mut fast, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out]);

@@ -100,14 +100,21 @@ impl HostNetwork {
         self.layers.last().map_or(0, |l| l.bias.len())
     }
 
+    /// What the first layer takes for `row`: the row standardized, or as it is.
+    fn first_layer_input(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        match (&self.standardization, form) {
+            (Some((mean, scale)), InputForm::Raw) => {
+                let mut z = vec![0.0; row.len()];
+                kernel::standardize(row, mean, scale, &mut z);
+                z
+            }
+            _ => row.to_vec(),
+        }
+    }
+
     /// Logits for one row.
     pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
-        let mut x = row.to_vec();
-        if let (Some((mean, scale)), InputForm::Raw) = (&self.standardization, form) {
-            let mut s = vec![0.0; x.len()];
-            kernel::standardize(&x, mean, scale, &mut s);
-            x = s;
-        }
+        let mut x = self.first_layer_input(row, form);
         for layer in &self.layers {
             let mut y = vec![0.0; layer.bias.len()];
             kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation);
@@ -123,12 +130,7 @@ impl HostNetwork {
     /// before its activation that is infinite or NaN (ReLU would turn NaN into 0 and hide it). The
     /// logits of such a row are not meaningful; `predict` warns about them.
     pub fn overflows(&self, row: &[f32], form: InputForm) -> bool {
-        let mut x = row.to_vec();
-        if let (Some((mean, scale)), InputForm::Raw) = (&self.standardization, form) {
-            let mut s = vec![0.0; x.len()];
-            kernel::standardize(&x, mean, scale, &mut s);
-            x = s;
-        }
+        let mut x = self.first_layer_input(row, form);
         for layer in &self.layers {
             if x.iter().any(|v| !v.is_finite()) {
                 return true;
