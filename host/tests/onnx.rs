@@ -417,3 +417,24 @@ fn long_chains_are_walked_in_linear_time_and_depth_is_refused_early() {
     // generous bounds (a loaded CI machine): the quadratic walk took minutes
     assert!(identity_seconds < 10.0 && depth_seconds < 1.0, "{identity_seconds} s, {depth_seconds} s");
 }
+
+/// A long-trained model's logits are large, and tract's order of summation differs from the
+/// artifact's by a few ULPs of them: the export's check scales its limit with the logits (a fixed
+/// 1e-5 refused a 1000-epoch digits run by 0.0000114).
+#[test]
+fn a_long_trained_model_exports_to_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dropship"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["train", "--epochs", "1000", "--quiet", "--out", "long"]);
+    let printed = run(&["export", "long/base", "-o", "m.dsm", "--onnx", "m.onnx"]);
+    assert!(printed.contains("tract-onnx matches the artifact"), "{printed}");
+}

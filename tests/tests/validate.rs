@@ -278,3 +278,24 @@ fn a_device_that_babbles_without_answering_times_out() {
     assert!(e.contains("no intact answer from the device after 8 attempts, waiting for the device's hello"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// When QEMU stops early, the error says how (its exit status) and what it and the firmware said,
+/// instead of "QEMU said:" followed by nothing.
+#[test]
+fn a_qemu_that_stops_early_is_reported_with_its_status_and_output() {
+    xtask::qemu::find().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // QEMU opens its UART socket, then stops when it cannot load its kernel
+    let missing = dir.path().join("missing-firmware.elf");
+    let (mut session, _uart) = QemuSession::start(&missing).unwrap();
+    let started = std::time::Instant::now();
+    let e = loop {
+        let report = session.report();
+        if report.starts_with("QEMU exited") || started.elapsed().as_secs() > 10 {
+            break report;
+        }
+    };
+    assert!(e.contains("QEMU exited (exit status: 1)"), "{e}");
+    assert!(e.contains("its stderr: qemu-system-arm"), "{e}");
+    assert!(e.contains("the firmware's log:"), "{e}");
+}
