@@ -25,6 +25,9 @@ enum Undo {
     EmptyDir(PathBuf),
     /// A child process (QEMU): killed.
     Kill(u32),
+    /// An old output moved aside while the new one moves into place (where the file system has no
+    /// atomic exchange): moved back if the target is missing, else removed.
+    Restore { aside: PathBuf, target: PathBuf },
 }
 
 /// What this process would undo now; the signal handler does it.
@@ -46,6 +49,13 @@ fn undo(action: &Undo) {
         Undo::Remove(path) => remove(path),
         Undo::EmptyDir(path) => {
             let _ = std::fs::remove_dir(path);
+        }
+        Undo::Restore { aside, target } => {
+            if target.symlink_metadata().is_err() {
+                let _ = std::fs::rename(aside, target);
+            } else {
+                remove(aside);
+            }
         }
         Undo::Kill(pid) => {
             // SAFETY: `kill` has no memory preconditions; the pid is a child this process started
@@ -287,7 +297,15 @@ impl Partial {
     fn finish(self, target: &Path, exchange: bool) -> Result<()> {
         let mut actions = pending();
         if exchange {
-            rename_exchange(&self.path, target).with_context(|| format!("cannot replace {}", target.display()))?;
+            match rename_exchange(&self.path, target) {
+                Ok(()) => {}
+                // a file system without the exchange (EINVAL), or a kernel without renameat2
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                    drop(actions);
+                    return self.finish_aside(target);
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot replace {}", target.display())),
+            }
         } else {
             std::fs::rename(&self.path, target).with_context(|| format!("cannot write {}", target.display()))?;
         }
@@ -297,6 +315,35 @@ impl Partial {
         done.created.clear();
         // dropping removes what is at the partial path now: nothing after a rename, the old
         // directory after an exchange
+        drop(done);
+        Ok(())
+    }
+}
+
+impl Partial {
+    /// [`Partial::finish`]'s exchange in two renames: the old directory moves aside (registered to
+    /// be moved back on a signal), the new one into place, and the old one is removed only then;
+    /// if the second rename fails, the old one moves back.
+    fn finish_aside(self, target: &Path) -> Result<()> {
+        let aside = self.path.with_file_name(format!(
+            "{}-old",
+            self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
+        let restore = Undo::Restore { aside: aside.clone(), target: target.to_path_buf() };
+        {
+            let mut actions = pending();
+            std::fs::rename(target, &aside)
+                .with_context(|| format!("cannot move the old {} aside", target.display()))?;
+            actions.push(restore.clone());
+        }
+        let moved = std::fs::rename(&self.path, target);
+        let mut actions = pending();
+        actions.retain(|a| a != &restore);
+        drop(actions);
+        undo(&restore); // back into place if the new one is not there, else removed
+        moved.with_context(|| format!("cannot write {}", target.display()))?;
+        let mut done = self;
+        done.created.clear();
         drop(done);
         Ok(())
     }
@@ -390,7 +437,12 @@ fn remove_stale_partials(target: &Path) {
         let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
         let alive = pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new("/proc").join(&pid).exists());
         if !alive {
-            remove(&entry.path());
+            if file_name.ends_with("-old") {
+                // an old output moved aside by a process killed before it put the new one in place
+                undo(&Undo::Restore { aside: entry.path(), target: target.to_path_buf() });
+            } else {
+                remove(&entry.path());
+            }
         }
     }
 }
@@ -573,6 +625,30 @@ mod tests {
         assert!(pending()
             .iter()
             .all(|a| !matches!(a, Undo::Remove(p) | Undo::EmptyDir(p) if p.starts_with(dir.path()))));
+    }
+
+    /// Where the file system has no atomic exchange: the old directory moves aside and back if
+    /// the new one cannot move in; one left aside by a killed process is put back by the next
+    /// writer, never removed.
+    #[test]
+    fn without_an_exchange_the_old_directory_moves_aside_and_is_never_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("old"), b"1").unwrap();
+        let partial = Partial::beside(&run).unwrap();
+        std::fs::create_dir(&partial.path).unwrap();
+        std::fs::write(partial.path.join("new"), b"2").unwrap();
+        partial.finish_aside(&run).unwrap();
+        assert!(run.join("new").exists() && !run.join("old").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing left aside");
+        // a process killed between its two renames left the old run aside and no run
+        let aside = dir.path().join(".run.partial-4999999-0-old");
+        std::fs::rename(&run, &aside).unwrap();
+        let staging = Staging::new(&run, true, &[]).unwrap();
+        assert!(run.join("new").exists(), "the next writer put the old run back");
+        drop(staging);
+        assert!(run.join("new").exists() && !aside.exists());
     }
 
     #[test]
