@@ -109,9 +109,15 @@ fn the_artifact_format_has_no_field_for_dropout_or_a_regularizer() {
 fn the_floating_point_mode_is_never_changed() {
     let all: Vec<(PathBuf, String)> =
         ["shared", "host", "firmware", "tests", "xtask"].iter().flat_map(|d| sources(d)).collect();
-    for needle in ["_mm_setcsr", "msr fpcr", "vmsr fpscr", "allow(deprecated)"] {
-        let hits: Vec<String> =
-            code_lines_with(&all, needle).into_iter().filter(|h| !h.contains("tests/tests/invariants.rs")).collect();
+    // spelled in pieces so this file does not match itself
+    let needles = [
+        concat!("_mm_set", "csr"),
+        concat!("msr ", "fpcr"),
+        concat!("vmsr ", "fpscr"),
+        concat!("allow(", "deprecated)"),
+    ];
+    for needle in needles {
+        let hits = code_lines_with(&all, needle);
         assert!(hits.is_empty(), "`{needle}`:\n{}", hits.join("\n"));
     }
 }
