@@ -139,7 +139,10 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
         let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, &hidden)?);
         let seed_dir =
             if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
-        std::fs::create_dir_all(&seed_dir)?;
+        // one level only: a partial directory removed by a signal must not be made again
+        if seed_dir != staging.path() {
+            std::fs::create_dir(&seed_dir)?;
+        }
         write_test_rows(study.data, &prepared.split.test, &seed_dir.join("test.csv"))?;
         for v in variants {
             let config = TrainConfig { seed, ..v.config.clone() };
@@ -218,7 +221,7 @@ pub fn train_and_write(
         metrics.int8_test_accuracy = Some(int8_test_accuracy(data, prepared, &trained.weights)?);
     }
     let run_dir = dir.join(name);
-    std::fs::create_dir_all(&run_dir)?;
+    std::fs::create_dir(&run_dir)?;
     run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics)?;
     let mut regularizer = config.regularization();
     if let Some(p) = config.early_stopping {

@@ -278,17 +278,33 @@ struct Partial {
 }
 
 impl Partial {
-    /// A fresh partial path beside `target` (resolved), registered for removal, its missing
-    /// parent directories created and registered too.
-    fn beside(target: &Path) -> Result<Self> {
+    /// A fresh partial beside `target` (resolved), made as an empty `kind` (a new file is
+    /// returned open) and registered for removal in one step under the signal handler's lock, so a
+    /// signal finds it either not yet made or registered; its missing parent directories are
+    /// created and registered too.
+    fn beside(target: &Path, kind: Kind) -> Result<(Self, Option<std::fs::File>)> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let parent = target.parent().context("an output needs a parent directory")?;
         let created = create_parents(parent)?;
         remove_stale_partials(target);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = parent.join(format!("{}{}-{n}", partial_prefix(target), std::process::id()));
-        pending().push(Undo::Remove(path.clone()));
-        Ok(Self { path, created })
+        let mut actions = pending();
+        let made = match kind {
+            Kind::File => std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map(Some),
+            Kind::Directory => std::fs::create_dir(&path).map(|()| None),
+        };
+        let partial = Self { path, created };
+        match made {
+            Ok(file) => {
+                actions.push(Undo::Remove(partial.path.clone()));
+                Ok((partial, file))
+            }
+            Err(e) => {
+                drop(actions);
+                Err(e).with_context(|| format!("cannot write in {}", parent.display()))
+            }
+        }
     }
 
     /// Moves the partial onto `target` with `rename` (a file, or a directory where none is), or
@@ -458,12 +474,8 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         Ok(_) => bail!("{} is not a regular file, which this command does not replace", path.display()),
         Err(_) => None,
     };
-    let partial = Partial::beside(&target)?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&partial.path)
-        .with_context(|| format!("cannot write in {}", target.parent().unwrap_or(Path::new("/")).display()))?;
+    let (partial, file) = Partial::beside(&target, Kind::File)?;
+    let mut file = file.context("a partial file is opened")?;
     file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
     file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
     if let Some(permissions) = existing {
@@ -490,8 +502,7 @@ impl Staging {
             let text = e.to_string().replace("choose another output path", "choose another --out");
             anyhow::anyhow!(text)
         })?;
-        let partial = Partial::beside(&output.resolved)?;
-        std::fs::create_dir(&partial.path).with_context(|| format!("cannot create {}", partial.path.display()))?;
+        let (partial, _) = Partial::beside(&output.resolved, Kind::Directory)?;
         Ok(Self { partial: Some(partial), target: output.resolved, given: target.to_path_buf() })
     }
 
@@ -636,8 +647,7 @@ mod tests {
         let run = dir.path().join("run");
         std::fs::create_dir(&run).unwrap();
         std::fs::write(run.join("old"), b"1").unwrap();
-        let partial = Partial::beside(&run).unwrap();
-        std::fs::create_dir(&partial.path).unwrap();
+        let (partial, _) = Partial::beside(&run, Kind::Directory).unwrap();
         std::fs::write(partial.path.join("new"), b"2").unwrap();
         partial.finish_aside(&run).unwrap();
         assert!(run.join("new").exists() && !run.join("old").exists());
