@@ -202,8 +202,9 @@ fn network_code(code: &mut String, artifact: &Artifact<'_>, layers: &[LayerView<
 fn vectors_code(code: &mut String, vectors: Option<&Vectors<'_>>, input: usize) -> usize {
     let rows: Vec<_> = vectors.map(|v| v.iter().collect()).unwrap_or_default();
     // Inputs that are all small non-negative integers (the digits' pixel counts) are stored as u8,
-    // which converts to exactly the same f32; anything else is stored as f32.
-    let compact = rows.iter().all(|v| v.input.iter().all(|x| x >= 0.0 && x <= 255.0 && x.fract() == 0.0));
+    // which converts to exactly the same f32 (the link's rule: -0.0 is not one); anything else is
+    // stored as f32.
+    let compact = rows.iter().all(|v| v.input.iter().all(dropship_shared::vectors::exact_as_byte));
     let elem = if compact { "u8" } else { "f32" };
     let _ = writeln!(code, "pub type InputElement = {elem};");
     let _ = writeln!(code, "pub static VECTORS: [TestVector<InputElement, INPUT>; {}] = [", rows.len());

@@ -117,10 +117,7 @@ impl<T: Read + Write> Link<T> {
     /// Runs one row on the device: bytes when every value is an integer 0..=255, f32 otherwise.
     pub fn infer(&mut self, seq: u32, row: &[f32]) -> Result<Inferred> {
         let bytes: Vec<u8>;
-        let input = if row
-            .iter()
-            .all(|v| (0.0..=255.0).contains(v) && v.fract() == 0.0 && v.to_bits() != (-0.0f32).to_bits())
-        {
+        let input = if row.iter().all(|v| dropship_shared::vectors::exact_as_byte(*v)) {
             bytes = row.iter().map(|v| *v as u8).collect();
             Input::U8(&bytes)
         } else {

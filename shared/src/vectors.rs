@@ -18,6 +18,13 @@ pub const VERSION: u32 = 1;
 pub const MAX_VECTORS: usize = 1 << 16;
 const HEADER: usize = 20;
 
+/// Whether `value` travels as a byte without changing: an integer 0 to 255 that is not -0.0 (a
+/// byte gives +0.0, and the sign of a zero can reach the logits). The one rule by which a row is
+/// sent over the serial link, or stored in a firmware's flash, as bytes rather than f32.
+pub fn exact_as_byte(value: f32) -> bool {
+    (0.0..=255.0).contains(&value) && !value.is_sign_negative() && (value as u8) as f32 == value
+}
+
 /// One test vector.
 #[derive(Clone, Copy, Debug)]
 pub struct Vector<'a> {
@@ -141,5 +148,21 @@ impl<'a> Vectors<'a> {
             w.f32s(logits)?;
         }
         w.finish_with_checksum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exact_as_byte;
+
+    #[test]
+    fn only_values_a_byte_gives_back_exactly_travel_as_bytes() {
+        for v in [0.0f32, 1.0, 7.0, 255.0] {
+            assert!(exact_as_byte(v), "{v}");
+            assert_eq!((v as u8 as f32).to_bits(), v.to_bits());
+        }
+        for v in [-0.0f32, -1.0, 0.5, 255.5, 256.0, f32::NAN, f32::INFINITY, 1e-45] {
+            assert!(!exact_as_byte(v), "{v}");
+        }
     }
 }
