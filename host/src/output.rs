@@ -186,25 +186,28 @@ struct Output<'a> {
     resolved: PathBuf,
 }
 
-/// An input of a command, resolved (an input that does not exist is its own error later).
-fn resolve_input(input: &Path) -> PathBuf {
-    resolve(input).unwrap_or_else(|_| std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf()))
+/// A command's inputs with their resolved paths (an input that does not exist is its own error
+/// later: it stands as spelled, made absolute).
+fn resolve_inputs<'a>(inputs: &[&'a Path]) -> Vec<(&'a Path, PathBuf)> {
+    inputs
+        .iter()
+        .map(|i| (*i, resolve(i).unwrap_or_else(|_| std::path::absolute(i).unwrap_or_else(|_| i.to_path_buf()))))
+        .collect()
 }
 
 /// Refuses an output that is an input, lies inside an input directory or holds an input, or that
 /// is an existing regular file or directory without `overwrite` (or anything else at all), or
 /// whose nearest existing ancestor is not a directory.
-fn check_one(output: &Output<'_>, inputs: &[&Path], overwrite: bool, kind: Kind) -> Result<()> {
+fn check_one(output: &Output<'_>, inputs: &[(&Path, PathBuf)], overwrite: bool, kind: Kind) -> Result<()> {
     let shown = output.given.display();
-    for input in inputs {
-        let resolved = resolve_input(input);
+    for (input, resolved) in inputs {
         let same =
-            resolved == output.resolved || identity(&resolved).is_some_and(|id| identity(&output.resolved) == Some(id));
+            *resolved == output.resolved || identity(resolved).is_some_and(|id| identity(&output.resolved) == Some(id));
         let also = if *input == output.given { String::new() } else { format!(" (as {})", input.display()) };
         if same {
             bail!("{shown} is an input of this command{also}: choose another output path");
         }
-        if output.resolved.starts_with(&resolved) {
+        if output.resolved.starts_with(resolved) {
             bail!("{shown} is inside {}, an input of this command: choose another output path", input.display());
         }
         if resolved.starts_with(&output.resolved) {
@@ -258,13 +261,14 @@ enum Kind {
 /// `overwrite`, and a regular file), none is, holds or lies inside one of `inputs`, no two are the
 /// same file, and each can be created where it is.
 pub fn check_outputs(outputs: &[&Path], inputs: &[&Path], overwrite: bool) -> Result<()> {
+    let inputs = resolve_inputs(inputs);
     let mut seen: Vec<Output<'_>> = Vec::new();
     for given in outputs {
         let output = Output { given, resolved: resolve(given)? };
         if let Some(other) = seen.iter().find(|o| o.resolved == output.resolved) {
             bail!("{} and {} are the same file: give two outputs two paths", other.given.display(), given.display());
         }
-        check_one(&output, inputs, overwrite, Kind::File)?;
+        check_one(&output, &inputs, overwrite, Kind::File)?;
         seen.push(output);
     }
     Ok(())
@@ -310,14 +314,14 @@ impl Partial {
     /// Moves the partial onto `target` with `rename` (a file, or a directory where none is), or
     /// exchanges it with the directory there, which then becomes the partial and is removed:
     /// the old output stays whole until the new one is in place.
-    fn finish(self, target: &Path, exchange: bool) -> Result<()> {
-        let mut actions = pending();
+    fn finish(mut self, target: &Path, exchange: bool) -> Result<()> {
+        let held = pending(); // the signal handler waits: the partial is either here or in place
         if exchange {
             match rename_exchange(&self.path, target) {
                 Ok(()) => {}
                 // a file system without the exchange (EINVAL), or a kernel without renameat2
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
-                    drop(actions);
+                    drop(held);
                     return self.finish_aside(target);
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot replace {}", target.display())),
@@ -325,22 +329,17 @@ impl Partial {
         } else {
             std::fs::rename(&self.path, target).with_context(|| format!("cannot write {}", target.display()))?;
         }
-        actions.retain(|a| !self.created.iter().any(|d| a == &Undo::EmptyDir(d.clone())));
-        drop(actions);
-        let mut done = self;
-        done.created.clear();
+        drop(held);
+        self.keep_parents();
         // dropping removes what is at the partial path now: nothing after a rename, the old
         // directory after an exchange
-        drop(done);
         Ok(())
     }
-}
 
-impl Partial {
     /// [`Partial::finish`]'s exchange in two renames: the old directory moves aside (registered to
     /// be moved back on a signal), the new one into place, and the old one is removed only then;
     /// if the second rename fails, the old one moves back.
-    fn finish_aside(self, target: &Path) -> Result<()> {
+    fn finish_aside(mut self, target: &Path) -> Result<()> {
         let aside = self.path.with_file_name(format!(
             "{}-old",
             self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
@@ -358,22 +357,29 @@ impl Partial {
         drop(actions);
         undo(&restore); // back into place if the new one is not there, else removed
         moved.with_context(|| format!("cannot write {}", target.display()))?;
-        let mut done = self;
-        done.created.clear();
-        drop(done);
+        self.keep_parents();
         Ok(())
+    }
+
+    /// The parent directories made for this partial now hold the output: they stay.
+    fn keep_parents(&mut self) {
+        let created = std::mem::take(&mut self.created);
+        pending().retain(|a| !matches!(a, Undo::EmptyDir(d) if created.contains(d)));
     }
 }
 
 impl Drop for Partial {
     fn drop(&mut self) {
         remove(&self.path);
-        self.created.iter().rev().for_each(|d| undo(&Undo::EmptyDir(d.clone())));
-        let mut actions = pending();
-        actions.retain(|a| {
-            a != &Undo::Remove(self.path.clone()) && !self.created.iter().any(|d| a == &Undo::EmptyDir(d.clone()))
-        });
+        pending().retain(|a| a != &Undo::Remove(self.path.clone()));
+        remove_empty(&self.created);
     }
+}
+
+/// Removes those of `dirs` that are empty, innermost first, and forgets them.
+fn remove_empty(dirs: &[PathBuf]) {
+    dirs.iter().rev().for_each(|d| undo(&Undo::EmptyDir(d.clone())));
+    pending().retain(|a| !matches!(a, Undo::EmptyDir(d) if dirs.contains(d)));
 }
 
 /// Creates `dir` and its missing ancestors; returns the ones created, outermost first, each
@@ -390,7 +396,7 @@ fn create_parents(dir: &Path) -> Result<Vec<PathBuf>> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                created.iter().rev().for_each(|d: &PathBuf| undo(&Undo::EmptyDir(d.clone())));
+                remove_empty(&created);
                 return Err(e).with_context(|| format!("cannot create {}", d.display()));
             }
         }
@@ -498,7 +504,7 @@ impl Staging {
     /// one of `inputs` (however they are spelled).
     pub fn new(target: &Path, overwrite: bool, inputs: &[&Path]) -> Result<Self> {
         let output = Output { given: target, resolved: resolve(target)? };
-        check_one(&output, inputs, overwrite, Kind::Directory).map_err(|e| {
+        check_one(&output, &resolve_inputs(inputs), overwrite, Kind::Directory).map_err(|e| {
             let text = e.to_string().replace("choose another output path", "choose another --out");
             anyhow::anyhow!(text)
         })?;

@@ -100,21 +100,9 @@ impl HostNetwork {
         self.layers.last().map_or(0, |l| l.bias.len())
     }
 
-    /// What the first layer takes for `row`: the row standardized, or as it is.
-    fn first_layer_input(&self, row: &[f32], form: InputForm) -> Vec<f32> {
-        match (&self.standardization, form) {
-            (Some((mean, scale)), InputForm::Raw) => {
-                let mut z = vec![0.0; row.len()];
-                kernel::standardize(row, mean, scale, &mut z);
-                z
-            }
-            _ => row.to_vec(),
-        }
-    }
-
     /// Logits for one row.
     pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
-        let mut x = self.first_layer_input(row, form);
+        let mut x = first_layer_input(&self.standardization, row, form);
         for layer in &self.layers {
             let mut y = vec![0.0; layer.bias.len()];
             kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation);
@@ -130,7 +118,7 @@ impl HostNetwork {
     /// before its activation that is infinite or NaN (ReLU would turn NaN into 0 and hide it). The
     /// logits of such a row are not meaningful; `predict` warns about them.
     pub fn overflows(&self, row: &[f32], form: InputForm) -> bool {
-        let mut x = self.first_layer_input(row, form);
+        let mut x = first_layer_input(&self.standardization, row, form);
         for layer in &self.layers {
             if x.iter().any(|v| !v.is_finite()) {
                 return true;
@@ -146,6 +134,19 @@ impl HostNetwork {
             x = y;
         }
         x.iter().any(|v| !v.is_finite())
+    }
+}
+
+/// What a network's first layer takes for `row`: the row standardized (raw input and a
+/// standardization), or as it is.
+fn first_layer_input(standardization: &Option<(Vec<f32>, Vec<f32>)>, row: &[f32], form: InputForm) -> Vec<f32> {
+    match (standardization, form) {
+        (Some((mean, scale)), InputForm::Raw) => {
+            let mut z = vec![0.0; row.len()];
+            kernel::standardize(row, mean, scale, &mut z);
+            z
+        }
+        _ => row.to_vec(),
     }
 }
 
@@ -202,14 +203,7 @@ impl AnyNetwork {
     pub fn overflows(&self, row: &[f32], form: InputForm) -> bool {
         match self {
             Self::F32(n) => n.overflows(row, form),
-            Self::Int8(n) => match (&n.standardization, form) {
-                (Some((mean, scale)), InputForm::Raw) => {
-                    let mut z = vec![0.0; row.len()];
-                    kernel::standardize(row, mean, scale, &mut z);
-                    z.iter().any(|v| !v.is_finite())
-                }
-                _ => row.iter().any(|v| !v.is_finite()),
-            },
+            Self::Int8(n) => first_layer_input(&n.standardization, row, form).iter().any(|v| !v.is_finite()),
         }
     }
 
