@@ -5,10 +5,11 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use dropship_shared::artifact::{version, Activation, Artifact, FormatError, LayerView};
-use dropship_shared::quant::{self, paired, WeightForm};
-use dropship_shared::quant_artifact::{self, QuantArtifact};
+use dropship_shared::artifact::{Artifact, FormatError, LayerView};
+use dropship_shared::footprint::Footprint;
+use dropship_shared::ops::dense::int8::{self as quant, paired, WeightForm};
 use dropship_shared::vectors::Vectors;
+use dropship_shared::Precision;
 
 fn fail(msg: &str) -> ! {
     eprintln!("\nerror: {msg}\n");
@@ -51,16 +52,21 @@ fn chain_type(layers: &[LayerView<'_>]) -> String {
 }
 
 fn dense_value(code: &mut String, layer: &LayerView<'_>) {
+    let Some((weights, bias)) = layer.f32_params() else { fail("an f32 network with an int8 layer") };
     code.push_str("Dense { weights: [");
-    let w: Vec<f32> = layer.weights.iter().collect();
+    let w: Vec<f32> = weights.iter().collect();
     for row in w.chunks(layer.output) {
         f32s(code, row.iter().copied());
         code.push(',');
     }
     code.push_str("], bias: ");
-    f32s(code, layer.bias.iter());
-    let activation = if layer.activation == Activation::Relu { "Relu" } else { "Linear" };
-    let _ = write!(code, ", activation: Activation::{activation} }}");
+    f32s(code, bias.iter());
+    let _ = write!(code, ", activation: {} }}", activation(layer));
+}
+
+/// The layer's activation as a Rust path: every activation of the vocabulary is one.
+fn activation(layer: &LayerView<'_>) -> String {
+    format!("Activation::{:?}", layer.activation)
 }
 
 /// The value of [`chain_type`]'s type.
@@ -76,16 +82,6 @@ fn chain_value(code: &mut String, layers: &[LayerView<'_>]) {
             code.push_str(" }");
         }
     }
-}
-
-/// What the model takes on the device, in bytes.
-struct Footprint {
-    /// Weights, biases and standardization (flash).
-    weights: usize,
-    /// The embedded test vectors (flash).
-    vectors: usize,
-    /// Activations of one inference (RAM).
-    activations: usize,
 }
 
 /// Flash the firmware's code, vector table and log strings take besides the model (measured: 8 to
@@ -121,25 +117,25 @@ fn board_memory(board: &str) -> (usize, usize) {
 
 /// Refuses a model that does not fit the board being built (feature `board-<name>`), with the
 /// numbers and what to change.
-fn check_fit(footprint: &Footprint, widths: &[usize], artifact: &std::path::Path) {
+fn check_fit(footprint: &Footprint, vectors: usize, widths: &[usize], artifact: &std::path::Path) {
     for board in ["qemu", "nrf52840dk"] {
         let feature = format!("CARGO_FEATURE_BOARD_{}", board.to_uppercase());
         if std::env::var_os(&feature).is_none() {
             continue;
         }
         let (flash, ram) = board_memory(board);
-        let flash_needed = footprint.weights + footprint.vectors + CODE_FLASH;
-        let ram_needed = footprint.activations + BASE_RAM;
+        let flash_needed = footprint.weight_bytes + vectors + CODE_FLASH;
+        let ram_needed = footprint.activation_bytes + BASE_RAM;
         if flash_needed > flash || ram_needed > ram {
             eprintln!("\nerror: the model in {} does not fit the {board} board", artifact.display());
             eprintln!("  layers {widths:?}");
             eprintln!(
                 "  flash: {flash_needed} bytes needed ({} weights + {} test vectors + about {CODE_FLASH} of code), {flash} available",
-                footprint.weights, footprint.vectors
+                footprint.weight_bytes, vectors
             );
             eprintln!(
                 "  RAM:   {ram_needed} bytes needed ({} activations + about {BASE_RAM} of stack and state), {ram} available",
-                footprint.activations
+                footprint.activation_bytes
             );
             eprintln!("Make the hidden layers fewer or narrower (`dropship train --hidden ...`), or embed fewer test");
             eprintln!("vectors (`dropship vectors <artifact> <csv with fewer rows>`).\n");
@@ -226,22 +222,13 @@ fn vectors_code(code: &mut String, vectors: Option<&Vectors<'_>>, input: usize) 
     rows.len() * (input * element_bytes + 8)
 }
 
-/// `ModelScratch` and `SHAPE` of an f32 network (`Model`).
+/// `Model` and `ModelScratch` of an f32 network.
 fn f32_items(code: &mut String) {
     code.push_str(
         "/// The deployed network's type.
 pub type Model = Network<ModelLayers, INPUT, CLASSES>;
 /// Working memory for one inference of [`NETWORK`], sized by its widest layers.
 pub type ModelScratch = Scratch<{ <ModelLayers as Layers>::BUFFER_A }, { <ModelLayers as Layers>::BUFFER_B }>;
-/// The deployed network's shape and footprint.
-pub const SHAPE: ModelShape = ModelShape {
-    widths: &WIDTHS,
-    relu: &RELU,
-    parameters: Model::PARAMETERS,
-    macs: Model::MACS,
-    weight_bytes: core::mem::size_of::<Model>(),
-    activation_bytes: Model::ACTIVATION_BYTES,
-};
 ",
     );
 }
@@ -255,18 +242,18 @@ fn list<T: std::fmt::Display>(code: &mut String, values: impl Iterator<Item = T>
 }
 
 /// An int8 network: per layer, int8 weights, int32 biases, multipliers and one-byte shifts as flash
-/// constants, run by `dropship_shared::quant::QuantNetwork`; returns the flash its parameters take.
-fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
+/// constants, run by `dropship_shared::network::int8::QuantNetwork`.
+fn int8_code(code: &mut String, a: &Artifact<'_>) {
     let layers: Vec<_> = a.layers().collect();
-    let mut flash = 0;
     let mut forms = Vec::new();
     for (i, l) in layers.iter().enumerate() {
+        let Some(p) = l.int8_params() else { fail("an int8 network with an f32 layer") };
         let _ = write!(code, "static L{i}_WEIGHTS: Aligned<[i8; {}]> = Aligned(", l.input * l.output);
-        let plain: Vec<i8> = l.weights_i8().collect();
+        let plain: Vec<i8> = p.weights_i8().collect();
         let mut blocked = vec![0i8; plain.len()];
         quant::block_weights(&plain, l.input, l.output, &mut blocked);
-        let mut bias: Vec<i32> = l.bias.iter().collect();
-        let mut shifts: Vec<i8> = l.shifts.iter().map(|s| s as i8).collect();
+        let mut bias: Vec<i32> = p.bias.iter().collect();
+        let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
         let form = if paired::fits(l.input, &shifts) { WeightForm::Paired } else { WeightForm::Blocked };
         if form == WeightForm::Paired {
             paired::pair_weights(&blocked.clone(), &mut blocked);
@@ -278,20 +265,18 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
         let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
         list(code, bias.iter());
         let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
-        list(code, l.multipliers.iter());
+        list(code, p.multipliers.iter());
         let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
         list(code, shifts.iter());
         code.push_str(";\n");
-        flash += l.input * l.output + 9 * l.output;
     }
     let _ = write!(code, "static LAYERS: [QuantLayer<'static>; {}] = [", layers.len());
     for (i, (l, form)) in layers.iter().zip(&forms).enumerate() {
+        let zero = l.int8_params().map_or(0, |p| p.output_zero);
         let _ = write!(
             code,
-            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {}, relu: {}, form: WeightForm::{:?} }},",
-            l.output_zero,
-            l.activation == Activation::Relu,
-            form,
+            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {zero}, activation: {}, form: WeightForm::{form:?} }},",
+            activation(l),
         );
     }
     code.push_str("];\n");
@@ -302,71 +287,73 @@ fn int8_code(code: &mut String, a: &QuantArtifact<'_>) -> usize {
             code.push_str(";\nstatic SCALE: [f32; INPUT] = ");
             f32s(code, scale.iter());
             code.push_str(";\n");
-            flash += 8 * a.input();
             "Some((&MEAN, &SCALE))"
         }
         None => "None",
     };
-    let (input_scale, input_zero) = a.input_quantization();
-    let output_scale = layers.last().map_or(1.0, |l| l.output_scale);
+    let (input_scale, input_zero) = a.input_quantization().unwrap_or((1.0, 0));
+    let output_scale = layers.last().and_then(|l| l.int8_params()).map_or(1.0, |p| p.output_scale);
     let _ = writeln!(
         code,
         "/// The deployed int8 network.\npub static NETWORK: QuantNetwork<'static> = QuantNetwork {{ standardization: {standardization}, input_scale: f32::from_bits({:#010x}), input_zero: {input_zero}, layers: &LAYERS, output_scale: f32::from_bits({:#010x}) }};",
         input_scale.to_bits(),
         output_scale.to_bits()
     );
-    let widths: Vec<usize> = a.widths().collect();
-    let widest = widths.iter().copied().max().unwrap_or(0);
+    let widest = a.widths().max().unwrap_or(0);
     let _ = writeln!(
         code,
         "/// Working memory of one int8 inference.\npub type ModelScratch = QuantScratch<INPUT, {widest}>;"
     );
-    let macs: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
-    let _ = writeln!(
-        code,
-        "/// The deployed network's shape and footprint.\npub const SHAPE: ModelShape = ModelShape {{ widths: &WIDTHS, relu: &RELU, parameters: {}, macs: {macs}, weight_bytes: {flash}, activation_bytes: {} }};",
-        a.parameters(),
-        4 * a.input() + 2 * widest
-    );
-    flash
 }
 
-/// The model's digest, widths and activations, whatever its version.
-fn common_items(code: &mut String, input: usize, classes: usize, widths: &[usize], relu: &[bool], bytes: &[u8]) {
-    let _ = writeln!(code, "pub const INPUT: usize = {input};");
-    let _ = writeln!(code, "pub const CLASSES: usize = {classes};");
+/// The model's digest, its shape (every layer as the artifact describes it) and its footprint
+/// ([`Footprint`], the rule `inspect` and the board-fit check read too).
+fn common_items(code: &mut String, a: &Artifact<'_>, footprint: &Footprint, bytes: &[u8]) {
+    let widths: Vec<usize> = a.widths().collect();
+    let _ = writeln!(code, "pub const INPUT: usize = {};", a.input());
+    let _ = writeln!(code, "pub const CLASSES: usize = {};", a.classes());
     let _ =
         writeln!(code, "/// The artifact's digest (`dropship_link::model_digest`), which a serving firmware reports.");
     let _ = writeln!(code, "pub const DIGEST: u64 = {:#018x};", dropship_link::model_digest(bytes));
+    let _ = writeln!(code, "pub const INT8: bool = {};", a.precision() == Precision::Int8);
     let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
-    let _ = writeln!(code, "pub const RELU: [bool; {}] = {relu:?};", relu.len());
+    let _ = write!(code, "pub const LAYERS: [LayerShape; {}] = [", widths.len() - 1);
+    for l in a.layers() {
+        let _ = write!(
+            code,
+            "LayerShape {{ kind: LayerKind::{:?}, units: {}, activation: {} }},",
+            l.kind,
+            l.output,
+            activation(&l)
+        );
+    }
+    code.push_str("];\n");
+    let _ = writeln!(
+        code,
+        "/// The deployed network's shape and footprint.\npub const SHAPE: ModelShape = ModelShape {{ widths: &WIDTHS, layers: &LAYERS, parameters: {}, macs: {}, weight_bytes: {}, activation_bytes: {} }};",
+        a.parameters(),
+        a.macs(),
+        footprint.weight_bytes,
+        footprint.activation_bytes
+    );
 }
 
 fn main() {
     let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
     let invalid = |e: FormatError| -> ! { fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())) };
+    let artifact = Artifact::parse(&artifact_bytes).unwrap_or_else(|e| invalid(e));
+    let footprint = Footprint::of(&artifact);
     let mut code = String::new();
-    let (input, classes, widths, weight_bytes) = if version(&artifact_bytes) == Some(quant_artifact::VERSION) {
-        let a = QuantArtifact::parse(&artifact_bytes).unwrap_or_else(|e| invalid(e));
-        let widths: Vec<usize> = a.widths().collect();
-        let relu: Vec<bool> = a.layers().map(|l| l.activation == Activation::Relu).collect();
-        common_items(&mut code, a.input(), a.classes(), &widths, &relu, &artifact_bytes);
-        let _ = writeln!(code, "pub const INT8: bool = true;");
-        let flash = int8_code(&mut code, &a);
-        (a.input(), a.classes(), widths, flash)
-    } else {
-        let artifact = Artifact::parse(&artifact_bytes).unwrap_or_else(|e| invalid(e));
-        let layers: Vec<LayerView<'_>> = artifact.layers().collect();
-        let widths: Vec<usize> = artifact.widths().collect();
-        let relu: Vec<bool> = layers.iter().map(|l| l.activation == Activation::Relu).collect();
-        common_items(&mut code, artifact.input(), artifact.classes(), &widths, &relu, &artifact_bytes);
-        let _ = writeln!(code, "pub const INT8: bool = false;");
-        network_code(&mut code, &artifact, &layers);
-        f32_items(&mut code);
-        let flash =
-            4 * (artifact.parameters() + if artifact.standardization().is_some() { 2 * artifact.input() } else { 0 });
-        (artifact.input(), artifact.classes(), widths, flash)
-    };
+    common_items(&mut code, &artifact, &footprint, &artifact_bytes);
+    match artifact.precision() {
+        Precision::F32 => {
+            let layers: Vec<LayerView<'_>> = artifact.layers().collect();
+            network_code(&mut code, &artifact, &layers);
+            f32_items(&mut code);
+        }
+        Precision::Int8 => int8_code(&mut code, &artifact),
+    }
+    let (input, classes) = (artifact.input(), artifact.classes());
     let vectors_file = vectors_input();
     let vectors = vectors_file.as_ref().map(|(path, bytes)| {
         let vectors = Vectors::parse(bytes)
@@ -375,13 +362,8 @@ fn main() {
         vectors
     });
     let vector_bytes = vectors_code(&mut code, vectors.as_ref(), input);
-    let activations = if version(&artifact_bytes) == Some(quant_artifact::VERSION) {
-        4 * input + 2 * widths.iter().copied().max().unwrap_or(0)
-    } else {
-        dropship_shared::network::activation_bytes(&widths)
-    };
-    let footprint = Footprint { weights: weight_bytes, vectors: vector_bytes, activations };
-    check_fit(&footprint, &widths, &artifact_path);
+    let widths: Vec<usize> = artifact.widths().collect();
+    check_fit(&footprint, vector_bytes, &widths, &artifact_path);
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("model.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");
 }

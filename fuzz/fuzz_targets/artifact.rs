@@ -9,7 +9,7 @@
 //! the mutations reach the structure checks behind it.
 #![no_main]
 
-use dropship_formats::infer::{HostNetwork, InputForm};
+use dropship_formats::network::{HostNetwork, InputForm};
 use dropship_shared::quant;
 use dropship_shared::quant_artifact::QuantArtifact;
 use dropship_shared::vectors::Vectors;

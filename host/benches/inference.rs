@@ -5,8 +5,8 @@
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
 use dropship::export;
-use dropship::infer::{HostNetwork, InputForm};
 use dropship::model::{Mlp, Weights};
+use dropship::network::{HostNetwork, InputForm};
 use dropship::rng::{stream, Stream};
 use dropship::run::SavedModel;
 use dropship::split::Standardization;
@@ -50,13 +50,13 @@ fn inference(c: &mut Criterion) {
     let ranges = dropship::quantize::calibrate(&host, calibration.iter().map(Vec::as_slice));
     let int8 = dropship::quantize::quantize(&host, &ranges).unwrap();
     let layers = int8.kernel_layers();
-    let net8 = int8.network(&layers, InputForm::Raw);
-    let mut scratch8 = dropship_shared::quant::QuantScratch::<64, 128>::new();
+    let net8 = int8.quant_network(&layers, InputForm::Raw);
+    let mut scratch8 = dropship_shared::network::int8::QuantScratch::<64, 128>::new();
     group.bench_function("dropship shared core, int8", |b| {
         b.iter(|| net8.predict(black_box(&input), &mut scratch8, &mut logits))
     });
 
-    let onnx = dropship::onnx::export_model(&host).encode_to_vec();
+    let onnx = dropship::onnx::export_model(&host).unwrap().encode_to_vec();
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .unwrap()

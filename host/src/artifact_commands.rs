@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use dropship_shared::quant_artifact::{self, QuantArtifact};
-use dropship_shared::Artifact;
+use dropship_shared::artifact::Params;
+use dropship_shared::footprint::Footprint;
+use dropship_shared::{Artifact, Precision};
 
 use crate::data::{self, Header};
-use crate::infer::{AnyNetwork, InputForm};
+use crate::network::{HostNetwork, InputForm};
 use crate::output::{check_outputs, write_file};
 
 /// What `predict` prints per row.
@@ -30,7 +31,7 @@ pub fn predict(
     form: InputForm,
     header: Header,
 ) -> Result<()> {
-    let (net, _) = AnyNetwork::load(artifact)?;
+    let (net, _) = HostNetwork::load(artifact)?;
     let data = data::load_csv_for_model(csv_path, net.input(), label_column, header)?;
     if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");
@@ -48,7 +49,7 @@ pub fn predict(
         if net.overflows(data.row(i), form) {
             overflowing.push(i + 1);
         }
-        let class = dropship_shared::kernel::argmax(&row_logits);
+        let class = dropship_shared::ops::output::argmax(&row_logits);
         if logits {
             out.push_str(&row_logits.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
         } else {
@@ -72,97 +73,63 @@ pub fn predict(
     Ok(())
 }
 
-/// `dropship inspect`: what is inside an artifact.
+/// `dropship inspect`: what is inside an artifact of any version and precision.
 pub fn inspect(path: &Path) -> Result<()> {
     let bytes = crate::input::read(path)?;
-    if let Some(found) = dropship_shared::artifact::version(&bytes).filter(|v| *v > quant_artifact::VERSION) {
-        let e = dropship_shared::FormatError::UnsupportedVersion { found, supported: quant_artifact::VERSION };
-        return Err(e).with_context(|| format!("{} is not a valid dropship artifact", path.display()));
-    }
-    if dropship_shared::artifact::version(&bytes) == Some(quant_artifact::VERSION) {
-        let a = QuantArtifact::parse(&bytes)
-            .with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
-        inspect_int8(path, &a);
-        return Ok(());
-    }
     let a = Artifact::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+    let precision = a.precision();
     println!(
-        "artifact:        {} ({} bytes, format v{})",
+        "artifact:        {} ({} bytes, format v{}, {precision})",
         path.display(),
         a.len_bytes(),
-        dropship_shared::artifact::VERSION
+        a.format_version()
     );
     println!("input:           {}", a.input());
+    if let Some((scale, zero)) = a.input_quantization() {
+        println!("input int8:      scale {scale:e}, zero point {zero} (after the f32 standardization)");
+    }
     for (i, l) in a.layers().enumerate() {
-        println!(
-            "layer {i}:         Dense({} -> {}) + {:?}, {} parameters",
-            l.input,
-            l.output,
-            l.activation,
-            l.input * l.output + l.output
-        );
+        let layer = format!("{}({} -> {}) + {}", l.kind, l.input, l.output, l.activation);
+        match l.params {
+            Params::F32 { .. } => println!("layer {i}:         {layer}, {} parameters", l.parameters()),
+            Params::Int8(p) => {
+                let scales: Vec<f32> = p.weight_scales.iter().collect();
+                let (lo, hi) = scales.iter().fold((f32::INFINITY, 0f32), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+                println!(
+                    "layer {i}:         {layer} (fused), {} int8 weights, {} int32 biases, {} bytes in flash",
+                    l.input * l.output,
+                    l.output,
+                    Footprint::new(precision, &[l.input, l.output], false).weight_bytes
+                );
+                println!(
+                    "                 weight scales per channel {lo:e} to {hi:e}; output scale {:e}, zero point {}",
+                    p.output_scale, p.output_zero
+                );
+            }
+        }
     }
     println!("classes:         {}", a.classes());
-    println!("parameters:      {} ({} bytes of f32)", a.parameters(), 4 * a.parameters());
+    println!("parameters:      {} ({precision})", a.parameters());
     println!(
         "standardization: {}",
         if a.standardization().is_some() { "present" } else { "absent (inputs must be standardized already)" }
     );
+    let footprint = Footprint::of(&a);
     let widths: Vec<usize> = a.widths().collect();
-    let (buffer_a, buffer_b) = dropship_shared::network::scratch_widths(&widths);
-    println!(
-        "inference RAM:   {} bytes of activations (two buffers of {buffer_a} and {buffer_b} values, {} logits)",
-        dropship_shared::network::activation_bytes(&widths),
-        a.classes()
-    );
+    println!("flash:           {} bytes of parameters on the device", footprint.weight_bytes);
+    let buffers = match precision {
+        Precision::F32 => {
+            let (buffer_a, buffer_b) = dropship_shared::network::scratch_widths(&widths);
+            format!("two buffers of {buffer_a} and {buffer_b} values, {} logits", a.classes())
+        }
+        Precision::Int8 => {
+            format!("{} f32 standardized inputs, two int8 buffers of {}", a.input(), widths.iter().max().unwrap_or(&0))
+        }
+    };
+    println!("inference RAM:   {} bytes of activations ({buffers})", footprint.activation_bytes);
     println!("dropout:         none (the format cannot express it)");
     println!("provenance:      {}", a.provenance());
     Ok(())
-}
-
-fn inspect_int8(path: &Path, a: &QuantArtifact<'_>) {
-    println!(
-        "artifact:        {} ({} bytes, format v{}, int8)",
-        path.display(),
-        a.len_bytes(),
-        quant_artifact::VERSION
-    );
-    println!("input:           {}", a.input());
-    let (scale, zero) = a.input_quantization();
-    println!("input int8:      scale {scale:e}, zero point {zero} (after the f32 standardization)");
-    let mut weight_bytes = 0;
-    for (i, l) in a.layers().enumerate() {
-        let scales: Vec<f32> = l.weight_scales.iter().collect();
-        let (lo, hi) = scales.iter().fold((f32::INFINITY, 0f32), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
-        let bytes = l.input * l.output + 9 * l.output;
-        weight_bytes += bytes;
-        println!(
-            "layer {i}:         Dense({} -> {}) + {:?} (fused), {} int8 weights, {} int32 biases, {bytes} bytes in flash",
-            l.input,
-            l.output,
-            l.activation,
-            l.input * l.output,
-            l.output
-        );
-        println!(
-            "                 weight scales per channel {lo:e} to {hi:e}; output scale {:e}, zero point {}",
-            l.output_scale, l.output_zero
-        );
-    }
-    println!("classes:         {}", a.classes());
-    let std_bytes = a.standardization().map_or(0, |(m, s)| 4 * (m.len() + s.len()));
-    println!(
-        "flash:           {} bytes (int8 weights, int32 biases, requantization; standardization {std_bytes})",
-        weight_bytes + std_bytes
-    );
-    let widest = a.widths().max().unwrap_or(0);
-    println!(
-        "inference RAM:   {} bytes ({} f32 standardized inputs, two int8 buffers of {widest})",
-        4 * a.input() + 2 * widest,
-        a.input()
-    );
-    println!("dropout:         none (the format cannot express it)");
-    println!("provenance:      {}", a.provenance());
 }
 
 /// `dropship vectors`: test vectors (raw input, host logits, class) of the first `rows` rows.
@@ -178,7 +145,7 @@ pub fn vectors(
     if rows == Some(0) {
         anyhow::bail!("--rows 0: a vectors file needs at least one row");
     }
-    let (net, _) = AnyNetwork::load(artifact)?;
+    let (net, _) = HostNetwork::load(artifact)?;
     let data = data::load_csv_for_model(csv_path, net.input(), None, header)?;
     if let Some(note) = data::header_note(&data, header) {
         eprintln!("{note}");

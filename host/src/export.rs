@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use dropship_shared::Artifact;
 
 use crate::data;
-use crate::infer::HostNetwork;
+use crate::network::HostNetwork;
 use crate::output::{self, write_file};
 use crate::run::{self, RunConfig, SavedModel};
 
@@ -65,7 +65,7 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwr
             let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
             let rows = check_rows(&net, run)?;
             let (encoded, max_diff) = crate::onnx::export_checked(&net, &rows)?;
-            Some((path, encoded, max_diff, rows.len() / net.input))
+            Some((path, encoded, max_diff, rows.len() / net.input()))
         }
         None => None,
     };
@@ -105,7 +105,7 @@ fn class_names(run: &Path, classes: usize) -> Result<String> {
 fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
     let test = run_dir.parent().map(|p| p.join("test.csv"));
     if let Some(path) = test.filter(|p| p.is_file()) {
-        let rows = data::load_csv_for_model(&path, net.input, None, data::Header::Present)?;
+        let rows = data::load_csv_for_model(&path, net.input(), None, data::Header::Present)?;
         return Ok(rows.features);
     }
     Ok(crate::onnx::probe_rows(net, 64))

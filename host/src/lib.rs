@@ -2,7 +2,7 @@
 //!
 //! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
 
-pub use dropship_formats::{data, infer, input, limits, quant_infer};
+pub use dropship_formats::{data, input, limits, network};
 
 pub mod adam;
 pub mod artifact_commands;

@@ -8,7 +8,7 @@ use dropship::artifact_commands::{self, PredictOutput};
 use dropship::augment::{Augment, ImageShape};
 use dropship::compare::{self, Study};
 use dropship::data::{self, Header, LabelColumn};
-use dropship::infer::InputForm;
+use dropship::network::InputForm;
 use dropship::onnx::StandardizationSource;
 use dropship::prepare::SplitSpec;
 use dropship::progress::{self, Mode, Reporter};
@@ -534,9 +534,9 @@ fn run_cli(cli: Cli) -> Result<()> {
             let shapes: Vec<String> = r
                 .imported
                 .network
-                .layers
+                .layers()
                 .iter()
-                .map(|l| format!("Dense({} -> {}) {:?}", l.input, l.bias.len(), l.activation))
+                .map(|l| format!("{}({} -> {}) {}", l.kind, l.input, l.output(), l.activation))
                 .collect();
             println!(
                 "wrote {} ({}; matches tract-onnx running the original within {:.1e})",
@@ -695,7 +695,7 @@ fn quantize(a: QuantizeArgs) -> Result<()> {
         "wrote {} ({} bytes, int8; {} bytes of weights, biases and requantization)",
         q.output.display(),
         q.bytes,
-        q.network.weight_bytes()
+        q.network.footprint().weight_bytes
     );
     println!("calibration: {} rows from {}", q.calibration.1, q.calibration.0);
     println!("evaluated on {} rows from {}", g.rows, q.evaluation);

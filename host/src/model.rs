@@ -1,9 +1,13 @@
-//! The course's classifier in candle, any depth: `Dense → [Dropout] → ReLU` per hidden layer, then
-//! `Dense(classes)`; Keras layout.
+//! The course's classifier in candle, any depth: `Dense → [Dropout] → activation` per hidden layer,
+//! then `Dense(classes)`; Keras layout. Each layer's activation comes from the network's
+//! description ([`LayerShape`]), which travels with the weights into the run, the artifact and the
+//! device.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Result, Shape, Storage, Tensor, Var};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
+
+use dropship_shared::{Activation, LayerShape};
 
 /// Trainable parameters, one `(kernel, bias)` per layer. Kernels are input-major `(in, out)` as in
 /// Keras and the artifact.
@@ -11,6 +15,8 @@ use rand_chacha::ChaCha8Rng;
 pub struct Mlp {
     /// Kernel `(input, output)` and bias `(output)` of every layer, the output layer last.
     pub layers: Vec<(Var, Var)>,
+    /// What follows each layer.
+    pub activations: Vec<Activation>,
 }
 
 /// One dense layer's parameters as plain values.
@@ -22,6 +28,8 @@ pub struct DenseWeights {
     pub kernel: Vec<f32>,
     /// `(output)`.
     pub bias: Vec<f32>,
+    /// What follows the layer.
+    pub activation: Activation,
 }
 
 impl DenseWeights {
@@ -38,21 +46,41 @@ pub struct Weights {
     pub layers: Vec<DenseWeights>,
 }
 
+/// The course's classifier as a layer description: a ReLU Dense per hidden width, then a linear
+/// Dense of `classes` outputs (the logits).
+pub fn classifier(hidden: &[usize], classes: usize) -> Vec<LayerShape> {
+    let hidden = hidden.iter().map(|units| LayerShape::dense(*units, Activation::Relu));
+    hidden.chain([LayerShape::dense(classes, Activation::Linear)]).collect()
+}
+
 impl Weights {
-    /// Keras's `glorot_uniform` kernels (limit `sqrt(6 / (fan_in + fan_out))`) and zero biases,
-    /// drawn layer by layer from the input to the output.
+    /// Keras's `glorot_uniform` kernels (limit `sqrt(6 / (fan_in + fan_out))`) and zero biases for
+    /// the [`classifier`] of these widths, drawn layer by layer from the input to the output.
     pub fn glorot(input: usize, hidden: &[usize], classes: usize, rng: &mut ChaCha8Rng) -> Self {
-        let widths: Vec<usize> = std::iter::once(input).chain(hidden.iter().copied()).chain([classes]).collect();
-        let layers = widths
-            .windows(2)
-            .map(|pair| {
-                let (fan_in, fan_out) = (pair[0], pair[1]);
+        Self::glorot_for(input, &classifier(hidden, classes), rng)
+    }
+
+    /// Keras's `glorot_uniform` kernels and zero biases for the network `layers` describes.
+    pub fn glorot_for(input: usize, layers: &[LayerShape], rng: &mut ChaCha8Rng) -> Self {
+        let mut fan_in = input;
+        let layers = layers
+            .iter()
+            .map(|shape| {
+                let fan_out = shape.units;
                 let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
                 let kernel = (0..fan_in * fan_out).map(|_| rng.random_range(-limit..limit)).collect();
-                DenseWeights { input: fan_in, kernel, bias: vec![0.0; fan_out] }
+                let layer =
+                    DenseWeights { input: fan_in, kernel, bias: vec![0.0; fan_out], activation: shape.activation };
+                fan_in = fan_out;
+                layer
             })
             .collect();
         Self { layers }
+    }
+
+    /// The network's description: every layer without its parameters.
+    pub fn shapes(&self) -> Vec<LayerShape> {
+        self.layers.iter().map(|l| LayerShape::dense(l.output(), l.activation)).collect()
     }
 
     /// Input width.
@@ -94,7 +122,7 @@ impl Mlp {
                 ))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { layers })
+        Ok(Self { layers, activations: weights.layers.iter().map(|l| l.activation).collect() })
     }
 
     /// All variables, every kernel first (the optimizer decays the first [`Mlp::depth`]), then
@@ -111,19 +139,19 @@ impl Mlp {
 
     /// Logits for a batch `(rows, input)`. `dropout_masks` (inverted dropout: 0 or `1/(1-p)` per
     /// unit; one per hidden layer, `None` for a layer without dropout) are applied between each
-    /// hidden Dense and its ReLU, the course's position; `None` is inference mode.
+    /// hidden Dense and its activation, the course's position; `None` is inference mode.
     pub fn forward(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
-        for (i, (kernel, bias)) in self.layers.iter().enumerate() {
+        for (i, ((kernel, bias), activation)) in self.layers.iter().zip(&self.activations).enumerate() {
             let product = if i == 0 { input_product(&h, kernel.as_tensor())? } else { h.matmul(kernel.as_tensor())? };
             h = add_bias(&product, bias.as_tensor())?;
             if i < last {
                 if let Some(Some(mask)) = dropout_masks.and_then(|m| m.get(i)) {
                     h = (h * mask)?;
                 }
-                h = relu(&h)?;
             }
+            h = activate(&h, *activation)?;
         }
         Ok(h)
     }
@@ -133,12 +161,14 @@ impl Mlp {
         let layers = self
             .layers
             .iter()
-            .map(|(kernel, bias)| {
+            .zip(&self.activations)
+            .map(|((kernel, bias), activation)| {
                 let (input, _) = kernel.as_tensor().dims2()?;
                 Ok(DenseWeights {
                     input,
                     kernel: kernel.as_tensor().flatten_all()?.to_vec1::<f32>()?,
                     bias: bias.as_tensor().to_vec1::<f32>()?,
+                    activation: *activation,
                 })
             })
             .collect::<Result<_>>()?;
@@ -236,6 +266,14 @@ impl CustomOp2 for InputProduct {
 /// along the strided axis one element at a time, a tenth of a training step on these shapes).
 pub fn add_bias(h: &Tensor, b: &Tensor) -> Result<Tensor> {
     h.apply_op2(b, AddBias)
+}
+
+/// A layer's activation in training: the same function the core applies at inference.
+pub fn activate(v: &Tensor, activation: Activation) -> Result<Tensor> {
+    match activation {
+        Activation::Linear => Ok(v.clone()),
+        Activation::Relu => relu(v),
+    }
 }
 
 /// `max(v, 0)`, as one candle operation whose gradient is one pass (`grad` where `v >= 0`, as
@@ -413,7 +451,7 @@ pub fn cross_entropy_and_accuracy(logits: &[f32], labels: &[u32], classes: usize
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let lse = max + row.iter().map(|v| (*v as f64 - max).exp()).sum::<f64>().ln();
         loss += lse - row[*label as usize] as f64;
-        correct += usize::from(dropship_shared::kernel::argmax(row) == *label as usize);
+        correct += usize::from(dropship_shared::ops::output::argmax(row) == *label as usize);
     }
     let n = labels.len().max(1) as f64;
     (loss / n, correct as f64 / n)

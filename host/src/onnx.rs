@@ -15,7 +15,7 @@ pub use dropship_formats::onnx_graph::{
     export_model, import_bytes, import_model, node, tensor_f32, value_info, ImportError, Imported, OPSET,
 };
 
-use crate::infer::{HostNetwork, InputForm};
+use crate::network::{HostNetwork, InputForm};
 use crate::output::write_file;
 use crate::run;
 
@@ -59,9 +59,9 @@ fn truncated_at(bytes: &[u8], logits: &str) -> Result<Vec<u8>> {
 /// Encodes the artifact's network as ONNX and checks it with tract on `rows` (raw inputs):
 /// returns the bytes and the largest difference from the artifact's logits (at most 1e-5).
 pub fn export_checked(net: &HostNetwork, rows: &[f32]) -> Result<(Vec<u8>, f32)> {
-    let bytes = export_model(net).encode_to_vec();
-    let from_tract = run_with_tract(&bytes, net.input, rows)?;
-    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input).map(|r| net.logits(r, InputForm::Raw)).collect();
+    let bytes = export_model(net)?.encode_to_vec();
+    let from_tract = run_with_tract(&bytes, net.input(), rows)?;
+    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input()).map(|r| net.logits(r, InputForm::Raw)).collect();
     let (diff, limit) = (max_abs_diff(&from_tract, &ours), tolerance(&ours, 1e-5));
     if diff.is_nan() || diff > limit || from_tract.len() != ours.len() {
         bail!(
@@ -76,9 +76,10 @@ pub fn export_checked(net: &HostNetwork, rows: &[f32]) -> Result<(Vec<u8>, f32)>
 /// when no real rows are at hand.
 pub fn probe_rows(net: &HostNetwork, count: usize) -> Vec<f32> {
     let mut rng = crate::rng::stream(0, crate::rng::Stream::Init);
-    let (mean, scale) = net.standardization.clone().unwrap_or_else(|| (vec![0.0; net.input], vec![1.0; net.input]));
+    let (mean, scale) =
+        net.standardization().cloned().unwrap_or_else(|| (vec![0.0; net.input()], vec![1.0; net.input()]));
     (0..count)
-        .flat_map(|_| (0..net.input).map(|j| mean[j] + rng.random_range(-2.0f32..2.0) * scale[j]).collect::<Vec<_>>())
+        .flat_map(|_| (0..net.input()).map(|j| mean[j] + rng.random_range(-2.0f32..2.0) * scale[j]).collect::<Vec<_>>())
         .collect()
 }
 
@@ -99,8 +100,8 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     // the raw outputs, before any final Softmax (which would hide a shift common to every logit)
     let raw = if imported.dropped_softmax { truncated_at(&bytes, &imported.logits)? } else { bytes };
     let original =
-        run_with_tract(&raw, net.input, &rows).with_context(|| format!("tract cannot run {}", path.display()))?;
-    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input).map(|r| net.logits(r, InputForm::Raw)).collect();
+        run_with_tract(&raw, net.input(), &rows).with_context(|| format!("tract cannot run {}", path.display()))?;
+    let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input()).map(|r| net.logits(r, InputForm::Raw)).collect();
     let (diff, limit) = (max_abs_diff(&original, &ours), tolerance(&original, 1e-4));
     if diff.is_nan() || diff > limit || original.len() != ours.len() {
         bail!(
@@ -146,22 +147,22 @@ pub fn import_file(
     crate::output::check_outputs(&[output], &inputs, overwrite)?;
     let (mut imported, max_diff) = import_checked(model)?;
     let mut provenance = format!("imported from {}", model.display());
-    let standardization = match (standardize_from, imported.network.standardization.is_some()) {
+    let standardization = match (standardize_from, imported.network.standardization().is_some()) {
         (Some(run), true) => {
             bail!("--standardize-from {}: the ONNX graph already standardizes its input", run.display())
         }
         (None, true) => StandardizationSource::Graph,
         (Some(run), false) => {
             let saved = run::load_weights(run)?;
-            if saved.standardization.mean.len() != imported.network.input {
+            if saved.standardization.mean.len() != imported.network.input() {
                 bail!(
                     "--standardize-from {}: {} features, the model takes {}",
                     run.display(),
                     saved.standardization.mean.len(),
-                    imported.network.input
+                    imported.network.input()
                 );
             }
-            imported.network.standardization = Some((saved.standardization.mean, saved.standardization.scale));
+            imported.network.set_standardization(Some((saved.standardization.mean, saved.standardization.scale)));
             provenance.push_str(&format!("; standardization from {}", run.display()));
             StandardizationSource::Run(run.to_path_buf())
         }

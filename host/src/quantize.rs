@@ -6,19 +6,20 @@
 //! - Activations: int8, asymmetric per tensor; the range of the standardized input and of every
 //!   layer's output (after its ReLU) comes from the calibration rows, widened to include 0.
 //! - Biases: int32 at `input_scale * weight_scale`, with the input zero point folded in.
-//! - Requantization: integer only, TFLite's single rounding (see `dropship_shared::quant`).
+//! - Requantization: integer only, TFLite's single rounding (see `dropship_shared::ops::dense::int8`).
 //! - The standardization stays explicit, in f32, before the input is quantized.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use dropship_shared::kernel;
-use dropship_shared::quant::Requant;
+use dropship_shared::ops::dense::int8::Requant;
+use dropship_shared::ops::output::argmax;
+use dropship_shared::ops::{dense, standardize};
+use dropship_shared::Precision;
 
 use crate::data::{self, Header, LabelColumn};
-use crate::infer::{HostNetwork, InputForm};
+use crate::network::{HostNetwork, InputForm, Int8Weights, Layer};
 use crate::output::{self, write_file};
-use crate::quant_infer::{QuantHostLayer, QuantHostNetwork};
 use crate::run::{self, RunConfig};
 
 /// `(scale, zero point)` of an asymmetric int8 tensor covering `[min, max]` (widened to hold 0).
@@ -31,7 +32,7 @@ pub fn asymmetric(min: f32, max: f32) -> (f32, i8) {
 
 /// The range of the standardized input and of every layer's output over `rows`.
 pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -> Vec<(f32, f32)> {
-    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); net.layers.len() + 1];
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); net.layers().len() + 1];
     let widen = |range: &mut (f32, f32), values: &[f32]| {
         for v in values {
             range.0 = range.0.min(*v);
@@ -40,13 +41,14 @@ pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -
     };
     for row in rows {
         let mut x = row.to_vec();
-        if let Some((mean, scale)) = &net.standardization {
-            kernel::standardize(row, mean, scale, &mut x);
+        if let Some((mean, scale)) = net.standardization() {
+            standardize::standardize(row, mean, scale, &mut x);
         }
         widen(&mut ranges[0], &x);
-        for (l, layer) in net.layers.iter().enumerate() {
-            let mut y = vec![0.0; layer.bias.len()];
-            kernel::dense(&x, &layer.weights, &layer.bias, &mut y, layer.activation);
+        for (l, layer) in net.layers().iter().enumerate() {
+            let Some((kernel, bias)) = layer.f32() else { break };
+            let mut y = vec![0.0; bias.len()];
+            dense::dense(&x, kernel, bias, &mut y, layer.activation);
             widen(&mut ranges[l + 1], &y);
             x = y;
         }
@@ -54,18 +56,21 @@ pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -
     ranges.into_iter().map(|(lo, hi)| if lo <= hi { (lo, hi) } else { (0.0, 0.0) }).collect()
 }
 
-/// Quantizes `net` with the activation `ranges` from [`calibrate`].
-pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNetwork> {
+/// Quantizes the f32 `net` with the activation `ranges` from [`calibrate`].
+pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork> {
     let (input_scale, input_zero) = asymmetric(ranges[0].0, ranges[0].1);
     let (mut in_scale, mut in_zero) = (input_scale as f64, input_zero as i64);
-    let mut layers = Vec::with_capacity(net.layers.len());
-    for (l, layer) in net.layers.iter().enumerate() {
-        let (n_in, n_out) = (layer.input, layer.bias.len());
+    let mut layers = Vec::with_capacity(net.layers().len());
+    for (l, layer) in net.layers().iter().enumerate() {
+        let Some((kernel, layer_bias)) = layer.f32() else {
+            bail!("layer {l} is already {}: quantize an f32 model", layer.precision());
+        };
+        let (n_in, n_out) = (layer.input, layer_bias.len());
         let (output_scale, output_zero) = asymmetric(ranges[l + 1].0, ranges[l + 1].1);
         let mut weights = vec![0i8; n_in * n_out];
         let (mut bias, mut requant, mut weight_scales) = (Vec::new(), Vec::new(), Vec::new());
         for o in 0..n_out {
-            let column = (0..n_in).map(|i| layer.weights[i * n_out + o]);
+            let column = (0..n_in).map(|i| kernel[i * n_out + o]);
             let max_abs = column.clone().fold(0f32, |m, w| m.max(w.abs()));
             // a channel whose weights are all 0: any scale quantizes them exactly, so the one that
             // makes the multiplier 2^-8 keeps its bias at 8 bits below the output's step and the
@@ -77,7 +82,7 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNet
                 weights[o * n_in + i] = q;
                 sum += q as i64;
             }
-            let folded = (layer.bias[o] as f64 / (in_scale * w_scale)).round() as i64 - in_zero * sum;
+            let folded = (layer_bias[o] as f64 / (in_scale * w_scale)).round() as i64 - in_zero * sum;
             let folded = i32::try_from(folded)
                 .ok()
                 .filter(|b| (b.unsigned_abs() as u64) < (i32::MAX as u64).saturating_sub(128 * 127 * n_in as u64))
@@ -89,19 +94,11 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<QuantHostNet
             requant.push(r);
             weight_scales.push(w_scale as f32);
         }
-        layers.push(QuantHostLayer {
-            input: n_in,
-            weights,
-            bias,
-            requant,
-            weight_scales,
-            output_scale,
-            output_zero,
-            activation: layer.activation,
-        });
+        let weights = Int8Weights { weights, bias, requant, weight_scales, output_scale, output_zero };
+        layers.push(Layer::dense_int8(n_in, weights, layer.activation));
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
-    Ok(QuantHostNetwork::new(net.input, (input_scale, input_zero), layers, net.standardization.clone()))
+    HostNetwork::new(net.input(), layers, net.standardization().cloned(), Some((input_scale, input_zero)))
 }
 
 /// What quantization did to a model, on evaluation rows.
@@ -120,11 +117,11 @@ pub struct Agreement {
 }
 
 /// Compares `f32` and `int8` on `rows` (raw features) with optional `labels`.
-pub fn agreement(f32: &HostNetwork, int8: &QuantHostNetwork, rows: &[&[f32]], labels: &[u32]) -> Agreement {
+pub fn agreement(f32: &HostNetwork, int8: &HostNetwork, rows: &[&[f32]], labels: &[u32]) -> Agreement {
     let (mut f32_correct, mut int8_correct, mut same, mut max_err) = (0, 0, 0, 0f32);
     for (i, row) in rows.iter().enumerate() {
         let (a, b) = (f32.logits(row, InputForm::Raw), int8.logits(row, InputForm::Raw));
-        let (ca, cb) = (kernel::argmax(&a), kernel::argmax(&b));
+        let (ca, cb) = (argmax(&a), argmax(&b));
         same += usize::from(ca == cb);
         max_err = a.iter().zip(&b).fold(max_err, |m, (x, y)| m.max((x - y).abs()));
         if let Some(label) = labels.get(i) {
@@ -157,7 +154,7 @@ pub struct Quantized {
     /// The comparison on them.
     pub agreement: Agreement,
     /// The int8 network.
-    pub network: QuantHostNetwork,
+    pub network: HostNetwork,
 }
 
 /// Rows of a CSV (label optional) for a model of `width` inputs.
@@ -214,18 +211,16 @@ pub fn quantize_command(
         (saved.network(), String::new(), saved.provenance.clone(), Some(source.to_path_buf()))
     } else {
         let bytes = crate::input::read(source)?;
-        let parsed = dropship_shared::Artifact::parse(&bytes);
-        match (dropship_shared::artifact::version(&bytes), parsed) {
-            (Some(2), _) => bail!("{} is already an int8 artifact", source.display()),
-            (_, Err(e)) => return Err(e).context(format!("{} is not a valid dropship artifact", source.display())),
-            (_, Ok(a)) => {
-                (HostNetwork::from_artifact(&a), a.class_names().to_string(), a.provenance().to_string(), None)
-            }
+        let a = dropship_shared::Artifact::parse(&bytes)
+            .with_context(|| format!("{} is not a valid dropship artifact", source.display()))?;
+        if a.precision() == Precision::Int8 {
+            bail!("{} is already an int8 artifact", source.display());
         }
+        (HostNetwork::from_artifact(&a), a.class_names().to_string(), a.provenance().to_string(), None)
     };
     let (calibration_from, calibration_rows) = match (calibration, &run_dir) {
-        (Some(path), _) => (path.display().to_string(), csv_rows(path, net.input)?),
-        (None, Some(dir)) => run_training_rows(dir, net.input)?,
+        (Some(path), _) => (path.display().to_string(), csv_rows(path, net.input())?),
+        (None, Some(dir)) => run_training_rows(dir, net.input())?,
         (None, None) => bail!("quantizing an artifact needs calibration rows: pass --calibration <csv>"),
     };
     let calibration_count = calibration_rows.rows();
@@ -240,7 +235,7 @@ pub fn quantize_command(
     let int8 = quantize(&net, &ranges).with_context(|| format!("calibrated on {calibration_from}"))?;
     let sibling_test = run_dir.as_ref().and_then(|d| d.parent()).map(|p| p.join("test.csv")).filter(|p| p.is_file());
     let (evaluation, eval) = match test.map(Path::to_path_buf).or(sibling_test) {
-        Some(path) => (path.display().to_string(), csv_rows(&path, net.input)?),
+        Some(path) => (path.display().to_string(), csv_rows(&path, net.input())?),
         None => (format!("{calibration_from} (no test rows given)"), calibration_rows),
     };
     let rows: Vec<&[f32]> = (0..eval.rows()).map(|r| eval.row(r)).collect();
@@ -271,9 +266,8 @@ pub fn int8_accuracy(net: &HostNetwork, calibration: &[&[f32]], test: &[&[f32]],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::Layer;
-    use dropship_shared::kernel::Activation;
-    use dropship_shared::quant::paired;
+    use dropship_shared::ops::dense::int8::paired;
+    use dropship_shared::Activation;
 
     /// What the quantizer produces at its edges: weights in -127..=127 (never -128, which the
     /// artifact refuses) even for a row whose most negative weight is the largest magnitude; a
@@ -288,10 +282,10 @@ mod tests {
             weights[i * 3] = if i == 0 { -3.0 } else { 1.0 + i as f32 * 0.1 };
             weights[i * 3 + 2] = 1e-30;
         }
-        let layer = Layer { input: 8, weights, bias: vec![0.0, 0.5, 0.0], activation: Activation::Linear };
-        let net = HostNetwork { input: 8, layers: vec![layer], standardization: None };
+        let layer = Layer::dense(8, weights, vec![0.0, 0.5, 0.0], Activation::Linear);
+        let net = HostNetwork::f32(8, vec![layer], None).unwrap();
         let q = quantize(&net, &[(-1.0, 1.0), (-4.0, 4.0)]).unwrap();
-        let l = &q.layers[0];
+        let l = q.layers()[0].int8().unwrap();
         assert!(l.weights.iter().all(|w| (-127..=127).contains(w)), "{:?}", l.weights);
         assert_eq!(l.weights[0], -127, "the largest magnitude maps to -127, not -128");
         // the zero row: weights 0, multiplier 2^-8, its bias 0.5 at the output's scale

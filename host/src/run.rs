@@ -8,10 +8,10 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use dropship_shared::artifact::Activation;
+use dropship_shared::{Activation, LayerKind, LayerShape};
 
-use crate::infer::{HostNetwork, Layer};
 use crate::model::{DenseWeights, Weights};
+use crate::network::{HostNetwork, Layer};
 use crate::plot::{self, Chart, Series};
 use crate::split::Standardization;
 use crate::train::{EpochRecord, TrainConfig, Trained};
@@ -152,10 +152,40 @@ pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &
         .iter()
         .map(|(name, shape, data)| Ok((name.to_string(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let metadata = HashMap::from([("provenance".to_string(), provenance.to_string())]);
+    let metadata = HashMap::from([
+        ("provenance".to_string(), provenance.to_string()),
+        (LAYERS_METADATA.to_string(), describe_layers(&w.shapes())),
+    ]);
     safetensors::serialize_to_file(views, Some(metadata), path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// The weights file's metadata key holding the network's description (see [`describe_layers`]).
+pub const LAYERS_METADATA: &str = "layers";
+
+/// A network's description as text, one `Kind units activation` per layer, `;` between them:
+/// `Dense 128 ReLU; Dense 10 linear`.
+pub fn describe_layers(shapes: &[LayerShape]) -> String {
+    shapes.iter().map(|s| format!("{} {} {}", s.kind, s.units, s.activation)).collect::<Vec<_>>().join("; ")
+}
+
+/// Reads [`describe_layers`]'s text back; names a part it does not know.
+pub fn read_layers(text: &str) -> Result<Vec<LayerShape>> {
+    text.split(';')
+        .map(|part| {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let [kind, units, activation] = words[..] else { bail!("`{part}` is not `Kind units activation`") };
+            let kind = *LayerKind::ALL.iter().find(|k| k.name() == kind).with_context(|| {
+                format!("layer kind `{kind}` is not one this dropship knows (a newer dropship wrote it)")
+            })?;
+            let activation = *Activation::ALL.iter().find(|a| a.name() == activation).with_context(|| {
+                format!("activation `{activation}` is not one this dropship knows (a newer dropship wrote it)")
+            })?;
+            let units = units.parse().with_context(|| format!("`{units}` is not a layer width"))?;
+            Ok(LayerShape { kind, units, activation })
+        })
+        .collect()
 }
 
 /// A trained model read back from a run directory.
@@ -173,24 +203,11 @@ impl SavedModel {
     /// The model as `standardize → (Dense → ReLU)* → Dense`. Dropout has nothing to carry over:
     /// inverted dropout already scaled during training, so the weights are used as they are.
     pub fn network(&self) -> HostNetwork {
-        let depth = self.weights.layers.len();
-        let layers = self
-            .weights
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Layer {
-                input: l.input,
-                weights: l.kernel.clone(),
-                bias: l.bias.clone(),
-                activation: if i + 1 < depth { Activation::Relu } else { Activation::Linear },
-            })
+        let layers = (self.weights.layers.iter())
+            .map(|l| Layer::dense(l.input, l.kernel.clone(), l.bias.clone(), l.activation))
             .collect();
-        HostNetwork {
-            input: self.weights.input(),
-            layers,
-            standardization: Some((self.standardization.mean.clone(), self.standardization.scale.clone())),
-        }
+        let standardization = Some((self.standardization.mean.clone(), self.standardization.scale.clone()));
+        HostNetwork::f32(self.weights.input(), layers, standardization).expect("f32 layers")
     }
 }
 
@@ -258,7 +275,22 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
         if !chains || bias.len() != output {
             bail!("{}: tensor shapes do not chain at `{name}`", path.display());
         }
-        layers.push(DenseWeights { input, kernel, bias });
+        layers.push(DenseWeights { input, kernel, bias, activation: Activation::Linear });
+    }
+    let metadata = meta.metadata().as_ref();
+    let shapes = match metadata.and_then(|m| m.get(LAYERS_METADATA)) {
+        Some(text) => read_layers(text).with_context(|| format!("{}: metadata `{LAYERS_METADATA}`", path.display()))?,
+        // runs written before the description was stored: the course's classifier
+        None => crate::model::classifier(
+            &layers[..depth - 1].iter().map(|l| l.output()).collect::<Vec<_>>(),
+            layers[depth - 1].output(),
+        ),
+    };
+    if shapes.len() != depth || shapes.iter().zip(&layers).any(|(s, l)| s.units != l.output()) {
+        bail!("{}: the layer description does not match the tensors", path.display());
+    }
+    for (layer, shape) in layers.iter_mut().zip(&shapes) {
+        layer.activation = shape.activation;
     }
     let weights = Weights { layers };
     let (_, mean) = tensor("standardization.mean")?;
@@ -266,6 +298,6 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     if mean.len() != weights.input() || scale.len() != weights.input() {
         bail!("{}: the standardization does not match the first layer", path.display());
     }
-    let provenance = meta.metadata().as_ref().and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
+    let provenance = metadata.and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
     Ok(SavedModel { weights, standardization: Standardization { mean, scale }, provenance })
 }

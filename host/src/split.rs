@@ -150,7 +150,7 @@ impl Standardization {
         let w = data.width();
         let mut out = vec![0.0; rows.len() * w];
         for (o, r) in out.chunks_exact_mut(w).zip(rows) {
-            dropship_shared::kernel::standardize(data.row(*r), &self.mean, &self.scale, o);
+            dropship_shared::ops::standardize::standardize(data.row(*r), &self.mean, &self.scale, o);
         }
         out
     }

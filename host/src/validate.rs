@@ -12,7 +12,7 @@ use dropship_boards::toolchain;
 
 use crate::data::{self, Header};
 use crate::device_link::{DeviceInfo, Link, QemuSession};
-use crate::infer::{AnyNetwork, InputForm};
+use crate::network::{HostNetwork, InputForm};
 
 /// Where the model runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub struct Options {
 
 /// Validates `artifact` on `target` with every row of `csv`.
 pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options) -> Result<Report> {
-    let (net, artifact_bytes) = AnyNetwork::load(artifact)?;
+    let (net, artifact_bytes) = HostNetwork::load(artifact)?;
     let data = data::load_csv_for_model(csv, net.input(), options.label_column.as_ref(), options.header)?;
     if let Some(note) = data::header_note(&data, options.header) {
         eprintln!("{note}");
@@ -148,7 +148,7 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
 /// The host's side of one validation.
 pub struct Rows<'a> {
     /// The network (f32 or int8), for the host's logits.
-    pub net: &'a AnyNetwork,
+    pub net: &'a HostNetwork,
     /// Its artifact's path.
     pub artifact: &'a Path,
     /// Its artifact's bytes (for the digest).
@@ -192,7 +192,7 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
     for i in 0..n {
         let row = rows.data.row(i);
         let host = rows.net.logits(row, InputForm::Raw);
-        let host_class = dropship_shared::kernel::argmax(&host);
+        let host_class = dropship_shared::ops::output::argmax(&host);
         let answer = link.infer(i as u32, row)?;
         if answer.logits.len() != host.len() {
             bail!("row {i}: the device sent {} logits, the model has {}", answer.logits.len(), host.len());

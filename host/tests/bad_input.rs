@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use dropship::infer::{HostNetwork, Layer};
+use dropship::network::{HostNetwork, Layer};
 use dropship::onnx;
 use dropship_shared::artifact::Activation;
 use prost::Message;
@@ -124,17 +124,16 @@ fn bad_csv_files_are_refused_naming_the_file_line_and_column() {
 
 /// A valid artifact: 2 inputs, standardized, Dense(2 -> 3) ReLU, Dense(3 -> 2).
 fn sample_artifact() -> Vec<u8> {
-    let layer = |input: usize, output: usize, activation| Layer {
-        input,
-        weights: (0..input * output).map(|i| i as f32 * 0.25 - 0.5).collect(),
-        bias: vec![0.125; output],
-        activation,
+    let layer = |input: usize, output: usize, activation| {
+        Layer::dense(
+            input,
+            (0..input * output).map(|i| i as f32 * 0.25 - 0.5).collect(),
+            vec![0.125; output],
+            activation,
+        )
     };
-    let net = HostNetwork {
-        input: 2,
-        layers: vec![layer(2, 3, Activation::Relu), layer(3, 2, Activation::Linear)],
-        standardization: Some((vec![0.5, 1.0], vec![2.0, 4.0])),
-    };
+    let layers = vec![layer(2, 3, Activation::Relu), layer(3, 2, Activation::Linear)];
+    let net = HostNetwork::f32(2, layers, Some((vec![0.5, 1.0], vec![2.0, 4.0]))).unwrap();
     net.to_artifact("", "q").unwrap()
 }
 
@@ -156,9 +155,9 @@ fn reseal(bytes: &mut [u8]) {
 #[test]
 fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
     let good = sample_artifact();
-    // Layout: magic 0, version 4, flags 8, input 12, layer count 16, layer 0 (width 20,
-    // activation 24), layer 1 (28, 32), class-name length 36, provenance length 40, "q" 44,
-    // mean 45..53, scale 53..61, weights from 61, CRC in the last 4 bytes.
+    // Layout (format version 3): magic 0, version 4, flags 8, input 12, layer count 16,
+    // class-name length 20, provenance length 24, "q" 28, mean 29..37, scale 37..45, layer 0
+    // (kind 45, activation 49, precision 53, width 57, weights from 61), CRC in the last 4 bytes.
     let with = |offset: usize, bytes: &[u8], seal: bool| {
         let mut b = good.clone();
         b[offset..offset + bytes.len()].copy_from_slice(bytes);
@@ -189,14 +188,17 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         (longer_sealed, &["m.dsm", "where the structure ends"]),
         (shorter_sealed, &["m.dsm", "truncated"]),
         (with(61, &f32::NAN.to_le_bytes(), true), &["m.dsm", "non-finite value in layer 0 weights at index 0"]),
-        (with(53, &0f32.to_le_bytes(), true), &["m.dsm", "standardization scale 0 is not positive"]),
+        (with(37, &0f32.to_le_bytes(), true), &["m.dsm", "standardization scale 0 is not positive"]),
         (with(12, &u32le(0), true), &["m.dsm", "input width is 0"]),
         (with(12, &u32le(1 << 30), true), &["m.dsm", "input width 1073741824 is above the limit"]),
         (with(16, &u32le(9), true), &["m.dsm", "layer count 9 is above the limit"]),
-        (with(24, &u32le(7), true), &["m.dsm", "unknown activation code 7"]),
+        (with(49, &u32le(7), true), &["m.dsm", "layer 0 has activation code 7", "a newer dropship wrote it"]),
+        (with(45, &u32le(9), true), &["m.dsm", "layer 0 has layer kind code 9", "a newer dropship wrote it"]),
+        (with(4, &u32le(4), true), &["m.dsm", "unsupported format version 4", "a newer dropship wrote it"]),
+        (with(53, &u32le(1), true), &["m.dsm", "layer 0 is int8 in an f32 network"]),
         (with(8, &u32le(6), true), &["m.dsm", "unknown flag bits"]),
-        (with(44, &[0xff], true), &["m.dsm", "provenance is not valid"]),
-        (with(20, &u32le(5000), true), &["m.dsm", "layer width 5000 is above the limit"]),
+        (with(28, &[0xff], true), &["m.dsm", "provenance is not valid"]),
+        (with(57, &u32le(5000), true), &["m.dsm", "layer width 5000 is above the limit"]),
     ];
     for (bytes, expect) in &cases {
         refused(&["inspect", "m.dsm"], &[("m.dsm", bytes)], expect);
@@ -211,15 +213,16 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         reseal(&mut b);
         b
     };
-    // v2 layout after the v1 header (61 bytes up to the scales): input scale 61, input zero 65,
-    // layer 0: output scale 69, zero 73, weight scales 77.., multipliers 89.., shifts 101..,
-    // bias 113.., weights 125..
+    // after the standardization (45): input scale 45, input zero 49, layer 0: kind 53,
+    // activation 57, precision 61, width 65, output scale 69, zero 73, weight scales 77..,
+    // multipliers 89.., shifts 101.., bias 113.., weights 125..
     let mut flipped = int8.clone();
     flipped[130] ^= 0x10;
     let int8_cases: Vec<(Vec<u8>, &[&str])> = vec![
         (flipped, &["m.dsm", "checksum mismatch"]),
-        (int8_with(65, &u32le(200)), &["m.dsm", "input zero point 0 is out of range"]),
-        (int8_with(61, &0f32.to_le_bytes()), &["m.dsm", "input scale 0 is out of range"]),
+        (int8_with(49, &u32le(200)), &["m.dsm", "input zero point 0 is out of range"]),
+        (int8_with(45, &0f32.to_le_bytes()), &["m.dsm", "input scale 0 is out of range"]),
+        (int8_with(61, &u32le(0)), &["m.dsm", "layer 0 is f32 in an int8 network"]),
         (int8_with(89, &u32le(5)), &["m.dsm", "layer 0 requantization 0 is out of range"]),
         (int8_with(125, &[0x80]), &["m.dsm", "layer 0 weight 0 is out of range"]),
         (int8_with(113, &u32le(i32::MAX as u32)), &["m.dsm", "layer 0 bias 0 is out of range"]),

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use dropship::infer::{HostNetwork, Layer};
+use dropship::network::{HostNetwork, Layer};
 use dropship::onnx::{self, ImportError};
 use dropship_shared::artifact::Activation;
 use prost::Message;
@@ -159,11 +159,11 @@ fn keras_tf2onnx_graph_imports_with_dropout_and_softmax_stripped() {
     assert!(diff <= 1e-5, "{diff}");
     assert!(imported.dropped_softmax);
     assert_eq!(imported.stripped.len(), 2, "{:?}", imported.stripped);
-    let l = &imported.network.layers;
-    assert_eq!((l.len(), l[0].input, l[0].bias.len(), l[1].bias.len()), (2, 4, 5, 3));
+    let l = &imported.network.layers();
+    assert_eq!((l.len(), l[0].input, l[0].output(), l[1].output()), (2, 4, 5, 3));
     assert_eq!(l[0].activation, Activation::Relu);
     assert_eq!(l[1].activation, Activation::Linear);
-    assert_eq!(l[0].weights, weights(20, 0.1), "raw_data weights read little-endian, (in, out) kept");
+    assert_eq!(l[0].f32().unwrap().0, &weights(20, 0.1)[..], "raw_data weights read little-endian, (in, out) kept");
 }
 
 #[test]
@@ -174,8 +174,8 @@ fn a_three_layer_keras_graph_imports_with_every_dropout_stripped_and_matches_tra
     assert!(diff <= 1e-5, "tract running the original and the imported network differ by {diff}");
     assert!(imported.dropped_softmax);
     assert_eq!(imported.stripped.len(), 3, "two Dropouts and the Softmax: {:?}", imported.stripped);
-    let l = &imported.network.layers;
-    let shapes: Vec<(usize, usize, Activation)> = l.iter().map(|l| (l.input, l.bias.len(), l.activation)).collect();
+    let l = &imported.network.layers();
+    let shapes: Vec<(usize, usize, Activation)> = l.iter().map(|l| (l.input, l.output(), l.activation)).collect();
     assert_eq!(
         shapes,
         [(6, 8, Activation::Relu), (8, 5, Activation::Relu), (5, 3, Activation::Linear)],
@@ -193,8 +193,8 @@ fn pytorch_gemm_trans_b_imports_transposed() {
     assert!(diff <= 1e-5, "{diff}");
     assert!(!imported.dropped_softmax);
     let w = weights(24, 1.0); // (out 6, in 4)
-    let l0 = &imported.network.layers[0];
-    assert_eq!(l0.weights[2 * 6 + 5], w[5 * 4 + 2], "input 2 -> output 5");
+    let l0 = &imported.network.layers()[0];
+    assert_eq!(l0.f32().unwrap().0[2 * 6 + 5], w[5 * 4 + 2], "input 2 -> output 5");
 }
 
 #[test]
@@ -230,14 +230,11 @@ fn unsupported_ops_types_and_shapes_are_refused_by_name() {
 
 #[test]
 fn export_runs_in_tract_like_the_artifact_and_imports_back() {
-    let net = HostNetwork {
-        input: 4,
-        layers: vec![
-            Layer { input: 4, weights: weights(20, 5.0), bias: weights(5, 6.0), activation: Activation::Relu },
-            Layer { input: 5, weights: weights(15, 7.0), bias: weights(3, 8.0), activation: Activation::Linear },
-        ],
-        standardization: Some((vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 2.0, 4.0])),
-    };
+    let layers = vec![
+        Layer::dense(4, weights(20, 5.0), weights(5, 6.0), Activation::Relu),
+        Layer::dense(5, weights(15, 7.0), weights(3, 8.0), Activation::Linear),
+    ];
+    let net = HostNetwork::f32(4, layers, Some((vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 2.0, 4.0]))).unwrap();
     let rows: Vec<f32> = (0..40).map(|i| i as f32 * 0.37 - 3.0).collect();
     let (bytes, diff) = onnx::export_checked(&net, &rows).unwrap();
     assert!(diff <= 1e-5);
@@ -246,9 +243,9 @@ fn export_runs_in_tract_like_the_artifact_and_imports_back() {
     assert_eq!(ops, ["Sub", "Div", "Gemm", "Relu", "Gemm"], "opset-13 nodes, no Dropout");
     assert_eq!(m.opset_import[0].version, 13);
     let back = onnx::import_model(&m).unwrap().network;
-    assert_eq!(back.standardization, net.standardization);
-    for (a, b) in back.layers.iter().zip(&net.layers) {
-        assert_eq!((&a.weights, &a.bias, a.activation), (&b.weights, &b.bias, b.activation));
+    assert_eq!(back.standardization(), net.standardization());
+    for (a, b) in back.layers().iter().zip(net.layers()) {
+        assert_eq!(a, b);
     }
 }
 
@@ -307,8 +304,8 @@ fn pytorch_dropout_with_a_bool_training_mode_is_stripped_and_true_is_refused() {
     let (imported, diff) = onnx::import_checked(&path).unwrap();
     assert!(diff <= 1e-5, "matches tract running the original: {diff}");
     assert_eq!(imported.stripped, vec!["/drop/Dropout (Dropout)".to_string()]);
-    assert_eq!(imported.network.layers.len(), 2);
-    assert_eq!(imported.network.layers[0].activation, Activation::Relu);
+    assert_eq!(imported.network.layers().len(), 2);
+    assert_eq!(imported.network.layers()[0].activation, Activation::Relu);
     let path = write(dir.path(), "torch-training.onnx", &pytorch_with_dropout_inputs(true));
     let e = format!("{:#}", onnx::import_checked(&path).unwrap_err());
     assert!(e.contains("/drop/Dropout") && e.contains("training_mode is true"), "{e}");
@@ -328,7 +325,7 @@ fn imports_are_checked_on_raw_logits_and_broadcast_biases_are_read() {
     g.output[0] = onnx::value_info("probabilities", 2);
     let (imported, diff) = onnx::import_checked(&write(dir.path(), "broadcast.onnx", &m)).unwrap();
     assert!(imported.dropped_softmax && imported.logits == "out", "{:?}", imported.logits);
-    assert_eq!(imported.network.layers[1].bias, vec![0.75, 0.75]);
+    assert_eq!(imported.network.layers()[1].f32().unwrap().1, &[0.75, 0.75][..]);
     assert!(diff <= 1e-5, "{diff}");
     // a bias of another length is refused, naming the node
     m.graph.as_mut().unwrap().initializer[3] = tensor("fc2.bias", &[3], &[0.75; 3], false);

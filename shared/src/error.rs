@@ -75,12 +75,24 @@ pub enum FormatError {
         /// The file's.
         found: (usize, usize),
     },
-    /// An activation code this version does not know.
-    BadActivation {
+    /// A layer kind, activation or precision code this build does not know: a newer dropship
+    /// wrote the file.
+    UnknownCode {
         /// Layer index.
         layer: usize,
+        /// Which field: "layer kind", "activation" or "precision".
+        what: &'static str,
         /// The code in the file.
         code: u32,
+    },
+    /// A layer whose precision differs from the network's (one precision per network today).
+    MixedPrecision {
+        /// Layer index.
+        layer: usize,
+        /// The network's precision.
+        expected: crate::layer::Precision,
+        /// The layer's.
+        found: crate::layer::Precision,
     },
     /// Flag bits this version does not know.
     UnknownFlags {
@@ -144,11 +156,16 @@ impl fmt::Display for FormatError {
         use FormatError::*;
         match self {
             BadMagic => write!(f, "not a dropship file (bad magic bytes)"),
-            UnsupportedVersion { found, supported: 1 } => {
-                write!(f, "unsupported format version {found} (this build reads 1)")
-            }
             UnsupportedVersion { found, supported } => {
-                write!(f, "unsupported format version {found} (this build reads 1 to {supported})")
+                write!(f, "unsupported format version {found} (this build reads ")?;
+                match supported {
+                    1 => write!(f, "1)")?,
+                    _ => write!(f, "1 to {supported})")?,
+                }
+                if found > supported {
+                    write!(f, ": a newer dropship wrote it")?;
+                }
+                Ok(())
             }
             Truncated { needed, len } => {
                 write!(f, "truncated: {len} bytes, at least {needed} needed")
@@ -172,8 +189,14 @@ impl fmt::Display for FormatError {
             LayerShape { layer, expected, found } => {
                 write!(f, "layer {layer} is {} -> {}, expected {} -> {}", found.0, found.1, expected.0, expected.1)
             }
-            BadActivation { layer, code } => {
-                write!(f, "layer {layer} has unknown activation code {code}")
+            UnknownCode { layer, what, code } => {
+                write!(
+                    f,
+                    "layer {layer} has {what} code {code}, which this build does not know: a newer dropship wrote it"
+                )
+            }
+            MixedPrecision { layer, expected, found } => {
+                write!(f, "layer {layer} is {found} in an {expected} network: one precision per network")
             }
             UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
             BadText { what } => write!(f, "{what} is not valid"),

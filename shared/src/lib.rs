@@ -1,4 +1,5 @@
-//! dropship's inference core: `no_std`, allocation-free Dense/ReLU networks and the model artifact.
+//! dropship's inference core: `no_std`, allocation-free networks of the [`layer`] vocabulary, their
+//! operators ([`ops`]) and the model [`artifact`].
 //!
 //! The same code runs on the host (to check and serve models) and on a Cortex-M4F (to deploy them).
 //!
@@ -16,7 +17,7 @@
 //! Because one input row `weights[i]` feeds many outputs at once, the host vectorizes across outputs
 //! (and the device keeps a block of outputs in registers) without changing the order of the
 //! additions for any output. No `mul_add`, no reassociation: a host build and a Cortex-M4F build
-//! give the same bits for the same input. See [`kernel`].
+//! give the same bits for the same input. See [`ops`].
 //!
 //! # Features
 //!
@@ -33,14 +34,14 @@
 
 pub mod artifact;
 pub mod error;
-pub mod kernel;
+pub mod footprint;
+pub mod layer;
 pub mod network;
-pub mod quant;
-pub mod quant_artifact;
+pub mod ops;
 pub mod vectors;
 mod wire;
 
 pub use artifact::Artifact;
 pub use error::FormatError;
-pub use kernel::Activation;
+pub use layer::{Activation, LayerKind, LayerShape, Precision};
 pub use network::{Chain, Dense, Layers, Network, OneHidden, Scratch, Standardization, TwoHidden};

@@ -52,7 +52,7 @@ fn record_len(input: usize, classes: usize) -> usize {
 impl<'a> Vectors<'a> {
     /// Parses and validates `bytes` (structure, limits, checksum, finiteness, class range).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        let mut r = Reader::after_header(bytes, MAGIC, VERSION)?;
+        let (mut r, _) = Reader::after_header(bytes, MAGIC, VERSION..=VERSION)?;
         let count = r.u32()? as usize;
         let input = r.u32()? as usize;
         let classes = r.u32()? as usize;

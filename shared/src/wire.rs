@@ -19,17 +19,22 @@ impl<'a> Reader<'a> {
     /// A reader past the magic bytes and version every dropship file starts with, checking both,
     /// and then the checksum of the whole file, before any size in it is believed: a corrupt byte
     /// is reported as corruption, not as whatever a damaged size would make of it.
-    pub(crate) fn after_header(bytes: &'a [u8], magic: [u8; 4], version: u32) -> Result<Self, FormatError> {
+    /// Returns the reader and the version found (one of `versions`).
+    pub(crate) fn after_header(
+        bytes: &'a [u8],
+        magic: [u8; 4],
+        versions: core::ops::RangeInclusive<u32>,
+    ) -> Result<(Self, u32), FormatError> {
         let mut r = Self::new(bytes);
         if r.take(4).map_err(|_| FormatError::BadMagic)? != magic {
             return Err(FormatError::BadMagic);
         }
         let found = r.u32()?;
-        if found != version {
-            return Err(FormatError::UnsupportedVersion { found, supported: version });
+        if !versions.contains(&found) {
+            return Err(FormatError::UnsupportedVersion { found, supported: *versions.end() });
         }
         verify_checksum(bytes)?;
-        Ok(r)
+        Ok((r, found))
     }
 
     pub(crate) fn position(&self) -> usize {

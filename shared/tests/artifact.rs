@@ -1,18 +1,20 @@
 //! The artifact and vector formats: round trips and every way bytes can be wrong.
 
-use dropship_shared::artifact::{Activation, ArtifactSpec, LayerSpec, Section};
+use dropship_shared::artifact::{Activation, ArtifactSpec, Int8Spec, LayerSpec, Precision, Section};
+use dropship_shared::ops::dense::int8::Requant;
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Artifact, FormatError, OneHidden, Scratch};
+use dropship_shared::{Artifact, FormatError, OneHidden, Scratch, TwoHidden};
 
 fn sample() -> Vec<u8> {
     let w1: Vec<f32> = (0..3 * 4).map(|i| i as f32 * 0.25 - 1.0).collect();
     let w2: Vec<f32> = (0..4 * 2).map(|i| 0.5 - i as f32 * 0.125).collect();
     let layers = [
-        LayerSpec { weights: &w1, bias: &[0.1, 0.2, 0.3, 0.4], activation: Activation::Relu },
-        LayerSpec { weights: &w2, bias: &[0.0, -0.5], activation: Activation::Linear },
+        LayerSpec::dense_f32(&w1, &[0.1, 0.2, 0.3, 0.4], Activation::Relu),
+        LayerSpec::dense_f32(&w2, &[0.0, -0.5], Activation::Linear),
     ];
     let spec = ArtifactSpec {
         input: 3,
+        input_quantization: None,
         layers: &layers,
         standardization: Some((&[1.0, 2.0, 3.0], &[1.0, 0.5, 2.0])),
         class_names: "cat\ndog",
@@ -75,8 +77,10 @@ fn every_kind_of_corruption_has_its_own_error() {
     assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::BadMagic);
 
     let mut bad = good.clone();
-    bad[4] = 2;
-    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::UnsupportedVersion { found: 2, supported: 1 });
+    bad[4] = 4;
+    let err = Artifact::parse(&bad).unwrap_err();
+    assert_eq!(err, FormatError::UnsupportedVersion { found: 4, supported: 3 });
+    assert!(err.to_string().contains("a newer dropship wrote it"), "{err}");
 
     // a cut file fails its checksum before any size is believed
     assert!(matches!(Artifact::parse(&good[..good.len() - 9]), Err(FormatError::ChecksumMismatch { .. })));
@@ -114,11 +118,26 @@ fn every_kind_of_corruption_has_its_own_error() {
     reseal(&mut bad);
     assert!(matches!(Artifact::parse(&bad), Err(FormatError::TooLarge { what: "input width", .. })));
 
-    // unknown activation code on layer 1
-    let mut bad = good.clone();
-    bad[32..36].copy_from_slice(&7u32.to_le_bytes());
-    reseal(&mut bad);
-    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::BadActivation { layer: 1, code: 7 });
+    // layer 1's record starts at byte 148: kind, activation, precision, width
+    assert_eq!(u32::from_le_bytes(good[160..164].try_into().unwrap()), 2, "layer 1's width");
+    let at = |offset: usize, value: u32| {
+        let mut bad = good.clone();
+        bad[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        reseal(&mut bad);
+        Artifact::parse(&bad).unwrap_err()
+    };
+    let unknown_kind = at(148, 9);
+    assert_eq!(unknown_kind, FormatError::UnknownCode { layer: 1, what: "layer kind", code: 9 });
+    assert_eq!(
+        unknown_kind.to_string(),
+        "layer 1 has layer kind code 9, which this build does not know: a newer dropship wrote it"
+    );
+    assert_eq!(at(152, 7), FormatError::UnknownCode { layer: 1, what: "activation", code: 7 });
+    assert_eq!(at(156, 5), FormatError::UnknownCode { layer: 1, what: "precision", code: 5 });
+    assert_eq!(
+        at(156, Precision::Int8.code()),
+        FormatError::MixedPrecision { layer: 1, expected: Precision::F32, found: Precision::Int8 }
+    );
 }
 
 #[test]
@@ -156,4 +175,91 @@ fn vectors_round_trip_and_reject_corruption() {
     bad[30] ^= 1;
     assert!(matches!(Vectors::parse(&bad), Err(FormatError::ChecksumMismatch { .. })));
     assert!(Vectors::parse(&out[..out.len() - 1]).is_err());
+}
+
+fn int8_sample(weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, FormatError> {
+    let requant = [Requant::from_real(0.01).unwrap(); 2];
+    let params =
+        Int8Spec { weights, bias, requant: &requant, weight_scales: &[0.5, 0.25], output_scale: 0.1, output_zero: -3 };
+    let layers = [LayerSpec::dense_int8(params, Activation::Relu)];
+    let spec = ArtifactSpec {
+        input: 3,
+        input_quantization: Some((0.02, 5)),
+        layers: &layers,
+        standardization: Some((&[0.0, 1.0, 2.0], &[1.0, 1.0, 2.0])),
+        class_names: "",
+        provenance: "test",
+    };
+    let mut out = vec![0; spec.encoded_len()];
+    let len = spec.write(&mut out)?;
+    assert_eq!(len, out.len());
+    Ok(out)
+}
+
+#[test]
+fn int8_layers_write_what_they_parse_and_out_of_range_integers_are_refused() {
+    let bytes = int8_sample(&[1, -2, 3, 127, -127, 0], &[100, -100]).unwrap();
+    let a = Artifact::parse(&bytes).unwrap();
+    assert_eq!((a.input(), a.classes(), a.parameters(), a.input_quantization()), (3, 2, 8, Some((0.02, 5))));
+    assert_eq!((a.precision(), a.format_version()), (Precision::Int8, 3));
+    let l = a.layers().next().unwrap();
+    let p = l.int8_params().unwrap();
+    assert_eq!(p.weights_i8().collect::<Vec<_>>(), [1, -2, 3, 127, -127, 0]);
+    assert_eq!(
+        (p.output_zero, l.activation, p.bias.iter().collect::<Vec<_>>()),
+        (-3, Activation::Relu, vec![100, -100])
+    );
+    // an int8 artifact does not load into the f32 network type
+    let mut f32_net = dropship_shared::Network::<dropship_shared::Dense<3, 2>, 3, 2>::ZERO;
+    let err = a.load_into(&mut f32_net).unwrap_err();
+    assert_eq!(err, FormatError::MixedPrecision { layer: 0, expected: Precision::F32, found: Precision::Int8 });
+    // -128 is outside the symmetric range; a bias that could overflow an accumulator is refused
+    assert!(matches!(
+        int8_sample(&[-128, 0, 0, 0, 0, 0], &[0, 0]),
+        Err(FormatError::BadQuantization { what: "weight", .. })
+    ));
+    assert!(matches!(int8_sample(&[0; 6], &[i32::MAX, 0]), Err(FormatError::BadQuantization { what: "bias", .. })));
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        assert!(Artifact::parse(&b).is_err(), "bit {bit}");
+        reseal(&mut b);
+        if let Ok(a) = Artifact::parse(&b) {
+            assert_eq!(a.len_bytes(), b.len());
+        }
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
+/// Files earlier releases wrote (format versions 1 and 2) read as they were written; the f32 one
+/// gives, on the fixed-size network, the logits that release computed, bit for bit.
+#[test]
+fn version_1_and_2_files_of_earlier_releases_still_read() {
+    let v1 = fixture("v1.dsm");
+    let a = Artifact::parse(&v1).unwrap();
+    assert_eq!(
+        (a.format_version(), a.precision(), a.widths().collect::<Vec<_>>()),
+        (1, Precision::F32, vec![64, 16, 12, 10])
+    );
+    let mut net = TwoHidden::<64, 16, 12, 10>::ZERO;
+    a.load_into(&mut net).unwrap();
+    let vectors = fixture("v1.dsv");
+    let vectors = Vectors::parse(&vectors).unwrap();
+    assert_eq!(vectors.len(), 40);
+    for v in vectors.iter() {
+        let mut input = [0.0f32; 64];
+        v.input.copy_to(&mut input).unwrap();
+        let mut logits = [0.0f32; 10];
+        let class = net.predict(&input, &mut Scratch::<64, 16>::new(), &mut logits);
+        let expected: Vec<u32> = v.logits.iter().map(f32::to_bits).collect();
+        assert_eq!(logits.map(f32::to_bits).to_vec(), expected);
+        assert_eq!(class, v.class);
+    }
+    let v2 = fixture("v2.dsm");
+    let a = Artifact::parse(&v2).unwrap();
+    assert_eq!((a.format_version(), a.precision(), a.layers().count()), (2, Precision::Int8, 3));
+    assert!(a.provenance().contains("quantized to int8"));
 }

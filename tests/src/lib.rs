@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 use dropship::data::{self, Dataset};
 use dropship::export;
-use dropship::infer::HostNetwork;
 use dropship::model::Weights;
+use dropship::network::HostNetwork;
 use dropship::output::write_file;
 use dropship::prepare::{Prepared, SplitSpec};
 use dropship::run::SavedModel;
@@ -151,7 +151,7 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
 
 /// The fixture's model quantized to int8 (calibrated on its training rows), written beside its f32
 /// artifact as `model-int8.dsm`; returns the path and the network.
-pub fn int8_of(f: &Fixture) -> anyhow::Result<(PathBuf, dropship::quant_infer::QuantHostNetwork)> {
+pub fn int8_of(f: &Fixture) -> anyhow::Result<(PathBuf, dropship::network::HostNetwork)> {
     use dropship::quantize;
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact)?);
     let ranges = quantize::calibrate(&net, f.prepared.split.train.iter().map(|r| f.data.row(*r)));

@@ -3,8 +3,8 @@
 //! the course's two-layer model and a three-layer one.
 
 use candle_core::{Device, Tensor};
-use dropship::infer::{HostNetwork, Layer};
 use dropship::model::Mlp;
+use dropship::network::{HostNetwork, Layer};
 use dropship_shared::vectors::Vectors;
 use dropship_shared::Activation;
 use dropship_shared::{Artifact, Layers, Network, OneHidden, Scratch, TwoHidden};
@@ -68,7 +68,7 @@ fn device_matches_host<L: Layers, const A: usize, const B: usize>(
         assert_eq!(d.class, class, "vector {}", d.index);
         assert_eq!(
             d.class,
-            dropship_shared::kernel::argmax(candle_row),
+            dropship_shared::ops::output::argmax(candle_row),
             "vector {}: device class differs from candle",
             d.index
         );
@@ -97,14 +97,12 @@ fn a_model_too_big_for_the_board_is_refused_at_build_time_with_the_numbers() {
     let layers = widths
         .windows(2)
         .enumerate()
-        .map(|(i, w)| Layer {
-            input: w[0],
-            weights: vec![0.0; w[0] * w[1]],
-            bias: vec![0.0; w[1]],
-            activation: if i < 2 { Activation::Relu } else { Activation::Linear },
+        .map(|(i, w)| {
+            let activation = if i < 2 { Activation::Relu } else { Activation::Linear };
+            Layer::dense(w[0], vec![0.0; w[0] * w[1]], vec![0.0; w[1]], activation)
         })
         .collect();
-    let net = HostNetwork { input: 64, layers, standardization: None };
+    let net = HostNetwork::f32(64, layers, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (artifact, vectors) = (dir.path().join("big.dsm"), dir.path().join("big.dsv"));
     std::fs::write(&artifact, net.to_artifact("", "too big").unwrap()).unwrap();

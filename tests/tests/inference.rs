@@ -2,10 +2,10 @@
 //! forward, while candle's training-mode forward (dropout on) is random and disagrees.
 
 use candle_core::{Device, Tensor};
-use dropship::infer::{HostNetwork, InputForm};
 use dropship::model::{dropout_mask, Mlp};
+use dropship::network::{HostNetwork, InputForm};
 use dropship::rng::{stream, Stream};
-use dropship_shared::kernel::argmax;
+use dropship_shared::ops::output::argmax;
 use dropship_shared::Artifact;
 use dropship_tests::{deep_fixture, fixture, Fixture};
 
@@ -73,8 +73,10 @@ fn the_artifact_has_no_trace_of_dropout_and_needs_no_rescaling() {
         assert_eq!(layers.len(), depth, "one Dense per trained layer: no dropout layer");
         // weights are exported as trained: inverted dropout already scaled during training
         for (exported, trained) in layers.iter().zip(&f.weights.layers) {
-            assert!(exported.weights.iter().eq(trained.kernel.iter().copied()));
-            assert!(exported.bias.iter().eq(trained.bias.iter().copied()));
+            let (weights, bias) = exported.f32_params().unwrap();
+            assert!(weights.iter().eq(trained.kernel.iter().copied()));
+            assert!(bias.iter().eq(trained.bias.iter().copied()));
+            assert_eq!(exported.activation, trained.activation, "the trained activation travels");
         }
         assert_eq!(a.parameters(), f.weights.parameters());
     }

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use dropship::data::Header;
-use dropship::infer::{HostNetwork, InputForm};
+use dropship::network::{HostNetwork, InputForm};
 use dropship::quantize;
 use dropship::validate::{self, Options, Target};
-use dropship_shared::kernel::argmax;
-use dropship_shared::quant::paired;
+use dropship_shared::ops::dense::int8::paired;
+use dropship_shared::ops::output::argmax;
 use dropship_tests::{deep_fixture, fixture, int8_of, real_valued_fixture, Fixture};
 
 fn accuracy_drop(f: &Fixture) -> (f64, f64, f64) {
@@ -62,7 +62,7 @@ fn int8_firmwares_build_for_both_boards_with_a_quarter_of_the_weight_flash() {
     let f = fixture();
     let (path, int8) = int8_of(f).unwrap();
     // int8 weights, int32 biases, a multiplier and a shift per channel, and the f32 standardization
-    assert!(int8.weight_bytes() <= 11 * 1024, "{} bytes", int8.weight_bytes());
+    assert!(int8.footprint().weight_bytes <= 11 * 1024, "{} bytes", int8.footprint().weight_bytes);
     for board in [Board::Qemu, Board::Nrf52840dk] {
         let f32_elf = firmware::build(&route, board, &f.artifact_path, &Image::Serve).unwrap();
         let int8_elf = firmware::build(&route, board, &path, &Image::Serve).unwrap();
@@ -106,7 +106,7 @@ fn overflowing_inputs_and_large_multipliers_are_bit_identical_on_the_device() {
     std::fs::write(&csv, overflowing_csv(f.data.width(), 40)).unwrap();
     // f32: the host's logits hold the canonical NaN for some rows, and QEMU's are the same bits
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact).unwrap());
-    let rows = dropship::data::load_csv_for_model(&csv, net.input, None, Header::Auto).unwrap();
+    let rows = dropship::data::load_csv_for_model(&csv, net.input(), None, Header::Auto).unwrap();
     let nan_rows = (0..rows.rows())
         .filter(|r| net.logits(rows.row(*r), InputForm::Raw).iter().any(|v| v.to_bits() == 0x7fc0_0000))
         .count();
@@ -119,29 +119,34 @@ fn overflowing_inputs_and_large_multipliers_are_bit_identical_on_the_device() {
     // the hidden layer's multipliers as the quantizer makes them for outputs that barely varied
     // in calibration: 10^8 times larger, so negative sums requantize below i32's range before
     // the zero point (-128) is added
-    let mut layers = int8.layers.clone();
-    for r in &mut layers[0].requant {
-        *r = dropship_shared::quant::Requant::from_real(r.to_real() * 1e8).unwrap();
+    let mut layers = int8.layers().to_vec();
+    if let dropship::network::Weights::Int8(w) = &mut layers[0].weights {
+        for r in &mut w.requant {
+            *r = dropship_shared::ops::dense::int8::Requant::from_real(r.to_real() * 1e8).unwrap();
+        }
     }
-    let large = dropship::quant_infer::QuantHostNetwork::new(
-        int8.input,
-        (int8.input_scale, int8.input_zero),
+    let large = dropship::network::HostNetwork::new(
+        int8.input(),
         layers,
-        int8.standardization.clone(),
-    );
-    let hidden = &large.layers[0];
+        int8.standardization().cloned(),
+        int8.input_quantization(),
+    )
+    .unwrap();
+    let (input_scale, input_zero) = large.input_quantization().unwrap();
+    let hidden_layer = &large.layers()[0];
+    let hidden = hidden_layer.int8().unwrap();
     assert!(hidden.requant.iter().all(|r| r.shift >= -1), "{:?}", &hidden.requant[..4]);
-    assert_ne!(int8.layers[0].requant, hidden.requant);
+    assert_ne!(int8.layers()[0].int8().unwrap().requant, hidden.requant);
     // the case that overflowed: a sum whose requantization saturates at i32::MIN, then -128
     let below = f.test_rows().any(|row| {
-        let (mean, scale) = large.standardization.as_ref().unwrap();
+        let (mean, scale) = large.standardization().unwrap();
         let mut z = vec![0.0; row.len()];
-        dropship_shared::kernel::standardize(row, mean, scale, &mut z);
+        dropship_shared::ops::standardize::standardize(row, mean, scale, &mut z);
         let mut x = vec![0i8; row.len()];
-        dropship_shared::quant::quantize_input(&z, large.input_scale, large.input_zero, &mut x);
+        dropship_shared::ops::quantize::quantize_input(&z, input_scale, input_zero, &mut x);
         (0..hidden.bias.len()).any(|o| {
-            let acc = (0..hidden.input)
-                .fold(hidden.bias[o] as i64, |a, i| a + x[i] as i64 * hidden.weights[o * hidden.input + i] as i64);
+            let n = hidden_layer.input;
+            let acc = (0..n).fold(hidden.bias[o] as i64, |a, i| a + x[i] as i64 * hidden.weights[o * n + i] as i64);
             (acc as f64 * hidden.requant[o].to_real()) < i32::MIN as f64 && hidden.output_zero < 0
         })
     });

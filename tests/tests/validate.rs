@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dropship::data::{self, Header};
 use dropship::device_link::{Link, QemuSession};
-use dropship::infer::{AnyNetwork, HostNetwork};
+use dropship::network::HostNetwork;
 use dropship::validate::{self, Options, Report, Rows, Target};
 use dropship_tests::{deep_fixture, fixture, real_valued_fixture, Fixture};
 use xtask::firmware::{self, Board, Image};
@@ -30,7 +30,7 @@ fn options() -> Options {
 
 /// Validates `csv` against `f`'s artifact over `link`.
 fn run_rows<T: Read + Write>(link: &mut Link<T>, f: &Fixture, csv: &Path) -> anyhow::Result<Report> {
-    let (net, bytes) = AnyNetwork::load(&f.artifact_path)?;
+    let (net, bytes) = HostNetwork::load(&f.artifact_path)?;
     let data = data::load_csv_for_model(csv, net.input(), None, Header::Auto)?;
     validate::run(
         link,
@@ -240,12 +240,12 @@ fn a_device_one_ulp_off_on_one_row_is_reported_as_a_mismatch() {
             }
         }
         fn infer(&mut self, input: &[f32; 64], logits: &mut [f32; 10]) -> (usize, u32) {
-            logits.copy_from_slice(&self.net.logits(input, dropship::infer::InputForm::Raw));
+            logits.copy_from_slice(&self.net.logits(input, dropship::network::InputForm::Raw));
             if self.row == 3 {
                 logits[7] = f32::from_bits(logits[7].to_bits() + 1);
             }
             self.row += 1;
-            (dropship_shared::kernel::argmax(logits), 100)
+            (dropship_shared::ops::output::argmax(logits), 100)
         }
     }
     let f = fixture();

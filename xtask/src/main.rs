@@ -361,11 +361,11 @@ fn bench() -> Result<()> {
     let route = setup()?;
     let out = Path::new("runs/bench");
     let (index, artifact, vectors) = train_and_export(out)?;
-    let macs: usize = {
+    let macs = {
         let bytes = std::fs::read(root().join(&artifact))?;
         let parsed =
             dropship_shared::Artifact::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
-        parsed.layers().map(|l| l.input * l.bias.len()).sum()
+        parsed.macs()
     };
     println!("| firmware | flash | flash without test vectors | weights | static RAM | instructions / inference | per MAC ({macs} MACs) |");
     println!("|---|---|---|---|---|---|---|");

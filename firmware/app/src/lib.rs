@@ -7,6 +7,7 @@
 //! `<n>/<m> match host`, and the board's `cost: ...` line.
 #![cfg_attr(not(test), no_std)]
 
+use dropship_shared::LayerShape;
 use embedded_hal::digital::{InputPin, OutputPin};
 
 pub mod serving;
@@ -33,8 +34,8 @@ impl<E: Copy + Into<f32>, const N: usize> TestVector<E, N> {
 pub struct ModelShape {
     /// Widths from the input to the classes: `widths[0]` inputs, `widths[i + 1]` layer `i`'s outputs.
     pub widths: &'static [usize],
-    /// Whether layer `i` is followed by ReLU.
-    pub relu: &'static [bool],
+    /// Every layer's kind, width and activation, as the artifact describes it.
+    pub layers: &'static [LayerShape],
     /// Weights and biases.
     pub parameters: usize,
     /// Multiply-accumulates per inference.
@@ -46,9 +47,9 @@ pub struct ModelShape {
 }
 
 impl ModelShape {
-    /// Number of dense layers.
+    /// Number of layers.
     pub const fn depth(&self) -> usize {
-        self.relu.len()
+        self.layers.len()
     }
 }
 
@@ -61,9 +62,9 @@ pub fn announce(shape: &ModelShape) {
             "model: {=usize} dense layers, widths {=[?]}; {=usize} parameters, {=usize} MACs, {=usize} bytes of weights in flash, {=usize} bytes of activations",
             shape.depth(), shape.widths, shape.parameters, shape.macs, shape.weight_bytes, shape.activation_bytes
         );
-        for (layer, (pair, relu)) in shape.widths.windows(2).zip(shape.relu).enumerate() {
-            let activation = if *relu { "ReLU" } else { "linear" };
-            defmt::info!("layer {=usize}: Dense({=usize} -> {=usize}) {=str}", layer, pair[0], pair[1], activation);
+        for (i, (pair, layer)) in shape.widths.windows(2).zip(shape.layers).enumerate() {
+            let (kind, activation) = (layer.kind.name(), layer.activation.name());
+            defmt::info!("layer {=usize}: {=str}({=usize} -> {=usize}) {=str}", i, kind, pair[0], pair[1], activation);
         }
         defmt::info!("inference has no dropout and no regularization: the artifact cannot express them");
     }

@@ -56,7 +56,10 @@ mod tests {
     fn the_hello_describes_the_shape() {
         let shape = ModelShape {
             widths: &[64, 32, 10],
-            relu: &[true, false],
+            layers: &[
+                dropship_shared::LayerShape::dense(32, dropship_shared::Activation::Relu),
+                dropship_shared::LayerShape::dense(10, dropship_shared::Activation::Linear),
+            ],
             parameters: 2410,
             macs: 2368,
             weight_bytes: 9640,

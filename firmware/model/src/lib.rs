@@ -11,7 +11,7 @@
 use dropship_app::ModelShape;
 pub use dropship_app::TestVector;
 #[allow(unused_imports)] // the generated code uses the f32 or the int8 items
-use dropship_shared::quant::{Aligned, QuantLayer, QuantNetwork, QuantScratch, WeightForm};
+use dropship_shared::ops::dense::int8::{Aligned, QuantLayer, QuantNetwork, QuantScratch, WeightForm};
 #[allow(unused_imports)]
 use dropship_shared::{Activation, Chain, Dense, Layers, Network, Scratch, Standardization};
 

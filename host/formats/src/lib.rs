@@ -5,8 +5,7 @@
 //! that take a user's bytes can be fuzzed in a small binary.
 
 pub mod data;
-pub mod infer;
 pub mod input;
 pub mod limits;
+pub mod network;
 pub mod onnx_graph;
-pub mod quant_infer;

@@ -14,8 +14,8 @@ use dropship_shared::artifact::Activation;
 use prost::Message;
 use tract_onnx::pb;
 
-use crate::infer::{HostNetwork, Layer};
 use crate::limits::{product_within, MAX_LAYERS, MAX_PARAMETERS, MAX_WIDTH};
+use crate::network::{HostNetwork, Layer, Weights};
 
 /// ONNX element type FLOAT.
 const FLOAT: i32 = 1;
@@ -82,28 +82,32 @@ pub fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
     }
 }
 
-/// The artifact's network as an ONNX model taking raw inputs (standardization included).
-pub fn export_model(net: &HostNetwork) -> pb::ModelProto {
+/// The artifact's network as an ONNX model taking raw inputs (standardization included). f32 only:
+/// an int8 network is refused (ONNX's quantized operators are not what dropship writes).
+pub fn export_model(net: &HostNetwork) -> anyhow::Result<pb::ModelProto> {
     let mut nodes = Vec::new();
     let mut initializers = Vec::new();
     let mut current = "input".to_string();
-    if let Some((mean, scale)) = &net.standardization {
-        initializers.push(tensor_f32("standardization.mean", &[net.input], mean));
-        initializers.push(tensor_f32("standardization.scale", &[net.input], scale));
+    if let Some((mean, scale)) = net.standardization() {
+        initializers.push(tensor_f32("standardization.mean", &[net.input()], mean));
+        initializers.push(tensor_f32("standardization.scale", &[net.input()], scale));
         nodes.push(node("Sub", "center", &["input", "standardization.mean"], &["centered"]));
         nodes.push(node("Div", "scale", &["centered", "standardization.scale"], &["standardized"]));
         current = "standardized".into();
     }
-    let last = net.layers.len() - 1;
-    for (i, layer) in net.layers.iter().enumerate() {
+    let last = net.layers().len().saturating_sub(1);
+    for (i, layer) in net.layers().iter().enumerate() {
+        let Some((kernel, bias)) = layer.f32() else {
+            anyhow::bail!("layer {i} is {}: only f32 models export to ONNX (export the f32 model)", layer.precision());
+        };
         let (w, b) = (format!("dense_{i}.kernel"), format!("dense_{i}.bias"));
         let out = if i == last && layer.activation == Activation::Linear {
             "logits".to_string()
         } else {
             format!("dense_{i}")
         };
-        initializers.push(tensor_f32(&w, &[layer.input, layer.bias.len()], &layer.weights));
-        initializers.push(tensor_f32(&b, &[layer.bias.len()], &layer.bias));
+        initializers.push(tensor_f32(&w, &[layer.input, bias.len()], kernel));
+        initializers.push(tensor_f32(&b, &[bias.len()], bias));
         nodes.push(node("Gemm", &format!("dense_{i}"), &[&current, &w, &b], &[&out]));
         current = out;
         if layer.activation == Activation::Relu {
@@ -112,7 +116,7 @@ pub fn export_model(net: &HostNetwork) -> pb::ModelProto {
             current = out;
         }
     }
-    pb::ModelProto {
+    Ok(pb::ModelProto {
         ir_version: 8,
         opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
         producer_name: "dropship".into(),
@@ -121,12 +125,12 @@ pub fn export_model(net: &HostNetwork) -> pb::ModelProto {
             name: "dropship".into(),
             node: nodes,
             initializer: initializers,
-            input: vec![value_info("input", net.input)],
+            input: vec![value_info("input", net.input())],
             output: vec![value_info("logits", net.classes())],
             ..Default::default()
         }),
         ..Default::default()
-    }
+    })
 }
 
 /// What an import found.
@@ -326,7 +330,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 None => vec![0.0; fan_out],
                 Some((dims, values)) => broadcast_bias(&dims, values, fan_out).map_err(|r| bad(&r))?,
             };
-            layers.push(Layer { input: fan_in, weights, bias, activation: Activation::Linear });
+            layers.push(Layer::dense(fan_in, weights, bias, Activation::Linear));
             width = Some(fan_out);
             Ok(())
         };
@@ -340,7 +344,9 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 let other = if n.input.first() == Some(&current) { 1 } else { 0 };
                 let (dims, b) = constant(other)?.clone();
                 let layer = layers.last_mut().ok_or_else(|| bad("an Add without its MatMul"))?;
-                layer.bias = broadcast_bias(&dims, b, layer.bias.len()).map_err(|r| bad(&r))?;
+                if let Weights::F32 { bias, .. } = &mut layer.weights {
+                    *bias = broadcast_bias(&dims, b, bias.len()).map_err(|r| bad(&r))?;
+                }
                 pending_matmul = false;
             }
             "Gemm" => {
@@ -408,7 +414,8 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
         }
     }
     Ok(Imported {
-        network: HostNetwork { input: input_width, layers, standardization },
+        network: HostNetwork::f32(input_width, layers, standardization)
+            .map_err(|e| ImportError::BadGraph(e.to_string()))?,
         stripped,
         dropped_softmax,
         logits,

@@ -5,6 +5,7 @@
 //! and LLVM's own schedule spilled an accumulator.
 
 use super::{finish, finish_with, paired, QuantLayer};
+use crate::ops::activation::Activation;
 use core::mem::MaybeUninit;
 
 /// The widest layer input split into halfword pairs on the stack (two bytes per input); wider
@@ -135,7 +136,7 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
         // weights hold `whole_blocks * n` word-aligned bytes, the biases, multipliers, right shifts
         // and outputs at least `whole_blocks` entries (the layer fits its shape)
         unsafe {
-            if layer.relu {
+            if layer.activation == Activation::Relu {
                 paired_blocks_relu(&mut job, layer.weights.as_ptr())
             } else {
                 paired_blocks(&mut job, layer.weights.as_ptr())

@@ -4,9 +4,14 @@
 //! type. A network is a chain of layers, `Chain<Dense<64, 64>, Chain<Dense<64, 32>, Dense<32, 10>>>`
 //! for 64 → 64 → 32 → 10; the activations live in a [`Scratch`] of two buffers whose sizes the
 //! chain computes ([`Layers::BUFFER_A`], [`Layers::BUFFER_B`]). All arithmetic goes through
-//! [`crate::kernel`], the one place that defines it.
+//! [`crate::ops`], the one place that defines it. [`int8`] runs int8 networks.
 
-use crate::kernel::{self, Activation};
+pub mod int8;
+
+use crate::ops::activation::Activation;
+use crate::ops::dense as kernel;
+use crate::ops::output::{argmax, canonical_nans};
+use crate::ops::standardize::standardize;
 
 /// A dense layer, kernel input-major (`weights[i][o]`, see the crate docs), and what follows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,11 +264,11 @@ impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
         }
         let Some(a) = scratch.a.get_mut(..IN) else { return };
         match &self.standardization {
-            Some(s) => kernel::standardize(input, &s.mean, &s.scale, a),
+            Some(s) => standardize(input, &s.mean, &s.scale, a),
             None => a.copy_from_slice(input),
         }
         self.layers.forward(&mut scratch.a, &mut scratch.b, logits);
-        kernel::canonical_nans(logits);
+        canonical_nans(logits);
     }
 
     /// The predicted class for a raw input, with its logits.
@@ -274,7 +279,7 @@ impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
         logits: &mut [f32; CLASSES],
     ) -> usize {
         self.logits(input, scratch, logits);
-        kernel::argmax(logits)
+        argmax(logits)
     }
 }
 

@@ -215,7 +215,11 @@ unsafe fn finish_16(sums: &[i32; 16], layer: &QuantLayer<'_>, first: usize, outp
         if _mm_movemask_epi8(_mm_cmpgt_epi8(shifts, _mm_set1_epi8(-2))) != 0 {
             return false;
         }
-        let low = _mm256_set1_epi32(if layer.relu { layer.output_zero as i32 } else { -128 });
+        let low = _mm256_set1_epi32(if layer.activation == crate::ops::activation::Activation::Relu {
+            layer.output_zero as i32
+        } else {
+            -128
+        });
         let zero = _mm256_set1_epi32(layer.output_zero as i32);
         let lanes = |values: *const i32| core::mem::transmute::<[i32; 8], __m256i>(*(values as *const [i32; 8]));
         let mut out = [0i32; 16];

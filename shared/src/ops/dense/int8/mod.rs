@@ -1,5 +1,8 @@
-//! Integer-only int8 inference: requantization with one rounding, the int8 dense kernel (a portable
-//! reference and a Cortex-M4 path with the DSP instructions), and the quantization of an input.
+//! The Dense operator, int8: requantization with one rounding and the kernel — a portable
+//! reference, the host's AVX2 and AVX-VNNI paths ([`x86`]-module), the Cortex-M4's DSP path
+//! (`cortex_m4`) and its paired weight form ([`paired`]). Scratch: none beyond the network's two
+//! int8 buffers (the M4's paired form rewrites each layer's input on the stack, at most
+//! [`paired::MAX_INPUTS`] values).
 //!
 //! # The arithmetic, exactly
 //!
@@ -23,6 +26,8 @@
 //! The input is standardized in f32 as for f32 models (the standardization is kept explicit, not
 //! folded into the first layer), then quantized: `x = clamp(round_half_away(z / s_in) + zp_in)`,
 //! with the rounding written out in IEEE f32 operations, so host and device agree on it too.
+
+use crate::ops::activation::Activation;
 
 /// A real multiplier in fixed point: `multiplier * 2^(shift - 31)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,8 +121,9 @@ pub struct QuantLayer<'a> {
     pub shifts: &'a [i8],
     /// Zero point of the output.
     pub output_zero: i8,
-    /// ReLU fused into the requantization (outputs below `output_zero` are clamped to it).
-    pub relu: bool,
+    /// Fused into the requantization: ReLU clamps outputs below `output_zero` to it; linear does
+    /// nothing.
+    pub activation: Activation,
     /// How `weights` and `bias` are stored.
     pub form: WeightForm,
 }
@@ -209,7 +215,7 @@ fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
 /// changes nothing after the clamp and keeps the zero point's add exact.
 #[inline(always)]
 fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> i8 {
-    let low = if layer.relu { layer.output_zero as i32 } else { -128 };
+    let low = if layer.activation == Activation::Relu { layer.output_zero as i32 } else { -128 };
     let r = if shift <= -2 {
         let high = ((acc as i64 * multiplier as i64) >> 32) as i32;
         (high.wrapping_shr((-2 - shift as i32) as u32) + 1) >> 1
@@ -224,8 +230,8 @@ fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> 
 pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     match layer.form {
-        WeightForm::Blocked => dsp::dense(input, layer, output),
-        WeightForm::Paired => dsp::dense_paired(input, layer, output),
+        WeightForm::Blocked => cortex_m4::dense(input, layer, output),
+        WeightForm::Paired => cortex_m4::dense_paired(input, layer, output),
     }
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     dense_i8_portable(input, layer, output);
@@ -301,160 +307,21 @@ fn dot(x: &[i8], w: &[i8], acc: i32) -> i32 {
     x.iter().zip(w).fold(acc, |a, (x, w)| a.wrapping_add((*x as i32).wrapping_mul(*w as i32)))
 }
 
-/// Standardized f32 values to int8: `clamp(round_half_away(z / scale) + zero)`.
-///
-/// Written without branches: `|t| + 0.5` is the same f32 operation for either sign, and any
-/// magnitude from 256 on saturates the same way whatever the zero point. Two forms of it, tested
-/// equal: one that compilers vectorize on the host, one in few instructions where a float to
-/// integer conversion saturates and turns NaN into 0 by itself, as on a Cortex-M4F.
-pub fn quantize_input(z: &[f32], scale: f32, zero: i8, output: &mut [i8]) {
-    #[cfg(target_arch = "arm")]
-    quantize_input_saturating(z, scale, zero, output);
-    #[cfg(not(target_arch = "arm"))]
-    quantize_input_vectorizable(z, scale, zero, output);
-}
-
-/// [`quantize_input`] with the magnitude bounded in f32 and converted unchecked.
-#[cfg_attr(target_arch = "arm", allow(dead_code))]
-fn quantize_input_vectorizable(z: &[f32], scale: f32, zero: i8, output: &mut [i8]) {
-    for (o, v) in output.iter_mut().zip(z) {
-        let t = *v / scale;
-        let away = t.abs() + 0.5;
-        let bounded = if away < 256.0 {
-            away
-        } else if away >= 256.0 {
-            256.0
-        } else {
-            0.0 // NaN
-        };
-        // SAFETY: `bounded` is in 0..=256, where the conversion is defined (it truncates as `as`
-        // does); unlike `as`, it needs no saturation and vectorizes
-        let magnitude: i32 = unsafe { bounded.to_int_unchecked() };
-        let rounded = if t < 0.0 { magnitude.wrapping_neg() } else { magnitude };
-        // |rounded| <= 256: wrapping says it cannot overflow (and lets overflow-checked builds vectorize)
-        *o = rounded.wrapping_add(zero as i32).clamp(-128, 127) as i8;
-    }
-}
-
-/// [`quantize_input`] with Rust's saturating `as` (one `VCVT` on a Cortex-M4F) and the sign
-/// applied from the float's sign bit.
-#[cfg_attr(not(target_arch = "arm"), allow(dead_code))]
-fn quantize_input_saturating(z: &[f32], scale: f32, zero: i8, output: &mut [i8]) {
-    for (o, v) in output.iter_mut().zip(z) {
-        let t = *v / scale;
-        let magnitude = ((t.abs() + 0.5) as i32).min(256);
-        // all ones for a negative t (-0.0 and NaN included: their magnitude is 0), else zero
-        let sign = (t.to_bits() as i32) >> 31;
-        let rounded = (magnitude ^ sign) - sign;
-        *o = (rounded + zero as i32).clamp(-128, 127) as i8;
-    }
-}
-
-/// int8 logits back to reals: `(q - zero) * scale`.
-pub fn dequantize(q: &[i8], scale: f32, zero: i8, output: &mut [f32]) {
-    for (o, v) in output.iter_mut().zip(q) {
-        *o = (*v as i32 - zero as i32) as f32 * scale;
-    }
-}
-
-/// Index of the largest value (the first on ties); 0 for an empty slice.
-pub fn argmax_i8(values: &[i8]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-/// An int8 network: the f32 standardization, the input's quantization, int8 layers, and the last
-/// layer's output scale and zero point for turning its int8 logits into reals.
-#[derive(Clone, Copy, Debug)]
-pub struct QuantNetwork<'a> {
-    /// `(mean, scale)` per input feature, applied in f32 first.
-    pub standardization: Option<(&'a [f32], &'a [f32])>,
-    /// Scale of the quantized input.
-    pub input_scale: f32,
-    /// Zero point of the quantized input.
-    pub input_zero: i8,
-    /// The layers in order.
-    pub layers: &'a [QuantLayer<'a>],
-    /// Scale of the last layer's output.
-    pub output_scale: f32,
-}
-
-/// Working memory of one int8 inference: `F` standardized inputs, two int8 buffers of `W` (the
-/// widest of the input and every layer).
-pub struct QuantScratch<const F: usize, const W: usize> {
-    z: [f32; F],
-    a: [i8; W],
-    b: [i8; W],
-}
-
-impl<const F: usize, const W: usize> Default for QuantScratch<F, W> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const F: usize, const W: usize> QuantScratch<F, W> {
-    /// Zeroed buffers.
-    pub const fn new() -> Self {
-        Self { z: [0.0; F], a: [0; W], b: [0; W] }
-    }
-}
-
-impl QuantNetwork<'_> {
-    /// Runs one input (raw features) and writes the dequantized logits; returns the class. Widths
-    /// that do not fit the scratch give class 0 and leave `logits` as they were.
-    pub fn predict<const F: usize, const W: usize>(
-        &self,
-        input: &[f32],
-        scratch: &mut QuantScratch<F, W>,
-        logits: &mut [f32],
-    ) -> usize {
-        self.predict_in(input, &mut scratch.z, &mut scratch.a, &mut scratch.b, logits)
-    }
-
-    /// [`QuantNetwork::predict`] with caller-given buffers (the host sizes them at run time).
-    pub fn predict_in(&self, input: &[f32], z: &mut [f32], a: &mut [i8], b: &mut [i8], logits: &mut [f32]) -> usize {
-        let n = input.len();
-        let fits = z.len() >= n
-            && self.layers.iter().all(|l| l.bias.len() <= a.len().min(b.len()))
-            && a.len().min(b.len()) >= n
-            && self.layers.last().is_some_and(|l| l.bias.len() == logits.len());
-        if !fits {
-            return 0;
-        }
-        let z = &mut z[..n];
-        match self.standardization {
-            Some((mean, scale)) => crate::kernel::standardize(input, mean, scale, z),
-            None => z.copy_from_slice(input),
-        }
-        quantize_input(z, self.input_scale, self.input_zero, &mut a[..n]);
-        let (mut x, mut y) = (a, b);
-        let mut width = n;
-        let mut last_zero = self.input_zero;
-        for layer in self.layers {
-            let out = layer.bias.len();
-            dense_i8(&x[..width], layer, &mut y[..out]);
-            core::mem::swap(&mut x, &mut y);
-            width = out;
-            last_zero = layer.output_zero;
-        }
-        dequantize(&x[..width], self.output_scale, last_zero, logits);
-        argmax_i8(&x[..width])
-    }
-}
-
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-mod dsp;
+mod cortex_m4;
 pub mod paired;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fused(relu: bool) -> Activation {
+        if relu {
+            Activation::Relu
+        } else {
+            Activation::Linear
+        }
+    }
 
     /// The defining formula in i128, with floor division for the shift.
     fn reference(acc: i32, r: Requant) -> i32 {
@@ -505,7 +372,15 @@ mod tests {
         output_zero: i8,
         relu: bool,
     ) -> QuantLayer<'a> {
-        QuantLayer { weights, bias, multipliers, shifts, output_zero, relu, form: WeightForm::Blocked }
+        QuantLayer {
+            weights,
+            bias,
+            multipliers,
+            shifts,
+            output_zero,
+            activation: fused(relu),
+            form: WeightForm::Blocked,
+        }
     }
 
     /// The definition of one output in exact arithmetic: `clamp(zero + requantize(acc), low, 127)`.
@@ -715,7 +590,7 @@ mod tests {
                     multipliers: &multipliers,
                     shifts,
                     output_zero: -7,
-                    relu: relu_case,
+                    activation: fused(relu_case),
                     form,
                 };
                 // the paired form's emulation against the blocked form's reference loop
@@ -745,43 +620,5 @@ mod tests {
         assert!(
             !paired::fits(paired::MAX_INPUTS + 8, &shifts) && !paired::fits(12, &shifts) && !paired::fits(0, &shifts)
         );
-    }
-
-    #[test]
-    fn input_quantization_rounds_half_away_and_saturates() {
-        let mut q = [0i8; 8];
-        quantize_input(&[0.25, -0.25, 0.75, 1e9, -1e9, f32::NAN, 0.0, 0.49], 0.5, -3, &mut q);
-        assert_eq!(q, [-2, -4, -1, 127, -128, -3, -3, -2]);
-        let mut r = [0.0f32; 2];
-        dequantize(&[5, -128], 0.5, -3, &mut r);
-        assert_eq!(r, [4.0, -62.5]);
-        assert_eq!(argmax_i8(&[1, 5, 5, -3]), 1);
-        assert_eq!(argmax_i8(&[]), 0);
-    }
-
-    #[test]
-    fn input_quantization_equals_the_branching_definition_on_any_float() {
-        let definition = |v: f32, scale: f32, zero: i8| {
-            let t = v / scale;
-            let rounded = if t >= 0.0 { (t + 0.5) as i32 } else { -((-t + 0.5) as i32) };
-            rounded.saturating_add(zero as i32).clamp(-128, 127) as i8
-        };
-        let mut rng = Rng(5);
-        let specials =
-            [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 255.5, 256.5, -256.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
-        let mut values: Vec<f32> = specials.to_vec();
-        values.extend((0..200_000).map(|_| f32::from_bits(rng.next() as u32)));
-        values.extend((0..200_000).map(|_| (rng.next() % 100_000) as f32 / 64.0 - 800.0));
-        for scale in [1.0f32, 0.5, 0.0371, 3.0] {
-            for zero in [-128i8, -3, 0, 127] {
-                for form in [quantize_input_vectorizable, quantize_input_saturating, quantize_input] {
-                    let mut q = vec![0i8; values.len()];
-                    form(&values, scale, zero, &mut q);
-                    for (v, q) in values.iter().zip(&q) {
-                        assert_eq!(*q, definition(*v, scale, zero), "{v} / {scale} + {zero}");
-                    }
-                }
-            }
-        }
     }
 }

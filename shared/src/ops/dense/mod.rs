@@ -1,16 +1,17 @@
-//! The arithmetic of inference: one dense layer, ReLU, argmax, standardization, on plain slices.
+//! The Dense operator, f32: `y = x · W + b` then the activation, on plain slices; its int8 form
+//! is [`int8`].
+//!
+//! Bit-exactness invariant: every output is `bias[o]`, then `+ x[i] * w[i][o]` for `i` in input
+//! order, one rounding for each `*` and each `+` (no fused multiply-add, no reassociation). The
+//! portable path, the host's AVX build of it and the Cortex-M4F build all keep that order, so they
+//! give the same bits. Scratch: none (the caller's two activation buffers, see [`crate::network`]).
 //!
 //! Every function here is total: mismatched lengths never panic (the const-generic types in
 //! [`crate::network`] make them impossible; the runtime-shaped host path checks them before).
 
-/// What follows a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// Nothing: the layer's output is used as is (logits).
-    Linear,
-    /// `max(x, 0)`.
-    Relu,
-}
+pub mod int8;
+
+use crate::ops::activation::Activation;
 
 /// Outputs accumulated together in one block: registers on the device, vector lanes on the host.
 const BLOCK: usize = 16;
@@ -104,9 +105,9 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
-        if activation == Activation::Relu {
+        if activation != Activation::Linear {
             for a in &mut acc {
-                *a = relu_value(*a);
+                *a = activation.apply(*a);
             }
         }
         *out = acc;
@@ -115,65 +116,14 @@ fn dense_blocks<const K: usize>(
     start
 }
 
-/// `max(v, 0)`; `-0.0` and NaN become `0.0`. Applied by [`dense`] as it stores each block.
-#[inline(always)]
-fn relu_value(v: f32) -> f32 {
-    if v > 0.0 {
-        v
-    } else {
-        0.0
-    }
-}
-
-/// The one NaN a network gives: a quiet NaN with sign 0 and no payload (`0x7fc0_0000`), the
-/// Cortex-M4F's default NaN. A NaN's sign and payload differ between targets (x86's default NaN
-/// is `0xffc0_0000`), so every network's outputs pass through [`canonical_nans`] before anyone sees
-/// them; inside a network ReLU maps NaN to 0 and a NaN elsewhere flows on to the outputs. An input
-/// beyond what f32 can carry through the model (`inf - inf`) then gives the same bits on every
-/// target, in one pass over the outputs (not per layer: the hot loops stay as they are).
-pub const CANONICAL_NAN: f32 = f32::from_bits(0x7fc0_0000);
-
-/// Replaces every NaN in `values` with [`CANONICAL_NAN`]. Once per inference over a few values,
-/// so it is kept a small loop: out of line, and its step hidden from the optimizer, which would
-/// otherwise unroll it (for the firmware's ten logits, 200 bytes of flash); integer compares.
-#[inline(never)]
-pub fn canonical_nans(values: &mut [f32]) {
-    let mut i = 0;
-    while let Some(v) = values.get_mut(i) {
-        // a NaN is an exponent of all ones and a non-zero mantissa, whatever its sign
-        if v.to_bits() & 0x7fff_ffff > 0x7f80_0000 {
-            *v = CANONICAL_NAN;
-        }
-        i = core::hint::black_box(i + 1);
-    }
-}
-
-/// `(x - mean) / scale` per feature, written to `output`.
-pub fn standardize(input: &[f32], mean: &[f32], scale: &[f32], output: &mut [f32]) {
-    for (((o, x), m), s) in output.iter_mut().zip(input).zip(mean).zip(scale) {
-        *o = (*x - *m) / *s;
-    }
-}
-
-/// Index of the largest value (the first one on ties); 0 for an empty slice.
-pub fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    let mut best_value = f32::NEG_INFINITY;
-    for (i, v) in values.iter().enumerate() {
-        if *v > best_value {
-            best = i;
-            best_value = *v;
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::output::{argmax, canonical_nans};
+    use crate::ops::standardize::standardize;
 
     fn relu(values: &mut [f32]) {
-        values.iter_mut().for_each(|v| *v = relu_value(*v));
+        values.iter_mut().for_each(|v| *v = Activation::Relu.apply(*v));
     }
 
     /// The reference: one output at a time, in input order, the obvious way.

@@ -1,0 +1,406 @@
+//! Running an artifact of any shape and precision on the host with the `shared` core's arithmetic.
+//!
+//! The device uses the const-generic `Network` (f32) or `QuantNetwork` (int8) from tables the
+//! firmware generator writes; this runtime-shaped twin calls the same operators in the same order,
+//! so both give the same bits. One type for every precision: a layer's weights carry it.
+
+use anyhow::{Context, Result};
+use dropship_shared::artifact::{ArtifactSpec, Int8Spec, LayerSpec, Params};
+use dropship_shared::footprint::Footprint;
+use dropship_shared::network::int8::QuantNetwork;
+use dropship_shared::ops::dense::int8::{block_weights, QuantLayer, Requant, WeightForm};
+use dropship_shared::ops::{dense, output, standardize};
+use dropship_shared::vectors::Vectors;
+use dropship_shared::{Activation, Artifact, LayerKind, LayerShape, Precision};
+
+/// What the rows given to [`HostNetwork::logits`] are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputForm {
+    /// Raw features: the artifact's stored standardization is applied first.
+    Raw,
+    /// Already standardized by the caller: the stored standardization is skipped.
+    Standardized,
+}
+
+/// An int8 layer's parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Weights {
+    /// `output * input` weights, output-major, each in -127..=127.
+    pub weights: Vec<i8>,
+    /// Folded biases.
+    pub bias: Vec<i32>,
+    /// Requantization per output channel.
+    pub requant: Vec<Requant>,
+    /// Weight scale per output channel.
+    pub weight_scales: Vec<f32>,
+    /// Output tensor scale.
+    pub output_scale: f32,
+    /// Output tensor zero point.
+    pub output_zero: i8,
+}
+
+/// A layer's parameters, in its precision.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weights {
+    /// f32 kernel (input-major) and biases.
+    F32 {
+        /// `input * output` weights, input-major.
+        kernel: Vec<f32>,
+        /// `output` biases.
+        bias: Vec<f32>,
+    },
+    /// int8 weights and their quantization.
+    Int8(Int8Weights),
+}
+
+/// One layer: its kind, input width, activation and parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// What it computes.
+    pub kind: LayerKind,
+    /// Input width.
+    pub input: usize,
+    /// What follows it.
+    pub activation: Activation,
+    /// Its parameters.
+    pub weights: Weights,
+}
+
+impl Layer {
+    /// An f32 dense layer: `kernel` input-major (`input * bias.len()` values).
+    pub fn dense(input: usize, kernel: Vec<f32>, bias: Vec<f32>, activation: Activation) -> Self {
+        Self { kind: LayerKind::Dense, input, activation, weights: Weights::F32 { kernel, bias } }
+    }
+
+    /// An int8 dense layer.
+    pub fn dense_int8(input: usize, weights: Int8Weights, activation: Activation) -> Self {
+        Self { kind: LayerKind::Dense, input, activation, weights: Weights::Int8(weights) }
+    }
+
+    /// Output width.
+    pub fn output(&self) -> usize {
+        match &self.weights {
+            Weights::F32 { bias, .. } => bias.len(),
+            Weights::Int8(w) => w.bias.len(),
+        }
+    }
+
+    /// How its weights are stored.
+    pub fn precision(&self) -> Precision {
+        match self.weights {
+            Weights::F32 { .. } => Precision::F32,
+            Weights::Int8(_) => Precision::Int8,
+        }
+    }
+
+    /// The layer without its parameters.
+    pub fn shape(&self) -> LayerShape {
+        LayerShape { kind: self.kind, units: self.output(), activation: self.activation }
+    }
+
+    /// The f32 `(kernel, bias)`; `None` for an int8 layer.
+    pub fn f32(&self) -> Option<(&[f32], &[f32])> {
+        match &self.weights {
+            Weights::F32 { kernel, bias } => Some((kernel, bias)),
+            Weights::Int8(_) => None,
+        }
+    }
+
+    /// The int8 parameters; `None` for an f32 layer.
+    pub fn int8(&self) -> Option<&Int8Weights> {
+        match &self.weights {
+            Weights::F32 { .. } => None,
+            Weights::Int8(w) => Some(w),
+        }
+    }
+}
+
+/// An int8 layer as the kernel takes it: weights in the blocked order, one-byte shifts.
+#[derive(Clone, Debug, PartialEq)]
+struct KernelLayer {
+    weights: Vec<i8>,
+    multipliers: Vec<i32>,
+    shifts: Vec<i8>,
+}
+
+impl KernelLayer {
+    fn of(input: usize, w: &Int8Weights) -> Self {
+        let mut weights = vec![0; w.weights.len()];
+        block_weights(&w.weights, input, w.bias.len(), &mut weights);
+        let multipliers = w.requant.iter().map(|r| r.multiplier).collect();
+        let shifts = w.requant.iter().map(|r| r.shift as i8).collect();
+        Self { weights, multipliers, shifts }
+    }
+}
+
+/// An artifact loaded for host inference, of either precision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostNetwork {
+    input: usize,
+    layers: Vec<Layer>,
+    standardization: Option<(Vec<f32>, Vec<f32>)>,
+    input_quantization: Option<(f32, i8)>,
+    /// The int8 layers as the kernel takes them.
+    kernel: Vec<KernelLayer>,
+}
+
+impl HostNetwork {
+    /// A network of these layers; `input_quantization` is the int8 input's `(scale, zero point)`
+    /// and must be present exactly when the layers are int8. One precision per network.
+    pub fn new(
+        input: usize,
+        layers: Vec<Layer>,
+        standardization: Option<(Vec<f32>, Vec<f32>)>,
+        input_quantization: Option<(f32, i8)>,
+    ) -> Result<Self> {
+        let precision = if input_quantization.is_some() { Precision::Int8 } else { Precision::F32 };
+        if let Some((i, l)) = layers.iter().enumerate().find(|(_, l)| l.precision() != precision) {
+            anyhow::bail!("layer {i} is {} in an {precision} network: one precision per network", l.precision());
+        }
+        let kernel = layers.iter().filter_map(|l| l.int8().map(|w| KernelLayer::of(l.input, w))).collect();
+        Ok(Self { input, layers, standardization, input_quantization, kernel })
+    }
+
+    /// An f32 network (no input quantization).
+    pub fn f32(input: usize, layers: Vec<Layer>, standardization: Option<(Vec<f32>, Vec<f32>)>) -> Result<Self> {
+        Self::new(input, layers, standardization, None)
+    }
+
+    /// Copies the parameters out of a validated artifact of any version.
+    pub fn from_artifact(a: &Artifact<'_>) -> Self {
+        let layers = a
+            .layers()
+            .map(|l| {
+                let weights = match l.params {
+                    Params::F32 { weights, bias } => {
+                        Weights::F32 { kernel: weights.iter().collect(), bias: bias.iter().collect() }
+                    }
+                    Params::Int8(p) => Weights::Int8(Int8Weights {
+                        weights: p.weights_i8().collect(),
+                        bias: p.bias.iter().collect(),
+                        requant: p.requant().collect(),
+                        weight_scales: p.weight_scales.iter().collect(),
+                        output_scale: p.output_scale,
+                        output_zero: p.output_zero,
+                    }),
+                };
+                Layer { kind: l.kind, input: l.input, activation: l.activation, weights }
+            })
+            .collect();
+        let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
+        Self::new(a.input(), layers, standardization, a.input_quantization())
+            .expect("a parsed artifact has one precision")
+    }
+
+    /// Parses and validates artifact bytes of any version.
+    pub fn parse(bytes: &[u8]) -> Result<Self, dropship_shared::FormatError> {
+        Ok(Self::from_artifact(&Artifact::parse(bytes)?))
+    }
+
+    /// Reads and validates an artifact file.
+    pub fn load(path: &std::path::Path) -> Result<(Self, Vec<u8>)> {
+        let bytes = crate::input::read(path)?;
+        let net =
+            Self::parse(&bytes).with_context(|| format!("{} is not a valid dropship artifact", path.display()))?;
+        Ok((net, bytes))
+    }
+
+    /// Encodes the network as an artifact (validated by parsing it back before returning).
+    pub fn to_artifact(&self, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
+        let layers: Vec<LayerSpec<'_>> = self
+            .layers
+            .iter()
+            .map(|l| {
+                let params = match &l.weights {
+                    Weights::F32 { kernel, bias } => {
+                        dropship_shared::artifact::ParamsSpec::F32 { weights: kernel, bias }
+                    }
+                    Weights::Int8(w) => dropship_shared::artifact::ParamsSpec::Int8(Int8Spec {
+                        weights: &w.weights,
+                        bias: &w.bias,
+                        requant: &w.requant,
+                        weight_scales: &w.weight_scales,
+                        output_scale: w.output_scale,
+                        output_zero: w.output_zero,
+                    }),
+                };
+                LayerSpec { kind: l.kind, activation: l.activation, params }
+            })
+            .collect();
+        let spec = ArtifactSpec {
+            input: self.input,
+            input_quantization: self.input_quantization,
+            layers: &layers,
+            standardization: self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            class_names,
+            provenance,
+        };
+        let mut out = vec![0; spec.encoded_len()];
+        let len = spec.write(&mut out).context("encoding the artifact")?;
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Input width.
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// The layers in order.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// `(mean, scale)`, if the network standardizes its input.
+    pub fn standardization(&self) -> Option<&(Vec<f32>, Vec<f32>)> {
+        self.standardization.as_ref()
+    }
+
+    /// Replaces the input standardization (an import's, from a run).
+    pub fn set_standardization(&mut self, standardization: Option<(Vec<f32>, Vec<f32>)>) {
+        self.standardization = standardization;
+    }
+
+    /// `(scale, zero point)` of the int8 input.
+    pub fn input_quantization(&self) -> Option<(f32, i8)> {
+        self.input_quantization
+    }
+
+    /// The network's precision.
+    pub fn precision(&self) -> Precision {
+        if self.input_quantization.is_some() {
+            Precision::Int8
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// Number of outputs (classes).
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.output())
+    }
+
+    /// The widths from the input to the outputs.
+    pub fn widths(&self) -> Vec<usize> {
+        std::iter::once(self.input).chain(self.layers.iter().map(|l| l.output())).collect()
+    }
+
+    /// What the network takes on the device ([`Footprint`], the firmware's rule).
+    pub fn footprint(&self) -> Footprint {
+        Footprint::new(self.precision(), &self.widths(), self.standardization.is_some())
+    }
+
+    /// Logits for one row (dequantized for int8), bit for bit what the device computes.
+    pub fn logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        match self.precision() {
+            Precision::F32 => self.f32_logits(row, form),
+            Precision::Int8 => self.int8_logits(row, form),
+        }
+    }
+
+    fn f32_logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        let mut x = self.first_layer_input(row, form);
+        for layer in &self.layers {
+            if let Some((kernel, bias)) = layer.f32() {
+                let mut y = vec![0.0; bias.len()];
+                dense::dense(&x, kernel, bias, &mut y, layer.activation);
+                x = y;
+            }
+        }
+        output::canonical_nans(&mut x);
+        x
+    }
+
+    /// The int8 layers as the shared kernel takes them (borrowing this network).
+    pub fn kernel_layers(&self) -> Vec<QuantLayer<'_>> {
+        self.layers
+            .iter()
+            .filter_map(|l| l.int8().map(|w| (l, w)))
+            .zip(&self.kernel)
+            .map(|((l, w), k)| QuantLayer {
+                weights: &k.weights,
+                bias: &w.bias,
+                multipliers: &k.multipliers,
+                shifts: &k.shifts,
+                output_zero: w.output_zero,
+                activation: l.activation,
+                form: WeightForm::Blocked,
+            })
+            .collect()
+    }
+
+    /// The shared core's int8 network over `layers` ([`HostNetwork::kernel_layers`]); `form`
+    /// says whether the rows it will get are raw or already standardized.
+    pub fn quant_network<'a>(&'a self, layers: &'a [QuantLayer<'a>], form: InputForm) -> QuantNetwork<'a> {
+        let standardization = match form {
+            InputForm::Raw => self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            InputForm::Standardized => None,
+        };
+        let (input_scale, input_zero) = self.input_quantization.unwrap_or((1.0, 0));
+        QuantNetwork {
+            standardization,
+            input_scale,
+            input_zero,
+            layers,
+            output_scale: self.layers.last().and_then(Layer::int8).map_or(1.0, |w| w.output_scale),
+        }
+    }
+
+    fn int8_logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        let layers = self.kernel_layers();
+        let net = self.quant_network(&layers, form);
+        let widest = self.widths().into_iter().max().unwrap_or(0);
+        let (mut z, mut a, mut b) = (vec![0.0; self.input], vec![0i8; widest], vec![0i8; widest]);
+        let mut logits = vec![0.0; self.classes()];
+        net.predict_in(row, &mut z, &mut a, &mut b, &mut logits);
+        logits
+    }
+
+    /// Whether running `row` leaves f32's range: for f32 layers a standardized input or a layer's
+    /// value before its activation that is infinite or NaN (ReLU would turn NaN into 0 and hide
+    /// it); for int8 ones the standardized input (the integer layers saturate by definition). The
+    /// logits of such a row are not meaningful; `predict` warns about them.
+    pub fn overflows(&self, row: &[f32], form: InputForm) -> bool {
+        let mut x = self.first_layer_input(row, form);
+        if self.precision() == Precision::Int8 {
+            return x.iter().any(|v| !v.is_finite());
+        }
+        for layer in &self.layers {
+            if x.iter().any(|v| !v.is_finite()) {
+                return true;
+            }
+            let Some((kernel, bias)) = layer.f32() else { return false };
+            let mut y = vec![0.0; bias.len()];
+            dense::dense(&x, kernel, bias, &mut y, Activation::Linear);
+            if y.iter().any(|v| !v.is_finite()) {
+                return true;
+            }
+            y.iter_mut().for_each(|v| *v = layer.activation.apply(*v));
+            x = y;
+        }
+        x.iter().any(|v| !v.is_finite())
+    }
+
+    /// What the first layer takes for `row`: the row standardized (raw input and a
+    /// standardization), or as it is.
+    fn first_layer_input(&self, row: &[f32], form: InputForm) -> Vec<f32> {
+        match (&self.standardization, form) {
+            (Some((mean, scale)), InputForm::Raw) => {
+                let mut z = vec![0.0; row.len()];
+                standardize::standardize(row, mean, scale, &mut z);
+                z
+            }
+            _ => row.to_vec(),
+        }
+    }
+
+    /// Test vectors (raw input, these logits, their class) of `rows`, encoded for the firmware.
+    pub fn vectors<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Vec<u8>> {
+        let rows: Vec<&[f32]> = rows.collect();
+        let logits: Vec<Vec<f32>> = rows.iter().map(|r| self.logits(r, InputForm::Raw)).collect();
+        let records = rows.iter().zip(&logits).map(|(r, l)| (*r, output::argmax(l), &l[..]));
+        let mut out = vec![0; Vectors::encoded_len(rows.len(), self.input, self.classes())];
+        Vectors::write(&mut out, self.input, self.classes(), records).context("encoding the vectors")?;
+        Ok(out)
+    }
+}

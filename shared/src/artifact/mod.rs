@@ -1,0 +1,307 @@
+//! The model artifact: the one format that leaves the host, its strict parser and its writer.
+//!
+//! Version 3, all integers `u32` little-endian unless said, all reals `f32` little-endian:
+//!
+//! ```text
+//! magic "DSHP" | version = 3 | flags (bit 0: standardization, bit 1: int8 input quantization)
+//! input width | layer count
+//! class-names length | UTF-8 class names, one per line (or empty)
+//! provenance length  | UTF-8 text describing where the model came from (never read by inference)
+//! [mean[input], scale[input]]                       if flag bit 0
+//! [input scale, input zero point (i32)]             if flag bit 1
+//! per layer: kind tag | activation | precision | output width | parameters
+//! CRC-32 (ISO-HDLC) of every byte before it
+//! ```
+//!
+//! The layer record is tagged ([`LayerKind::code`], [`Activation::code`], [`Precision::code`]),
+//! so a new kind is a new tag; a tag this build does not know is refused by name, as written by a
+//! newer dropship. A Dense layer's parameters:
+//!
+//! ```text
+//! f32:  weights[in * out] (input-major, see the crate docs) | bias[out]
+//! int8: output scale | output zero point (i32)
+//!       weight scales[out] | multipliers[out] (i32) | shifts[out] (i32) | bias[out] (i32)
+//!       weights[out * in] (i8, output-major), zero bytes up to a multiple of 4
+//! ```
+//!
+//! The int8 integers are what runs (see [`crate::ops::dense::int8`]); the scales are what they stand
+//! for, read by `inspect` and to turn int8 logits back into reals. One network has one precision
+//! today: int8 layers chain their zero points, and no operator converts between the two.
+//!
+//! Versions 1 (f32) and 2 (int8), which earlier releases wrote, still read: they hold the same
+//! layer records without the tags (all Dense, one precision per version), their shapes in the
+//! header before the texts. The checksum is checked before any size in a file is believed.
+//!
+//! The class count is the last layer's width. The format has no field for dropout, for a
+//! regularizer, for batch statistics or for any other training-only state.
+
+mod read;
+mod write;
+
+pub use crate::error::{FormatError, Section};
+pub use crate::layer::{Activation, LayerKind, LayerShape, Precision};
+pub use crate::wire::{F32s, I32s};
+pub use write::{ArtifactSpec, Int8Spec, LayerSpec, ParamsSpec};
+
+use crate::network::{Layers, Network, Standardization};
+use crate::ops::dense::int8::Requant;
+
+/// The four bytes every artifact starts with.
+pub const MAGIC: [u8; 4] = *b"DSHP";
+/// The format version this crate writes.
+pub const VERSION: u32 = 3;
+/// The oldest format version this crate reads.
+pub const OLDEST_VERSION: u32 = 1;
+/// Most layers an artifact may have.
+pub const MAX_LAYERS: usize = 8;
+/// Widest input or layer an artifact may have.
+pub const MAX_WIDTH: usize = 4096;
+/// Most weights and biases an artifact may have in all.
+pub const MAX_PARAMETERS: usize = 1 << 22;
+/// Longest class-name or provenance text.
+pub const MAX_TEXT: usize = 1 << 16;
+
+/// The int8 parameters of a layer inside a parsed artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Params<'a> {
+    /// Scale of the output tensor.
+    pub output_scale: f32,
+    /// Zero point of the output tensor.
+    pub output_zero: i8,
+    /// Scale of each output channel's weights.
+    pub weight_scales: F32s<'a>,
+    /// Requantization multipliers, one per output channel.
+    pub multipliers: I32s<'a>,
+    /// Requantization shifts, one per output channel.
+    pub shifts: I32s<'a>,
+    /// Folded int32 biases.
+    pub bias: I32s<'a>,
+    /// `output * input` int8 weights, output-major.
+    pub weights: &'a [u8],
+}
+
+impl Int8Params<'_> {
+    /// The requantization of each output channel.
+    pub fn requant(&self) -> impl Iterator<Item = Requant> + '_ {
+        self.multipliers.iter().zip(self.shifts.iter()).map(|(multiplier, shift)| Requant { multiplier, shift })
+    }
+
+    /// The weights as int8.
+    pub fn weights_i8(&self) -> impl Iterator<Item = i8> + '_ {
+        self.weights.iter().map(|b| *b as i8)
+    }
+}
+
+/// A layer's parameters, in its precision.
+#[derive(Clone, Copy, Debug)]
+pub enum Params<'a> {
+    /// f32 weights (input-major) and biases.
+    F32 {
+        /// `input * output` weights, input-major.
+        weights: F32s<'a>,
+        /// `output` biases.
+        bias: F32s<'a>,
+    },
+    /// int8 weights and their quantization.
+    Int8(Int8Params<'a>),
+}
+
+/// One layer inside a parsed artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerView<'a> {
+    /// What it computes.
+    pub kind: LayerKind,
+    /// Input width.
+    pub input: usize,
+    /// Output width.
+    pub output: usize,
+    /// What follows it.
+    pub activation: Activation,
+    /// Its parameters.
+    pub params: Params<'a>,
+}
+
+impl<'a> LayerView<'a> {
+    /// How its weights are stored.
+    pub fn precision(&self) -> Precision {
+        match self.params {
+            Params::F32 { .. } => Precision::F32,
+            Params::Int8(_) => Precision::Int8,
+        }
+    }
+
+    /// The layer without its parameters.
+    pub fn shape(&self) -> LayerShape {
+        LayerShape { kind: self.kind, units: self.output, activation: self.activation }
+    }
+
+    /// Its weights and biases.
+    pub fn parameters(&self) -> usize {
+        self.shape().parameters(self.input)
+    }
+
+    /// The f32 `(weights, bias)`, if the layer is f32.
+    pub fn f32_params(&self) -> Option<(F32s<'a>, F32s<'a>)> {
+        match self.params {
+            Params::F32 { weights, bias } => Some((weights, bias)),
+            Params::Int8(_) => None,
+        }
+    }
+
+    /// The int8 parameters, if the layer is int8.
+    pub fn int8_params(&self) -> Option<Int8Params<'a>> {
+        match self.params {
+            Params::F32 { .. } => None,
+            Params::Int8(p) => Some(p),
+        }
+    }
+}
+
+/// A validated artifact of any version, borrowing its bytes.
+#[derive(Clone, Debug)]
+pub struct Artifact<'a> {
+    version: u32,
+    input: usize,
+    input_quantization: Option<(f32, i8)>,
+    layers: [Option<LayerView<'a>>; MAX_LAYERS],
+    layer_count: usize,
+    standardization: Option<(F32s<'a>, F32s<'a>)>,
+    class_names: &'a str,
+    provenance: &'a str,
+    len: usize,
+}
+
+/// The version a dropship artifact declares, if the bytes start like one.
+pub fn version(bytes: &[u8]) -> Option<u32> {
+    let header = bytes.get(..8)?;
+    (header[..4] == MAGIC).then(|| u32::from_le_bytes([header[4], header[5], header[6], header[7]]))
+}
+
+impl<'a> Artifact<'a> {
+    /// Parses and validates `bytes` of any version this crate reads: checksum, structure, limits,
+    /// finiteness, and for int8 layers scales, zero points, requantization, weights in
+    /// -127..=127 and biases that cannot overflow an accumulator.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        read::parse(bytes)
+    }
+
+    /// The format version the bytes were written in.
+    pub fn format_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Input width.
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// How the network's weights are stored (every layer has the same precision).
+    pub fn precision(&self) -> Precision {
+        self.layers().next().map_or(Precision::F32, |l| l.precision())
+    }
+
+    /// `(scale, zero point)` of the quantized input of an int8 network.
+    pub fn input_quantization(&self) -> Option<(f32, i8)> {
+        self.input_quantization
+    }
+
+    /// Number of outputs (the last layer's width; the classes of a classifier).
+    pub fn classes(&self) -> usize {
+        self.layers().last().map_or(0, |l| l.output)
+    }
+
+    /// The layers in order.
+    pub fn layers(&self) -> impl DoubleEndedIterator<Item = LayerView<'a>> + '_ {
+        self.layers.iter().take(self.layer_count).flatten().copied()
+    }
+
+    /// Weights and biases in all layers.
+    pub fn parameters(&self) -> usize {
+        self.layers().map(|l| l.parameters()).sum()
+    }
+
+    /// Multiply-accumulates of one inference.
+    pub fn macs(&self) -> usize {
+        self.layers().map(|l| l.shape().macs(l.input)).sum()
+    }
+
+    /// `(mean, scale)` of the input standardization, if the model carries one.
+    pub fn standardization(&self) -> Option<(F32s<'a>, F32s<'a>)> {
+        self.standardization
+    }
+
+    /// Class names, one per line, or empty.
+    pub fn class_names(&self) -> &'a str {
+        self.class_names
+    }
+
+    /// Where the model came from (run, regularizer, ...). Inference never reads it.
+    pub fn provenance(&self) -> &'a str {
+        self.provenance
+    }
+
+    /// The widths from the input to the outputs: the input, then every layer's output.
+    pub fn widths(&self) -> impl Iterator<Item = usize> + '_ {
+        core::iter::once(self.input).chain(self.layers().map(|l| l.output))
+    }
+
+    /// Size of the artifact in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.len
+    }
+
+    /// Loads an f32 artifact into a fixed-size network of the same shape: depth, every width and
+    /// every activation come from the artifact; a shape that differs from the type, or int8
+    /// weights, are an error.
+    pub fn load_into<L: Layers, const IN: usize, const CLASSES: usize>(
+        &self,
+        net: &mut Network<L, IN, CLASSES>,
+    ) -> Result<(), FormatError> {
+        let shape = |what, expected, found| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(FormatError::ShapeMismatch { what, expected, found })
+            }
+        };
+        shape("layer count", L::DEPTH, self.layer_count)?;
+        shape("input width", IN, self.input)?;
+        shape("class count", CLASSES, self.classes())?;
+        net.standardization = match self.standardization {
+            Some((mean, scale)) => {
+                let mut s = Standardization::IDENTITY;
+                mean.copy_to(&mut s.mean)?;
+                scale.copy_to(&mut s.scale)?;
+                Some(s)
+            }
+            None => None,
+        };
+        let mut result = Ok(());
+        net.layers.for_each_layer_mut(0, &mut |index, layer| {
+            let Some(Some(view)) = self.layers.get(index) else {
+                result = result.and(Err(FormatError::ShapeMismatch {
+                    what: "layer count",
+                    expected: L::DEPTH,
+                    found: index,
+                }));
+                return;
+            };
+            let loaded = match view.params {
+                _ if view.input != layer.input || view.output != layer.bias.len() => Err(FormatError::LayerShape {
+                    layer: index,
+                    expected: (layer.input, layer.bias.len()),
+                    found: (view.input, view.output),
+                }),
+                Params::Int8(_) => {
+                    Err(FormatError::MixedPrecision { layer: index, expected: Precision::F32, found: Precision::Int8 })
+                }
+                Params::F32 { weights, bias } => {
+                    *layer.activation = view.activation;
+                    weights.copy_to(layer.weights).and_then(|()| bias.copy_to(layer.bias))
+                }
+            };
+            result = result.and(loaded);
+        });
+        result
+    }
+}

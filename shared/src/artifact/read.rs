@@ -1,0 +1,186 @@
+//! Reading every artifact version into one [`Artifact`]: the header, then one layer record at a
+//! time, each validated before the next is read.
+
+use super::{
+    Activation, Artifact, F32s, FormatError, Int8Params, LayerKind, LayerShape, LayerView, Params, Precision, Section,
+    MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
+};
+use crate::ops::dense::int8::Requant;
+use crate::wire::Reader;
+
+pub(super) const FLAG_STANDARDIZATION: u32 = 1;
+pub(super) const FLAG_INPUT_QUANTIZATION: u32 = 2;
+
+fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, FormatError> {
+    if value > limit {
+        Err(FormatError::TooLarge { what, value, limit })
+    } else if value == 0 {
+        Err(FormatError::ShapeMismatch { what, expected: 1, found: 0 })
+    } else {
+        Ok(value)
+    }
+}
+
+fn text<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, FormatError> {
+    let len = r.u32()? as usize;
+    if len > MAX_TEXT {
+        return Err(FormatError::TooLarge { what, value: len, limit: MAX_TEXT });
+    }
+    core::str::from_utf8(r.take(len)?).map_err(|_| FormatError::BadText { what })
+}
+
+fn finite(values: F32s<'_>, section: Section) -> Result<(), FormatError> {
+    match values.first_non_finite() {
+        Some(index) => Err(FormatError::NonFinite { section, index }),
+        None => Ok(()),
+    }
+}
+
+/// A value of one of the layer vocabulary's coded enums, or the error naming the unknown code.
+fn code<T>(layer: usize, what: &'static str, code: u32, from: fn(u32) -> Option<T>) -> Result<T, FormatError> {
+    from(code).ok_or(FormatError::UnknownCode { layer, what, code })
+}
+
+fn bad(layer: usize, what: &'static str, index: usize) -> FormatError {
+    FormatError::BadQuantization { layer, what, index }
+}
+
+fn scale(value: f32, layer: usize, what: &'static str) -> Result<f32, FormatError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(bad(layer, what, 0))
+    }
+}
+
+fn zero_point(value: u32, layer: usize, what: &'static str) -> Result<i8, FormatError> {
+    i8::try_from(value as i32).map_err(|_| bad(layer, what, 0))
+}
+
+/// Bytes int8 weights take in a file: padded with zeros to a multiple of 4.
+pub(super) fn padded(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+/// Largest |bias| that keeps every accumulator of a layer with `fan_in` inputs within i32.
+fn bias_limit(fan_in: usize) -> u64 {
+    (i32::MAX as u64).saturating_sub(128 * 127 * fan_in as u64)
+}
+
+fn f32_params<'a>(r: &mut Reader<'a>, layer: usize, fan_in: usize, output: usize) -> Result<Params<'a>, FormatError> {
+    let weights = r.f32s(fan_in * output)?;
+    let bias = r.f32s(output)?;
+    finite(weights, Section::Weights(layer))?;
+    finite(bias, Section::Bias(layer))?;
+    Ok(Params::F32 { weights, bias })
+}
+
+fn int8_params<'a>(r: &mut Reader<'a>, layer: usize, fan_in: usize, output: usize) -> Result<Params<'a>, FormatError> {
+    let output_scale = scale(f32::from_bits(r.u32()?), layer, "output scale")?;
+    let output_zero = zero_point(r.u32()?, layer, "output zero point")?;
+    let weight_scales = r.f32s(output)?;
+    if let Some(index) = weight_scales.iter().position(|s| !(s.is_finite() && s > 0.0)) {
+        return Err(bad(layer, "weight scale", index));
+    }
+    let (multipliers, shifts, bias) = (r.i32s(output)?, r.i32s(output)?, r.i32s(output)?);
+    let bad_requant =
+        multipliers.iter().zip(shifts.iter()).position(|(multiplier, shift)| !Requant { multiplier, shift }.is_valid());
+    if let Some(index) = bad_requant {
+        return Err(bad(layer, "requantization", index));
+    }
+    if let Some(index) = bias.iter().position(|b| b.unsigned_abs() as u64 > bias_limit(fan_in)) {
+        return Err(bad(layer, "bias", index));
+    }
+    let weights = r.take(fan_in * output)?;
+    if let Some(index) = weights.iter().position(|w| *w as i8 == i8::MIN) {
+        return Err(bad(layer, "weight", index));
+    }
+    if let Some(index) = r.take(padded(fan_in * output) - fan_in * output)?.iter().position(|b| *b != 0) {
+        return Err(bad(layer, "weight padding byte", index));
+    }
+    let params = Int8Params { output_scale, output_zero, weight_scales, multipliers, shifts, bias, weights };
+    Ok(Params::Int8(params))
+}
+
+/// Parses any version from [`OLDEST_VERSION`] to [`VERSION`].
+pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
+    let (mut r, version) = Reader::after_header(bytes, MAGIC, OLDEST_VERSION..=VERSION)?;
+    let flags = r.u32()?;
+    let known = if version >= 3 { FLAG_STANDARDIZATION | FLAG_INPUT_QUANTIZATION } else { FLAG_STANDARDIZATION };
+    if flags & !known != 0 {
+        return Err(FormatError::UnknownFlags { flags });
+    }
+    let input = limit("input width", r.u32()? as usize, MAX_WIDTH)?;
+    let layer_count = limit("layer count", r.u32()? as usize, MAX_LAYERS)?;
+    // Versions 1 and 2 list every layer's width and activation before the texts; all are Dense.
+    let mut legacy = [LayerShape::dense(0, Activation::Linear); MAX_LAYERS];
+    if version < 3 {
+        for (layer, shape) in legacy.iter_mut().take(layer_count).enumerate() {
+            let units = limit("layer width", r.u32()? as usize, MAX_WIDTH)?;
+            *shape = LayerShape::dense(units, code(layer, "activation", r.u32()?, Activation::from_code)?);
+        }
+    }
+    let class_names = text(&mut r, "class names")?;
+    let provenance = text(&mut r, "provenance")?;
+    let standardization = if flags & FLAG_STANDARDIZATION != 0 {
+        let (mean, scale) = (r.f32s(input)?, r.f32s(input)?);
+        finite(mean, Section::Mean)?;
+        finite(scale, Section::Scale)?;
+        if let Some(index) = scale.iter().position(|s| s <= 0.0) {
+            return Err(FormatError::BadScale { index });
+        }
+        Some((mean, scale))
+    } else {
+        None
+    };
+    let input_quantization = if version == 2 || flags & FLAG_INPUT_QUANTIZATION != 0 {
+        let input_scale = scale(f32::from_bits(r.u32()?), usize::MAX, "scale")?;
+        Some((input_scale, zero_point(r.u32()?, usize::MAX, "zero point")?))
+    } else {
+        None
+    };
+    let precision = if input_quantization.is_some() { Precision::Int8 } else { Precision::F32 };
+    let mut layers = [None; MAX_LAYERS];
+    let (mut fan_in, mut parameters) = (input, 0);
+    for (layer, slot) in layers.iter_mut().take(layer_count).enumerate() {
+        let (shape, found) = if version < 3 {
+            (legacy[layer], precision)
+        } else {
+            let kind = code(layer, "layer kind", r.u32()?, LayerKind::from_code)?;
+            let activation = code(layer, "activation", r.u32()?, Activation::from_code)?;
+            let found = code(layer, "precision", r.u32()?, Precision::from_code)?;
+            let units = limit("layer width", r.u32()? as usize, MAX_WIDTH)?;
+            (LayerShape { kind, units, activation }, found)
+        };
+        if found != precision {
+            return Err(FormatError::MixedPrecision { layer, expected: precision, found });
+        }
+        parameters += shape.parameters(fan_in);
+        limit("parameter count", parameters, MAX_PARAMETERS)?;
+        let output = shape.units;
+        let params = match (shape.kind, precision) {
+            (LayerKind::Dense, Precision::F32) => f32_params(&mut r, layer, fan_in, output)?,
+            (LayerKind::Dense, Precision::Int8) => int8_params(&mut r, layer, fan_in, output)?,
+        };
+        *slot = Some(LayerView { kind: shape.kind, input: fan_in, output, activation: shape.activation, params });
+        fan_in = output;
+    }
+    if !class_names.is_empty() && class_names.lines().count() != fan_in {
+        return Err(FormatError::BadText { what: "class names (one per class)" });
+    }
+    let expected = r.position() + 4;
+    if bytes.len() != expected {
+        return Err(FormatError::TrailingBytes { expected, len: bytes.len() });
+    }
+    Ok(Artifact {
+        version,
+        input,
+        input_quantization,
+        layers,
+        layer_count,
+        standardization,
+        class_names,
+        provenance,
+        len: bytes.len(),
+    })
+}

@@ -1,0 +1,209 @@
+//! Writing an artifact (always the newest version) from parameters borrowed from the writer's
+//! memory; the result is parsed back before it is returned, so nothing written fails to load.
+
+use super::read::{padded, FLAG_INPUT_QUANTIZATION, FLAG_STANDARDIZATION};
+use super::{Activation, Artifact, FormatError, LayerKind, Precision, MAGIC, VERSION};
+use crate::ops::dense::int8::Requant;
+use crate::wire::Writer;
+
+/// The int8 parameters of a layer to write.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Spec<'a> {
+    /// `output * input` weights, output-major, each in -127..=127.
+    pub weights: &'a [i8],
+    /// Folded biases, one per output.
+    pub bias: &'a [i32],
+    /// Requantization per output.
+    pub requant: &'a [Requant],
+    /// Weight scale per output.
+    pub weight_scales: &'a [f32],
+    /// Scale of the output tensor.
+    pub output_scale: f32,
+    /// Zero point of the output tensor.
+    pub output_zero: i8,
+}
+
+/// A layer's parameters to write, in its precision.
+#[derive(Clone, Copy, Debug)]
+pub enum ParamsSpec<'a> {
+    /// f32 weights, input-major, and biases.
+    F32 {
+        /// `input * output` weights, input-major.
+        weights: &'a [f32],
+        /// `output` biases.
+        bias: &'a [f32],
+    },
+    /// int8 weights and their quantization.
+    Int8(Int8Spec<'a>),
+}
+
+/// A layer to write.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSpec<'a> {
+    /// What it computes.
+    pub kind: LayerKind,
+    /// What follows it.
+    pub activation: Activation,
+    /// Its parameters; the output width is the bias length.
+    pub params: ParamsSpec<'a>,
+}
+
+impl<'a> LayerSpec<'a> {
+    /// An f32 dense layer.
+    pub fn dense_f32(weights: &'a [f32], bias: &'a [f32], activation: Activation) -> Self {
+        Self { kind: LayerKind::Dense, activation, params: ParamsSpec::F32 { weights, bias } }
+    }
+
+    /// An int8 dense layer.
+    pub fn dense_int8(params: Int8Spec<'a>, activation: Activation) -> Self {
+        Self { kind: LayerKind::Dense, activation, params: ParamsSpec::Int8(params) }
+    }
+
+    fn output(&self) -> usize {
+        match self.params {
+            ParamsSpec::F32 { bias, .. } => bias.len(),
+            ParamsSpec::Int8(p) => p.bias.len(),
+        }
+    }
+
+    fn precision(&self) -> Precision {
+        match self.params {
+            ParamsSpec::F32 { .. } => Precision::F32,
+            ParamsSpec::Int8(_) => Precision::Int8,
+        }
+    }
+
+    /// Bytes of the layer record after `fan_in` inputs.
+    fn encoded_len(&self, fan_in: usize) -> usize {
+        let output = self.output();
+        16 + match self.params {
+            ParamsSpec::F32 { .. } => 4 * (fan_in * output + output),
+            ParamsSpec::Int8(_) => 8 + 16 * output + padded(fan_in * output),
+        }
+    }
+}
+
+/// Everything an artifact holds, borrowed from the writer's memory.
+#[derive(Clone, Copy, Debug)]
+pub struct ArtifactSpec<'a> {
+    /// Input width.
+    pub input: usize,
+    /// `(scale, zero point)` of the quantized input, for int8 layers.
+    pub input_quantization: Option<(f32, i8)>,
+    /// Layers in order; the last one's width is the output (class) count.
+    pub layers: &'a [LayerSpec<'a>],
+    /// `(mean, scale)` per input feature.
+    pub standardization: Option<(&'a [f32], &'a [f32])>,
+    /// Class names, one per line, or empty.
+    pub class_names: &'a str,
+    /// Free text about the model's origin.
+    pub provenance: &'a str,
+}
+
+impl ArtifactSpec<'_> {
+    /// Exact size of the encoded artifact.
+    pub fn encoded_len(&self) -> usize {
+        let header = 4 + 4 * 4 + 8 + self.class_names.len() + self.provenance.len();
+        let standardization = self.standardization.map_or(0, |(m, s)| 4 * (m.len() + s.len()));
+        let quantization = if self.input_quantization.is_some() { 8 } else { 0 };
+        let mut fan_in = self.input;
+        let mut layers = 0;
+        for layer in self.layers {
+            layers += layer.encoded_len(fan_in);
+            fan_in = layer.output();
+        }
+        header + standardization + quantization + layers + 4
+    }
+
+    /// Checks every layer's parameter lengths against its shape.
+    fn check_shapes(&self) -> Result<(), FormatError> {
+        let mut fan_in = self.input;
+        for layer in self.layers {
+            let output = layer.output();
+            let lengths = match layer.params {
+                ParamsSpec::F32 { weights, .. } => [("layer weights", weights.len(), fan_in * output); 3],
+                ParamsSpec::Int8(p) => [
+                    ("layer weights", p.weights.len(), fan_in * output),
+                    ("layer requantization", p.requant.len(), output),
+                    ("layer weight scales", p.weight_scales.len(), output),
+                ],
+            };
+            for (what, found, expected) in lengths {
+                if found != expected {
+                    return Err(FormatError::ShapeMismatch { what, expected, found });
+                }
+            }
+            fan_in = output;
+        }
+        if let Some((what, v)) = self.standardization.and_then(|(m, s)| {
+            [("mean length", m), ("scale length", s)].into_iter().find(|(_, v)| v.len() != self.input)
+        }) {
+            return Err(FormatError::ShapeMismatch { what, expected: self.input, found: v.len() });
+        }
+        Ok(())
+    }
+
+    /// Encodes into `out` (at least [`ArtifactSpec::encoded_len`] bytes), then validates the result
+    /// with [`Artifact::parse`], so nothing this writes fails to load. Returns the length.
+    pub fn write(&self, out: &mut [u8]) -> Result<usize, FormatError> {
+        self.check_shapes()?;
+        let mut w = Writer::new(out);
+        w.bytes(&MAGIC)?;
+        w.u32(VERSION)?;
+        let mut flags = 0;
+        if self.standardization.is_some() {
+            flags |= FLAG_STANDARDIZATION;
+        }
+        if self.input_quantization.is_some() {
+            flags |= FLAG_INPUT_QUANTIZATION;
+        }
+        w.u32(flags)?;
+        w.u32(self.input as u32)?;
+        w.u32(self.layers.len() as u32)?;
+        for text in [self.class_names, self.provenance] {
+            w.u32(text.len() as u32)?;
+            w.bytes(text.as_bytes())?;
+        }
+        if let Some((mean, scale)) = self.standardization {
+            w.f32s(mean)?;
+            w.f32s(scale)?;
+        }
+        if let Some((scale, zero)) = self.input_quantization {
+            w.f32s(&[scale])?;
+            w.i32s(core::iter::once(zero as i32))?;
+        }
+        for layer in self.layers {
+            for code in [layer.kind.code(), layer.activation.code(), layer.precision().code(), layer.output() as u32] {
+                w.u32(code)?;
+            }
+            match layer.params {
+                ParamsSpec::F32 { weights, bias } => {
+                    w.f32s(weights)?;
+                    w.f32s(bias)?;
+                }
+                ParamsSpec::Int8(p) => write_int8(&mut w, &p)?,
+            }
+        }
+        let len = w.finish_with_checksum()?;
+        Artifact::parse(&out[..len])?;
+        Ok(len)
+    }
+}
+
+fn write_int8(w: &mut Writer<'_>, p: &Int8Spec<'_>) -> Result<(), FormatError> {
+    w.f32s(&[p.output_scale])?;
+    w.i32s(core::iter::once(p.output_zero as i32))?;
+    w.f32s(p.weight_scales)?;
+    w.i32s(p.requant.iter().map(|r| r.multiplier))?;
+    w.i32s(p.requant.iter().map(|r| r.shift))?;
+    w.i32s(p.bias.iter().copied())?;
+    for chunk in p.weights.chunks(64) {
+        let mut buf = [0u8; 64];
+        for (b, v) in buf.iter_mut().zip(chunk) {
+            *b = *v as u8;
+        }
+        w.bytes(&buf[..chunk.len()])?;
+    }
+    let bytes = p.weights.len();
+    w.bytes(&[0u8; 3][..padded(bytes) - bytes])
+}

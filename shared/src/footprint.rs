@@ -1,0 +1,87 @@
+//! What a model takes on the device: flash for its parameters, RAM for one inference's
+//! activations. The one rule that `inspect`, `quantize`, the firmware generator (its `SHAPE` and
+//! the board-fit check) read.
+
+use crate::artifact::Artifact;
+use crate::layer::Precision;
+use crate::network::activation_bytes;
+
+/// Bytes a model takes on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Flash: the parameters and the standardization, as the firmware lays them out.
+    pub weight_bytes: usize,
+    /// RAM: the activations of one inference.
+    pub activation_bytes: usize,
+}
+
+impl Footprint {
+    /// The footprint of a network of `precision` whose widths are `widths` (the input, then every
+    /// layer's output), with or without a standardization.
+    ///
+    /// f32: the const-generic `Network` (see [`crate::network`]): per Dense layer its f32 weights
+    /// and biases and one word for its activation; the standardization's mean and scale and one
+    /// word for its presence, present or not; activations in two buffers and the logits.
+    /// int8: per layer int8 weights, int32 biases, a 4-byte multiplier and a 1-byte shift per
+    /// channel; the f32 standardization if present; activations as f32 standardized inputs and
+    /// two int8 buffers of the widest width.
+    pub fn new(precision: Precision, widths: &[usize], standardization: bool) -> Self {
+        let input = widths.first().copied().unwrap_or(0);
+        let pairs = widths.windows(2).map(|w| (w[0], w[1]));
+        match precision {
+            Precision::F32 => Self {
+                weight_bytes: pairs.map(|(i, o)| 4 * (i * o + o) + 4).sum::<usize>() + 8 * input + 4,
+                activation_bytes: activation_bytes(widths),
+            },
+            Precision::Int8 => Self {
+                weight_bytes: pairs.map(|(i, o)| i * o + 9 * o).sum::<usize>()
+                    + if standardization { 8 * input } else { 0 },
+                activation_bytes: 4 * input + 2 * widths.iter().copied().max().unwrap_or(0),
+            },
+        }
+    }
+
+    /// The footprint of a parsed artifact.
+    pub fn of(artifact: &Artifact<'_>) -> Self {
+        let mut widths = [0; crate::artifact::MAX_LAYERS + 1];
+        let mut n = 0;
+        for (slot, width) in widths.iter_mut().zip(artifact.widths()) {
+            *slot = width;
+            n += 1;
+        }
+        Self::new(artifact.precision(), &widths[..n], artifact.standardization().is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{Chain, Dense, Network};
+
+    /// The f32 rule is the size of the firmware's network type, for odd and even shapes.
+    #[test]
+    fn the_f32_rule_is_the_size_of_the_network_type() {
+        type Digits = Network<Chain<Dense<64, 128>, Dense<128, 10>>, 64, 10>;
+        type Odd = Network<Chain<Dense<3, 5>, Chain<Dense<5, 7>, Dense<7, 1>>>, 3, 1>;
+        type One = Network<Dense<9, 2>, 9, 2>;
+        for (widths, size, activations) in [
+            (&[64, 128, 10][..], core::mem::size_of::<Digits>(), Digits::ACTIVATION_BYTES),
+            (&[3, 5, 7, 1][..], core::mem::size_of::<Odd>(), Odd::ACTIVATION_BYTES),
+            (&[9, 2][..], core::mem::size_of::<One>(), One::ACTIVATION_BYTES),
+        ] {
+            for standardization in [false, true] {
+                let f = Footprint::new(Precision::F32, widths, standardization);
+                assert_eq!((f.weight_bytes, f.activation_bytes), (size, activations), "{widths:?}");
+            }
+        }
+        assert_eq!(Footprint::new(Precision::F32, &[64, 128, 10], true).weight_bytes, 38964, "the golden log's figure");
+    }
+
+    #[test]
+    fn the_int8_rule_by_hand() {
+        // 64*16 + 9*16 + 16*10 + 9*10 = 1024 + 144 + 160 + 90; standardization 2*64 f32
+        let f = Footprint::new(Precision::Int8, &[64, 16, 10], true);
+        assert_eq!((f.weight_bytes, f.activation_bytes), (1418 + 512, 4 * 64 + 2 * 64));
+        assert_eq!(Footprint::new(Precision::Int8, &[64, 16, 10], false).weight_bytes, 1418);
+    }
+}

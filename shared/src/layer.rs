@@ -1,0 +1,120 @@
+//! The layer vocabulary every stage shares: what a layer computes, what follows it, how its
+//! weights are stored. Training, run files, the artifact, import, export, quantization, host
+//! inference and the firmware generator all speak it.
+//!
+//! A network is an ordered list of layers; each is a [`LayerKind`] with an [`Activation`] and a
+//! [`Precision`]. Adding a kind or an activation starts here (ARCHITECTURE.md lists the rest).
+
+/// What a layer computes. Each kind is a tag in the artifact and an operator in [`crate::ops`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LayerKind {
+    /// `y = x · W + b`, kernel input-major (see the crate docs).
+    Dense,
+}
+
+/// What follows a layer, applied to each of its outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// Nothing: the layer's output is used as is (logits).
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+/// How a layer's weights are stored and computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 weights and activations.
+    F32,
+    /// int8 weights and activations, int32 biases, TFLite's per-channel requantization.
+    Int8,
+}
+
+/// A code as the artifact stores it, and back.
+macro_rules! codes {
+    ($ty:ident { $($variant:ident = $code:literal, $name:literal;)* }) => {
+        impl $ty {
+            /// Every value, in code order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
+            /// The artifact's code for this value.
+            pub const fn code(self) -> u32 {
+                match self { $(Self::$variant => $code),* }
+            }
+
+            /// The value of an artifact code; `None` for a code a newer dropship wrote.
+            pub const fn from_code(code: u32) -> Option<Self> {
+                match code { $($code => Some(Self::$variant),)* _ => None }
+            }
+
+            /// How dropship's CLI, reports and logs name it.
+            pub const fn name(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+        }
+
+        impl core::fmt::Display for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+codes!(LayerKind { Dense = 1, "Dense"; });
+codes!(Activation { Linear = 0, "linear"; Relu = 1, "ReLU"; });
+codes!(Precision { F32 = 0, "f32"; Int8 = 1, "int8"; });
+
+/// One layer of a network without its parameters: what training builds, a run file records and
+/// a report shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerShape {
+    /// What the layer computes.
+    pub kind: LayerKind,
+    /// Output width.
+    pub units: usize,
+    /// What follows it.
+    pub activation: Activation,
+}
+
+impl LayerShape {
+    /// A dense layer of `units` outputs followed by `activation`.
+    pub const fn dense(units: usize, activation: Activation) -> Self {
+        Self { kind: LayerKind::Dense, units, activation }
+    }
+
+    /// Parameters of this layer after `fan_in` inputs.
+    pub const fn parameters(&self, fan_in: usize) -> usize {
+        match self.kind {
+            LayerKind::Dense => fan_in * self.units + self.units,
+        }
+    }
+
+    /// Multiply-accumulates of one inference of this layer after `fan_in` inputs.
+    pub const fn macs(&self, fan_in: usize) -> usize {
+        match self.kind {
+            LayerKind::Dense => fan_in * self.units,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_and_unknown_codes_are_none() {
+        for kind in LayerKind::ALL {
+            assert_eq!(LayerKind::from_code(kind.code()), Some(*kind));
+        }
+        for a in Activation::ALL {
+            assert_eq!(Activation::from_code(a.code()), Some(*a));
+        }
+        for p in Precision::ALL {
+            assert_eq!(Precision::from_code(p.code()), Some(*p));
+        }
+        assert_eq!(LayerKind::from_code(0), None, "0 is never a layer kind: a zeroed record is an error");
+        assert_eq!(Activation::from_code(99), None);
+        assert_eq!((Activation::Relu.to_string(), LayerKind::Dense.to_string()), ("ReLU".into(), "Dense".into()));
+    }
+}

@@ -1,0 +1,20 @@
+//! The operators, one module each, laid out as CMSIS-NN and microflow-rs lay theirs out: each
+//! operator has its portable reference, its x86 and Cortex-M paths beside it, its scratch size,
+//! and the bit-exactness invariant that lets host and device give the same bits.
+//!
+//! | operator | f32 | int8 | scratch |
+//! |---|---|---|---|
+//! | [`standardize`] | `(x - mean) / scale` | (f32, before [`quantize`]) | none |
+//! | [`quantize`] | — | f32 → int8 and back | none |
+//! | [`dense`] | [`dense::dense`] (+ AVX) | [`dense::int8`] (+ AVX2, AVX-VNNI, Cortex-M4 DSP) | none |
+//! | [`activation`] | applied as a layer stores | fused into the requantization | none |
+//! | [`output`] | NaN canonicalization, argmax | argmax | none |
+//!
+//! A network ([`crate::network`]) chains them over two activation buffers. Adding an operator is a
+//! module here, a [`crate::layer::LayerKind`] and a tag in the [`crate::artifact`].
+
+pub mod activation;
+pub mod dense;
+pub mod output;
+pub mod quantize;
+pub mod standardize;
