@@ -317,7 +317,7 @@ fn common_items(code: &mut String, a: &Artifact<'_>, footprint: &Footprint, byte
     let _ = writeln!(code, "pub const DIGEST: u64 = {:#018x};", dropship_link::model_digest(bytes));
     let _ = writeln!(code, "pub const INT8: bool = {};", a.precision() == Precision::Int8);
     let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
-    let _ = write!(code, "pub const LAYERS: [LayerShape; {}] = [", widths.len() - 1);
+    let _ = write!(code, "pub const LAYER_SHAPES: [LayerShape; {}] = [", widths.len() - 1);
     for l in a.layers() {
         let _ = write!(
             code,
@@ -330,7 +330,7 @@ fn common_items(code: &mut String, a: &Artifact<'_>, footprint: &Footprint, byte
     code.push_str("];\n");
     let _ = writeln!(
         code,
-        "/// The deployed network's shape and footprint.\npub const SHAPE: ModelShape = ModelShape {{ widths: &WIDTHS, layers: &LAYERS, parameters: {}, macs: {}, weight_bytes: {}, activation_bytes: {} }};",
+        "/// The deployed network's shape and footprint.\npub const SHAPE: ModelShape = ModelShape {{ widths: &WIDTHS, layers: &LAYER_SHAPES, parameters: {}, macs: {}, weight_bytes: {}, activation_bytes: {} }};",
         a.parameters(),
         a.macs(),
         footprint.weight_bytes,

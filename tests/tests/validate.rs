@@ -299,3 +299,32 @@ fn a_qemu_that_stops_early_is_reported_with_its_status_and_output() {
     assert!(e.contains("its stderr: qemu-system-arm"), "{e}");
     assert!(e.contains("the firmware's log:"), "{e}");
 }
+
+/// Files an earlier release wrote (format versions 1 and 2, `shared/tests/fixtures/`): the host
+/// reads them and gives the logits that release computed, bit for bit; rewritten as format
+/// version 3 they give the same; and they validate bit-identical on QEMU.
+#[test]
+fn artifacts_of_an_earlier_release_give_its_logits_and_validate_on_the_device() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/fixtures");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (model, vectors, precision) in
+        [("v1.dsm", "v1.dsv", dropship_shared::Precision::F32), ("v2.dsm", "v2.dsv", dropship_shared::Precision::Int8)]
+    {
+        let (net, bytes) = HostNetwork::load(&fixtures.join(model)).unwrap();
+        assert_eq!(dropship_shared::artifact::version(&bytes), Some(if model == "v1.dsm" { 1 } else { 2 }));
+        assert_eq!(net.precision(), precision);
+        let rewritten = HostNetwork::parse(&net.to_artifact("", "rewritten").unwrap()).unwrap();
+        let expected = std::fs::read(fixtures.join(vectors)).unwrap();
+        let expected = dropship_shared::vectors::Vectors::parse(&expected).unwrap();
+        assert_eq!(expected.len(), 40);
+        for v in expected.iter() {
+            let input: Vec<f32> = v.input.iter().collect();
+            let logits: Vec<f32> = v.logits.iter().collect();
+            assert_eq!(bits(&net.logits(&input, dropship::network::InputForm::Raw)), bits(&logits), "{model}");
+            assert_eq!(bits(&rewritten.logits(&input, dropship::network::InputForm::Raw)), bits(&logits), "{model} as v3");
+        }
+        let report =
+            validate::validate(&fixtures.join(model), &fixtures.join("rows.csv"), &Target::Qemu, &options()).unwrap();
+        assert_all_identical(&report, 40);
+    }
+}

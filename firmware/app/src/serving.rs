@@ -54,12 +54,13 @@ mod tests {
 
     #[test]
     fn the_hello_describes_the_shape() {
+        const LAYERS: [dropship_shared::LayerShape; 2] = [
+            dropship_shared::LayerShape::dense(32, dropship_shared::Activation::Relu),
+            dropship_shared::LayerShape::dense(10, dropship_shared::Activation::Linear),
+        ];
         let shape = ModelShape {
             widths: &[64, 32, 10],
-            layers: &[
-                dropship_shared::LayerShape::dense(32, dropship_shared::Activation::Relu),
-                dropship_shared::LayerShape::dense(10, dropship_shared::Activation::Linear),
-            ],
+            layers: &LAYERS,
             parameters: 2410,
             macs: 2368,
             weight_bytes: 9640,

@@ -3,7 +3,8 @@
 //!
 //! The depth, every width and activation come from the artifact at build time: for an f32 artifact
 //! `ModelLayers`, a chain of `Dense<IN, OUT>` run by `Network`; for an int8 one, per-layer int8
-//! tables run by `QuantNetwork` (`INT8` says which). Either way `NETWORK.predict(input, scratch,
+//! tables run by `QuantNetwork` (`INT8` says which). `SHAPE` lists every layer as the artifact
+//! describes it (`LayerShape`) and the footprint (`dropship_shared::footprint`). Either way `NETWORK.predict(input, scratch,
 //! logits)` gives the class and the (dequantized) logits, and the weights are `static` constants in
 //! flash. The build refuses a model that does not fit the board's flash or RAM.
 #![no_std]
@@ -11,9 +12,11 @@
 use dropship_app::ModelShape;
 pub use dropship_app::TestVector;
 #[allow(unused_imports)] // the generated code uses the f32 or the int8 items
-use dropship_shared::ops::dense::int8::{Aligned, QuantLayer, QuantNetwork, QuantScratch, WeightForm};
+use dropship_shared::network::int8::{QuantNetwork, QuantScratch};
 #[allow(unused_imports)]
-use dropship_shared::{Activation, Chain, Dense, Layers, Network, Scratch, Standardization};
+use dropship_shared::ops::dense::int8::{Aligned, QuantLayer, WeightForm};
+#[allow(unused_imports)]
+use dropship_shared::{Activation, Chain, Dense, LayerKind, LayerShape, Layers, Network, Scratch, Standardization};
 
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
