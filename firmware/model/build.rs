@@ -84,64 +84,15 @@ fn chain_value(code: &mut String, layers: &[LayerView<'_>]) {
     }
 }
 
-/// Flash the firmware's code, vector table and log strings take besides the model (measured: 8 to
-/// 10 KiB), rounded up.
-const CODE_FLASH: usize = 16 * 1024;
-/// RAM the firmware needs besides the activations: stack, defmt and peripheral state.
-const BASE_RAM: usize = 8 * 1024;
-
-/// `(flash, ram)` lengths of the board's `memory.x`.
-fn board_memory(board: &str) -> (usize, usize) {
-    let path =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join(format!("../{board}/memory.x"));
-    println!("cargo:rerun-if-changed={}", path.display());
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let length = |region: &str| {
-        let line = text.lines().find(|l| l.trim_start().starts_with(region))?;
-        let value = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim();
-        let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len()));
-        let n: usize = digits.parse().ok()?;
-        Some(
-            n * match unit.trim() {
-                "K" => 1024,
-                "M" => 1024 * 1024,
-                _ => 1,
-            },
-        )
-    };
-    match (length("FLASH"), length("RAM")) {
-        (Some(flash), Some(ram)) => (flash, ram),
-        _ => fail(&format!("cannot read the FLASH and RAM lengths from {}", path.display())),
-    }
-}
-
-/// Refuses a model that does not fit the board being built (feature `board-<name>`), with the
-/// numbers and what to change.
-fn check_fit(footprint: &Footprint, vectors: usize, widths: &[usize], artifact: &std::path::Path) {
-    for board in ["qemu", "nrf52840dk"] {
-        let feature = format!("CARGO_FEATURE_BOARD_{}", board.to_uppercase());
-        if std::env::var_os(&feature).is_none() {
-            continue;
-        }
-        let (flash, ram) = board_memory(board);
-        let flash_needed = footprint.weight_bytes + vectors + CODE_FLASH;
-        let ram_needed = footprint.activation_bytes + BASE_RAM;
-        if flash_needed > flash || ram_needed > ram {
-            eprintln!("\nerror: the model in {} does not fit the {board} board", artifact.display());
-            eprintln!("  layers {widths:?}");
-            eprintln!(
-                "  flash: {flash_needed} bytes needed ({} weights + {} test vectors + about {CODE_FLASH} of code), {flash} available",
-                footprint.weight_bytes, vectors
-            );
-            eprintln!(
-                "  RAM:   {ram_needed} bytes needed ({} activations + about {BASE_RAM} of stack and state), {ram} available",
-                footprint.activation_bytes
-            );
-            eprintln!("Make the hidden layers fewer or narrower (`dropship train --hidden ...`), or embed fewer test");
-            eprintln!("vectors (`dropship vectors <artifact> <csv with fewer rows>`).\n");
-            std::process::exit(1);
-        }
-    }
+/// Reports the model's footprint to the board crates' build scripts (`DEP_DROPSHIP_MODEL_*`),
+/// which check it against the board's memory (`dropship_board_list::configure_board`).
+fn report_footprint(footprint: &Footprint, vectors: usize, widths: &[usize], artifact: &std::path::Path) {
+    println!("cargo:weights={}", footprint.weight_bytes);
+    println!("cargo:vectors={vectors}");
+    println!("cargo:activations={}", footprint.activation_bytes);
+    let widths: Vec<String> = widths.iter().map(usize::to_string).collect();
+    println!("cargo:widths={}", widths.join(", "));
+    println!("cargo:artifact={}", artifact.display());
 }
 
 /// `DROPSHIP_VECTORS=none` builds without test vectors (the serving firmware gets its rows over a
@@ -363,7 +314,7 @@ fn main() {
     });
     let vector_bytes = vectors_code(&mut code, vectors.as_ref(), input);
     let widths: Vec<usize> = artifact.widths().collect();
-    check_fit(&footprint, vector_bytes, &widths, &artifact_path);
+    report_footprint(&footprint, vector_bytes, &widths, &artifact_path);
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("model.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");
 }

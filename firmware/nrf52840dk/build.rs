@@ -1,7 +1,4 @@
-//! Puts this board's memory.x on the linker search path.
+//! Writes this board's memory.x from firmware/boards.toml and checks the model fits it.
 fn main() {
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
-    std::fs::copy("memory.x", out.join("memory.x")).expect("memory.x is beside build.rs");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    dropship_board_list::configure_board();
 }

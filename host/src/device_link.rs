@@ -221,7 +221,7 @@ pub struct QemuSession {
 
 impl QemuSession {
     /// Starts QEMU on `elf` and connects to its UART0.
-    pub fn start(elf: &Path) -> Result<(Self, UnixStream)> {
+    pub fn start(board: dropship_boards::firmware::Board, elf: &Path) -> Result<(Self, UnixStream)> {
         dropship_boards::qemu::find()?;
         let dir =
             tempfile::Builder::new().prefix("dropship-qemu").tempdir().context("cannot make a temporary directory")?;
@@ -229,7 +229,7 @@ impl QemuSession {
         let socket = dir.path().join("uart0");
         let stderr = std::fs::File::create(dir.path().join("qemu.log"))?;
         let stdout = std::fs::File::create(dir.path().join("defmt.bin"))?;
-        let child = dropship_boards::qemu::command_with_uart_socket(elf, &socket)
+        let child = dropship_boards::qemu::command_with_uart_socket(board, elf, &socket)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)

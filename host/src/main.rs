@@ -13,6 +13,7 @@ use dropship::onnx::StandardizationSource;
 use dropship::prepare::SplitSpec;
 use dropship::progress::{self, Mode, Reporter};
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
+use dropship_boards::firmware::Board;
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
 #[derive(Parser)]
@@ -85,11 +86,13 @@ struct QuantizeArgs {
     overwrite: bool,
 }
 
-/// The device `validate` talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum DeviceKind {
-    /// Build the QEMU mps2-an386 serving firmware for the artifact and run it under QEMU.
-    Qemu,
+/// A board QEMU emulates (an entry of `firmware/boards.toml` with a QEMU machine), by name.
+fn emulated_board(name: &str) -> Result<Board, String> {
+    let emulated: Vec<Board> = Board::all().iter().copied().filter(|b| b.spec().qemu.is_some()).collect();
+    emulated.iter().copied().find(|b| b.name() == name).ok_or_else(|| {
+        let names: Vec<&str> = emulated.iter().map(|b| b.name()).collect();
+        format!("`{name}` is not a board QEMU emulates (these are: {})", names.join(", "))
+    })
 }
 
 #[derive(Args)]
@@ -99,9 +102,10 @@ struct ValidateArgs {
     artifact: PathBuf,
     /// CSV of rows, with or without a label column.
     csv: PathBuf,
-    /// Run on an emulated device.
-    #[arg(long, value_enum)]
-    device: Option<DeviceKind>,
+    /// Build the serving firmware of this board for the artifact and run it under QEMU (a board of
+    /// firmware/boards.toml that QEMU emulates: qemu, the mps2-an386).
+    #[arg(long, value_parser = emulated_board)]
+    device: Option<Board>,
     /// Serial port of a board flashed with the serving firmware (e.g. /dev/ttyACM0).
     #[arg(long)]
     port: Option<String>,
@@ -659,7 +663,8 @@ fn validate(a: ValidateArgs) -> Result<()> {
     }
     let target = match (a.device, a.port) {
         (_, Some(path)) => dropship::validate::Target::Port { path, baud: a.baud },
-        (Some(DeviceKind::Qemu), None) | (None, None) => dropship::validate::Target::Qemu,
+        (Some(board), None) => dropship::validate::Target::Qemu(board),
+        (None, None) => dropship::validate::Target::Qemu(Board::qemu()),
     };
     let options = dropship::validate::Options {
         label_column: a.label_column,

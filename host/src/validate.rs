@@ -17,8 +17,8 @@ use crate::network::{HostNetwork, InputForm};
 /// Where the model runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Build the QEMU serving firmware for the artifact and run it under QEMU.
-    Qemu,
+    /// Build this board's serving firmware for the artifact and run it under QEMU.
+    Qemu(Board),
     /// A board already flashed with the serving firmware, on this serial port.
     Port {
         /// `/dev/ttyACM0` and the like.
@@ -125,11 +125,11 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
         bail!("{} has no rows to validate", csv.display());
     }
     match target {
-        Target::Qemu => {
+        Target::Qemu(board) => {
             let route = toolchain::find()?;
-            eprintln!("building the QEMU serving firmware for {}", artifact.display());
-            let elf = firmware::build(&route, Board::Qemu, artifact, &Image::Serve)?;
-            let (mut session, stream) = QemuSession::start(&elf)?;
+            eprintln!("building the {} serving firmware for {}", board.name(), artifact.display());
+            let elf = firmware::build(&route, *board, artifact, &Image::Serve)?;
+            let (mut session, stream) = QemuSession::start(*board, &elf)?;
             stream.set_read_timeout(Some(Duration::from_millis(50)))?;
             let result = run(&mut Link::new(stream, options.timeout), &rows, options.progress);
             result.with_context(|| format!("validating under QEMU ({})", session.report()))

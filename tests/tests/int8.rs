@@ -10,6 +10,7 @@ use dropship::validate::{self, Options, Target};
 use dropship_shared::ops::dense::int8::paired;
 use dropship_shared::ops::output::argmax;
 use dropship_tests::{deep_fixture, fixture, int8_of, real_valued_fixture, Fixture};
+use xtask::firmware::Board;
 
 fn accuracy_drop(f: &Fixture) -> (f64, f64, f64) {
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact).unwrap());
@@ -45,7 +46,7 @@ fn int8_device_logits_are_bit_identical_to_the_host_in_both_weight_forms() {
         for l in int8.kernel_layers() {
             forms.push(paired::fits(l.weights.len() / l.bias.len(), l.shifts));
         }
-        let report = validate::validate(&path, &f.test_csv_path, &Target::Qemu, &options).unwrap();
+        let report = validate::validate(&path, &f.test_csv_path, &Target::Qemu(Board::qemu()), &options).unwrap();
         eprint!("{}", report.summary());
         assert_eq!(report.rows, f.prepared.split.test.len());
         assert!(report.all_identical(), "{}", report.summary());
@@ -57,13 +58,13 @@ fn int8_device_logits_are_bit_identical_to_the_host_in_both_weight_forms() {
 
 #[test]
 fn int8_firmwares_build_for_both_boards_with_a_quarter_of_the_weight_flash() {
-    use xtask::firmware::{self, Board, Image};
+    use xtask::firmware::{self, Image};
     let route = xtask::toolchain::find().unwrap();
     let f = fixture();
     let (path, int8) = int8_of(f).unwrap();
     // int8 weights, int32 biases, a multiplier and a shift per channel, and the f32 standardization
     assert!(int8.footprint().weight_bytes <= 11 * 1024, "{} bytes", int8.footprint().weight_bytes);
-    for board in [Board::Qemu, Board::Nrf52840dk] {
+    for board in Board::all().iter().copied() {
         let f32_elf = firmware::build(&route, board, &f.artifact_path, &Image::Serve).unwrap();
         let int8_elf = firmware::build(&route, board, &path, &Image::Serve).unwrap();
         let (a, b) = (xtask::elf::footprint(&f32_elf).unwrap(), xtask::elf::footprint(&int8_elf).unwrap());
@@ -111,7 +112,7 @@ fn overflowing_inputs_and_large_multipliers_are_bit_identical_on_the_device() {
         .filter(|r| net.logits(rows.row(*r), InputForm::Raw).iter().any(|v| v.to_bits() == 0x7fc0_0000))
         .count();
     assert!(nan_rows > 0, "no row reached NaN: the test would not exercise the rule");
-    let report = validate::validate(&f.artifact_path, &csv, &Target::Qemu, &options).unwrap();
+    let report = validate::validate(&f.artifact_path, &csv, &Target::Qemu(Board::qemu()), &options).unwrap();
     eprint!("{}", report.summary());
     assert!(report.all_identical(), "{}", report.summary());
     // int8: the same rows, and the test rows, through a model with large multipliers
@@ -154,7 +155,7 @@ fn overflowing_inputs_and_large_multipliers_are_bit_identical_on_the_device() {
     let path = dir.path().join("large-multipliers.dsm");
     std::fs::write(&path, large.to_artifact("", "large multipliers").unwrap()).unwrap();
     for rows in [&f.test_csv_path, &csv] {
-        let report = validate::validate(&path, rows, &Target::Qemu, &options).unwrap();
+        let report = validate::validate(&path, rows, &Target::Qemu(Board::qemu()), &options).unwrap();
         eprint!("{}", report.summary());
         assert!(report.all_identical(), "{}", report.summary());
     }

@@ -21,7 +21,7 @@ fn serving_firmware(f: &Fixture) -> PathBuf {
     // A missing toolchain or QEMU is a failure, never a skip; `cargo xtask setup` installs them.
     let route = toolchain::find().unwrap();
     xtask::qemu::find().unwrap();
-    firmware::build(&route, Board::Qemu, &f.artifact_path, &Image::Serve).expect("the serving firmware builds")
+    firmware::build(&route, Board::qemu(), &f.artifact_path, &Image::Serve).expect("the serving firmware builds")
 }
 
 fn options() -> Options {
@@ -50,7 +50,8 @@ fn assert_all_identical(report: &Report, rows: usize) {
 #[test]
 fn digits_model_validates_bit_identical_over_the_uart() {
     let f = fixture();
-    let report = validate::validate(&f.artifact_path, &f.test_csv_path, &Target::Qemu, &options()).unwrap();
+    let report =
+        validate::validate(&f.artifact_path, &f.test_csv_path, &Target::Qemu(Board::qemu()), &options()).unwrap();
     assert_all_identical(&report, 360);
     assert_eq!((report.device.board.as_str(), report.device.cost_unit), ("qemu", "instructions"));
     assert_eq!((report.device.layers, report.device.macs), (2, 64 * 128 + 128 * 10));
@@ -62,7 +63,7 @@ fn digits_model_validates_bit_identical_over_the_uart() {
 fn one_firmware_validates_several_row_sets_of_real_valued_and_deep_models() {
     for f in [real_valued_fixture(), deep_fixture()] {
         let elf = serving_firmware(f);
-        let (_qemu, stream) = QemuSession::start(&elf).unwrap();
+        let (_qemu, stream) = QemuSession::start(Board::qemu(), &elf).unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut link = Link::new(stream, Duration::from_secs(5));
         // the test rows, then every row the model was trained on, through the same running firmware
@@ -88,7 +89,7 @@ fn one_firmware_validates_several_row_sets_of_real_valued_and_deep_models() {
 fn a_device_running_another_model_is_refused_with_both_digests() {
     let (digits, deep) = (fixture(), deep_fixture());
     let elf = serving_firmware(digits);
-    let (_qemu, stream) = QemuSession::start(&elf).unwrap();
+    let (_qemu, stream) = QemuSession::start(Board::qemu(), &elf).unwrap();
     stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut link = Link::new(stream, Duration::from_secs(5));
     let err = run_rows(&mut link, deep, &deep.test_csv_path).unwrap_err().to_string();
@@ -105,8 +106,8 @@ fn serving_firmware_meets_its_flash_and_ram_targets() {
     assert!(footprint.static_ram <= 4 * 1024, "serving firmware static RAM {} B > 4 KiB", footprint.static_ram);
     assert_eq!(footprint.flash_without_vectors(), footprint.flash, "no test vectors in a serving firmware");
     let route = toolchain::find().unwrap();
-    let nrf =
-        firmware::build(&route, Board::Nrf52840dk, &f.artifact_path, &Image::Serve).expect("nRF serving firmware");
+    let nrf = firmware::build(&route, Board::named("nrf52840dk").unwrap(), &f.artifact_path, &Image::Serve)
+        .expect("nRF serving firmware");
     let nrf = elf::footprint(&nrf).unwrap();
     assert!(nrf.flash > nrf.weights && nrf.flash <= 1024 * 1024, "{nrf:?}");
 }
@@ -180,7 +181,7 @@ fn faulty_proxy(a: UnixStream, b: UnixStream, seed: u64, damage: Damage) -> Arc<
 /// Validates the digits test rows through a damaging proxy; also what the proxy did.
 fn through_proxy(seed: u64, damage: Damage, timeout: Duration) -> (anyhow::Result<Report>, Arc<Harm>) {
     let f = fixture();
-    let (_qemu, device) = QemuSession::start(&serving_firmware(f)).unwrap();
+    let (_qemu, device) = QemuSession::start(Board::qemu(), &serving_firmware(f)).unwrap();
     let (host, proxy_end) = UnixStream::pair().unwrap();
     let harm = faulty_proxy(proxy_end, device, seed, damage);
     host.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -287,7 +288,7 @@ fn a_qemu_that_stops_early_is_reported_with_its_status_and_output() {
     let dir = tempfile::tempdir().unwrap();
     // QEMU opens its UART socket, then stops when it cannot load its kernel
     let missing = dir.path().join("missing-firmware.elf");
-    let (mut session, _uart) = QemuSession::start(&missing).unwrap();
+    let (mut session, _uart) = QemuSession::start(Board::qemu(), &missing).unwrap();
     let started = std::time::Instant::now();
     let e = loop {
         let report = session.report();
@@ -321,10 +322,19 @@ fn artifacts_of_an_earlier_release_give_its_logits_and_validate_on_the_device() 
             let input: Vec<f32> = v.input.iter().collect();
             let logits: Vec<f32> = v.logits.iter().collect();
             assert_eq!(bits(&net.logits(&input, dropship::network::InputForm::Raw)), bits(&logits), "{model}");
-            assert_eq!(bits(&rewritten.logits(&input, dropship::network::InputForm::Raw)), bits(&logits), "{model} as v3");
+            assert_eq!(
+                bits(&rewritten.logits(&input, dropship::network::InputForm::Raw)),
+                bits(&logits),
+                "{model} as v3"
+            );
         }
-        let report =
-            validate::validate(&fixtures.join(model), &fixtures.join("rows.csv"), &Target::Qemu, &options()).unwrap();
+        let report = validate::validate(
+            &fixtures.join(model),
+            &fixtures.join("rows.csv"),
+            &Target::Qemu(Board::qemu()),
+            &options(),
+        )
+        .unwrap();
         assert_all_identical(&report, 40);
     }
 }

@@ -42,7 +42,7 @@ pub struct DeviceRun {
 /// Runs the firmware under QEMU (at most `timeout_s` seconds) and decodes its defmt frames.
 pub fn run_qemu(elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
     let mut cmd = Command::new("timeout");
-    let qemu = crate::qemu::command(elf);
+    let qemu = crate::qemu::command(crate::firmware::Board::qemu(), elf);
     cmd.arg(timeout_s.to_string()).arg(qemu.get_program()).args(qemu.get_args());
     let out = cmd.stdin(Stdio::null()).output().context("cannot run qemu-system-arm")?;
     if out.status.code() == Some(124) {

@@ -37,7 +37,7 @@ pub fn produce(route: &Route) -> Result<Vec<Output>> {
     let (artifact, vectors) = (dir().join("model.dsm"), dir().join("vectors.dsv"));
     let mut outputs = Vec::new();
     let images = [(Image::SelfTest { vectors: &vectors }, ""), (Image::Serve, "-serve")];
-    for (board, (image, suffix)) in [Board::Qemu, Board::Nrf52840dk].into_iter().flat_map(|b| images.map(|i| (b, i))) {
+    for (board, (image, suffix)) in Board::all().iter().copied().flat_map(|b| images.map(|i| (b, i))) {
         let elf_path = firmware::build(route, board, &artifact, &image)?;
         let mut text = header.clone();
         for s in elf::sections(&elf_path)? {
@@ -51,7 +51,7 @@ pub fn produce(route: &Route) -> Result<Vec<Output>> {
         let f = elf::footprint(&elf_path)?;
         text.push_str(&format!("flash {} B, static RAM {} B, weights {} B\n", f.flash, f.static_ram, f.weights));
         outputs.push(Output { name: format!("{}{suffix}.size", board.name()), text });
-        if board == Board::Qemu && suffix.is_empty() {
+        if board.spec().qemu.is_some() && suffix.is_empty() {
             let run = device::run_qemu(&elf_path, 120)?;
             let mut text = header.clone();
             for line in &run.lines {

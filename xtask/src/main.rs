@@ -72,7 +72,7 @@ fn main() -> Result<()> {
         }
         Task::Qemu { artifact, vectors } => {
             let route = setup()?;
-            let elf_path = firmware::build(&route, Board::Qemu, &artifact, &Image::SelfTest { vectors: &vectors })?;
+            let elf_path = firmware::build(&route, Board::qemu(), &artifact, &Image::SelfTest { vectors: &vectors })?;
             let run = device::run_qemu(&elf_path, 300)?;
             for line in &run.lines {
                 println!("{line}");
@@ -155,8 +155,8 @@ fn demo(out: &Path) -> Result<()> {
     let (index, artifact, _vectors) = train_and_export(out)?;
 
     println!("== 4/5 building the serving firmware for QEMU mps2-an386 (Cortex-M4F)");
-    let elf_path = firmware::build(&route, Board::Qemu, &artifact, &Image::Serve)?;
-    print_footprint(&Board::Qemu.binary(&Image::Serve), &elf_path)?;
+    let elf_path = firmware::build(&route, Board::qemu(), &artifact, &Image::Serve)?;
+    print_footprint(&Board::qemu().binary(&Image::Serve), &elf_path)?;
 
     println!("== 5/5 validating: every test row over QEMU's UART, every logit checked against the host");
     let validation = out.join("validation.json");
@@ -233,7 +233,7 @@ fn int8_bench(route: &toolchain::Route, run_dir: &Path, csv: &Path) -> Result<()
     println!("== int8: the chosen model quantized, its serving firmwares, a validation under QEMU");
     let int8 = Path::new("runs/bench/model-int8.dsm");
     dropship(&["quantize", &run_dir.to_string_lossy(), "-o", &int8.to_string_lossy(), "--overwrite"])?;
-    for board in [Board::Qemu, Board::Nrf52840dk] {
+    for board in Board::all().iter().copied() {
         let elf_path = firmware::build(route, board, &root().join(int8), &Image::Serve)?;
         print_footprint(&format!("{} (int8)", board.binary(&Image::Serve)), &elf_path)?;
     }
@@ -369,10 +369,10 @@ fn bench() -> Result<()> {
     };
     println!("| firmware | flash | flash without test vectors | weights | static RAM | instructions / inference | per MAC ({macs} MACs) |");
     println!("|---|---|---|---|---|---|---|");
-    for board in [Board::Qemu, Board::Nrf52840dk] {
+    for board in Board::all().iter().copied() {
         let elf_path = firmware::build(&route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
         let f = elf::footprint(&elf_path)?;
-        let (per_inference, per_mac) = if board == Board::Qemu {
+        let (per_inference, per_mac) = if board.spec().qemu.is_some() {
             let run = device::run_qemu(&elf_path, 300)?;
             let fmt = |v: Option<f64>, d: usize| v.map_or("?".into(), |v| format!("{v:.d$}"));
             (fmt(run.instructions_per_inference, 0), fmt(run.instructions_per_mac, 2))
@@ -388,7 +388,7 @@ fn bench() -> Result<()> {
             f.static_ram
         );
     }
-    for board in [Board::Qemu, Board::Nrf52840dk] {
+    for board in Board::all().iter().copied() {
         let elf_path = firmware::build(&route, board, &artifact, &Image::Serve)?;
         let f = elf::footprint(&elf_path)?;
         println!(

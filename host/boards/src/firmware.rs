@@ -4,41 +4,63 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use dropship_board_list::BoardSpec;
+use std::sync::OnceLock;
 
 use crate::toolchain::{self, Route, TARGET};
 
-/// The boards dropship builds for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Board {
-    /// QEMU mps2-an386 (Cortex-M4F), the embedded default.
-    Qemu,
-    /// Nordic nRF52840-DK, flashed with cargo embed.
-    Nrf52840dk,
-}
+/// A board dropship builds for: an entry of the one list, `firmware/boards.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Board(&'static BoardSpec);
 
 impl Board {
+    /// Every board, in the list's order.
+    pub fn all() -> &'static [Board] {
+        static ALL: OnceLock<Vec<Board>> = OnceLock::new();
+        ALL.get_or_init(|| dropship_board_list::boards().iter().map(Board).collect())
+    }
+
+    /// The board of this name.
+    pub fn named(name: &str) -> Option<Board> {
+        Self::all().iter().copied().find(|b| b.name() == name)
+    }
+
+    /// The embedded default: the first board QEMU emulates.
+    pub fn qemu() -> Board {
+        Self::all().iter().copied().find(|b| b.0.qemu.is_some()).expect("firmware/boards.toml lists a QEMU board")
+    }
+
+    /// Its entry in the list.
+    pub fn spec(self) -> &'static BoardSpec {
+        self.0
+    }
+
     /// The board's short name (`qemu`, `nrf52840dk`).
     pub fn name(self) -> &'static str {
-        match self {
-            Board::Qemu => "qemu",
-            Board::Nrf52840dk => "nrf52840dk",
-        }
+        &self.0.name
     }
 
     /// The firmware package (and self-test binary) name.
-    pub fn package(self) -> &'static str {
-        match self {
-            Board::Qemu => "dropship-qemu",
-            Board::Nrf52840dk => "dropship-nrf52840dk",
-        }
+    pub fn package(self) -> String {
+        self.0.package()
     }
 
     /// The binary of `image` for this board.
     pub fn binary(self, image: &Image<'_>) -> String {
         match image {
-            Image::SelfTest { .. } => self.package().to_string(),
-            Image::Serve => format!("{}-serve", self.package()),
+            Image::SelfTest { .. } => self.0.package(),
+            Image::Serve => self.0.serve_binary(),
         }
+    }
+}
+
+impl clap::ValueEnum for Board {
+    fn value_variants<'a>() -> &'a [Self] {
+        Board::all()
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.0.description.as_str()))
     }
 }
 
@@ -62,7 +84,7 @@ pub fn dir() -> PathBuf {
 /// The cargo command that builds `board`'s `image` (release) with `artifact` compiled in.
 pub fn command(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> std::process::Command {
     let mut cmd = toolchain::firmware_cargo(route, &dir());
-    cmd.args(["build", "--release", "-p", board.package(), "--bin", &board.binary(image)])
+    cmd.args(["build", "--release", "-p", &board.package(), "--bin", &board.binary(image)])
         .args(toolchain::firmware_build_args(route))
         .env("DROPSHIP_ARTIFACT", artifact)
         .env("DEFMT_LOG", "info");
@@ -89,6 +111,9 @@ pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) ->
         None => Image::Serve,
     };
     let binary = board.binary(image);
+    if board.spec().target != TARGET {
+        bail!("{} is a {} board; the firmware toolchain here builds {TARGET} only", board.name(), board.spec().target);
+    }
     let status =
         command(route, board, &artifact, image).status().with_context(|| format!("cannot run cargo for {binary}"))?;
     if !status.success() {

@@ -1,27 +1,33 @@
-//! QEMU's command line for the embedded default (mps2-an386, Cortex-M4F): semihosting for the
-//! defmt log and the exit status, `-icount shift=0` so SysTick counts instructions.
+//! QEMU's command line for a board it emulates (its machine and CPU from `firmware/boards.toml`;
+//! the embedded default is mps2-an386, Cortex-M4F): semihosting for the defmt log and the exit
+//! status, `-icount shift=0` so SysTick counts instructions.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// `qemu-system-arm` running `elf` with UART0 unconnected.
-pub fn command(elf: &Path) -> Command {
-    with_serial(elf, "none")
+use crate::firmware::Board;
+
+/// `qemu-system-arm` running `elf` on `board` with UART0 unconnected.
+pub fn command(board: Board, elf: &Path) -> Command {
+    with_serial(board, elf, "none")
 }
 
 /// `qemu-system-arm` running `elf` with UART0 connected to a Unix socket at `socket` that QEMU
 /// listens on: the firmware starts once a client connects.
-pub fn command_with_uart_socket(elf: &Path, socket: &Path) -> Command {
-    let mut cmd = with_serial(elf, "chardev:u0");
+pub fn command_with_uart_socket(board: Board, elf: &Path, socket: &Path) -> Command {
+    let mut cmd = with_serial(board, elf, "chardev:u0");
     cmd.arg("-chardev").arg(format!("socket,id=u0,path={},server=on,wait=on", socket.display()));
     cmd
 }
 
-fn with_serial(elf: &Path, serial: &str) -> Command {
+fn with_serial(board: Board, elf: &Path, serial: &str) -> Command {
     let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic", "-monitor", "none", "-serial", serial])
+    if let Some(qemu) = &board.spec().qemu {
+        cmd.args(["-cpu", &qemu.cpu, "-machine", &qemu.machine]);
+    }
+    cmd.args(["-nographic", "-monitor", "none", "-serial", serial])
         .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
         .arg(elf);
     cmd
