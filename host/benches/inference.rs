@@ -4,12 +4,12 @@
 
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
-use dropship::export;
-use dropship::model::{Mlp, Weights};
+use dropship::data::split::Standardization;
+use dropship::deploy::export;
 use dropship::network::{HostNetwork, InputForm};
 use dropship::rng::{stream, Stream};
-use dropship::run::SavedModel;
-use dropship::split::Standardization;
+use dropship::train::model::{Mlp, Weights};
+use dropship::train::run::SavedModel;
 use dropship_shared::{Artifact, OneHidden, Scratch};
 use prost::Message;
 use std::hint::black_box;
@@ -47,8 +47,8 @@ fn inference(c: &mut Criterion) {
     // The same model quantized to int8 (calibrated on inputs like the benchmark's), run by the
     // shared core's int8 kernel as `dropship predict` runs an int8 artifact.
     let calibration: Vec<Vec<f32>> = (0..64).map(|r| (0..64).map(|i| ((i * 7 + r) % 17) as f32).collect()).collect();
-    let ranges = dropship::quantize::calibrate(&host, calibration.iter().map(Vec::as_slice));
-    let int8 = dropship::quantize::quantize(&host, &ranges).unwrap();
+    let ranges = dropship::deploy::quantize::calibrate(&host, calibration.iter().map(Vec::as_slice));
+    let int8 = dropship::deploy::quantize::quantize(&host, &ranges).unwrap();
     let layers = int8.kernel_layers();
     let net8 = int8.quant_network(&layers, InputForm::Raw);
     let mut scratch8 = dropship_shared::network::int8::QuantScratch::<64, 128>::new();
@@ -56,7 +56,7 @@ fn inference(c: &mut Criterion) {
         b.iter(|| net8.predict(black_box(&input), &mut scratch8, &mut logits))
     });
 
-    let onnx = dropship::onnx::export_model(&host).unwrap().encode_to_vec();
+    let onnx = dropship::deploy::onnx::export_model(&host).unwrap().encode_to_vec();
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .unwrap()

@@ -1,28 +1,20 @@
-//! dropship's host side: data, training with candle (Keras semantics), comparison, plots, export.
+//! dropship's host side, grouped by stage, each depending only on the ones before it (a test in
+//! `tests/tests/invariants.rs` holds the rule over the `use` lines):
+//!
+//! - the foundation: [`output`] (how every command writes files), [`rng`], and from
+//!   `dropship-formats` [`input`], [`limits`] and [`network`] (running an artifact on the host);
+//! - [`data`]: CSV, split, standardization, augmentation;
+//! - [`train`]: the model (candle, Keras semantics), the optimizer, the training loop, runs;
+//! - [`deploy`]: export, ONNX, int8, the artifact commands, validation on a device;
+//! - [`study`]: comparison, sweeps, report, plots, the benchmark.
 //!
 //! The inference arithmetic itself lives in the `dropship-shared` crate, which the device runs too.
 
-pub use dropship_formats::{data, input, limits, network};
+pub use dropship_formats::{input, limits, network};
 
-pub mod adam;
-pub mod artifact_commands;
-pub mod augment;
-pub mod bench;
-pub mod compare;
-pub mod device_link;
-pub mod export;
-pub mod model;
-pub mod onnx;
-pub mod outcome;
+pub mod data;
+pub mod deploy;
 pub mod output;
-pub mod plot;
-pub mod prepare;
-pub mod progress;
-pub mod quantize;
-pub mod report;
 pub mod rng;
-pub mod run;
-pub mod split;
-pub mod sweep;
+pub mod study;
 pub mod train;
-pub mod validate;

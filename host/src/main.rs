@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use dropship::artifact_commands::{self, PredictOutput};
-use dropship::augment::{Augment, ImageShape};
-use dropship::compare::{self, Study};
+use dropship::data::augment::{Augment, ImageShape};
 use dropship::data::{self, Header, LabelColumn};
+use dropship::deploy::artifact_commands::{self, PredictOutput};
+use dropship::deploy::onnx::StandardizationSource;
 use dropship::network::InputForm;
-use dropship::onnx::StandardizationSource;
-use dropship::prepare::SplitSpec;
-use dropship::progress::{self, Mode, Reporter};
+use dropship::study::compare::{self, Study};
+use dropship::train::prepare::SplitSpec;
+use dropship::train::progress::{self, Mode, Reporter};
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
 use dropship_boards::firmware::Board;
 
@@ -493,7 +493,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             single_threaded_candle();
             let layers = a.hyper.l2_layers()?;
             let data = load_data(&a.data, a.hyper.quiet)?;
-            let sweep = dropship::sweep::Sweep {
+            let sweep = dropship::study::sweep::Sweep {
                 data: &data,
                 split: split_spec(&a.data),
                 base: base_config(&a.hyper, a.seed.seed),
@@ -504,24 +504,25 @@ fn run_cli(cli: Cli) -> Result<()> {
                 out: a.out.clone(),
                 overwrite: a.hyper.overwrite,
             };
-            dropship::sweep::sweep(&sweep, &reporter(&a.hyper))?;
+            dropship::study::sweep::sweep(&sweep, &reporter(&a.hyper))?;
             println!("sweep written to {}", a.out.display());
         }
         Command::Export(a) => {
-            let e = dropship::export::export_run(&a.run, a.output.as_deref(), a.onnx.as_deref(), a.overwrite)?;
+            let e = dropship::deploy::export::export_run(&a.run, a.output.as_deref(), a.onnx.as_deref(), a.overwrite)?;
             println!("wrote {} ({} bytes, {} parameters)", e.artifact.display(), e.bytes, e.parameters);
             if let Some(o) = e.onnx {
                 println!(
                     "wrote {} (ONNX opset {}; tract-onnx matches the artifact on {} rows, max |diff| {:.1e})",
                     o.path.display(),
-                    dropship::onnx::OPSET,
+                    dropship::deploy::onnx::OPSET,
                     o.rows,
                     o.max_diff
                 );
             }
         }
         Command::Import(a) => {
-            let r = dropship::onnx::import_file(&a.model, &a.output, a.standardize_from.as_deref(), a.overwrite)?;
+            let r =
+                dropship::deploy::onnx::import_file(&a.model, &a.output, a.standardize_from.as_deref(), a.overwrite)?;
             for s in &r.imported.stripped {
                 println!("stripped {s}");
             }
@@ -552,10 +553,10 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Bench(a) => {
             if a.large {
                 single_threaded_candle();
-                dropship::bench::run_large(a.csv.as_deref())?
+                dropship::study::bench::run_large(a.csv.as_deref())?
             } else {
                 single_threaded_candle();
-                dropship::bench::run(a.repeats, a.keras.as_deref())?
+                dropship::study::bench::run(a.repeats, a.keras.as_deref())?
             }
         }
         Command::Predict(a) => artifact_commands::predict(
@@ -662,17 +663,17 @@ fn validate(a: ValidateArgs) -> Result<()> {
         dropship::output::check_outputs(&[json], &[&a.artifact, &a.csv], a.overwrite)?;
     }
     let target = match (a.device, a.port) {
-        (_, Some(path)) => dropship::validate::Target::Port { path, baud: a.baud },
-        (Some(board), None) => dropship::validate::Target::Qemu(board),
-        (None, None) => dropship::validate::Target::Qemu(Board::qemu()),
+        (_, Some(path)) => dropship::deploy::validate::Target::Port { path, baud: a.baud },
+        (Some(board), None) => dropship::deploy::validate::Target::Qemu(board),
+        (None, None) => dropship::deploy::validate::Target::Qemu(Board::qemu()),
     };
-    let options = dropship::validate::Options {
+    let options = dropship::deploy::validate::Options {
         label_column: a.label_column,
         header: a.header.header(),
         timeout: std::time::Duration::from_secs_f64(a.timeout),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let report = dropship::validate::validate(&a.artifact, &a.csv, &target, &options)?;
+    let report = dropship::deploy::validate::validate(&a.artifact, &a.csv, &target, &options)?;
     print!("{}", report.summary());
     if let Some(json) = &a.json {
         dropship::output::write_file(json, &serde_json::to_vec_pretty(&report)?)?;
@@ -688,7 +689,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
 }
 
 fn quantize(a: QuantizeArgs) -> Result<()> {
-    let q = dropship::quantize::quantize_command(
+    let q = dropship::deploy::quantize::quantize_command(
         &a.source,
         &a.output,
         a.calibration.as_deref(),

@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use dropship::deploy::onnx;
 use dropship::network::{HostNetwork, Layer};
-use dropship::onnx;
 use dropship_shared::artifact::Activation;
 use prost::Message;
 use tract_onnx::pb;
@@ -141,7 +141,9 @@ fn sample_artifact() -> Vec<u8> {
 fn sample_int8_artifact() -> Vec<u8> {
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&sample_artifact()).unwrap());
     let rows: [&[f32]; 4] = [&[1.0, 2.0], &[3.0, -1.0], &[0.0, 0.5], &[2.0, 2.0]];
-    let int8 = dropship::quantize::quantize(&net, &dropship::quantize::calibrate(&net, rows.into_iter())).unwrap();
+    let int8 =
+        dropship::deploy::quantize::quantize(&net, &dropship::deploy::quantize::calibrate(&net, rows.into_iter()))
+            .unwrap();
     int8.to_artifact("", "q").unwrap()
 }
 

@@ -98,7 +98,7 @@ fn the_users_own_split_by_column_or_by_files_standardizes_on_train_rows_only() {
         serde_json::from_slice(&std::fs::read(d.join("a/base/config.json")).unwrap()).unwrap();
     assert_eq!(config["split_rows"], serde_json::json!([4, 2, 2]));
     assert_eq!(config["features"], serde_json::json!(["a", "b"]), "the split column is not a feature");
-    let saved = dropship::run::load_weights(&d.join("a/base")).unwrap();
+    let saved = dropship::train::run::load_weights(&d.join("a/base")).unwrap();
     assert_eq!(saved.standardization.mean, vec![4.0, 5.0], "the mean of the train rows only");
     let test = std::fs::read_to_string(d.join("a/test.csv")).unwrap();
     assert_eq!(test, "a,b,label\n40,4,0\n50,5,1\n", "the test rows are the user's");
@@ -110,7 +110,7 @@ fn the_users_own_split_by_column_or_by_files_standardizes_on_train_rows_only() {
     let args = ["train", "--data", "train.csv", "--val-data", "val.csv", "--test-data", "test.csv"];
     let out = dropship(&[&args[..], &["--epochs", "2", "--quiet", "--out", "b"]].concat(), d);
     assert!(out.status.success(), "{}", stderr(&out));
-    let from_files = dropship::run::load_weights(&d.join("b/base")).unwrap();
+    let from_files = dropship::train::run::load_weights(&d.join("b/base")).unwrap();
     assert_eq!(from_files.weights, saved.weights, "the same split trains the same model");
     assert_eq!(std::fs::read_to_string(d.join("b/test.csv")).unwrap(), test);
 }

@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
+use dropship::deploy::onnx::{self, ImportError};
 use dropship::network::{HostNetwork, Layer};
-use dropship::onnx::{self, ImportError};
 use dropship_shared::artifact::Activation;
 use prost::Message;
 use tract_onnx::pb;

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use dropship::data::{self, Dataset};
-use dropship::export;
-use dropship::model::Weights;
+use dropship::deploy::export;
 use dropship::network::HostNetwork;
 use dropship::output::write_file;
-use dropship::prepare::{Prepared, SplitSpec};
-use dropship::run::SavedModel;
+use dropship::train::model::Weights;
+use dropship::train::prepare::{Prepared, SplitSpec};
+use dropship::train::run::SavedModel;
 use dropship::train::{self, Regularizer, TrainConfig};
 
 /// The digits model every end-to-end test uses.
@@ -152,7 +152,7 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
 /// The fixture's model quantized to int8 (calibrated on its training rows), written beside its f32
 /// artifact as `model-int8.dsm`; returns the path and the network.
 pub fn int8_of(f: &Fixture) -> anyhow::Result<(PathBuf, dropship::network::HostNetwork)> {
-    use dropship::quantize;
+    use dropship::deploy::quantize;
     let net = HostNetwork::from_artifact(&dropship_shared::Artifact::parse(&f.artifact)?);
     let ranges = quantize::calibrate(&net, f.prepared.split.train.iter().map(|r| f.data.row(*r)));
     let int8 = quantize::quantize(&net, &ranges)?;

@@ -3,8 +3,8 @@
 //! the course's two-layer model and a three-layer one.
 
 use candle_core::{Device, Tensor};
-use dropship::model::Mlp;
 use dropship::network::{HostNetwork, Layer};
+use dropship::train::model::Mlp;
 use dropship_shared::vectors::Vectors;
 use dropship_shared::Activation;
 use dropship_shared::{Artifact, Layers, Network, OneHidden, Scratch, TwoHidden};

@@ -2,9 +2,9 @@
 //! forward, while candle's training-mode forward (dropout on) is random and disagrees.
 
 use candle_core::{Device, Tensor};
-use dropship::model::{dropout_mask, Mlp};
 use dropship::network::{HostNetwork, InputForm};
 use dropship::rng::{stream, Stream};
+use dropship::train::model::{dropout_mask, Mlp};
 use dropship_shared::ops::output::argmax;
 use dropship_shared::Artifact;
 use dropship_tests::{deep_fixture, fixture, Fixture};

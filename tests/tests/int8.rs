@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use dropship::data::Header;
+use dropship::deploy::quantize;
+use dropship::deploy::validate::{self, Options, Target};
 use dropship::network::{HostNetwork, InputForm};
-use dropship::quantize;
-use dropship::validate::{self, Options, Target};
 use dropship_shared::ops::dense::int8::paired;
 use dropship_shared::ops::output::argmax;
 use dropship_tests::{deep_fixture, fixture, int8_of, real_valued_fixture, Fixture};

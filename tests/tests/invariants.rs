@@ -163,3 +163,97 @@ fn every_unsafe_fn_states_its_safety_contract() {
     let lib = std::fs::read_to_string(root().join("shared/src/lib.rs")).unwrap();
     assert!(lib.contains("#![deny(unsafe_op_in_unsafe_fn)]"));
 }
+
+/// The modules of the host library (`host/src`), as `stage::file` paths (`data::split`, `train`
+/// for `train/mod.rs`), with the `crate::` paths each one's code names.
+fn host_modules() -> Vec<(String, Vec<String>)> {
+    let src = root().join("host/src");
+    let mut modules = Vec::new();
+    for (path, text) in sources("host/src") {
+        let relative = path.strip_prefix(&src).unwrap().with_extension("");
+        let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        let name = parts.join("::");
+        if name == "lib" || name == "main" {
+            continue; // the crate root and the command line: they may name every stage
+        }
+        let mut named = Vec::new();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for (at, _) in code.match_indices("crate::") {
+                let rest = &code[at + "crate::".len()..];
+                let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
+                let head = rest[..end].trim_end_matches(':');
+                match rest[end..].strip_prefix('{').and_then(|group| group.split_once('}')) {
+                    Some((group, _)) if rest[..end].ends_with("::") => {
+                        named.extend(group.split(',').map(|item| format!("{head}::{}", item.trim())))
+                    }
+                    _ => named.push(head.to_string()),
+                }
+            }
+        }
+        modules.push((name, named));
+    }
+    modules
+}
+
+/// The module a `crate::` path names: its longest prefix that is a module; an item of a stage
+/// module that re-exports a submodule's items (`train`: `pub use fit::*`) is that submodule's.
+fn module_of(path: &str, modules: &[String]) -> Option<String> {
+    let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty() && *s != "self").collect();
+    let found = (1..=segments.len()).rev().map(|n| segments[..n].join("::")).find(|m| modules.contains(m))?;
+    let is_item_of_stage = segments.len() > found.split("::").count();
+    Some(if found == "train" && is_item_of_stage { "train::fit".to_string() } else { found })
+}
+
+/// Architecture invariant: the host library is grouped by stage, and each stage depends only on
+/// earlier ones (foundation ← data ← train ← deploy ← study); no modules depend on each other in a
+/// circle.
+#[test]
+fn host_stages_depend_only_on_earlier_stages_and_no_module_circle() {
+    const STAGES: [&str; 4] = ["data", "train", "deploy", "study"];
+    let rank = |module: &str| STAGES.iter().position(|s| module.split("::").next() == Some(s)).map_or(0, |i| i + 1);
+    let modules = host_modules();
+    let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
+    for stage in STAGES {
+        assert!(names.iter().any(|n| n == stage), "the stage module `{stage}` exists: {names:?}");
+    }
+    let mut edges: Vec<(String, String)> = Vec::new();
+    let mut violations = Vec::new();
+    for (module, named) in &modules {
+        for path in named {
+            let Some(target) = module_of(path, &names) else { continue };
+            if target == *module || module.starts_with(&format!("{target}::")) {
+                continue;
+            }
+            if rank(&target) > rank(module) {
+                violations.push(format!("{module} uses crate::{path} (a later stage)"));
+            }
+            edges.push((module.clone(), target));
+        }
+    }
+    assert!(violations.is_empty(), "stages depend only on earlier ones: {violations:#?}");
+    // no circle: every module can be ordered after what it uses
+    let mut done: Vec<String> = Vec::new();
+    while done.len() < names.len() {
+        let ready: Vec<String> = names
+            .iter()
+            .filter(|n| !done.contains(n))
+            .filter(|n| {
+                edges.iter().filter(|(from, _)| from == *n).all(|(_, to)| done.contains(to) || !names.contains(to))
+            })
+            .cloned()
+            .collect();
+        assert!(
+            !ready.is_empty(),
+            "a circle among {:?}",
+            names.iter().filter(|n| !done.contains(n)).collect::<Vec<_>>()
+        );
+        done.extend(ready);
+    }
+    // the test sees what it claims to: a later-stage use and a circle would be caught
+    assert!(edges.iter().any(|(from, to)| from == "study::compare" && to == "deploy::quantize"));
+    assert!(edges.iter().any(|(from, to)| from == "train::run" && to == "train::model"));
+}

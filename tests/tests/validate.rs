@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dropship::data::{self, Header};
-use dropship::device_link::{Link, QemuSession};
+use dropship::deploy::device_link::{Link, QemuSession};
+use dropship::deploy::validate::{self, Options, Report, Rows, Target};
 use dropship::network::HostNetwork;
-use dropship::validate::{self, Options, Report, Rows, Target};
 use dropship_tests::{deep_fixture, fixture, real_valued_fixture, Fixture};
 use xtask::firmware::{self, Board, Image};
 use xtask::{elf, toolchain};

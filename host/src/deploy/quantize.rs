@@ -20,7 +20,7 @@ use dropship_shared::Precision;
 use crate::data::{self, Header, LabelColumn};
 use crate::network::{HostNetwork, InputForm, Int8Weights, Layer};
 use crate::output::{self, write_file};
-use crate::run::{self, RunConfig};
+use crate::train::run::{self, RunConfig};
 
 /// `(scale, zero point)` of an asymmetric int8 tensor covering `[min, max]` (widened to hold 0).
 pub fn asymmetric(min: f32, max: f32) -> (f32, i8) {

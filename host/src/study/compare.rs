@@ -9,14 +9,14 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::augment::Augment;
+use crate::data::augment::Augment;
 use crate::data::Dataset;
-use crate::outcome::Outcome;
 use crate::output::Staging;
-use crate::prepare::{Prepared, SplitSpec};
-use crate::progress::{Progress, Reporter};
-use crate::report;
-use crate::run::{self, RunConfig, RunMetrics};
+use crate::study::outcome::Outcome;
+use crate::study::report;
+use crate::train::prepare::{Prepared, SplitSpec};
+use crate::train::progress::{Progress, Reporter};
+use crate::train::run::{self, RunConfig, RunMetrics};
 use crate::train::{self, TrainConfig};
 
 /// A named model to train.
@@ -223,6 +223,7 @@ pub fn train_and_write(
     let run_dir = dir.join(name);
     std::fs::create_dir(&run_dir)?;
     run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics)?;
+    crate::study::report::learning_curves(&run_dir, name, &trained.history)?;
     let mut regularizer = config.regularization();
     if let Some(p) = config.early_stopping {
         write!(regularizer, ", early stopping (patience {p})")?;
@@ -239,8 +240,8 @@ pub fn train_and_write(
 }
 
 /// The test accuracy of `weights` quantized to int8, calibrated on the seed's training rows.
-fn int8_test_accuracy(data: &Dataset, prepared: &Prepared, weights: &crate::model::Weights) -> Result<f64> {
-    let saved = crate::run::SavedModel {
+fn int8_test_accuracy(data: &Dataset, prepared: &Prepared, weights: &crate::train::model::Weights) -> Result<f64> {
+    let saved = crate::train::run::SavedModel {
         weights: weights.clone(),
         standardization: prepared.standardization.clone(),
         provenance: String::new(),
@@ -248,7 +249,7 @@ fn int8_test_accuracy(data: &Dataset, prepared: &Prepared, weights: &crate::mode
     let net = saved.network();
     let rows = |part: &[usize]| part.iter().map(|r| data.row(*r)).collect::<Vec<_>>();
     let labels: Vec<u32> = prepared.split.test.iter().map(|r| data.labels[*r]).collect();
-    crate::quantize::int8_accuracy(&net, &rows(&prepared.split.train), &rows(&prepared.split.test), &labels)
+    crate::deploy::quantize::int8_accuracy(&net, &rows(&prepared.split.train), &rows(&prepared.split.test), &labels)
 }
 
 /// The raw test rows with their labels, in the data's own columns, for `predict` and the device.

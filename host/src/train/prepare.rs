@@ -4,10 +4,10 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::data::split::{self, Split, Standardization};
 use crate::data::Dataset;
-use crate::model::Weights;
 use crate::rng::{stream, Stream};
-use crate::split::{self, Split, Standardization};
+use crate::train::model::Weights;
 
 /// How the rows are split: shares for validation and test, the rest trains.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::run::RunMetrics;
+use crate::train::run::RunMetrics;
 use crate::train::{EpochRecord, Trained};
 
 /// The outcome of one variant on one seed.

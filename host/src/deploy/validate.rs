@@ -11,7 +11,7 @@ use dropship_boards::firmware::{self, Board, Image};
 use dropship_boards::toolchain;
 
 use crate::data::{self, Header};
-use crate::device_link::{DeviceInfo, Link, QemuSession};
+use crate::deploy::device_link::{DeviceInfo, Link, QemuSession};
 use crate::network::{HostNetwork, InputForm};
 
 /// Where the model runs.

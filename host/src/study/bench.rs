@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::compare::{course_variants, parallel};
 use crate::data;
-use crate::prepare::{Prepared, SplitSpec};
+use crate::study::compare::{course_variants, parallel};
+use crate::train::prepare::{Prepared, SplitSpec};
 use crate::train::{self, L2Layers, TrainConfig};
 
 /// Keras's side of the parity table, as `data/keras_reference.py parity` writes it: when, where
@@ -88,7 +88,7 @@ fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Time
     let prepared = Prepared::for_seed(data, SplitSpec::default(), seed, &base.hidden)?;
     let variants = course_variants(&base, 1e-3, L2Layers::all(), vec![0.5], None, None, None);
     let start = Instant::now();
-    let one = |v: crate::compare::Variant| -> Result<(String, f64)> {
+    let one = |v: crate::study::compare::Variant| -> Result<(String, f64)> {
         let t = train::train(&prepared, &v.config, &prepared.initial, &mut |_| {})?;
         Ok((v.name, train::evaluate_test(&t.weights, &prepared, data)?.1))
     };
@@ -245,10 +245,10 @@ pub fn run(repeats: usize, keras: Option<&std::path::Path>) -> Result<()> {
     println!("| model | dropship | Keras | difference | within 1 pp |");
     println!("|---|---|---|---|---|");
     for (name, accs) in COURSE_MODELS.iter().zip(&per_model) {
-        let (mean, std) = crate::report::mean_std(accs);
+        let (mean, std) = crate::study::report::mean_std(accs);
         let (keras_text, diff_text, within) = match &keras {
             Some(k) => {
-                let (k_mean, k_std) = crate::report::mean_std(&k.models[*name].test_accuracy);
+                let (k_mean, k_std) = crate::study::report::mean_std(&k.models[*name].test_accuracy);
                 let diff = 100.0 * (mean - k_mean);
                 (
                     format!("{k_mean:.4} ± {k_std:.4}"),

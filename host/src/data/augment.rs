@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::split::Standardization;
+use crate::data::split::Standardization;
 
 /// Rows that are images, `width × height` pixels in row-major order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

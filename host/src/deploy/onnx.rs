@@ -17,7 +17,7 @@ pub use dropship_formats::onnx_graph::{
 
 use crate::network::{HostNetwork, InputForm};
 use crate::output::write_file;
-use crate::run;
+use crate::train::run;
 
 /// Runs an ONNX file with tract on `rows` (row-major, `width` each), one output row per input row.
 pub fn run_with_tract(onnx: &[u8], width: usize, rows: &[f32]) -> Result<Vec<Vec<f32>>> {

@@ -10,11 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use dropship_shared::{Activation, LayerKind, LayerShape};
 
-use crate::model::{DenseWeights, Weights};
+use crate::data::split::Standardization;
 use crate::network::{HostNetwork, Layer};
-use crate::plot::{self, Chart, Series};
-use crate::split::Standardization;
-use crate::train::{EpochRecord, TrainConfig, Trained};
+use crate::train::model::{DenseWeights, Weights};
+use crate::train::{TrainConfig, Trained};
 
 /// File names inside a run directory.
 pub const CONFIG: &str = "config.json";
@@ -69,7 +68,8 @@ fn json(path: &Path, value: &impl Serialize) -> Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes everything a run records into `dir`.
+/// Writes everything a run records into `dir` (its plots are the study stage's:
+/// `study::report::learning_curves`).
 pub fn write_run(
     dir: &Path,
     config: &RunConfig,
@@ -87,42 +87,7 @@ pub fn write_run(
     csv.flush()?;
     let provenance =
         format!("run {} ({}), trained with {}", config.name, config.data.display(), config.train.regularization());
-    save_weights(&dir.join(WEIGHTS), &trained.weights, standardization, &provenance)?;
-    learning_curves(dir, &config.name, &trained.history)
-}
-
-fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Result<()> {
-    let line = |name, dashed, f: fn(&EpochRecord) -> f64| Series {
-        name,
-        dashed,
-        points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(),
-    };
-    let loss_title = format!("{name}: loss");
-    plot::write(
-        &Chart {
-            title: &loss_title,
-            x_label: "epoch",
-            y_label: "cross-entropy",
-            series: vec![line("train", false, |r| r.train_cross_entropy), line("val", false, |r| r.val_loss)],
-            log_x: false,
-        },
-        &dir.join("loss"),
-    )?;
-    let acc_title = format!("{name}: accuracy");
-    plot::write(
-        &Chart {
-            title: &acc_title,
-            x_label: "epoch",
-            y_label: "accuracy",
-            series: vec![
-                line("train (inference mode)", false, |r| r.train_accuracy),
-                line("train (as trained)", true, |r| r.train_accuracy_running),
-                line("val", false, |r| r.val_accuracy),
-            ],
-            log_x: false,
-        },
-        &dir.join("accuracy"),
-    )
+    save_weights(&dir.join(WEIGHTS), &trained.weights, standardization, &provenance)
 }
 
 /// The tensor name of layer `index` of `depth` (Keras's layer names): `dense_output` for the last,
@@ -281,7 +246,7 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     let shapes = match metadata.and_then(|m| m.get(LAYERS_METADATA)) {
         Some(text) => read_layers(text).with_context(|| format!("{}: metadata `{LAYERS_METADATA}`", path.display()))?,
         // runs written before the description was stored: the course's classifier
-        None => crate::model::classifier(
+        None => crate::train::model::classifier(
             &layers[..depth - 1].iter().map(|l| l.output()).collect::<Vec<_>>(),
             layers[depth - 1].output(),
         ),

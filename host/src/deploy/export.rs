@@ -12,7 +12,7 @@ use dropship_shared::Artifact;
 use crate::data;
 use crate::network::HostNetwork;
 use crate::output::{self, write_file};
-use crate::run::{self, RunConfig, SavedModel};
+use crate::train::run::{self, RunConfig, SavedModel};
 
 /// Encodes a saved model (with its standardization) as an artifact.
 pub fn artifact_bytes(saved: &SavedModel, class_names: &str, provenance: &str) -> Result<Vec<u8>> {
@@ -64,7 +64,7 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwr
         Some(path) => {
             let net = HostNetwork::from_artifact(&Artifact::parse(&bytes)?);
             let rows = check_rows(&net, run)?;
-            let (encoded, max_diff) = crate::onnx::export_checked(&net, &rows)?;
+            let (encoded, max_diff) = crate::deploy::onnx::export_checked(&net, &rows)?;
             Some((path, encoded, max_diff, rows.len() / net.input()))
         }
         None => None,
@@ -108,5 +108,5 @@ fn check_rows(net: &HostNetwork, run_dir: &Path) -> Result<Vec<f32>> {
         let rows = data::load_csv_for_model(&path, net.input(), None, data::Header::Present)?;
         return Ok(rows.features);
     }
-    Ok(crate::onnx::probe_rows(net, 64))
+    Ok(crate::deploy::onnx::probe_rows(net, 64))
 }

@@ -8,12 +8,12 @@ use candle_nn::Optimizer;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::adam::{AdamConfig, KerasAdam};
-use crate::augment::{Augment, AugmentError};
+use crate::data::augment::{Augment, AugmentError};
 use crate::data::Dataset;
-use crate::model::{cross_entropy_and_accuracy, dropout_mask, logits, softmax_cross_entropy, Mlp, Weights};
-use crate::prepare::{Prepared, Rows};
 use crate::rng::{stream, Stream};
+use crate::train::adam::{AdamConfig, KerasAdam};
+use crate::train::model::{cross_entropy_and_accuracy, dropout_mask, logits, softmax_cross_entropy, Mlp, Weights};
+use crate::train::prepare::{Prepared, Rows};
 
 /// Which kernels an L2 penalty applies to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -694,8 +694,8 @@ mod tests {
     fn augmentation_changes_training_only_and_is_reproducible_from_the_seed() {
         let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
             .unwrap();
-        let prepared = Prepared::for_seed(&data, crate::prepare::SplitSpec::default(), 0, &[32]).unwrap();
-        let augment = Augment { noise: 0.2, shift: 1, image: Some(crate::augment::ImageShape::DIGITS) };
+        let prepared = Prepared::for_seed(&data, crate::train::prepare::SplitSpec::default(), 0, &[32]).unwrap();
+        let augment = Augment { noise: 0.2, shift: 1, image: Some(crate::data::augment::ImageShape::DIGITS) };
         let config = TrainConfig { hidden: vec![32], epochs: 3, augment, ..TrainConfig::default() };
         assert_eq!(config.model_name(), "augment");
         let run = || train(&prepared, &config, &prepared.initial, &mut |_| {}).unwrap();
@@ -717,7 +717,7 @@ mod tests {
     fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
         let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
             .unwrap();
-        let prepared = Prepared::for_seed(&data, crate::prepare::SplitSpec::default(), 0, &[128]).unwrap();
+        let prepared = Prepared::for_seed(&data, crate::train::prepare::SplitSpec::default(), 0, &[128]).unwrap();
         // a high learning rate overfits fast, so the validation loss turns up early
         let config = TrainConfig { epochs: 60, lr: 0.02, early_stopping: Some(4), ..TrainConfig::default() };
         let t = train(&prepared, &config, &prepared.initial, &mut |_| {}).unwrap();

@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::augment::Augment;
-use crate::compare::parallel;
+use crate::data::augment::Augment;
 use crate::data::Dataset;
 use crate::output::Staging;
-use crate::plot::{self, Chart, Series};
-use crate::prepare::{Prepared, SplitSpec};
-use crate::progress::Reporter;
+use crate::study::compare::parallel;
+use crate::study::plot::{self, Chart, Series};
+use crate::train::prepare::{Prepared, SplitSpec};
+use crate::train::progress::Reporter;
 use crate::train::{self, TrainConfig};
 
 /// One point of a sweep.
