@@ -143,6 +143,41 @@ pub fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A run's learning curves: `loss` and `accuracy` plots in its directory.
+pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Result<()> {
+    let line = |name, dashed, f: fn(&EpochRecord) -> f64| Series {
+        name,
+        dashed,
+        points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(),
+    };
+    let loss_title = format!("{name}: loss");
+    plot::write(
+        &Chart {
+            title: &loss_title,
+            x_label: "epoch",
+            y_label: "cross-entropy",
+            series: vec![line("train", false, |r| r.train_cross_entropy), line("val", false, |r| r.val_loss)],
+            log_x: false,
+        },
+        &dir.join("loss"),
+    )?;
+    let acc_title = format!("{name}: accuracy");
+    plot::write(
+        &Chart {
+            title: &acc_title,
+            x_label: "epoch",
+            y_label: "accuracy",
+            series: vec![
+                line("train (inference mode)", false, |r| r.train_accuracy),
+                line("train (as trained)", true, |r| r.train_accuracy_running),
+                line("val", false, |r| r.val_accuracy),
+            ],
+            log_x: false,
+        },
+        &dir.join("accuracy"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,39 +212,4 @@ mod tests {
         let rising: Vec<f64> = (0..30).map(|i| i as f64).collect();
         assert_eq!(overfitting_onset(&history(&val, &rising)), None);
     }
-}
-
-/// A run's learning curves: `loss` and `accuracy` plots in its directory.
-pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Result<()> {
-    let line = |name, dashed, f: fn(&EpochRecord) -> f64| Series {
-        name,
-        dashed,
-        points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(),
-    };
-    let loss_title = format!("{name}: loss");
-    plot::write(
-        &Chart {
-            title: &loss_title,
-            x_label: "epoch",
-            y_label: "cross-entropy",
-            series: vec![line("train", false, |r| r.train_cross_entropy), line("val", false, |r| r.val_loss)],
-            log_x: false,
-        },
-        &dir.join("loss"),
-    )?;
-    let acc_title = format!("{name}: accuracy");
-    plot::write(
-        &Chart {
-            title: &acc_title,
-            x_label: "epoch",
-            y_label: "accuracy",
-            series: vec![
-                line("train (inference mode)", false, |r| r.train_accuracy),
-                line("train (as trained)", true, |r| r.train_accuracy_running),
-                line("val", false, |r| r.val_accuracy),
-            ],
-            log_x: false,
-        },
-        &dir.join("accuracy"),
-    )
 }
