@@ -41,6 +41,9 @@ pub mod ops;
 pub mod vectors;
 mod wire;
 
+#[cfg(test)]
+mod test_rng;
+
 pub use artifact::Artifact;
 pub use error::FormatError;
 pub use layer::{Activation, LayerKind, LayerShape, Precision};

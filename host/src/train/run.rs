@@ -121,9 +121,25 @@ pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &
         ("provenance".to_string(), provenance.to_string()),
         (LAYERS_METADATA.to_string(), describe_layers(&w.shapes())),
     ]);
-    safetensors::serialize_to_file(views, Some(metadata), path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    let bytes = safetensors::serialize(views, Some(metadata))?;
+    std::fs::write(path, with_sorted_header(&bytes)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The same safetensors bytes with the header's keys in sorted order (safetensors writes its
+/// metadata from a `HashMap`, whose order changes from run to run), so one seed gives one file.
+fn with_sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    type Header = std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>;
+    let len = u64::from_le_bytes(bytes.get(..8).context("safetensors output too short")?.try_into()?) as usize;
+    let header_end = 8 + len;
+    let header: Header = serde_json::from_slice(bytes.get(8..header_end).context("safetensors header")?)?;
+    let mut text = serde_json::to_string(&header)?;
+    // safetensors pads its header with spaces to a multiple of 8 bytes, so the data stays aligned
+    text.push_str(&" ".repeat((8 - text.len() % 8) % 8));
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - header_end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[header_end..]);
+    Ok(out)
 }
 
 /// The weights file's metadata key holding the network's description (see [`describe_layers`]).
@@ -265,4 +281,45 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     }
     let provenance = metadata.and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
     Ok(SavedModel { weights, standardization: Standardization { mean, scale }, provenance })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_description_reads_back_and_unknown_names_are_refused_by_name() {
+        let shapes = [LayerShape::dense(128, Activation::Relu), LayerShape::dense(10, Activation::Linear)];
+        let text = describe_layers(&shapes);
+        assert_eq!(text, "Dense 128 ReLU; Dense 10 linear");
+        assert_eq!(read_layers(&text).unwrap(), shapes);
+        let newer = read_layers("Dense 128 swish; Dense 10 linear").unwrap_err().to_string();
+        assert!(newer.contains("activation `swish`") && newer.contains("newer dropship"), "{newer}");
+        assert!(read_layers("Conv9 3 ReLU").unwrap_err().to_string().contains("layer kind `Conv9`"));
+        assert!(read_layers("Dense many ReLU").unwrap_err().to_string().contains("`many` is not a layer width"));
+        assert!(read_layers("Dense 3").is_err());
+    }
+
+    #[test]
+    fn the_weights_file_is_the_same_bytes_for_the_same_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = Weights {
+            layers: vec![
+                DenseWeights { input: 2, kernel: vec![0.5; 6], bias: vec![0.0; 3], activation: Activation::Relu },
+                DenseWeights { input: 3, kernel: vec![0.25; 6], bias: vec![1.0; 2], activation: Activation::Linear },
+            ],
+        };
+        let s = Standardization { mean: vec![0.0; 2], scale: vec![1.0; 2] };
+        let files: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                let path = dir.path().join(format!("{i}.safetensors"));
+                save_weights(&path, &weights, &s, "test").unwrap();
+                std::fs::read(&path).unwrap()
+            })
+            .collect();
+        assert!(files.windows(2).all(|w| w[0] == w[1]), "metadata order must not vary");
+        let back = load_weights(&dir.path().join("0.safetensors")).unwrap();
+        assert_eq!(back.weights, weights);
+        assert_eq!(back.provenance, "test");
+    }
 }

@@ -64,15 +64,7 @@ mod tests {
     use super::*;
     use crate::ops::output::argmax_i8;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn input_quantization_rounds_half_away_and_saturates() {

@@ -330,15 +330,7 @@ mod tests {
         num.div_euclid(1i128 << s).clamp(i32::MIN as i128, i32::MAX as i128) as i32
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn requantize_equals_the_exact_formula_on_random_and_edge_inputs() {
