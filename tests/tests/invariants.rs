@@ -94,7 +94,7 @@ fn shared_is_no_std_without_alloc_and_uses_std_only_behind_its_feature() {
 
 #[test]
 fn the_artifact_format_has_no_field_for_dropout_or_a_regularizer() {
-    let artifact = std::fs::read_to_string(root().join("shared/src/artifact.rs")).unwrap();
+    let artifact = std::fs::read_to_string(root().join("shared/src/artifact/mod.rs")).unwrap();
     let shared = sources("shared/src");
     for needle in ["dropout", "Dropout", "l2", "lambda", "regulariz"] {
         let hits = code_lines_with(&shared, needle);
