@@ -6,7 +6,7 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FormatError {
-    /// The file does not start with [`MAGIC`].
+    /// The file does not start with its magic bytes ([`crate::artifact::MAGIC`], [`crate::vectors::MAGIC`]).
     BadMagic,
     /// A version this build does not read.
     UnsupportedVersion {

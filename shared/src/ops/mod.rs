@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | [`standardize`] | `(x - mean) / scale` | (f32, before [`quantize`]) | none |
 //! | [`quantize`] | — | f32 → int8 and back | none |
-//! | [`dense`] | [`dense::dense`] (+ AVX) | [`dense::int8`] (+ AVX2, AVX-VNNI, Cortex-M4 DSP) | none |
+//! | [`dense`] | [`dense::dense`] (+ AVX) | [`dense::int8`] (+ AVX2, AVX-VNNI, Cortex-M4 DSP) | f32 none; int8 [`dense::int8::scratch_bytes`] on the Cortex-M4 stack |
 //! | [`activation`] | applied as a layer stores | fused into the requantization | none |
 //! | [`output`] | NaN canonicalization, argmax | argmax | none |
 //!

@@ -1,4 +1,7 @@
 //! What a network's outputs pass through: one NaN for every target, and the class they pick.
+//!
+//! Bit-exactness: NaN canonicalization compares and writes bit patterns; argmax compares values
+//! with `>` and keeps the first of ties, on every target.
 
 /// The one NaN a network gives: a quiet NaN with sign 0 and no payload (`0x7fc0_0000`), the
 /// Cortex-M4F's default NaN. A NaN's sign and payload differ between targets (x86's default NaN

@@ -4,12 +4,17 @@
 //! Bit-exactness invariant: every output is `bias[o]`, then `+ x[i] * w[i][o]` for `i` in input
 //! order, one rounding for each `*` and each `+` (no fused multiply-add, no reassociation). The
 //! portable path, the host's AVX build of it and the Cortex-M4F build all keep that order, so they
-//! give the same bits. Scratch: none (the caller's two activation buffers, see [`crate::network`]).
+//! give the same bits. Scratch: none ([`SCRATCH_BYTES`]; the caller's two activation buffers, see
+//! [`crate::network`]).
 //!
 //! Every function here is total: mismatched lengths never panic (the const-generic types in
 //! [`crate::network`] make them impossible; the runtime-shaped host path checks them before).
 
 pub mod int8;
+
+/// Scratch memory one f32 Dense layer needs besides its input and output: none (its blocks of
+/// outputs live in registers or vector lanes).
+pub const SCRATCH_BYTES: usize = 0;
 
 use crate::ops::activation::Activation;
 

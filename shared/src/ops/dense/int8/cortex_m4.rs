@@ -8,9 +8,7 @@ use super::{finish, finish_with, paired, QuantLayer};
 use crate::ops::activation::Activation;
 use core::mem::MaybeUninit;
 
-/// The widest layer input split into halfword pairs on the stack (two bytes per input); wider
-/// ones, and ones not a multiple of 8 wide, split each group in the inner loop.
-const SPLIT_MAX: usize = 512;
+use super::SPLIT_MAX;
 
 /// Sign-extends bytes 0 and 2 of `v` into two halfwords.
 #[inline(always)]

@@ -1,5 +1,5 @@
 //! The Dense operator, int8: requantization with one rounding and the kernel — a portable
-//! reference, the host's AVX2 and AVX-VNNI paths ([`x86`]-module), the Cortex-M4's DSP path
+//! reference, the host's AVX2 and AVX-VNNI paths (`x86`), the Cortex-M4's DSP path
 //! (`cortex_m4`) and its paired weight form ([`paired`]). Scratch: none beyond the network's two
 //! int8 buffers (the M4's paired form rewrites each layer's input on the stack, at most
 //! [`paired::MAX_INPUTS`] values).
@@ -126,6 +126,22 @@ pub struct QuantLayer<'a> {
     pub activation: Activation,
     /// How `weights` and `bias` are stored.
     pub form: WeightForm,
+}
+
+/// The widest layer input the Cortex-M4's blocked path splits into halfword pairs on the stack
+/// (two bytes per input); wider ones, and ones not a multiple of 8 wide, split each group in the
+/// inner loop.
+pub const SPLIT_MAX: usize = 512;
+
+/// Stack scratch of one int8 Dense layer in bytes, as CMSIS-NN's `*_get_buffer_size` states it:
+/// the Cortex-M4 paths split the layer's input into halfword pairs in a fixed array (up to
+/// [`SPLIT_MAX`] inputs for the blocked form, [`paired::MAX_INPUTS`] for the paired one); the
+/// portable and x86 paths take none.
+pub const fn scratch_bytes(form: WeightForm) -> usize {
+    match form {
+        WeightForm::Blocked => 2 * SPLIT_MAX,
+        WeightForm::Paired => 2 * paired::MAX_INPUTS,
+    }
 }
 
 /// How a layer's weights and biases are stored for its kernel.
