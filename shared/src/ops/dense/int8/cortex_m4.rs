@@ -4,11 +4,13 @@
 //! out in `asm!` ([`block_pairs`]): it needs 14 registers, one `LDM` brings a group's 16 weights,
 //! and LLVM's own schedule spilled an accumulator.
 
-use super::{finish, finish_with, paired, QuantLayer};
+use super::{finish, finish_with, paired, scratch_bytes, QuantLayer, WeightForm, SPLIT_MAX};
 use crate::ops::activation::Activation;
 use core::mem::MaybeUninit;
 
-use super::SPLIT_MAX;
+// The stack arrays below are the scratch `scratch_bytes` states.
+const _: () = assert!(core::mem::size_of::<[u32; SPLIT_MAX / 2]>() == scratch_bytes(WeightForm::Blocked));
+const _: () = assert!(core::mem::size_of::<[u32; paired::MAX_INPUTS / 2]>() == scratch_bytes(WeightForm::Paired));
 
 /// Sign-extends bytes 0 and 2 of `v` into two halfwords.
 #[inline(always)]
