@@ -47,6 +47,11 @@ macro_rules! codes {
                 match code { $($code => Some(Self::$variant),)* _ => None }
             }
 
+            /// The value of a name [`Self::name`] gives; `None` for a name a newer dropship wrote.
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.name() == name)
+            }
+
             /// How dropship's CLI, reports and logs name it.
             pub const fn name(self) -> &'static str {
                 match self { $(Self::$variant => $name),* }
@@ -115,6 +120,10 @@ mod tests {
         }
         assert_eq!(LayerKind::from_code(0), None, "0 is never a layer kind: a zeroed record is an error");
         assert_eq!(Activation::from_code(99), None);
+        for a in Activation::ALL {
+            assert_eq!(Activation::from_name(a.name()), Some(*a));
+        }
+        assert_eq!((LayerKind::from_name("Dense"), LayerKind::from_name("dense")), (Some(LayerKind::Dense), None));
         assert_eq!((Activation::Relu.to_string(), LayerKind::Dense.to_string()), ("ReLU".into(), "Dense".into()));
     }
 }

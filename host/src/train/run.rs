@@ -157,10 +157,10 @@ pub fn read_layers(text: &str) -> Result<Vec<LayerShape>> {
         .map(|part| {
             let words: Vec<&str> = part.split_whitespace().collect();
             let [kind, units, activation] = words[..] else { bail!("`{part}` is not `Kind units activation`") };
-            let kind = *LayerKind::ALL.iter().find(|k| k.name() == kind).with_context(|| {
+            let kind = LayerKind::from_name(kind).with_context(|| {
                 format!("layer kind `{kind}` is not one this dropship knows (a newer dropship wrote it)")
             })?;
-            let activation = *Activation::ALL.iter().find(|a| a.name() == activation).with_context(|| {
+            let activation = Activation::from_name(activation).with_context(|| {
                 format!("activation `{activation}` is not one this dropship knows (a newer dropship wrote it)")
             })?;
             let units = units.parse().with_context(|| format!("`{units}` is not a layer width"))?;
