@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use dropship_shared::artifact::{Artifact, FormatError, LayerView};
+use dropship_shared::artifact::{Artifact, FormatError, Int8Table, LayerView};
 use dropship_shared::footprint::Footprint;
 use dropship_shared::ops::dense::int8::{self as quant, paired, WeightForm};
 use dropship_shared::vectors::Vectors;
@@ -220,13 +220,33 @@ fn int8_code(code: &mut String, a: &Artifact<'_>) {
         let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
         list(code, shifts.iter());
         code.push_str(";\n");
+        match p.lookup.map(|t| t.table) {
+            None => {}
+            Some(Int8Table::Values(values)) => {
+                let _ = write!(code, "static L{i}_TABLE: [i8; 256] = ");
+                list(code, values.iter().map(|b| *b as i8));
+                code.push_str(";\n");
+            }
+            Some(Int8Table::Exponentials(exp)) => {
+                let _ = write!(code, "static L{i}_TABLE: [u16; 256] = ");
+                list(code, exp.iter());
+                code.push_str(";\n");
+            }
+        }
     }
     let _ = write!(code, "static LAYERS: [QuantLayer<'static>; {}] = [", layers.len());
     for (i, (l, form)) in layers.iter().zip(&forms).enumerate() {
-        let zero = l.int8_params().map_or(0, |p| p.output_zero);
+        let p = l.int8_params();
+        // a layer with a table requantizes to its pre-activation's zero point
+        let zero = p.map_or(0, |p| p.lookup.map_or(p.output_zero, |t| t.pre_zero));
+        let lookup = match p.and_then(|p| p.lookup).map(|t| t.table) {
+            None => "Lookup::Fused".to_string(),
+            Some(Int8Table::Values(_)) => format!("Lookup::Table(&L{i}_TABLE)"),
+            Some(Int8Table::Exponentials(_)) => format!("Lookup::Softmax(&L{i}_TABLE)"),
+        };
         let _ = write!(
             code,
-            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {zero}, activation: {}, form: WeightForm::{form:?} }},",
+            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {zero}, activation: {}, lookup: {lookup}, form: WeightForm::{form:?} }},",
             activation(l),
         );
     }

@@ -14,6 +14,7 @@ use dropship::train::prepare::SplitSpec;
 use dropship::train::progress::{self, Mode, Reporter};
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
 use dropship_boards::firmware::Board;
+use dropship_shared::Activation;
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
 #[derive(Parser)]
@@ -216,6 +217,9 @@ struct HyperArgs {
     /// two hidden layers.
     #[arg(long, value_delimiter = ',', default_value = "128", allow_negative_numbers = true)]
     hidden: Vec<usize>,
+    /// What follows every hidden layer: relu, tanh, sigmoid or hard-sigmoid.
+    #[arg(long, default_value = "relu", value_parser = hidden_activation)]
+    activation: Activation,
     /// Kernels L2 applies to: hidden (every hidden layer), output, hidden1, hidden2, ...
     /// [default: hidden,output].
     #[arg(long, value_delimiter = ',')]
@@ -466,9 +470,18 @@ impl HyperArgs {
     }
 }
 
+/// A hidden layer's activation by name, in any case (`relu`, `ReLU`, `tanh`, ...).
+fn hidden_activation(name: &str) -> Result<Activation, String> {
+    dropship::train::model::HIDDEN_ACTIVATIONS
+        .into_iter()
+        .find(|a| a.name().eq_ignore_ascii_case(name))
+        .ok_or_else(|| "a hidden layer's activation is one of relu, tanh, sigmoid, hard-sigmoid".to_string())
+}
+
 fn base_config(h: &HyperArgs, seed: u64) -> TrainConfig {
     TrainConfig {
         hidden: h.hidden.clone(),
+        activation: h.activation,
         epochs: h.epochs,
         batch_size: h.batch_size,
         lr: h.lr,
@@ -526,8 +539,8 @@ fn run_cli(cli: Cli) -> Result<()> {
             for s in &r.imported.stripped {
                 println!("stripped {s}");
             }
-            if r.imported.dropped_softmax {
-                println!("the final Softmax was dropped: the artifact outputs logits (argmax is unchanged)");
+            if r.imported.pre_softmax.is_some() {
+                println!("the final Softmax is kept: the artifact outputs probabilities (checked before it too)");
             }
             match &r.standardization {
                 StandardizationSource::Graph => println!("standardization: taken from the graph's leading Sub/Div"),

@@ -5,6 +5,7 @@ use std::process::Command;
 
 use dropship::deploy::onnx::{self, ImportError};
 use dropship::network::{HostNetwork, Layer};
+use dropship_formats::onnx_graph;
 use dropship_shared::artifact::Activation;
 use prost::Message;
 use tract_onnx::pb;
@@ -153,16 +154,16 @@ fn write(dir: &std::path::Path, name: &str, m: &pb::ModelProto) -> std::path::Pa
 }
 
 #[test]
-fn keras_tf2onnx_graph_imports_with_dropout_and_softmax_stripped() {
+fn keras_tf2onnx_graph_imports_with_dropout_stripped_and_its_softmax_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (imported, diff) = onnx::import_checked(&write(dir.path(), "keras.onnx", &keras_like())).unwrap();
     assert!(diff <= 1e-5, "{diff}");
-    assert!(imported.dropped_softmax);
-    assert_eq!(imported.stripped.len(), 2, "{:?}", imported.stripped);
+    assert!(imported.pre_softmax.is_some(), "checked before the Softmax too");
+    assert_eq!(imported.stripped.len(), 1, "{:?}", imported.stripped);
     let l = &imported.network.layers();
     assert_eq!((l.len(), l[0].input, l[0].output(), l[1].output()), (2, 4, 5, 3));
     assert_eq!(l[0].activation, Activation::Relu);
-    assert_eq!(l[1].activation, Activation::Linear);
+    assert_eq!(l[1].activation, Activation::Softmax);
     assert_eq!(l[0].f32().unwrap().0, &weights(20, 0.1)[..], "raw_data weights read little-endian, (in, out) kept");
 }
 
@@ -172,14 +173,14 @@ fn a_three_layer_keras_graph_imports_with_every_dropout_stripped_and_matches_tra
     let path = write(dir.path(), "deep.onnx", &keras_like_deep(&[6, 8, 5, 3]));
     let (imported, diff) = onnx::import_checked(&path).unwrap();
     assert!(diff <= 1e-5, "tract running the original and the imported network differ by {diff}");
-    assert!(imported.dropped_softmax);
-    assert_eq!(imported.stripped.len(), 3, "two Dropouts and the Softmax: {:?}", imported.stripped);
+    assert!(imported.pre_softmax.is_some());
+    assert_eq!(imported.stripped.len(), 2, "two Dropouts: {:?}", imported.stripped);
     let l = &imported.network.layers();
     let shapes: Vec<(usize, usize, Activation)> = l.iter().map(|l| (l.input, l.output(), l.activation)).collect();
     assert_eq!(
         shapes,
-        [(6, 8, Activation::Relu), (8, 5, Activation::Relu), (5, 3, Activation::Linear)],
-        "three Dense layers, ReLU between"
+        [(6, 8, Activation::Relu), (8, 5, Activation::Relu), (5, 3, Activation::Softmax)],
+        "three Dense layers, ReLU between, the Softmax last"
     );
     // And it survives the trip to an artifact and back.
     let bytes = imported.network.to_artifact("", "deep import").unwrap();
@@ -191,7 +192,7 @@ fn pytorch_gemm_trans_b_imports_transposed() {
     let dir = tempfile::tempdir().unwrap();
     let (imported, diff) = onnx::import_checked(&write(dir.path(), "torch.onnx", &pytorch_like())).unwrap();
     assert!(diff <= 1e-5, "{diff}");
-    assert!(!imported.dropped_softmax);
+    assert!(imported.pre_softmax.is_none());
     let w = weights(24, 1.0); // (out 6, in 4)
     let l0 = &imported.network.layers()[0];
     assert_eq!(l0.f32().unwrap().0[2 * 6 + 5], w[5 * 4 + 2], "input 2 -> output 5");
@@ -200,10 +201,10 @@ fn pytorch_gemm_trans_b_imports_transposed() {
 #[test]
 fn unsupported_ops_types_and_shapes_are_refused_by_name() {
     let mut m = keras_like();
-    m.graph.as_mut().unwrap().node[3].op_type = "Sigmoid".into();
+    m.graph.as_mut().unwrap().node[3].op_type = "Elu".into();
     let e = onnx::import_model(&m).unwrap_err();
     assert!(
-        matches!(&e, ImportError::UnsupportedOp { name, op } if name == "sequential_1/dense_1/Relu" && op == "Sigmoid"),
+        matches!(&e, ImportError::UnsupportedOp { name, op } if name == "sequential_1/dense_1/Relu" && op == "Elu"),
         "{e}"
     );
 
@@ -249,6 +250,41 @@ fn export_runs_in_tract_like_the_artifact_and_imports_back() {
     }
 }
 
+/// Every activation of the vocabulary goes out as its ONNX operator, runs in tract like the
+/// artifact (within 1e-5 of the largest output) and comes back as the same network; Keras 2's
+/// HardSigmoid (alpha 0.2) and a Softmax before the last layer are refused by name.
+#[test]
+fn every_activation_exports_runs_in_tract_and_imports_back() {
+    let layers = vec![
+        Layer::dense(4, weights(24, 5.0), weights(6, 6.0), Activation::Tanh),
+        Layer::dense(6, weights(36, 7.0), weights(6, 8.0), Activation::Sigmoid),
+        Layer::dense(6, weights(30, 9.0), weights(5, 1.0), Activation::HardSigmoid),
+        Layer::dense(5, weights(15, 2.0), weights(3, 3.0), Activation::Softmax),
+    ];
+    let net = HostNetwork::f32(4, layers, None).unwrap();
+    let rows: Vec<f32> = (0..80).map(|i| (i as f32 * 0.37 - 3.0) * 4.0).collect();
+    let (bytes, diff) = onnx::export_checked(&net, &rows).unwrap();
+    assert!(diff <= 1e-5, "{diff}");
+    let m = pb::ModelProto::decode(&bytes[..]).unwrap();
+    let ops: Vec<&str> = m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["Gemm", "Tanh", "Gemm", "Sigmoid", "Gemm", "HardSigmoid", "Gemm", "Softmax"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (imported, diff) = onnx::import_checked(&write(dir.path(), "all.onnx", &m)).unwrap();
+    assert!(diff <= 1e-5, "{diff}");
+    assert_eq!(imported.network.layers(), net.layers());
+    // Keras 2's hard_sigmoid (0.2 x + 0.5) is another function: refused, saying which one we have
+    let mut keras2 = m.clone();
+    let g = keras2.graph.as_mut().unwrap();
+    g.node[5].attribute = vec![onnx_graph::float_attribute("alpha", 0.2)];
+    let e = onnx::import_model(&keras2).unwrap_err().to_string();
+    assert!(e.contains("alpha 0.2") && e.contains("PyTorch's Hardsigmoid"), "{e}");
+    // a Softmax in the middle spans a hidden layer: refused
+    let mut middle = m.clone();
+    middle.graph.as_mut().unwrap().node[3].op_type = "Softmax".into();
+    let e = onnx::import_model(&middle).unwrap_err().to_string();
+    assert!(e.contains("Softmax must be the graph's last node"), "{e}");
+}
+
 #[test]
 fn import_command_writes_an_artifact_that_predict_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,18 +297,18 @@ fn import_command_writes_an_artifact_that_predict_runs() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        text.contains("stripped sequential_1/dropout/Identity (Dropout)") && text.contains("Softmax was dropped"),
+        text.contains("stripped sequential_1/dropout/Identity (Dropout)") && text.contains("final Softmax is kept"),
         "{text}"
     );
     let out = run(&["predict", "k.dsm", "rows.csv", "--logits"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "header and two rows");
     let mut bad = keras_like();
-    bad.graph.as_mut().unwrap().node[1].op_type = "Tanh".into();
+    bad.graph.as_mut().unwrap().node[1].op_type = "Selu".into();
     write(dir.path(), "bad.onnx", &bad);
     let out = run(&["import", "bad.onnx", "-o", "bad.dsm"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Tanh"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Selu"));
     assert!(!dir.path().join("bad.dsm").exists(), "nothing written on failure");
 }
 
@@ -324,7 +360,7 @@ fn imports_are_checked_on_raw_logits_and_broadcast_biases_are_read() {
     g.node.push(node("Softmax", "/softmax/Softmax", &["out"], "probabilities"));
     g.output[0] = onnx::value_info("probabilities", 2);
     let (imported, diff) = onnx::import_checked(&write(dir.path(), "broadcast.onnx", &m)).unwrap();
-    assert!(imported.dropped_softmax && imported.logits == "out", "{:?}", imported.logits);
+    assert_eq!(imported.pre_softmax.as_deref(), Some("out"));
     assert_eq!(imported.network.layers()[1].f32().unwrap().1, &[0.75, 0.75][..]);
     assert!(diff <= 1e-5, "{diff}");
     // a bias of another length is refused, naming the node

@@ -115,6 +115,13 @@ pub enum FormatError {
         /// Its index within the layer.
         index: usize,
     },
+    /// An operator that spans a layer (softmax) somewhere other than the last layer.
+    NotLast {
+        /// Layer index.
+        layer: usize,
+        /// The operator.
+        what: &'static str,
+    },
     /// The output buffer is too small for the artifact.
     BufferTooSmall {
         /// Bytes needed.
@@ -202,6 +209,9 @@ impl fmt::Display for FormatError {
             BadText { what } => write!(f, "{what} is not valid"),
             BadQuantization { layer: usize::MAX, what, index } => write!(f, "input {what} {index} is out of range"),
             BadQuantization { layer, what, index } => write!(f, "layer {layer} {what} {index} is out of range"),
+            NotLast { layer, what } => {
+                write!(f, "layer {layer} has {what}, which only a network's last layer may have")
+            }
             BufferTooSmall { needed, len } => write!(f, "buffer of {len} bytes, {needed} needed"),
         }
     }

@@ -3,7 +3,7 @@
 //! the board-fit check) read.
 
 use crate::artifact::Artifact;
-use crate::layer::Precision;
+use crate::layer::{Activation, Precision};
 use crate::network::activation_bytes;
 
 /// Bytes a model takes on the device.
@@ -41,6 +41,12 @@ impl Footprint {
         }
     }
 
+    /// This footprint with the flash of the activation tables of layers followed by `activations`.
+    pub fn with_tables(self, precision: Precision, activations: impl Iterator<Item = Activation>) -> Self {
+        let tables: usize = activations.map(|a| table_bytes(precision, a)).sum();
+        Self { weight_bytes: self.weight_bytes + tables, ..self }
+    }
+
     /// The footprint of a parsed artifact.
     pub fn of(artifact: &Artifact<'_>) -> Self {
         let mut widths = [0; crate::artifact::MAX_LAYERS + 1];
@@ -49,7 +55,19 @@ impl Footprint {
             *slot = width;
             n += 1;
         }
-        Self::new(artifact.precision(), &widths[..n], artifact.standardization().is_some())
+        let precision = artifact.precision();
+        Self::new(precision, &widths[..n], artifact.standardization().is_some())
+            .with_tables(precision, artifact.layers().map(|l| l.activation))
+    }
+}
+
+/// Flash an int8 layer's activation table takes on the device: 256 int8 values (sigmoid, tanh,
+/// hard-sigmoid), 256 u16 exponentials (softmax); none for f32 layers, linear and ReLU.
+pub const fn table_bytes(precision: Precision, activation: Activation) -> usize {
+    match (precision, activation) {
+        (Precision::F32, _) | (_, Activation::Linear | Activation::Relu) => 0,
+        (Precision::Int8, Activation::Softmax) => 512,
+        (Precision::Int8, _) => 256,
     }
 }
 

@@ -19,6 +19,14 @@ pub enum Activation {
     Linear,
     /// `max(x, 0)`.
     Relu,
+    /// `1 / (1 + e^-x)`: a binary classifier's output, a gate.
+    Sigmoid,
+    /// `(e^x - e^-x) / (e^x + e^-x)`.
+    Tanh,
+    /// `e^x_i / sum_j e^x_j` over the layer: a classifier's probabilities (last layer only).
+    Softmax,
+    /// `min(max(x + 3, 0), 6) / 6`: PyTorch's `Hardsigmoid`, Keras 3's `hard_sigmoid`.
+    HardSigmoid,
 }
 
 /// How a layer's weights are stored and computed.
@@ -67,7 +75,35 @@ macro_rules! codes {
 }
 
 codes!(LayerKind { Dense = 1, "Dense"; });
-codes!(Activation { Linear = 0, "linear"; Relu = 1, "ReLU"; });
+codes!(Activation {
+    Linear = 0, "linear";
+    Relu = 1, "ReLU";
+    Sigmoid = 2, "sigmoid";
+    Tanh = 3, "tanh";
+    Softmax = 4, "softmax";
+    HardSigmoid = 5, "hard-sigmoid";
+});
+
+impl Activation {
+    /// Whether it maps each value alone; softmax spans its layer, so only a network's last layer
+    /// may have it.
+    pub const fn is_elementwise(self) -> bool {
+        !matches!(self, Activation::Softmax)
+    }
+
+    /// The fixed `(scale, zero point)` of an int8 layer's output after this activation, TFLite's:
+    /// outputs in `[0, 1]` at 1/256 from -128, tanh's `[-1, 1]` at 1/128 from 0. `None` for linear
+    /// and ReLU, whose output quantization comes from calibration (ReLU is fused into the
+    /// requantization's clamp); the others run as a table after it
+    /// ([`crate::ops::activation::int8`]).
+    pub const fn int8_output(self) -> Option<(f32, i8)> {
+        match self {
+            Activation::Linear | Activation::Relu => None,
+            Activation::Sigmoid | Activation::Softmax | Activation::HardSigmoid => Some((1.0 / 256.0, -128)),
+            Activation::Tanh => Some((1.0 / 128.0, 0)),
+        }
+    }
+}
 codes!(Precision { F32 = 0, "f32"; Int8 = 1, "int8"; });
 
 /// One layer of a network without its parameters: what training builds, a run file records and

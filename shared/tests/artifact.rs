@@ -179,8 +179,15 @@ fn vectors_round_trip_and_reject_corruption() {
 
 fn int8_sample(weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, FormatError> {
     let requant = [Requant::from_real(0.01).unwrap(); 2];
-    let params =
-        Int8Spec { weights, bias, requant: &requant, weight_scales: &[0.5, 0.25], output_scale: 0.1, output_zero: -3 };
+    let params = Int8Spec {
+        weights,
+        bias,
+        requant: &requant,
+        weight_scales: &[0.5, 0.25],
+        output_scale: 0.1,
+        output_zero: -3,
+        lookup: None,
+    };
     let layers = [LayerSpec::dense_int8(params, Activation::Relu)];
     let spec = ArtifactSpec {
         input: 3,

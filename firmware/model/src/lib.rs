@@ -14,6 +14,8 @@ pub use dropship_app::TestVector;
 #[allow(unused_imports)] // the generated code uses the f32 or the int8 items
 use dropship_shared::network::int8::{QuantNetwork, QuantScratch};
 #[allow(unused_imports)]
+use dropship_shared::ops::activation::int8::Lookup;
+#[allow(unused_imports)]
 use dropship_shared::ops::dense::int8::{Aligned, QuantLayer, WeightForm};
 #[allow(unused_imports)]
 use dropship_shared::{Activation, Chain, Dense, LayerKind, LayerShape, Layers, Network, Scratch, Standardization};

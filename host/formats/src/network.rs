@@ -5,9 +5,10 @@
 //! so both give the same bits. One type for every precision: a layer's weights carry it.
 
 use anyhow::{Context, Result};
-use dropship_shared::artifact::{ArtifactSpec, Int8Spec, LayerSpec, Params};
+use dropship_shared::artifact::{ArtifactSpec, Int8Spec, Int8Table as ArtifactTable, LayerSpec, LookupSpec, Params};
 use dropship_shared::footprint::Footprint;
 use dropship_shared::network::int8::QuantNetwork;
+use dropship_shared::ops::activation::int8::Lookup;
 use dropship_shared::ops::dense::int8::{block_weights, QuantLayer, Requant, WeightForm};
 use dropship_shared::ops::{dense, output, standardize};
 use dropship_shared::vectors::Vectors;
@@ -37,6 +38,54 @@ pub struct Int8Weights {
     pub output_scale: f32,
     /// Output tensor zero point.
     pub output_zero: i8,
+    /// The activation's table, for sigmoid, tanh, hard-sigmoid and softmax.
+    pub table: Option<Int8Table>,
+}
+
+/// An int8 layer's activation table ([`dropship_shared::ops::activation::int8`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Table {
+    /// Scale of the requantized sums the table takes.
+    pub pre_scale: f32,
+    /// Their zero point.
+    pub pre_zero: i8,
+    /// The entries.
+    pub entries: TableEntries,
+}
+
+/// What an int8 activation table holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TableEntries {
+    /// One output per pre-activation value from -128 (sigmoid, tanh, hard-sigmoid).
+    Values(Box<[i8; 256]>),
+    /// Softmax's exponentials at 2^15.
+    Exponentials(Box<[u16; 256]>),
+}
+
+impl Int8Table {
+    /// The table as the kernel and the artifact writer take it.
+    pub fn lookup(&self) -> Lookup<'_> {
+        match &self.entries {
+            TableEntries::Values(v) => Lookup::Table(v),
+            TableEntries::Exponentials(e) => Lookup::Softmax(e),
+        }
+    }
+
+    fn from_artifact(l: &dropship_shared::artifact::Int8Lookup<'_>) -> Self {
+        let entries = match l.table {
+            ArtifactTable::Values(bytes) => {
+                let mut v = [0i8; 256];
+                v.iter_mut().zip(bytes).for_each(|(v, b)| *v = *b as i8);
+                TableEntries::Values(Box::new(v))
+            }
+            ArtifactTable::Exponentials(exp) => {
+                let mut e = [0u16; 256];
+                e.iter_mut().zip(exp.iter()).for_each(|(e, x)| *e = x as u16);
+                TableEntries::Exponentials(Box::new(e))
+            }
+        };
+        Self { pre_scale: l.pre_scale, pre_zero: l.pre_zero, entries }
+    }
 }
 
 /// A layer's parameters, in its precision.
@@ -157,6 +206,10 @@ impl HostNetwork {
         if let Some((i, l)) = layers.iter().enumerate().find(|(_, l)| l.precision() != precision) {
             anyhow::bail!("layer {i} is {} in an {precision} network: one precision per network", l.precision());
         }
+        let last = layers.len().saturating_sub(1);
+        if let Some((i, l)) = layers.iter().enumerate().find(|(i, l)| *i != last && !l.activation.is_elementwise()) {
+            anyhow::bail!("layer {i} has {}, which only a network's last layer may have", l.activation);
+        }
         let kernel = layers.iter().filter_map(|l| l.int8().map(|w| KernelLayer::of(l.input, w))).collect();
         Ok(Self { input, layers, standardization, input_quantization, kernel })
     }
@@ -182,6 +235,7 @@ impl HostNetwork {
                         weight_scales: p.weight_scales.iter().collect(),
                         output_scale: p.output_scale,
                         output_zero: p.output_zero,
+                        table: p.lookup.as_ref().map(Int8Table::from_artifact),
                     }),
                 };
                 Layer { kind: l.kind, input: l.input, activation: l.activation, weights }
@@ -222,6 +276,11 @@ impl HostNetwork {
                         weight_scales: &w.weight_scales,
                         output_scale: w.output_scale,
                         output_zero: w.output_zero,
+                        lookup: w.table.as_ref().map(|t| LookupSpec {
+                            pre_scale: t.pre_scale,
+                            pre_zero: t.pre_zero,
+                            table: t.lookup(),
+                        }),
                     }),
                 };
                 LayerSpec { kind: l.kind, activation: l.activation, params }
@@ -288,6 +347,7 @@ impl HostNetwork {
     /// What the network takes on the device ([`Footprint`], the firmware's rule).
     pub fn footprint(&self) -> Footprint {
         Footprint::new(self.precision(), &self.widths(), self.standardization.is_some())
+            .with_tables(self.precision(), self.layers.iter().map(|l| l.activation))
     }
 
     /// Logits for one row (dequantized for int8), bit for bit what the device computes.
@@ -322,8 +382,9 @@ impl HostNetwork {
                 bias: &w.bias,
                 multipliers: &k.multipliers,
                 shifts: &k.shifts,
-                output_zero: w.output_zero,
+                output_zero: w.table.as_ref().map_or(w.output_zero, |t| t.pre_zero),
                 activation: l.activation,
+                lookup: w.table.as_ref().map_or(Lookup::Fused, Int8Table::lookup),
                 form: WeightForm::Blocked,
             })
             .collect()
@@ -375,7 +436,7 @@ impl HostNetwork {
             if y.iter().any(|v| !v.is_finite()) {
                 return true;
             }
-            y.iter_mut().for_each(|v| *v = layer.activation.apply(*v));
+            layer.activation.apply_layer(&mut y);
             x = y;
         }
         x.iter().any(|v| !v.is_finite())

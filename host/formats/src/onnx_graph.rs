@@ -1,11 +1,12 @@
 //! ONNX graphs as protobuf: dropship's export written, other tools' Dense/ReLU exports read.
 //!
 //! Out: a network becomes a standard opset-13 graph (`Sub`/`Div` for the standardization,
-//! `Gemm`, `Relu`; no Dropout), built from `tract_onnx::pb`.
+//! `Gemm`, then `Relu`, `Sigmoid`, `Tanh`, `HardSigmoid` or a final `Softmax`; no Dropout), built
+//! from `tract_onnx::pb`.
 //!
-//! In: a Dense/ReLU network exported elsewhere (Keras through tf2onnx: `MatMul` + `Add`;
-//! PyTorch: `Gemm` with `transB = 1`; hand-written graphs) becomes a network. `Dropout` and
-//! `Identity` nodes are stripped, a final `Softmax` is dropped (logits and argmax don't need it);
+//! In: a dense network exported elsewhere (Keras through tf2onnx: `MatMul` + `Add`; PyTorch:
+//! `Gemm` with `transB = 1`; hand-written graphs) becomes a network, each activation node the
+//! layer's activation (a `Softmax` only last). `Dropout` and `Identity` nodes are stripped;
 //! anything else is refused by name. Nothing here runs a graph: the host checks imports with tract.
 
 use std::collections::HashMap;
@@ -63,6 +64,16 @@ pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::Node
     }
 }
 
+/// A float attribute of a node.
+pub fn float_attribute(name: &str, value: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        f: value,
+        ..Default::default()
+    }
+}
+
 /// A float32 graph input or output of shape `[batch, width]`.
 pub fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
@@ -110,11 +121,22 @@ pub fn export_model(net: &HostNetwork) -> anyhow::Result<pb::ModelProto> {
         initializers.push(tensor_f32(&b, &[bias.len()], bias));
         nodes.push(node("Gemm", &format!("dense_{i}"), &[&current, &w, &b], &[&out]));
         current = out;
-        if layer.activation == Activation::Relu {
-            let out = if i == last { "logits".to_string() } else { format!("relu_{i}") };
-            nodes.push(node("Relu", &format!("relu_{i}"), &[&current], &[&out]));
-            current = out;
+        let op = match layer.activation {
+            Activation::Linear => continue,
+            Activation::Relu => "Relu",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Tanh => "Tanh",
+            Activation::HardSigmoid => "HardSigmoid",
+            Activation::Softmax => "Softmax",
+        };
+        let name = format!("{}_{i}", layer.activation.name().replace('-', "_"));
+        let out = if i == last { "logits".to_string() } else { name.clone() };
+        let mut activation = node(op, &name, &[&current], &[&out]);
+        if layer.activation == Activation::HardSigmoid {
+            activation.attribute = vec![float_attribute("alpha", 1.0 / 6.0), float_attribute("beta", 0.5)];
         }
+        nodes.push(activation);
+        current = out;
     }
     Ok(pb::ModelProto {
         ir_version: 8,
@@ -138,12 +160,11 @@ pub fn export_model(net: &HostNetwork) -> anyhow::Result<pb::ModelProto> {
 pub struct Imported {
     /// The network (without standardization).
     pub network: HostNetwork,
-    /// Nodes removed: Dropout, Identity, a final Softmax.
+    /// Nodes removed: Dropout, Identity.
     pub stripped: Vec<String>,
-    /// True when a final Softmax was dropped (the original outputs probabilities).
-    pub dropped_softmax: bool,
-    /// The graph's value holding the logits (the dropped Softmax's input, else its output).
-    pub logits: String,
+    /// The graph's value before a final Softmax (the logits), if it ends with one: the import is
+    /// checked there too, where a shift common to every output is not hidden.
+    pub pre_softmax: Option<String>,
 }
 
 /// The default-domain opsets the importer reads: the `Gemm`, `MatMul`, `Add`, `Relu`, `Dropout`
@@ -265,13 +286,12 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
     let output = graph.output.first().ok_or_else(|| ImportError::BadGraph("no output".into()))?.name.clone();
     let mut layers: Vec<Layer> = Vec::new();
     let mut stripped = Vec::new();
-    let mut dropped_softmax = false;
+    let mut pre_softmax = None;
     let mut current = input.name.clone();
     let mut width: Option<usize> = None;
     let mut pending_matmul = false;
     let mut mean: Option<Vec<f32>> = None;
     let mut standardization: Option<(Vec<f32>, Vec<f32>)> = None;
-    let mut logits = output.clone();
     // The nodes that take each value (a node's first input, or either input of an Add), found
     // once: the walk below is linear in the graph's size.
     let mut takers: HashMap<&str, Vec<&pb::NodeProto>> = HashMap::new();
@@ -361,12 +381,37 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 dense(&dims, w, b, int_attr(n, "transB", 0) != 0)?;
                 pending_matmul = false;
             }
-            "Relu" => {
+            op @ ("Relu" | "Sigmoid" | "Tanh" | "HardSigmoid" | "Softmax") => {
+                let activation = match op {
+                    "Relu" => Activation::Relu,
+                    "Sigmoid" => Activation::Sigmoid,
+                    "Tanh" => Activation::Tanh,
+                    "HardSigmoid" => {
+                        let (alpha, beta) = (float_attr(n, "alpha", 0.2), float_attr(n, "beta", 0.5));
+                        if (alpha - 1.0 / 6.0).abs() > 1e-6 || beta != 0.5 {
+                            return Err(bad(&format!(
+                                "HardSigmoid with alpha {alpha}, beta {beta}: dropship's hard-sigmoid is \
+                                 x/6 + 1/2 clipped to [0, 1] (PyTorch's Hardsigmoid, Keras 3's hard_sigmoid)"
+                            )));
+                        }
+                        Activation::HardSigmoid
+                    }
+                    _ => {
+                        if n.output.first() != Some(&output) {
+                            return Err(bad("a Softmax must be the graph's last node (it spans the layer)"));
+                        }
+                        if !matches!(int_attr(n, "axis", -1), -1 | 1) {
+                            return Err(bad("a Softmax over an axis other than the features"));
+                        }
+                        pre_softmax = Some(current.clone());
+                        Activation::Softmax
+                    }
+                };
                 let layer = layers
                     .last_mut()
                     .filter(|l| l.activation == Activation::Linear)
-                    .ok_or_else(|| bad("Relu must follow a dense layer"))?;
-                layer.activation = Activation::Relu;
+                    .ok_or_else(|| bad(&format!("{op} must follow a dense layer")))?;
+                layer.activation = activation;
                 pending_matmul = false;
             }
             // dropship's own export: (x - mean) / scale before the first layer.
@@ -391,11 +436,6 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
                 stripped.push(format!("{name} (Dropout)"));
             }
             "Identity" => stripped.push(format!("{name} (Identity)")),
-            "Softmax" if n.output.first() == Some(&output) => {
-                stripped.push(format!("{name} (final Softmax)"));
-                dropped_softmax = true;
-                logits = current.clone();
-            }
             op => return Err(ImportError::UnsupportedOp { name, op: op.into() }),
         }
         current = n
@@ -417,8 +457,7 @@ pub fn import_model(model: &pb::ModelProto) -> Result<Imported, ImportError> {
         network: HostNetwork::f32(input_width, layers, standardization)
             .map_err(|e| ImportError::BadGraph(e.to_string()))?,
         stripped,
-        dropped_softmax,
-        logits,
+        pre_softmax,
     })
 }
 

@@ -95,16 +95,25 @@ pub fn inspect(path: &Path) -> Result<()> {
             Params::Int8(p) => {
                 let scales: Vec<f32> = p.weight_scales.iter().collect();
                 let (lo, hi) = scales.iter().fold((f32::INFINITY, 0f32), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+                let how = if p.lookup.is_some() { "table" } else { "fused" };
                 println!(
-                    "layer {i}:         {layer} (fused), {} int8 weights, {} int32 biases, {} bytes in flash",
+                    "layer {i}:         {layer} ({how}), {} int8 weights, {} int32 biases, {} bytes in flash",
                     l.input * l.output,
                     l.output,
-                    Footprint::new(precision, &[l.input, l.output], false).weight_bytes
+                    Footprint::new(precision, &[l.input, l.output], false)
+                        .with_tables(precision, std::iter::once(l.activation))
+                        .weight_bytes
                 );
                 println!(
                     "                 weight scales per channel {lo:e} to {hi:e}; output scale {:e}, zero point {}",
                     p.output_scale, p.output_zero
                 );
+                if let Some(t) = p.lookup {
+                    println!(
+                        "                 {} table after requantizing to scale {:e}, zero point {}",
+                        l.activation, t.pre_scale, t.pre_zero
+                    );
+                }
             }
         }
     }

@@ -46,7 +46,7 @@ fn tolerance(outputs: &[Vec<f32>], relative: f32) -> f32 {
 }
 
 /// The ONNX model `bytes` with its output moved to the value `logits`, dropping the nodes after
-/// it (the final Softmax an import stripped): what tract runs to compare raw logits.
+/// it (a final Softmax): what tract runs to compare raw logits.
 fn truncated_at(bytes: &[u8], logits: &str) -> Result<Vec<u8>> {
     let mut model = tract_onnx::pb::ModelProto::decode(bytes).context("not an ONNX model")?;
     let graph = model.graph.as_mut().context("no graph")?;
@@ -97,19 +97,33 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     let imported = imported.with_context(|| format!("{} cannot be imported", path.display()))?;
     let net = &imported.network;
     let rows = probe_rows(net, 64);
-    // the raw outputs, before any final Softmax (which would hide a shift common to every logit)
-    let raw = if imported.dropped_softmax { truncated_at(&bytes, &imported.logits)? } else { bytes };
+    let mut max_diff = check_against_tract(&bytes, net, &rows, path)?;
+    // a final Softmax hides a shift common to every logit: check the values before it too
+    if let Some(logits) = &imported.pre_softmax {
+        let mut layers = net.layers().to_vec();
+        if let Some(last) = layers.last_mut() {
+            last.activation = dropship_shared::Activation::Linear;
+        }
+        let before = HostNetwork::new(net.input(), layers, net.standardization().cloned(), None)?;
+        max_diff = max_diff.max(check_against_tract(&truncated_at(&bytes, logits)?, &before, &rows, path)?);
+    }
+    Ok((imported, max_diff))
+}
+
+/// Runs `onnx` with tract and `net` on `rows`; the largest difference of their raw outputs, or an
+/// error when it is above 1e-4 of the outputs' largest magnitude.
+fn check_against_tract(onnx: &[u8], net: &HostNetwork, rows: &[f32], path: &Path) -> Result<f32> {
     let original =
-        run_with_tract(&raw, net.input(), &rows).with_context(|| format!("tract cannot run {}", path.display()))?;
+        run_with_tract(onnx, net.input(), rows).with_context(|| format!("tract cannot run {}", path.display()))?;
     let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input()).map(|r| net.logits(r, InputForm::Raw)).collect();
     let (diff, limit) = (max_abs_diff(&original, &ours), tolerance(&original, 1e-4));
     if diff.is_nan() || diff > limit || original.len() != ours.len() {
         bail!(
-            "the imported network's logits differ from tract running {} by {diff} (limit {limit:e}): not written",
+            "the imported network's outputs differ from tract running {} by {diff} (limit {limit:e}): not written",
             path.display()
         );
     }
-    Ok((imported, diff))
+    Ok(diff)
 }
 
 /// Where an imported network's input standardization came from.

@@ -4,7 +4,10 @@
 //! - Weights: int8, symmetric per output channel (zero point 0, range -127..=127, scale
 //!   `max|w| / 127`), stored output-major.
 //! - Activations: int8, asymmetric per tensor; the range of the standardized input and of every
-//!   layer's output (after its ReLU) comes from the calibration rows, widened to include 0.
+//!   layer's output (after its ReLU) comes from the calibration rows, widened to include 0. A
+//!   layer with sigmoid, tanh, hard-sigmoid or softmax is calibrated before its activation, which
+//!   then runs as a table to TFLite's fixed output quantization
+//!   (`dropship_shared::ops::activation::int8`).
 //! - Biases: int32 at `input_scale * weight_scale`, with the input zero point folded in.
 //! - Requantization: integer only, TFLite's single rounding (see `dropship_shared::ops::dense::int8`).
 //! - The standardization stays explicit, in f32, before the input is quantized.
@@ -12,13 +15,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use dropship_shared::ops::activation::int8 as activation_int8;
 use dropship_shared::ops::dense::int8::Requant;
 use dropship_shared::ops::output::argmax;
 use dropship_shared::ops::{dense, standardize};
+use dropship_shared::Activation;
 use dropship_shared::Precision;
 
 use crate::data::{self, Header, LabelColumn};
-use crate::network::{HostNetwork, InputForm, Int8Weights, Layer};
+use crate::network::{HostNetwork, InputForm, Int8Table, Int8Weights, Layer, TableEntries};
 use crate::output::{self, write_file};
 use crate::train::run::{self, RunConfig};
 
@@ -30,7 +35,8 @@ pub fn asymmetric(min: f32, max: f32) -> (f32, i8) {
     (scale as f32, zero as i8)
 }
 
-/// The range of the standardized input and of every layer's output over `rows`.
+/// The range of the standardized input and of what every layer requantizes to over `rows`: its
+/// output, or for an activation that runs as a table, the values before it.
 pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -> Vec<(f32, f32)> {
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); net.layers().len() + 1];
     let widen = |range: &mut (f32, f32), values: &[f32]| {
@@ -48,8 +54,14 @@ pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -
         for (l, layer) in net.layers().iter().enumerate() {
             let Some((kernel, bias)) = layer.f32() else { break };
             let mut y = vec![0.0; bias.len()];
-            dense::dense(&x, kernel, bias, &mut y, layer.activation);
-            widen(&mut ranges[l + 1], &y);
+            if layer.activation.int8_output().is_some() {
+                dense::dense(&x, kernel, bias, &mut y, Activation::Linear);
+                widen(&mut ranges[l + 1], &y);
+                layer.activation.apply_layer(&mut y);
+            } else {
+                dense::dense(&x, kernel, bias, &mut y, layer.activation);
+                widen(&mut ranges[l + 1], &y);
+            }
             x = y;
         }
     }
@@ -66,7 +78,8 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
             bail!("layer {l} is already {}: quantize an f32 model", layer.precision());
         };
         let (n_in, n_out) = (layer.input, layer_bias.len());
-        let (output_scale, output_zero) = asymmetric(ranges[l + 1].0, ranges[l + 1].1);
+        // what the sums requantize to: the output, or the input of the activation's table
+        let (target_scale, target_zero) = asymmetric(ranges[l + 1].0, ranges[l + 1].1);
         let mut weights = vec![0i8; n_in * n_out];
         let (mut bias, mut requant, mut weight_scales) = (Vec::new(), Vec::new(), Vec::new());
         for o in 0..n_out {
@@ -75,7 +88,7 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
             // a channel whose weights are all 0: any scale quantizes them exactly, so the one that
             // makes the multiplier 2^-8 keeps its bias at 8 bits below the output's step and the
             // layer in the Cortex-M4's paired form (a scale of 1 could make it a large multiplier)
-            let w_scale = if max_abs > 0.0 { max_abs as f64 / 127.0 } else { output_scale as f64 / 256.0 / in_scale };
+            let w_scale = if max_abs > 0.0 { max_abs as f64 / 127.0 } else { target_scale as f64 / 256.0 / in_scale };
             let mut sum = 0i64;
             for (i, w) in column.enumerate() {
                 let q = (w as f64 / w_scale).round().clamp(-127.0, 127.0) as i8;
@@ -87,14 +100,25 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
                 .ok()
                 .filter(|b| (b.unsigned_abs() as u64) < (i32::MAX as u64).saturating_sub(128 * 127 * n_in as u64))
                 .with_context(|| format!("layer {l} output {o}: its bias does not fit int32 at these scales"))?;
-            let real = in_scale * w_scale / output_scale as f64;
+            let real = in_scale * w_scale / target_scale as f64;
             let r = Requant::from_real(real)
                 .with_context(|| format!("layer {l} output {o}: multiplier {real:e} cannot be represented"))?;
             bias.push(folded);
             requant.push(r);
             weight_scales.push(w_scale as f32);
         }
-        let weights = Int8Weights { weights, bias, requant, weight_scales, output_scale, output_zero };
+        let pre = (target_scale, target_zero);
+        let (table, (output_scale, output_zero)) = match layer.activation.int8_output() {
+            None => (None, pre),
+            Some(fixed) => {
+                let entries = match activation_int8::table(layer.activation, pre) {
+                    Some(values) => TableEntries::Values(Box::new(values)),
+                    None => TableEntries::Exponentials(Box::new(activation_int8::softmax_table(target_scale))),
+                };
+                (Some(Int8Table { pre_scale: target_scale, pre_zero: target_zero, entries }), fixed)
+            }
+        };
+        let weights = Int8Weights { weights, bias, requant, weight_scales, output_scale, output_zero, table };
         layers.push(Layer::dense_int8(n_in, weights, layer.activation));
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
@@ -267,7 +291,6 @@ pub fn int8_accuracy(net: &HostNetwork, calibration: &[&[f32]], test: &[&[f32]],
 mod tests {
     use super::*;
     use dropship_shared::ops::dense::int8::paired;
-    use dropship_shared::Activation;
 
     /// What the quantizer produces at its edges: weights in -127..=127 (never -128, which the
     /// artifact refuses) even for a row whose most negative weight is the largest magnitude; a

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
+use dropship_shared::Activation;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -196,6 +197,29 @@ pub struct TrainConfig {
     /// Training-only data augmentation (none by default).
     #[serde(default)]
     pub augment: Augment,
+    /// What follows every hidden layer (ReLU, the course's).
+    #[serde(default = "relu", with = "activation_name")]
+    pub activation: Activation,
+}
+
+fn relu() -> Activation {
+    Activation::Relu
+}
+
+/// An activation in a run's configuration, by its name.
+mod activation_name {
+    use dropship_shared::Activation;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Activation, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Activation, D::Error> {
+        let name = String::deserialize(d)?;
+        Activation::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("activation `{name}` is not one this dropship knows")))
+    }
 }
 
 impl Default for TrainConfig {
@@ -209,6 +233,7 @@ impl Default for TrainConfig {
             regularizer: Regularizer::None,
             early_stopping: None,
             augment: Augment::default(),
+            activation: Activation::Relu,
         }
     }
 }
@@ -260,6 +285,8 @@ pub enum ConfigError {
     WeightDecay(f64),
     #[error("--early-stopping (the patience, in epochs) must be at least 1")]
     Patience,
+    #[error("--activation {0} is not a hidden layer's: use relu, tanh, sigmoid or hard-sigmoid")]
+    Activation(Activation),
     #[error(transparent)]
     Augment(#[from] AugmentError),
 }
@@ -313,6 +340,9 @@ impl TrainConfig {
         }
         if self.early_stopping == Some(0) {
             return Err(ConfigError::Patience);
+        }
+        if !crate::train::model::HIDDEN_ACTIVATIONS.contains(&self.activation) {
+            return Err(ConfigError::Activation(self.activation));
         }
         let hidden = self.hidden.len();
         match &self.regularizer {
@@ -416,6 +446,7 @@ pub fn train(
 ) -> Result<Trained, TrainError> {
     config.validate()?;
     let device = Device::Cpu;
+    let initial = &initial.with_hidden_activation(config.activation);
     let model = Mlp::new(initial, &device)?;
     let decayed = match config.regularizer {
         Regularizer::WeightDecay { decay } => decay,
@@ -639,7 +670,9 @@ mod tests {
         assert!(bad(TrainConfig { regularizer: l2(1e-3, hidden3), ..deep.clone() }).contains("unknown layer `hidden3`"));
         assert!(L2Layers::parse(&["hidden0".into()]).is_err());
         assert!(bad(TrainConfig { hidden: vec![], ..ok.clone() }).contains("--hidden lists 0 hidden layers"));
-        assert!(bad(TrainConfig { hidden: vec![8; 8], ..ok.clone() }).contains("give 1 to 7"));
+        assert!(bad(TrainConfig { hidden: vec![8; 32], ..ok.clone() }).contains("give 1 to 31"));
+        assert_eq!(TrainConfig { hidden: vec![8; 31], ..ok.clone() }.validate(), Ok(()));
+        assert!(bad(TrainConfig { activation: Activation::Softmax, ..ok.clone() }).contains("--activation softmax"));
         assert!(bad(TrainConfig { early_stopping: Some(0), ..ok.clone() }).contains("--early-stopping"));
         let huge = TrainConfig { hidden: vec![16, 100_000_000], ..ok.clone() };
         assert!(bad(huge)

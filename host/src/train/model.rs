@@ -53,6 +53,11 @@ pub fn classifier(hidden: &[usize], classes: usize) -> Vec<LayerShape> {
     hidden.chain([LayerShape::dense(classes, Activation::Linear)]).collect()
 }
 
+/// The activations `--activation` offers for hidden layers (softmax spans a layer and is an
+/// output's; linear hidden layers collapse into one).
+pub const HIDDEN_ACTIVATIONS: [Activation; 4] =
+    [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::HardSigmoid];
+
 impl Weights {
     /// Keras's `glorot_uniform` kernels (limit `sqrt(6 / (fan_in + fan_out))`) and zero biases for
     /// the [`classifier`] of these widths, drawn layer by layer from the input to the output.
@@ -96,6 +101,15 @@ impl Weights {
     /// Widths of the hidden layers.
     pub fn hidden(&self) -> Vec<usize> {
         self.layers.split_last().map_or(Vec::new(), |(_, hidden)| hidden.iter().map(DenseWeights::output).collect())
+    }
+
+    /// The same weights with every hidden layer followed by `activation` (the output layer keeps
+    /// its own).
+    pub fn with_hidden_activation(&self, activation: Activation) -> Self {
+        let mut layers = self.layers.clone();
+        let hidden = layers.len().saturating_sub(1);
+        layers.iter_mut().take(hidden).for_each(|l| l.activation = activation);
+        Self { layers }
     }
 
     /// Euclidean norm of every kernel, the output layer last.
@@ -268,11 +282,17 @@ pub fn add_bias(h: &Tensor, b: &Tensor) -> Result<Tensor> {
     h.apply_op2(b, AddBias)
 }
 
-/// A layer's activation in training: the same function the core applies at inference.
+/// A layer's activation in training: the function the core applies at inference (candle's own
+/// for sigmoid, tanh and softmax, whose results differ from the core's specified formulas by a few
+/// ulp; the artifact is checked against candle within 1e-5).
 pub fn activate(v: &Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
         Activation::Linear => Ok(v.clone()),
         Activation::Relu => relu(v),
+        Activation::Sigmoid => candle_nn::ops::sigmoid(v),
+        Activation::Tanh => v.tanh(),
+        Activation::HardSigmoid => (v + 3.0)?.clamp(0f32, 6f32)? / 6.0,
+        Activation::Softmax => candle_nn::ops::softmax_last_dim(v),
     }
 }
 

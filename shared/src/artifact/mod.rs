@@ -22,7 +22,13 @@
 //! int8: output scale | output zero point (i32)
 //!       weight scales[out] | multipliers[out] (i32) | shifts[out] (i32) | bias[out] (i32)
 //!       weights[out * in] (i8, output-major), zero bytes up to a multiple of 4
+//!       then, for sigmoid, tanh, hard-sigmoid and softmax (see [`crate::ops::activation::int8`]):
+//!       pre-activation scale | pre-activation zero point (i32)
+//!       table: 256 i8 (sigmoid, tanh, hard-sigmoid) or 256 u32 exponentials (softmax)
 //! ```
+//!
+//! An int8 layer with a table requantizes to its pre-activation's quantization; its output's is
+//! the one [`Activation::int8_output`] fixes (checked). Softmax is only a network's last layer.
 //!
 //! The int8 integers are what runs (see [`crate::ops::dense::int8`]); the scales are what they stand
 //! for, read by `inspect` and to turn int8 logits back into reals. One network has one precision
@@ -41,7 +47,7 @@ mod write;
 pub use crate::error::{FormatError, Section};
 pub use crate::layer::{Activation, LayerKind, LayerShape, Precision};
 pub use crate::wire::{F32s, I32s};
-pub use write::{ArtifactSpec, Int8Spec, LayerSpec, ParamsSpec};
+pub use write::{ArtifactSpec, Int8Spec, LayerSpec, LookupSpec, ParamsSpec};
 
 use crate::network::{Layers, Network, Standardization};
 use crate::ops::dense::int8::Requant;
@@ -53,7 +59,7 @@ pub const VERSION: u32 = 3;
 /// The oldest format version this crate reads.
 pub const OLDEST_VERSION: u32 = 1;
 /// Most layers an artifact may have.
-pub const MAX_LAYERS: usize = 8;
+pub const MAX_LAYERS: usize = 32;
 /// Widest input or layer an artifact may have.
 pub const MAX_WIDTH: usize = 4096;
 /// Most weights and biases an artifact may have in all.
@@ -78,6 +84,28 @@ pub struct Int8Params<'a> {
     pub bias: I32s<'a>,
     /// `output * input` int8 weights, output-major.
     pub weights: &'a [u8],
+    /// The activation's table, for sigmoid, tanh, hard-sigmoid and softmax.
+    pub lookup: Option<Int8Lookup<'a>>,
+}
+
+/// An int8 layer's activation table inside a parsed artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Lookup<'a> {
+    /// Scale of the requantized sums the table takes.
+    pub pre_scale: f32,
+    /// Their zero point.
+    pub pre_zero: i8,
+    /// The table.
+    pub table: Int8Table<'a>,
+}
+
+/// The stored form of an int8 activation table.
+#[derive(Clone, Copy, Debug)]
+pub enum Int8Table<'a> {
+    /// 256 int8 outputs, one per pre-activation value from -128 (sigmoid, tanh, hard-sigmoid).
+    Values(&'a [u8]),
+    /// 256 exponentials at 2^15, `e[0] = 32768`, never increasing (softmax).
+    Exponentials(I32s<'a>),
 }
 
 impl Int8Params<'_> {

@@ -2,8 +2,8 @@
 //! time, each validated before the next is read.
 
 use super::{
-    Activation, Artifact, F32s, FormatError, Int8Params, LayerKind, LayerShape, LayerView, Params, Precision, Section,
-    MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
+    Activation, Artifact, F32s, FormatError, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
+    Params, Precision, Section, MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
 };
 use crate::ops::dense::int8::Requant;
 use crate::wire::Reader;
@@ -75,9 +75,17 @@ fn f32_params<'a>(r: &mut Reader<'a>, layer: usize, fan_in: usize, output: usize
     Ok(Params::F32 { weights, bias })
 }
 
-fn int8_params<'a>(r: &mut Reader<'a>, layer: usize, fan_in: usize, output: usize) -> Result<Params<'a>, FormatError> {
+fn int8_params<'a>(
+    r: &mut Reader<'a>,
+    layer: usize,
+    (fan_in, output): (usize, usize),
+    activation: Activation,
+) -> Result<Params<'a>, FormatError> {
     let output_scale = scale(f32::from_bits(r.u32()?), layer, "output scale")?;
     let output_zero = zero_point(r.u32()?, layer, "output zero point")?;
+    if activation.int8_output().is_some_and(|fixed| fixed != (output_scale, output_zero)) {
+        return Err(bad(layer, "output quantization (fixed by its activation)", 0));
+    }
     let weight_scales = r.f32s(output)?;
     if let Some(index) = weight_scales.iter().position(|s| !(s.is_finite() && s > 0.0)) {
         return Err(bad(layer, "weight scale", index));
@@ -98,8 +106,32 @@ fn int8_params<'a>(r: &mut Reader<'a>, layer: usize, fan_in: usize, output: usiz
     if let Some(index) = r.take(padded(fan_in * output) - fan_in * output)?.iter().position(|b| *b != 0) {
         return Err(bad(layer, "weight padding byte", index));
     }
-    let params = Int8Params { output_scale, output_zero, weight_scales, multipliers, shifts, bias, weights };
+    let lookup = match activation {
+        Activation::Linear | Activation::Relu => None,
+        _ => Some(lookup(r, layer, activation)?),
+    };
+    let params = Int8Params { output_scale, output_zero, weight_scales, multipliers, shifts, bias, weights, lookup };
     Ok(Params::Int8(params))
+}
+
+/// An int8 activation table ([`crate::ops::activation::int8`]).
+fn lookup<'a>(r: &mut Reader<'a>, layer: usize, activation: Activation) -> Result<Int8Lookup<'a>, FormatError> {
+    let pre_scale = scale(f32::from_bits(r.u32()?), layer, "pre-activation scale")?;
+    let pre_zero = zero_point(r.u32()?, layer, "pre-activation zero point")?;
+    let table = if activation == Activation::Softmax {
+        let exp = r.i32s(256)?;
+        let mut previous = 1 << 15;
+        for (index, e) in exp.iter().enumerate() {
+            if (index == 0 && e != 1 << 15) || !(0..=previous).contains(&e) {
+                return Err(bad(layer, "softmax exponential", index));
+            }
+            previous = e;
+        }
+        Int8Table::Exponentials(exp)
+    } else {
+        Int8Table::Values(r.take(256)?)
+    };
+    Ok(Int8Lookup { pre_scale, pre_zero, table })
 }
 
 /// Parses any version from [`OLDEST_VERSION`] to [`VERSION`].
@@ -160,10 +192,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
         let output = shape.units;
         let params = match (shape.kind, precision) {
             (LayerKind::Dense, Precision::F32) => f32_params(&mut r, layer, fan_in, output)?,
-            (LayerKind::Dense, Precision::Int8) => int8_params(&mut r, layer, fan_in, output)?,
+            (LayerKind::Dense, Precision::Int8) => int8_params(&mut r, layer, (fan_in, output), shape.activation)?,
         };
         *slot = Some(LayerView { kind: shape.kind, input: fan_in, output, activation: shape.activation, params });
         fan_in = output;
+    }
+    if let Some(layer) = (0..layer_count.saturating_sub(1))
+        .find(|l| layers[*l].is_some_and(|v: LayerView<'_>| !v.activation.is_elementwise()))
+    {
+        return Err(FormatError::NotLast { layer, what: "softmax" });
     }
     if !class_names.is_empty() && class_names.lines().count() != fan_in {
         return Err(FormatError::BadText { what: "class names (one per class)" });

@@ -3,6 +3,7 @@
 
 use super::read::{padded, FLAG_INPUT_QUANTIZATION, FLAG_STANDARDIZATION};
 use super::{Activation, Artifact, FormatError, LayerKind, Precision, MAGIC, VERSION};
+use crate::ops::activation::int8::Lookup;
 use crate::ops::dense::int8::Requant;
 use crate::wire::Writer;
 
@@ -21,6 +22,39 @@ pub struct Int8Spec<'a> {
     pub output_scale: f32,
     /// Zero point of the output tensor.
     pub output_zero: i8,
+    /// The activation's table: present exactly for sigmoid, tanh, hard-sigmoid and softmax.
+    pub lookup: Option<LookupSpec<'a>>,
+}
+
+/// An int8 activation table to write ([`crate::ops::activation::int8`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LookupSpec<'a> {
+    /// Scale of the requantized sums the table takes.
+    pub pre_scale: f32,
+    /// Their zero point.
+    pub pre_zero: i8,
+    /// The table: [`Lookup::Table`] for sigmoid, tanh and hard-sigmoid, [`Lookup::Softmax`] for
+    /// softmax.
+    pub table: Lookup<'a>,
+}
+
+impl LookupSpec<'_> {
+    fn encoded_len(&self) -> usize {
+        8 + match self.table {
+            Lookup::Fused => 0,
+            Lookup::Table(_) => 256,
+            Lookup::Softmax(_) => 4 * 256,
+        }
+    }
+
+    /// Whether this is the table `activation` needs.
+    fn suits(&self, activation: Activation) -> bool {
+        match self.table {
+            Lookup::Fused => false,
+            Lookup::Table(_) => activation.int8_output().is_some() && activation.is_elementwise(),
+            Lookup::Softmax(_) => activation == Activation::Softmax,
+        }
+    }
 }
 
 /// A layer's parameters to write, in its precision.
@@ -78,7 +112,9 @@ impl<'a> LayerSpec<'a> {
         let output = self.output();
         16 + match self.params {
             ParamsSpec::F32 { .. } => 4 * (fan_in * output + output),
-            ParamsSpec::Int8(_) => 8 + 16 * output + padded(fan_in * output),
+            ParamsSpec::Int8(p) => {
+                8 + 16 * output + padded(fan_in * output) + p.lookup.as_ref().map_or(0, LookupSpec::encoded_len)
+            }
         }
     }
 }
@@ -172,7 +208,7 @@ impl ArtifactSpec<'_> {
             w.f32s(&[scale])?;
             w.i32s(core::iter::once(zero as i32))?;
         }
-        for layer in self.layers {
+        for (index, layer) in self.layers.iter().enumerate() {
             for code in [layer.kind.code(), layer.activation.code(), layer.precision().code(), layer.output() as u32] {
                 w.u32(code)?;
             }
@@ -181,7 +217,7 @@ impl ArtifactSpec<'_> {
                     w.f32s(weights)?;
                     w.f32s(bias)?;
                 }
-                ParamsSpec::Int8(p) => write_int8(&mut w, &p)?,
+                ParamsSpec::Int8(p) => write_int8(&mut w, &p, index, layer.activation)?,
             }
         }
         let len = w.finish_with_checksum()?;
@@ -190,7 +226,12 @@ impl ArtifactSpec<'_> {
     }
 }
 
-fn write_int8(w: &mut Writer<'_>, p: &Int8Spec<'_>) -> Result<(), FormatError> {
+fn write_int8(w: &mut Writer<'_>, p: &Int8Spec<'_>, layer: usize, activation: Activation) -> Result<(), FormatError> {
+    let needs_table = activation.int8_output().is_some();
+    if needs_table != p.lookup.is_some_and(|l| l.suits(activation)) {
+        let what = "activation table (missing, or not the activation's)";
+        return Err(FormatError::BadQuantization { layer, what, index: 0 });
+    }
     w.f32s(&[p.output_scale])?;
     w.i32s(core::iter::once(p.output_zero as i32))?;
     w.f32s(p.weight_scales)?;
@@ -205,5 +246,21 @@ fn write_int8(w: &mut Writer<'_>, p: &Int8Spec<'_>) -> Result<(), FormatError> {
         w.bytes(&buf[..chunk.len()])?;
     }
     let bytes = p.weights.len();
-    w.bytes(&[0u8; 3][..padded(bytes) - bytes])
+    w.bytes(&[0u8; 3][..padded(bytes) - bytes])?;
+    if let Some(l) = p.lookup {
+        w.f32s(&[l.pre_scale])?;
+        w.i32s(core::iter::once(l.pre_zero as i32))?;
+        match l.table {
+            Lookup::Fused => {}
+            Lookup::Table(values) => {
+                let mut buf = [0u8; 256];
+                for (b, v) in buf.iter_mut().zip(values) {
+                    *b = *v as u8;
+                }
+                w.bytes(&buf)?;
+            }
+            Lookup::Softmax(exp) => w.i32s(exp.iter().map(|e| *e as i32))?,
+        }
+    }
+    Ok(())
 }

@@ -80,7 +80,7 @@ impl QuantNetwork<'_> {
             dense_i8(&x[..width], layer, &mut y[..out]);
             core::mem::swap(&mut x, &mut y);
             width = out;
-            last_zero = layer.output_zero;
+            last_zero = layer.final_zero();
         }
         dequantize(&x[..width], self.output_scale, last_zero, logits);
         argmax_i8(&x[..width])

@@ -22,7 +22,8 @@ use crate::ops::activation::Activation;
 const BLOCK: usize = 16;
 
 /// `output[o] = bias[o] + sum_i input[i] * weights[i * output.len() + o]`, added in input order,
-/// then ReLU (`max(v, 0)`) when `activation` is [`Activation::Relu`].
+/// then `activation` ([`Activation::apply_layer`]: each value as its block is stored, softmax over
+/// the whole output at the end).
 ///
 /// `weights` is input-major (`(input.len(), output.len())`, row-major). The outputs are computed in
 /// blocks; the order of the additions for each output is the same whatever the block size.
@@ -79,6 +80,9 @@ fn dense_blocked_portable<const K: usize>(
     start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, activation);
     start = dense_blocks::<4>(input, weights, bias, output, width, start, activation);
     dense_blocks::<1>(input, weights, bias, output, width, start, activation);
+    if !activation.is_elementwise() {
+        activation.apply_layer(output);
+    }
 }
 
 /// Computes outputs `start..` in blocks of `K` while a whole block fits; returns the next start.
@@ -110,7 +114,7 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
-        if activation != Activation::Linear {
+        if activation != Activation::Linear && activation.is_elementwise() {
             for a in &mut acc {
                 *a = activation.apply(*a);
             }

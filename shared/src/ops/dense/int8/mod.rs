@@ -27,6 +27,7 @@
 //! folded into the first layer), then quantized: `x = clamp(round_half_away(z / s_in) + zp_in)`,
 //! with the rounding written out in IEEE f32 operations, so host and device agree on it too.
 
+use crate::ops::activation::int8::Lookup;
 use crate::ops::activation::Activation;
 
 /// A real multiplier in fixed point: `multiplier * 2^(shift - 31)`.
@@ -122,8 +123,11 @@ pub struct QuantLayer<'a> {
     /// Zero point of the output.
     pub output_zero: i8,
     /// Fused into the requantization: ReLU clamps outputs below `output_zero` to it; linear does
-    /// nothing.
+    /// nothing; the others requantize to the pre-activation (`output_zero` is then its zero point)
+    /// and run `lookup` after.
     pub activation: Activation,
+    /// The activation's table ([`Lookup::Fused`] for linear and ReLU).
+    pub lookup: Lookup<'a>,
     /// How `weights` and `bias` are stored.
     pub form: WeightForm,
 }
@@ -156,6 +160,12 @@ pub enum WeightForm {
 }
 
 impl QuantLayer<'_> {
+    /// Zero point of the layer's output, after its activation: what the next layer's inputs are
+    /// centred on.
+    pub fn final_zero(&self) -> i8 {
+        self.activation.int8_output().map_or(self.output_zero, |(_, zero)| zero)
+    }
+
     /// Whether the slices hold what a layer from `n_in` inputs to `n_out` outputs needs.
     pub fn fits(&self, n_in: usize, n_out: usize) -> bool {
         self.weights.len() == n_in * n_out
@@ -202,7 +212,8 @@ pub fn block_weights(plain: &[i8], n_in: usize, n_out: usize, blocked: &mut [i8]
     }
 }
 
-/// The portable reference: `output[o]` per the module docs, one output after the other.
+/// The portable reference: `output[o]` per the module docs, one output after the other (the
+/// requantized sums, before any activation table).
 pub fn dense_i8_reference(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     let (n, n_out) = (input.len(), output.len());
     for (o, out) in output.iter_mut().enumerate() {
@@ -241,8 +252,9 @@ fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> 
     (layer.output_zero as i32 + r).clamp(-128, 127).max(low) as i8
 }
 
-/// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere [`dense_i8_portable`].
-/// All give the same bits as [`dense_i8_reference`] (integer sums in any order).
+/// The int8 dense layer: on a Cortex-M4 the `SMLAD`/`SXTB16` path, elsewhere [`dense_i8_portable`]
+/// (all give the same bits as [`dense_i8_reference`]: integer sums in any order), then the layer's
+/// activation table ([`Lookup::apply`]; nothing for linear and ReLU).
 pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     match layer.form {
@@ -251,6 +263,7 @@ pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     }
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     dense_i8_portable(input, layer, output);
+    layer.lookup.apply(output);
 }
 
 /// The blocked order walked in plain Rust: four outputs at a time, each group of four inputs
@@ -387,6 +400,7 @@ mod tests {
             shifts,
             output_zero,
             activation: fused(relu),
+            lookup: Lookup::Fused,
             form: WeightForm::Blocked,
         }
     }
@@ -599,6 +613,7 @@ mod tests {
                     shifts,
                     output_zero: -7,
                     activation: fused(relu_case),
+                    lookup: Lookup::Fused,
                     form,
                 };
                 // the paired form's emulation against the blocked form's reference loop
