@@ -16,6 +16,7 @@ use dropship::train::model::Weights;
 use dropship::train::prepare::{Prepared, SplitSpec};
 use dropship::train::run::SavedModel;
 use dropship::train::{self, Regularizer, TrainConfig};
+use dropship_shared::Activation;
 
 /// The digits model every end-to-end test uses.
 pub struct Fixture {
@@ -101,6 +102,30 @@ fn fixture_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A digits model whose hidden layers (64 → 32, dropout 0.3) are followed by `activation`
+/// (tanh, sigmoid or hard-sigmoid), trained for 30 epochs, in `target/dropship-tests/<activation>/`.
+pub fn activation_fixture(activation: Activation) -> &'static Fixture {
+    static FIXTURES: [OnceLock<Fixture>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match activation {
+        Activation::Tanh => 0,
+        Activation::Sigmoid => 1,
+        Activation::HardSigmoid => 2,
+        other => panic!("no fixture for {other} hidden layers"),
+    };
+    FIXTURES[slot].get_or_init(|| {
+        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+            .expect("the bundled digits load");
+        let config = TrainConfig {
+            hidden: vec![64, 32],
+            activation,
+            regularizer: Regularizer::Dropout { rates: vec![0.3] },
+            epochs: 30,
+            ..TrainConfig::default()
+        };
+        build_with(data, config, activation.name()).expect("training the activation fixture")
+    })
+}
+
 fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
     build_on(data, hidden, dropout, name, TrainConfig::default().epochs)
@@ -113,6 +138,10 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
         epochs,
         ..TrainConfig::default()
     };
+    build_with(data, config, name)
+}
+
+fn build_with(data: Dataset, config: TrainConfig, name: &str) -> anyhow::Result<Fixture> {
     let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden)?;
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
     let saved = SavedModel {

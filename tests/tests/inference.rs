@@ -6,8 +6,9 @@ use dropship::network::{HostNetwork, InputForm};
 use dropship::rng::{stream, Stream};
 use dropship::train::model::{dropout_mask, Mlp};
 use dropship_shared::ops::output::argmax;
+use dropship_shared::Activation;
 use dropship_shared::Artifact;
-use dropship_tests::{deep_fixture, fixture, Fixture};
+use dropship_tests::{activation_fixture, deep_fixture, fixture, Fixture};
 
 #[test]
 fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
@@ -17,6 +18,17 @@ fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
 #[test]
 fn deep_artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
     artifact_equals_candle_inference_mode(deep_fixture());
+}
+
+/// Hidden layers trained with tanh, sigmoid and hard-sigmoid: the core's specified formulas stay
+/// within 1e-5 of candle's own functions through two layers.
+#[test]
+fn tanh_sigmoid_and_hard_sigmoid_artifacts_equal_candle_inference_mode() {
+    for activation in [Activation::Tanh, Activation::Sigmoid, Activation::HardSigmoid] {
+        let f = activation_fixture(activation);
+        assert!(f.weights.layers[..2].iter().all(|l| l.activation == activation), "{activation} was trained");
+        artifact_equals_candle_inference_mode(f);
+    }
 }
 
 fn artifact_equals_candle_inference_mode(f: &Fixture) {
