@@ -288,6 +288,10 @@ struct TrainArgs {
     /// Early stopping on validation loss with this patience in epochs (restores the best weights).
     #[arg(long, alias = "patience", allow_negative_numbers = true)]
     early_stopping: Option<usize>,
+    /// A BatchNorm (Keras's: momentum 0.99, epsilon 1e-3) after every hidden Dense, folded into
+    /// it at export.
+    #[arg(long)]
+    batch_norm: bool,
     #[command(flatten)]
     augment: AugmentArgs,
     /// Run directory (default runs/<regularizer>).
@@ -316,6 +320,10 @@ struct CompareArgs {
     /// Also train a base model with early stopping of this patience.
     #[arg(long, allow_negative_numbers = true)]
     early_stopping: Option<usize>,
+    /// Also train a `batchnorm` model: a BatchNorm (Keras's: momentum 0.99, epsilon 1e-3) after
+    /// every hidden Dense, folded into it at export.
+    #[arg(long)]
+    batch_norm: bool,
     /// Also train an `augment` model: no regularizer, training rows augmented as --augment says.
     #[command(flatten)]
     augment: AugmentArgs,
@@ -597,8 +605,13 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
     let augment = a.augment.augment(&a.data)?.unwrap_or_default();
-    let config =
-        TrainConfig { regularizer, early_stopping: a.early_stopping, augment, ..base_config(&a.hyper, a.seed.seed) };
+    let config = TrainConfig {
+        regularizer,
+        early_stopping: a.early_stopping,
+        augment,
+        batch_norm: a.batch_norm,
+        ..base_config(&a.hyper, a.seed.seed)
+    };
     config.validate()?;
     let data = load_data(&a.data, a.hyper.quiet)?;
     single_threaded_candle();
@@ -627,7 +640,13 @@ fn compare(a: CompareArgs) -> Result<()> {
     let layers = a.hyper.l2_layers()?;
     let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
     let augment = a.augment.augment(&a.data)?;
-    let variants = compare::course_variants(&base, a.l2, layers, a.dropout, a.weight_decay, a.early_stopping, augment);
+    let extra = compare::ExtraModels {
+        weight_decay: a.weight_decay,
+        early_stopping: a.early_stopping,
+        augment,
+        batch_norm: a.batch_norm,
+    };
+    let variants = compare::course_variants(&base, a.l2, layers, a.dropout, extra);
     for v in &variants {
         v.config.validate()?;
     }

@@ -126,6 +126,19 @@ pub fn activation_fixture(activation: Activation) -> &'static Fixture {
     })
 }
 
+/// A digits model with a BatchNorm after each hidden Dense (64 → 32, ReLU, no other regularizer),
+/// trained for 30 epochs, in `target/dropship-tests/batchnorm/`: its artifact has the BatchNorms
+/// folded in.
+pub fn batch_norm_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+            .expect("the bundled digits load");
+        let config = TrainConfig { hidden: vec![64, 32], batch_norm: true, epochs: 30, ..TrainConfig::default() };
+        build_with(data, config, "batchnorm").expect("training the BatchNorm fixture")
+    })
+}
+
 fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
     build_on(data, hidden, dropout, name, TrainConfig::default().epochs)

@@ -8,7 +8,7 @@ use dropship::train::model::{dropout_mask, Mlp};
 use dropship_shared::ops::output::argmax;
 use dropship_shared::Activation;
 use dropship_shared::Artifact;
-use dropship_tests::{activation_fixture, deep_fixture, fixture, Fixture};
+use dropship_tests::{activation_fixture, batch_norm_fixture, deep_fixture, fixture, Fixture};
 
 #[test]
 fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
@@ -29,6 +29,30 @@ fn tanh_sigmoid_and_hard_sigmoid_artifacts_equal_candle_inference_mode() {
         assert!(f.weights.layers[..2].iter().all(|l| l.activation == activation), "{activation} was trained");
         artifact_equals_candle_inference_mode(f);
     }
+}
+
+/// BatchNorm is training-only behaviour, like dropout: the artifact (each BatchNorm folded into its
+/// Dense) equals the candle model in inference mode within 1e-5 and has one Dense per layer, while
+/// the same model in training mode (batch statistics) gives other outputs.
+#[test]
+fn batch_norm_is_folded_the_artifact_equals_inference_mode_and_differs_from_training_mode() {
+    let f = batch_norm_fixture();
+    assert!(f.weights.layers[..2].iter().all(|l| l.batch_norm.is_some()));
+    let a = Artifact::parse(&f.artifact).unwrap();
+    assert_eq!(a.layers().count(), 3, "three Dense layers, no BatchNorm layer");
+    let moved = f.weights.layers[0].batch_norm.as_ref().unwrap();
+    assert!(moved.moving_variance.iter().any(|v| (v - 1.0).abs() > 0.1), "the moving statistics were trained");
+    artifact_equals_candle_inference_mode(f);
+    // training mode: each row's outputs depend on the batch it is in
+    let model = Mlp::new(&f.weights, &Device::Cpu).unwrap();
+    let n = f.prepared.split.test.len();
+    let x = Tensor::from_slice(&f.x_test, (n, 64), &Device::Cpu).unwrap();
+    let inference = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
+    let first_rows = x.narrow(0, 0, 8).unwrap();
+    let training = model.forward(&first_rows, Some(&[None, None])).unwrap().to_vec2::<f32>().unwrap();
+    let diff =
+        training.iter().flatten().zip(inference.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff > 0.1, "batch statistics of 8 rows give other logits: {diff}");
 }
 
 fn artifact_equals_candle_inference_mode(f: &Fixture) {

@@ -86,7 +86,7 @@ struct Timed {
 fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Timed> {
     let base = TrainConfig { seed, ..TrainConfig::default() };
     let prepared = Prepared::for_seed(data, SplitSpec::default(), seed, &base.hidden)?;
-    let variants = course_variants(&base, 1e-3, L2Layers::all(), vec![0.5], None, None, None);
+    let variants = course_variants(&base, 1e-3, L2Layers::all(), vec![0.5], Default::default());
     let start = Instant::now();
     let one = |v: crate::study::compare::Variant| -> Result<(String, f64)> {
         let t = train::train(&prepared, &v.config, &prepared.initial, &mut |_| {})?;

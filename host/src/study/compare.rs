@@ -35,29 +35,43 @@ impl Variant {
     }
 }
 
-/// The course's three models, plus weight decay, early stopping and augmentation when asked.
+/// The models a comparison may add to the course's three.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraModels {
+    /// A `weight-decay` model (AdamW) of this decay.
+    pub weight_decay: Option<f64>,
+    /// An `early-stop` model of this patience.
+    pub early_stopping: Option<usize>,
+    /// An `augment` model.
+    pub augment: Option<Augment>,
+    /// A `batchnorm` model: a BatchNorm after every hidden Dense, no regularizer.
+    pub batch_norm: bool,
+}
+
+/// The course's three models, plus the [`ExtraModels`] asked for.
 pub fn course_variants(
     base: &TrainConfig,
     l2: f64,
     l2_layers: train::L2Layers,
     dropout: Vec<f32>,
-    weight_decay: Option<f64>,
-    early_stopping: Option<usize>,
-    augment: Option<Augment>,
+    extra: ExtraModels,
 ) -> Vec<Variant> {
     use train::Regularizer::*;
     let mut v: Vec<Variant> = [None, L2 { lambda: l2, layers: l2_layers }, Dropout { rates: dropout }]
         .into_iter()
-        .chain(weight_decay.map(|decay| WeightDecay { decay }))
+        .chain(extra.weight_decay.map(|decay| WeightDecay { decay }))
         .map(|regularizer| Variant::new(TrainConfig { regularizer, ..base.clone() }))
         .collect();
-    if let Some(patience) = early_stopping {
+    if extra.batch_norm {
+        v.push(Variant::new(TrainConfig { regularizer: None, batch_norm: true, ..base.clone() }));
+    }
+    if let Some(patience) = extra.early_stopping {
         v.push(Variant {
             name: "early-stop".to_string(),
             config: TrainConfig { regularizer: None, early_stopping: Some(patience), ..base.clone() },
         });
     }
-    if let Some(augment) = augment {
+    if let Some(augment) = extra.augment {
         v.push(Variant::new(TrainConfig { regularizer: None, augment, ..base.clone() }));
     }
     v

@@ -200,6 +200,9 @@ pub struct TrainConfig {
     /// What follows every hidden layer (ReLU, the course's).
     #[serde(default = "relu", with = "activation_name")]
     pub activation: Activation,
+    /// A BatchNorm (Keras's) between every hidden Dense and its activation.
+    #[serde(default)]
+    pub batch_norm: bool,
 }
 
 fn relu() -> Activation {
@@ -234,6 +237,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             augment: Augment::default(),
             activation: Activation::Relu,
+            batch_norm: false,
         }
     }
 }
@@ -295,20 +299,34 @@ impl TrainConfig {
     /// The model's name, also its run directory: the regularizer's (`base`, `l2`, `dropout`,
     /// `weight-decay`), `augment` for augmentation alone, `dropout-augment` and so on for both.
     pub fn model_name(&self) -> String {
-        match (&self.regularizer, self.augment.is_active()) {
-            (_, false) => self.regularizer.model_name().to_string(),
-            (Regularizer::None, true) => "augment".to_string(),
-            (r, true) => format!("{}-augment", r.model_name()),
+        let mut name = match (&self.regularizer, self.augment.is_active(), self.batch_norm) {
+            (Regularizer::None, false, true) => return "batchnorm".to_string(),
+            (_, false, _) => self.regularizer.model_name().to_string(),
+            (Regularizer::None, true, _) => "augment".to_string(),
+            (r, true, _) => format!("{}-augment", r.model_name()),
+        };
+        if self.batch_norm {
+            name.push_str("-batchnorm");
         }
+        name
     }
 
-    /// The regularizer and the augmentation, in words (for reports and provenance).
+    /// The regularizer, the augmentation and a BatchNorm, in words (for reports and provenance).
     pub fn regularization(&self) -> String {
-        match (&self.regularizer, self.augment.is_active()) {
+        let mut text = match (&self.regularizer, self.augment.is_active()) {
             (_, false) => self.regularizer.to_string(),
             (Regularizer::None, true) => self.augment.to_string(),
             (r, true) => format!("{r}; {}", self.augment),
+        };
+        if self.batch_norm {
+            let bn = "BatchNorm (momentum 0.99, epsilon 1e-3) after each hidden Dense";
+            text = if self.regularizer == Regularizer::None && !self.augment.is_active() {
+                bn.to_string()
+            } else {
+                format!("{text}; {bn}")
+            };
         }
+        text
     }
 
     /// What to change when training diverges: the regularizer's strength when it is large, else
@@ -446,7 +464,7 @@ pub fn train(
 ) -> Result<Trained, TrainError> {
     config.validate()?;
     let device = Device::Cpu;
-    let initial = &initial.with_hidden_activation(config.activation);
+    let initial = &initial.with_hidden(config.activation, config.batch_norm);
     let model = Mlp::new(initial, &device)?;
     let decayed = match config.regularizer {
         Regularizer::WeightDecay { decay } => decay,

@@ -3,6 +3,7 @@
 //! the run directory a trained model is stored in. Depends on the data stage and the foundation.
 
 pub mod adam;
+pub mod batch_norm;
 mod fit;
 pub mod model;
 pub mod prepare;

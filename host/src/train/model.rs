@@ -9,6 +9,8 @@ use rand_chacha::ChaCha8Rng;
 
 use dropship_shared::{Activation, LayerShape};
 
+use crate::train::batch_norm::{BatchNorm, BatchNormWeights};
+
 /// Trainable parameters, one `(kernel, bias)` per layer. Kernels are input-major `(in, out)` as in
 /// Keras and the artifact.
 #[derive(Clone, Debug)]
@@ -17,6 +19,8 @@ pub struct Mlp {
     pub layers: Vec<(Var, Var)>,
     /// What follows each layer.
     pub activations: Vec<Activation>,
+    /// The BatchNorm between a layer and its activation, if it has one.
+    pub batch_norms: Vec<Option<BatchNorm>>,
 }
 
 /// One dense layer's parameters as plain values.
@@ -30,12 +34,27 @@ pub struct DenseWeights {
     pub bias: Vec<f32>,
     /// What follows the layer.
     pub activation: Activation,
+    /// A BatchNorm between the layer and its activation (training only: folded at export).
+    pub batch_norm: Option<BatchNormWeights>,
 }
 
 impl DenseWeights {
+    /// A layer without BatchNorm.
+    pub fn new(input: usize, kernel: Vec<f32>, bias: Vec<f32>, activation: Activation) -> Self {
+        Self { input, kernel, bias, activation, batch_norm: None }
+    }
+
     /// Output width.
     pub fn output(&self) -> usize {
         self.bias.len()
+    }
+
+    /// `(kernel, bias)` of the layer as it runs at inference: its BatchNorm, if any, folded in.
+    pub fn inference_weights(&self) -> (Vec<f32>, Vec<f32>) {
+        match &self.batch_norm {
+            Some(bn) => bn.fold(&self.kernel, &self.bias),
+            None => (self.kernel.clone(), self.bias.clone()),
+        }
     }
 }
 
@@ -74,8 +93,7 @@ impl Weights {
                 let fan_out = shape.units;
                 let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
                 let kernel = (0..fan_in * fan_out).map(|_| rng.random_range(-limit..limit)).collect();
-                let layer =
-                    DenseWeights { input: fan_in, kernel, bias: vec![0.0; fan_out], activation: shape.activation };
+                let layer = DenseWeights::new(fan_in, kernel, vec![0.0; fan_out], shape.activation);
                 fan_in = fan_out;
                 layer
             })
@@ -104,11 +122,17 @@ impl Weights {
     }
 
     /// The same weights with every hidden layer followed by `activation` (the output layer keeps
-    /// its own).
-    pub fn with_hidden_activation(&self, activation: Activation) -> Self {
+    /// its own), and by a BatchNorm in Keras's initial state before it when `batch_norm` (a layer
+    /// that has one keeps it).
+    pub fn with_hidden(&self, activation: Activation, batch_norm: bool) -> Self {
         let mut layers = self.layers.clone();
         let hidden = layers.len().saturating_sub(1);
-        layers.iter_mut().take(hidden).for_each(|l| l.activation = activation);
+        for l in layers.iter_mut().take(hidden) {
+            l.activation = activation;
+            if batch_norm && l.batch_norm.is_none() {
+                l.batch_norm = Some(BatchNormWeights::initial(l.output()));
+            }
+        }
         Self { layers }
     }
 
@@ -136,14 +160,21 @@ impl Mlp {
                 ))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { layers, activations: weights.layers.iter().map(|l| l.activation).collect() })
+        let batch_norms = weights
+            .layers
+            .iter()
+            .map(|l| l.batch_norm.as_ref().map(|b| BatchNorm::new(b, device)).transpose())
+            .collect::<Result<_>>()?;
+        Ok(Self { layers, activations: weights.layers.iter().map(|l| l.activation).collect(), batch_norms })
     }
 
-    /// All variables, every kernel first (the optimizer decays the first [`Mlp::depth`]), then
-    /// the biases.
+    /// All trained variables: every kernel first (the optimizer decays the first
+    /// [`Mlp::depth`]), then the biases, then each BatchNorm's gamma and beta.
     pub fn vars(&self) -> Vec<Var> {
         let kernels = self.layers.iter().map(|(k, _)| k.clone());
-        kernels.chain(self.layers.iter().map(|(_, b)| b.clone())).collect()
+        let biases = self.layers.iter().map(|(_, b)| b.clone());
+        let batch_norms = self.batch_norms.iter().flatten().flat_map(|b| [b.gamma.clone(), b.beta.clone()]);
+        kernels.chain(biases).chain(batch_norms).collect()
     }
 
     /// Number of dense layers.
@@ -153,13 +184,18 @@ impl Mlp {
 
     /// Logits for a batch `(rows, input)`. `dropout_masks` (inverted dropout: 0 or `1/(1-p)` per
     /// unit; one per hidden layer, `None` for a layer without dropout) are applied between each
-    /// hidden Dense and its activation, the course's position; `None` is inference mode.
+    /// hidden Dense (and its BatchNorm) and its activation, the course's position; `None` is
+    /// inference mode, in which BatchNorm uses its moving statistics (in training mode, the
+    /// batch's, and it updates the moving ones).
     pub fn forward(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, ((kernel, bias), activation)) in self.layers.iter().zip(&self.activations).enumerate() {
             let product = if i == 0 { input_product(&h, kernel.as_tensor())? } else { h.matmul(kernel.as_tensor())? };
             h = add_bias(&product, bias.as_tensor())?;
+            if let Some(Some(bn)) = self.batch_norms.get(i) {
+                h = bn.forward(&h, dropout_masks.is_some())?;
+            }
             if i < last {
                 if let Some(Some(mask)) = dropout_masks.and_then(|m| m.get(i)) {
                     h = (h * mask)?;
@@ -176,13 +212,15 @@ impl Mlp {
             .layers
             .iter()
             .zip(&self.activations)
-            .map(|((kernel, bias), activation)| {
+            .zip(&self.batch_norms)
+            .map(|(((kernel, bias), activation), batch_norm)| {
                 let (input, _) = kernel.as_tensor().dims2()?;
                 Ok(DenseWeights {
                     input,
                     kernel: kernel.as_tensor().flatten_all()?.to_vec1::<f32>()?,
                     bias: bias.as_tensor().to_vec1::<f32>()?,
                     activation: *activation,
+                    batch_norm: batch_norm.as_ref().map(BatchNorm::weights).transpose()?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -195,6 +233,11 @@ impl Mlp {
         let other = Mlp::new(weights, &device)?;
         for (mine, theirs) in self.vars().iter().zip(other.vars()) {
             mine.set(theirs.as_tensor())?;
+        }
+        for (mine, theirs) in self.batch_norms.iter().zip(&weights.layers) {
+            if let (Some(bn), Some(values)) = (mine, &theirs.batch_norm) {
+                bn.set(values)?;
+            }
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use dropship_shared::{Activation, LayerKind, LayerShape};
 
 use crate::data::split::Standardization;
 use crate::network::{HostNetwork, Layer};
+use crate::train::batch_norm::BatchNormWeights;
 use crate::train::model::{DenseWeights, Weights};
 use crate::train::{TrainConfig, Trained};
 
@@ -110,6 +111,11 @@ pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &
         let name = layer_name(i, depth);
         tensors.push((format!("{name}.kernel"), vec![layer.input, layer.output()], bytes(&layer.kernel)));
         tensors.push((format!("{name}.bias"), vec![layer.output()], bytes(&layer.bias)));
+        if let Some(bn) = &layer.batch_norm {
+            for (part, values) in batch_norm_parts(bn) {
+                tensors.push((format!("{name}.batch_norm.{part}"), vec![layer.output()], bytes(values)));
+            }
+        }
     }
     tensors.push(("standardization.mean".into(), vec![w.input()], bytes(&s.mean)));
     tensors.push(("standardization.scale".into(), vec![w.input()], bytes(&s.scale)));
@@ -123,6 +129,16 @@ pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &
     ]);
     let bytes = safetensors::serialize(views, Some(metadata))?;
     std::fs::write(path, with_sorted_header(&bytes)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A BatchNorm's tensors by the name a weights file gives them.
+fn batch_norm_parts(bn: &BatchNormWeights) -> [(&'static str, &Vec<f32>); 4] {
+    [
+        ("gamma", &bn.gamma),
+        ("beta", &bn.beta),
+        ("moving_mean", &bn.moving_mean),
+        ("moving_variance", &bn.moving_variance),
+    ]
 }
 
 /// The same safetensors bytes with the header's keys in sorted order (safetensors writes its
@@ -181,11 +197,15 @@ pub struct SavedModel {
 }
 
 impl SavedModel {
-    /// The model as `standardize → (Dense → ReLU)* → Dense`. Dropout has nothing to carry over:
-    /// inverted dropout already scaled during training, so the weights are used as they are.
+    /// The model as `standardize → (Dense → activation)* → Dense`. Dropout has nothing to carry
+    /// over: inverted dropout already scaled during training, so the weights are used as they are;
+    /// a BatchNorm is folded into its Dense (its moving statistics, inference mode).
     pub fn network(&self) -> HostNetwork {
         let layers = (self.weights.layers.iter())
-            .map(|l| Layer::dense(l.input, l.kernel.clone(), l.bias.clone(), l.activation))
+            .map(|l| {
+                let (kernel, bias) = l.inference_weights();
+                Layer::dense(l.input, kernel, bias, l.activation)
+            })
             .collect();
         let standardization = Some((self.standardization.mean.clone(), self.standardization.scale.clone()));
         HostNetwork::f32(self.weights.input(), layers, standardization).expect("f32 layers")
@@ -256,7 +276,31 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
         if !chains || bias.len() != output {
             bail!("{}: tensor shapes do not chain at `{name}`", path.display());
         }
-        layers.push(DenseWeights { input, kernel, bias, activation: Activation::Linear });
+        let mut layer = DenseWeights::new(input, kernel, bias, Activation::Linear);
+        if names.contains(&format!("{name}.batch_norm.gamma")) {
+            let mut bn = BatchNormWeights::initial(output);
+            for (part, values) in [
+                ("gamma", &mut bn.gamma),
+                ("beta", &mut bn.beta),
+                ("moving_mean", &mut bn.moving_mean),
+                ("moving_variance", &mut bn.moving_variance),
+            ] {
+                let (_, read) = tensor(&format!("{name}.batch_norm.{part}"))?;
+                if read.len() != output {
+                    bail!(
+                        "{}: `{name}.batch_norm.{part}` has {} values for {output} units",
+                        path.display(),
+                        read.len()
+                    );
+                }
+                *values = read;
+            }
+            if bn.moving_variance.iter().any(|v| v.is_nan() || *v < 0.0) {
+                bail!("{}: `{name}.batch_norm.moving_variance` has a negative value", path.display());
+            }
+            layer.batch_norm = Some(bn);
+        }
+        layers.push(layer);
     }
     let metadata = meta.metadata().as_ref();
     let shapes = match metadata.and_then(|m| m.get(LAYERS_METADATA)) {
@@ -305,8 +349,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let weights = Weights {
             layers: vec![
-                DenseWeights { input: 2, kernel: vec![0.5; 6], bias: vec![0.0; 3], activation: Activation::Relu },
-                DenseWeights { input: 3, kernel: vec![0.25; 6], bias: vec![1.0; 2], activation: Activation::Linear },
+                DenseWeights {
+                    batch_norm: Some(BatchNormWeights {
+                        gamma: vec![1.5, 0.5, 1.0],
+                        beta: vec![0.25, 0.0, -0.25],
+                        moving_mean: vec![0.1, 0.2, 0.3],
+                        moving_variance: vec![2.0, 1.0, 0.5],
+                    }),
+                    ..DenseWeights::new(2, vec![0.5; 6], vec![0.0; 3], Activation::Relu)
+                },
+                DenseWeights::new(3, vec![0.25; 6], vec![1.0; 2], Activation::Linear),
             ],
         };
         let s = Standardization { mean: vec![0.0; 2], scale: vec![1.0; 2] };
