@@ -194,7 +194,7 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         (with(37, &0f32.to_le_bytes(), true), &["m.dsm", "standardization scale 0 is not positive"]),
         (with(12, &u32le(0), true), &["m.dsm", "input width is 0"]),
         (with(12, &u32le(1 << 30), true), &["m.dsm", "input width 1073741824 is above the limit"]),
-        (with(16, &u32le(9), true), &["m.dsm", "layer count 9 is above the limit"]),
+        (with(16, &u32le(33), true), &["m.dsm", "layer count 33 is above the limit"]),
         (with(49, &u32le(7), true), &["m.dsm", "layer 0 has activation code 7", "a newer dropship wrote it"]),
         (with(45, &u32le(9), true), &["m.dsm", "layer 0 has layer kind code 9", "a newer dropship wrote it"]),
         (with(4, &u32le(9), true), &["m.dsm", "unsupported format version 9", "a newer dropship wrote it"]),
@@ -293,8 +293,8 @@ fn bad_onnx_files_are_refused_by_name() {
     nan.float_data[1] = f32::NAN;
     let mut miscounted = w("w", &[2, 2]);
     miscounted.float_data.pop();
-    let mut alpha = gemm(&["x", "w"], "y");
-    alpha.attribute.push(pb::AttributeProto { name: "alpha".into(), f: 2.0, r#type: 1, ..Default::default() });
+    let mut trans_a = gemm(&["x", "w"], "y");
+    trans_a.attribute.push(pb::AttributeProto { name: "transA".into(), i: 1, r#type: 2, ..Default::default() });
     let cases: Vec<(Vec<u8>, &[&str])> = vec![
         (Vec::new(), &["m.onnx", "is empty"]),
         (b"\xff\xff\xff\xff not protobuf".to_vec(), &["m.onnx", "not an ONNX model"]),
@@ -306,7 +306,7 @@ fn bad_onnx_files_are_refused_by_name() {
         (onnx_model(vec![gemm(&["x", "w"], "y")], vec![miscounted], 2), &["`w`", "3 values for shape [2, 2]"]),
         (onnx_model(vec![node("MatMul", "mm", &["x", "x"], &["y"])], vec![], 2), &["`mm`", "not a constant"]),
         (onnx_model(vec![gemm(&["x", "w"], "y")], vec![w("w", &[2, 2, 1])], 2), &["`dense`", "not 2-D"]),
-        (onnx_model(vec![alpha], vec![w("w", &[2, 2])], 2), &["`dense`", "alpha = 1"]),
+        (onnx_model(vec![trans_a], vec![w("w", &[2, 2])], 2), &["`dense`", "transA = 0"]),
         (
             onnx_model(
                 vec![gemm(&["x", "w1"], "h"), gemm(&["h", "w2"], "y")],
@@ -321,9 +321,17 @@ fn bad_onnx_files_are_refused_by_name() {
                 vec![w("w", &[2, 2])],
                 2,
             ),
-            &["consumers of `x`"],
+            &["a cycle"],
         ),
-        (onnx_model(vec![node("Identity", "loop", &["x"], &["x"])], vec![], 2), &["cycle", "never reaches `y`"]),
+        (onnx_model(vec![node("Identity", "loop", &["x"], &["x"])], vec![], 2), &["a cycle"]),
+        (
+            onnx_model(
+                vec![gemm(&["x", "w"], "h"), node("Add", "residual", &["h", "x"], &["y"])],
+                vec![w("w", &[2, 2])],
+                2,
+            ),
+            &["`residual`", "the graph branches"],
+        ),
         (onnx_model(vec![node("Identity", "id", &["x"], &["y"])], vec![], 2), &["no dense layer"]),
         (onnx_model(vec![node("Relu", "r", &["x"], &["y"])], vec![], 2), &["`r`", "Relu must follow a dense layer"]),
         (
@@ -355,7 +363,10 @@ fn bad_flags_name_the_flag_and_its_value() {
         (&["--hidden", "100000000"], &["--hidden must be between 1 and 4096", "100000000"]),
         (&["--hidden", "0"], &["--hidden"]),
         (&["--hidden", "16,0"], &["--hidden must be between 1 and 4096", "got 0"]),
-        (&["--hidden", "8,8,8,8,8,8,8,8"], &["--hidden lists 8 hidden layers", "give 1 to 7"]),
+        (
+            &["--hidden", "8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8"],
+            &["--hidden lists 32 hidden layers", "give 1 to 31"],
+        ),
         (&["--hidden", "16,8", "--dropout", "0.5,0.2,0.1"], &["--dropout gives 3 rates for 2 hidden layers"]),
         (&["--hidden", "16,8", "--dropout", "0.5,1"], &["--dropout must be in [0, 1), got 1"]),
         (&["--hidden", "16,8", "--l2", "0.1", "--l2-layers", "hidden3"], &["--l2-layers", "`hidden3`"]),

@@ -12,23 +12,26 @@ use rand::Rng;
 use tract_onnx::prelude::*;
 
 pub use dropship_formats::onnx_graph::{
-    export_model, import_bytes, import_model, node, tensor_f32, value_info, ImportError, Imported, OPSET,
+    export_model, import_bytes, import_from_file, import_model, node, tensor_f32, value_info, ImportError, Imported,
+    OPSET,
 };
 
 use crate::network::{HostNetwork, InputForm};
 use crate::output::write_file;
 use crate::train::run;
 
-/// Runs an ONNX file with tract on `rows` (row-major, `width` each), one output row per input row.
-pub fn run_with_tract(onnx: &[u8], width: usize, rows: &[f32]) -> Result<Vec<Vec<f32>>> {
-    let n = rows.len() / width;
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .context("tract cannot read the ONNX model")?
-        .with_input_fact(0, f32::fact([n, width]).into())?
-        .into_optimized()?
-        .into_runnable()?;
-    let input: Tensor = tract_ndarray::Array2::from_shape_vec((n, width), rows.to_vec())?.into();
+/// Runs an ONNX model with tract on `rows` (row-major, `width` values each, given to the graph
+/// as `[rows, shape...]`), one output row per input row. `dir` is the model's directory, where
+/// tract finds tensors kept in external files.
+pub fn run_with_tract(onnx: &[u8], shape: &[usize], rows: &[f32], dir: Option<&Path>) -> Result<Vec<Vec<f32>>> {
+    let width: usize = shape.iter().product();
+    let n = rows.len() / width.max(1);
+    let proto = tract_onnx::pb::ModelProto::decode(onnx).context("tract cannot read the ONNX model")?;
+    let dir = dir.map(|d| d.to_string_lossy().into_owned());
+    let parsed = tract_onnx::onnx().parse(&proto, dir.as_deref()).context("tract cannot read the ONNX model")?;
+    let dims: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
+    let model = parsed.model.with_input_fact(0, f32::fact(&dims).into())?.into_optimized()?.into_runnable()?;
+    let input: Tensor = tract_ndarray::ArrayD::from_shape_vec(dims, rows.to_vec())?.into();
     let out = model.run(tvec!(input.into()))?;
     let view = out[0].to_plain_array_view::<f32>()?;
     Ok(view.outer_iter().map(|r| r.iter().copied().collect()).collect())
@@ -60,7 +63,7 @@ fn truncated_at(bytes: &[u8], logits: &str) -> Result<Vec<u8>> {
 /// returns the bytes and the largest difference from the artifact's logits (at most 1e-5).
 pub fn export_checked(net: &HostNetwork, rows: &[f32]) -> Result<(Vec<u8>, f32)> {
     let bytes = export_model(net)?.encode_to_vec();
-    let from_tract = run_with_tract(&bytes, net.input(), rows)?;
+    let from_tract = run_with_tract(&bytes, &[net.input()], rows, None)?;
     let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input()).map(|r| net.logits(r, InputForm::Raw)).collect();
     let (diff, limit) = (max_abs_diff(&from_tract, &ours), tolerance(&ours, 1e-5));
     if diff.is_nan() || diff > limit || from_tract.len() != ours.len() {
@@ -90,14 +93,11 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
     if bytes.is_empty() {
         bail!("{} is empty, not an ONNX model", path.display());
     }
-    let imported = import_bytes(&bytes).map_err(|e| match e {
-        ImportError::Decode { reason, .. } => ImportError::Decode { path: path.display().to_string(), reason },
-        other => other,
-    });
-    let imported = imported.with_context(|| format!("{} cannot be imported", path.display()))?;
+    let imported = import_from_file(path, &bytes).with_context(|| format!("{} cannot be imported", path.display()))?;
     let net = &imported.network;
     let rows = probe_rows(net, 64);
-    let mut max_diff = check_against_tract(&bytes, net, &rows, path)?;
+    let check = |onnx: &[u8], net: &HostNetwork| check_against_tract(onnx, net, &imported.input_shape, &rows, path);
+    let mut max_diff = check(&bytes, net)?;
     // a final Softmax hides a shift common to every logit: check the values before it too
     if let Some(logits) = &imported.pre_softmax {
         let mut layers = net.layers().to_vec();
@@ -105,16 +105,17 @@ pub fn import_checked(path: &Path) -> Result<(Imported, f32)> {
             last.activation = dropship_shared::Activation::Linear;
         }
         let before = HostNetwork::new(net.input(), layers, net.standardization().cloned(), None)?;
-        max_diff = max_diff.max(check_against_tract(&truncated_at(&bytes, logits)?, &before, &rows, path)?);
+        max_diff = max_diff.max(check(&truncated_at(&bytes, logits)?, &before)?);
     }
     Ok((imported, max_diff))
 }
 
 /// Runs `onnx` with tract and `net` on `rows`; the largest difference of their raw outputs, or an
 /// error when it is above 1e-4 of the outputs' largest magnitude.
-fn check_against_tract(onnx: &[u8], net: &HostNetwork, rows: &[f32], path: &Path) -> Result<f32> {
+fn check_against_tract(onnx: &[u8], net: &HostNetwork, shape: &[usize], rows: &[f32], path: &Path) -> Result<f32> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let original =
-        run_with_tract(onnx, net.input(), rows).with_context(|| format!("tract cannot run {}", path.display()))?;
+        run_with_tract(onnx, shape, rows, Some(dir)).with_context(|| format!("tract cannot run {}", path.display()))?;
     let ours: Vec<Vec<f32>> = rows.chunks_exact(net.input()).map(|r| net.logits(r, InputForm::Raw)).collect();
     let (diff, limit) = (max_abs_diff(&original, &ours), tolerance(&original, 1e-4));
     if diff.is_nan() || diff > limit || original.len() != ours.len() {
