@@ -14,7 +14,7 @@ use dropship::train::prepare::SplitSpec;
 use dropship::train::progress::{self, Mode, Reporter};
 use dropship::train::{L2Layers, Regularizer, TrainConfig};
 use dropship_boards::firmware::Board;
-use dropship_shared::Activation;
+use dropship_shared::{Activation, Task};
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
 #[derive(Parser)]
@@ -180,9 +180,15 @@ struct DataArgs {
     /// CSV with a header row; the bundled digits data when omitted.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Column holding the integer class label (default: the last column).
+    /// Column holding the label: the integer class, 0/1 for binary, the value to predict for
+    /// regress, an autoencoder's anomaly flags (evaluation only) (default: the last column; an
+    /// autoencoder's data has none unless named).
     #[arg(long)]
     label_column: Option<String>,
+    /// What the model learns: classify, binary, regress or autoencode (default: inferred from the
+    /// label column, and stated).
+    #[arg(long, value_parser = task_by_name)]
+    task: Option<Task>,
     #[command(flatten)]
     header: HeaderArgs,
     /// Your own split: this column says each row's part (train, val or test) and is not a feature.
@@ -440,9 +446,20 @@ fn matmul_pool() {
     let _ = rayon::ThreadPoolBuilder::new().num_threads(cores).build_global();
 }
 
-fn load_data(args: &DataArgs, quiet: bool) -> Result<data::Dataset> {
+/// A task by name (`classify`, `binary`, `regress`, `autoencode`).
+fn task_by_name(name: &str) -> Result<Task, String> {
+    Task::from_name(name).ok_or_else(|| "a task is one of classify, binary, regress, autoencode".to_string())
+}
+
+/// Loads the training data and the task: `--task`, or the one its label column implies (stated
+/// on stderr); checks that the data fits the task.
+fn load_data(args: &DataArgs, quiet: bool) -> Result<(data::Dataset, Task)> {
     let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
-    let label = args.label_column.clone().map_or(LabelColumn::Last, LabelColumn::Named);
+    let label = match (&args.label_column, args.task) {
+        (Some(name), _) => LabelColumn::Named(name.clone()),
+        (None, Some(Task::Autoencode)) => LabelColumn::None,
+        (None, _) => LabelColumn::Last,
+    };
     let files = match (&args.val_data, &args.test_data, &args.split_column) {
         (None, None, _) => None,
         (Some(_), Some(_), Some(_)) => {
@@ -467,7 +484,18 @@ fn load_data(args: &DataArgs, quiet: bool) -> Result<data::Dataset> {
     if args.data.is_none() {
         data.source = PathBuf::from("data/digits.csv (bundled)");
     }
-    Ok(data)
+    let task = match args.task {
+        Some(task) => task,
+        None => {
+            let (task, why) = dropship::train::task::infer(&data);
+            if !quiet {
+                eprintln!("task: {task} ({why})");
+            }
+            task
+        }
+    };
+    dropship::train::task::check(task, &data)?;
+    Ok((data, task))
 }
 
 impl HyperArgs {
@@ -513,11 +541,11 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Sweep(a) => {
             single_threaded_candle();
             let layers = a.hyper.l2_layers()?;
-            let data = load_data(&a.data, a.hyper.quiet)?;
+            let (data, task) = load_data(&a.data, a.hyper.quiet)?;
             let sweep = dropship::study::sweep::Sweep {
                 data: &data,
                 split: split_spec(&a.data),
-                base: base_config(&a.hyper, a.seed.seed),
+                base: TrainConfig { task, ..base_config(&a.hyper, a.seed.seed) },
                 rates: a.dropout_rates,
                 lambdas: a.l2_strengths,
                 noise: a.noise_levels,
@@ -605,7 +633,7 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
     let augment = a.augment.augment(&a.data)?.unwrap_or_default();
-    let config = TrainConfig {
+    let mut config = TrainConfig {
         regularizer,
         early_stopping: a.early_stopping,
         augment,
@@ -613,7 +641,8 @@ fn train(a: TrainArgs) -> Result<()> {
         ..base_config(&a.hyper, a.seed.seed)
     };
     config.validate()?;
-    let data = load_data(&a.data, a.hyper.quiet)?;
+    let (data, task) = load_data(&a.data, a.hyper.quiet)?;
+    config.task = task;
     single_threaded_candle();
     let variant = compare::Variant::new(config);
     let study = Study {
@@ -629,7 +658,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let o = &result.outcomes[0];
     println!(
         "{}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
-        variant.name, o.metrics.test_accuracy, o.metrics.test_cross_entropy, o.metrics.best_epoch, o.metrics.seconds
+        variant.name, o.metrics.test_score, o.metrics.test_loss, o.metrics.best_epoch, o.metrics.seconds
     );
     println!("run written to {}", o.run_dir.display());
     Ok(())
@@ -646,7 +675,7 @@ fn compare(a: CompareArgs) -> Result<()> {
         augment,
         batch_norm: a.batch_norm,
     };
-    let variants = compare::course_variants(&base, a.l2, layers, a.dropout, extra);
+    let mut variants = compare::course_variants(&base, a.l2, layers, a.dropout, extra);
     for v in &variants {
         v.config.validate()?;
     }
@@ -656,7 +685,10 @@ fn compare(a: CompareArgs) -> Result<()> {
     if let Some(twice) = a.seeds.iter().enumerate().find_map(|(i, s)| a.seeds[..i].contains(s).then_some(s)) {
         bail!("--seeds: seed {twice} is given twice (the same seed gives the same models)");
     }
-    let data = load_data(&a.data, a.hyper.quiet)?;
+    let (data, task) = load_data(&a.data, a.hyper.quiet)?;
+    for v in &mut variants {
+        v.config.task = task;
+    }
     let study = Study {
         data: &data,
         split: split_spec(&a.data),

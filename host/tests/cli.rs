@@ -46,7 +46,7 @@ fn digits_end_to_end_is_accurate_deterministic_and_exports_a_working_artifact() 
     }
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.join("dropout/metrics.json")).unwrap()).unwrap();
-    let accuracy = metrics["test_accuracy"].as_f64().unwrap();
+    let accuracy = metrics["test_score"].as_f64().unwrap();
     assert!(accuracy > 0.93, "20 epochs on digits reach a sane test accuracy, got {accuracy}");
     let history = std::fs::read_to_string(a.join("dropout/history.csv")).unwrap();
     assert_eq!(history.lines().count(), 21, "a header and one line per epoch");

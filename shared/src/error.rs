@@ -144,6 +144,8 @@ pub enum Section {
     Bias(usize),
     /// Vector-file inputs or logits.
     Vector(usize),
+    /// The task's threshold.
+    Task,
 }
 
 impl fmt::Display for Section {
@@ -154,6 +156,7 @@ impl fmt::Display for Section {
             Section::Weights(l) => write!(f, "layer {l} weights"),
             Section::Bias(l) => write!(f, "layer {l} bias"),
             Section::Vector(v) => write!(f, "vector {v}"),
+            Section::Task => write!(f, "task threshold"),
         }
     }
 }
@@ -196,6 +199,9 @@ impl fmt::Display for FormatError {
             LayerShape { layer, expected, found } => {
                 write!(f, "layer {layer} is {} -> {}, expected {} -> {}", found.0, found.1, expected.0, expected.1)
             }
+            UnknownCode { layer: usize::MAX, what, code } => {
+                write!(f, "{what} code {code}, which this build does not know: a newer dropship wrote it")
+            }
             UnknownCode { layer, what, code } => {
                 write!(
                     f,
@@ -205,7 +211,7 @@ impl fmt::Display for FormatError {
             MixedPrecision { layer, expected, found } => {
                 write!(f, "layer {layer} is {found} in an {expected} network: one precision per network")
             }
-            UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
+            UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}: a newer dropship wrote it"),
             BadText { what } => write!(f, "{what} is not valid"),
             BadQuantization { layer: usize::MAX, what, index } => write!(f, "input {what} {index} is out of range"),
             BadQuantization { layer, what, index } => write!(f, "layer {layer} {what} {index} is out of range"),

@@ -38,6 +38,20 @@ pub enum Precision {
     Int8,
 }
 
+/// What a network's outputs are, which says how they are read (the artifact records it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Task {
+    /// One output per class (logits, or a softmax's probabilities); the class is the largest.
+    Classify,
+    /// One sigmoid output: the probability of the positive class, compared with a threshold.
+    Binary,
+    /// Linear outputs: the predicted values, in the targets' units.
+    Regress,
+    /// The input reconstructed (standardized): the anomaly score is the mean squared error of
+    /// the reconstruction, compared with a threshold.
+    Autoencode,
+}
+
 /// A code as the artifact stores it, and back.
 macro_rules! codes {
     ($ty:ident { $($variant:ident = $code:literal, $name:literal;)* }) => {
@@ -105,6 +119,7 @@ impl Activation {
     }
 }
 codes!(Precision { F32 = 0, "f32"; Int8 = 1, "int8"; });
+codes!(Task { Classify = 0, "classify"; Binary = 1, "binary"; Regress = 2, "regress"; Autoencode = 3, "autoencode"; });
 
 /// One layer of a network without its parameters: what training builds, a run file records and
 /// a report shows.
@@ -153,6 +168,9 @@ mod tests {
         }
         for p in Precision::ALL {
             assert_eq!(Precision::from_code(p.code()), Some(*p));
+        }
+        for t in Task::ALL {
+            assert_eq!((Task::from_code(t.code()), Task::from_name(t.name())), (Some(*t), Some(*t)));
         }
         assert_eq!(LayerKind::from_code(0), None, "0 is never a layer kind: a zeroed record is an error");
         assert_eq!(Activation::from_code(99), None);

@@ -46,5 +46,5 @@ mod test_rng;
 
 pub use artifact::Artifact;
 pub use error::FormatError;
-pub use layer::{Activation, LayerKind, LayerShape, Precision};
+pub use layer::{Activation, LayerKind, LayerShape, Precision, Task};
 pub use network::{Chain, Dense, Layers, Network, OneHidden, Scratch, Standardization, TwoHidden};

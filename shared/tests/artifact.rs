@@ -17,6 +17,7 @@ fn sample() -> Vec<u8> {
         input_quantization: None,
         layers: &layers,
         standardization: Some((&[1.0, 2.0, 3.0], &[1.0, 0.5, 2.0])),
+        task: None,
         class_names: "cat\ndog",
         provenance: "run: test",
     };
@@ -194,6 +195,7 @@ fn int8_sample(weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, FormatError> {
         input_quantization: Some((0.02, 5)),
         layers: &layers,
         standardization: Some((&[0.0, 1.0, 2.0], &[1.0, 1.0, 2.0])),
+        task: None,
         class_names: "",
         provenance: "test",
     };
@@ -269,4 +271,44 @@ fn version_1_and_2_files_of_earlier_releases_still_read() {
     let a = Artifact::parse(&v2).unwrap();
     assert_eq!((a.format_version(), a.precision(), a.layers().count()), (2, Precision::Int8, 3));
     assert!(a.provenance().contains("quantized to int8"));
+}
+
+/// The task record reads back; an unknown task code and a non-finite threshold are refused by
+/// name, and a file without the record is a classifier's (`None`).
+#[test]
+fn the_task_and_its_threshold_read_back_and_unknown_tasks_are_refused() {
+    use dropship_shared::artifact::Task;
+    let w: Vec<f32> = (0..6).map(|i| i as f32 * 0.1).collect();
+    let layers = [LayerSpec::dense_f32(&w, &[0.5, -0.5], Activation::Linear)];
+    let write = |task| {
+        let spec = ArtifactSpec {
+            input: 3,
+            input_quantization: None,
+            layers: &layers,
+            standardization: None,
+            task,
+            class_names: "",
+            provenance: "task",
+        };
+        let mut out = vec![0; spec.encoded_len()];
+        let len = spec.write(&mut out).unwrap();
+        assert_eq!(len, out.len());
+        out
+    };
+    for task in Task::ALL {
+        let bytes = write(Some((*task, 0.25)));
+        assert_eq!(Artifact::parse(&bytes).unwrap().task(), Some((*task, 0.25)));
+    }
+    assert_eq!(Artifact::parse(&write(None)).unwrap().task(), None);
+    // the task code sits after the header's texts: magic, version, flags, input, layers, 2 lengths + "task"
+    let at = 4 + 4 * 4 + 4 + 4 + "task".len();
+    let mut unknown = write(Some((Task::Binary, 0.5)));
+    unknown[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+    reseal(&mut unknown);
+    let e = Artifact::parse(&unknown).unwrap_err().to_string();
+    assert!(e.contains("task code 9") && e.contains("newer dropship"), "{e}");
+    let mut nan = write(Some((Task::Binary, 0.5)));
+    nan[at + 4..at + 8].copy_from_slice(&f32::NAN.to_le_bytes());
+    reseal(&mut nan);
+    assert!(Artifact::parse(&nan).unwrap_err().to_string().contains("task threshold"));
 }

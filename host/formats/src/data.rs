@@ -60,10 +60,17 @@ pub struct Dataset {
     pub label_name: String,
     /// `rows * features` values, row-major.
     pub features: Vec<f32>,
-    /// One label per row (empty when the file had no label column).
+    /// One class label per row (empty when the file had no label column, or when a label is not
+    /// a class: see `label_issue`).
     pub labels: Vec<u32>,
     /// `max(label) + 1`.
     pub classes: usize,
+    /// The label column's values as reals, one per row (empty without a label column): the
+    /// targets of a regression, the anomaly flags of an autoencoder's evaluation rows.
+    pub targets: Vec<f32>,
+    /// The first label that is not a class (not a non-negative integer, or above the limit):
+    /// `(line, value)`. Such a column can only be a regression's targets.
+    pub label_issue: Option<(u64, String)>,
     /// Whether the first row named the columns ([`Header::Present`]) or was data ([`Header::Absent`]).
     pub header: Header,
     /// The part of each row, from the user's split column or files (empty: split by the seed).
@@ -324,6 +331,8 @@ fn parse_stream<R: Read>(
     let mut parts = Vec::new();
     let mut features = Vec::new();
     let mut labels = Vec::new();
+    let mut targets = Vec::new();
+    let mut label_issue: Option<(u64, String, DataError)> = None;
     let mut record = csv::ByteRecord::new();
     loop {
         let more = reader.read_byte_record(&mut record).map_err(|source| {
@@ -371,17 +380,28 @@ fn parse_stream<R: Read>(
                 continue;
             }
             if Some(i) == label_index {
-                let value = parse_label(field).ok_or_else(|| DataError::BadLabel {
+                let target = field.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| DataError::BadLabel {
                     path: p(),
                     line,
                     column: column(),
                     value: field.to_string(),
                 })?;
-                if value >= MAX_CLASSES as u64 {
-                    let limit = MAX_CLASSES - 1;
-                    return Err(DataError::LabelTooLarge { path: p(), line, column: column(), value, limit });
+                targets.push(target);
+                if label_issue.is_some() {
+                    continue;
                 }
-                labels.push(value as u32);
+                match parse_label(field) {
+                    Some(value) if value < MAX_CLASSES as u64 => labels.push(value as u32),
+                    Some(value) => {
+                        let limit = MAX_CLASSES - 1;
+                        let e = DataError::LabelTooLarge { path: p(), line, column: column(), value, limit };
+                        label_issue = Some((line, field.to_string(), e));
+                    }
+                    None => {
+                        let e = DataError::BadLabel { path: p(), line, column: column(), value: field.to_string() };
+                        label_issue = Some((line, field.to_string(), e));
+                    }
+                }
             }
         }
     }
@@ -390,6 +410,9 @@ fn parse_stream<R: Read>(
     }
     features.shrink_to_fit();
     let label_name = label_index.map(|i| header[i].clone()).unwrap_or_default();
+    if label_issue.is_some() {
+        labels.clear();
+    }
     let classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
     Ok(Dataset {
         source: p(),
@@ -398,6 +421,8 @@ fn parse_stream<R: Read>(
         features,
         labels,
         classes,
+        targets,
+        label_issue: label_issue.map(|(line, value, _)| (line, value)),
         header: header_kind,
         parts,
         other_sources: Vec::new(),
@@ -439,7 +464,17 @@ pub fn load_csv_for_model(
     Ok(data)
 }
 
-/// Loads a CSV to train on: as [`load_csv`], and the label column must hold at least two classes.
+/// The error naming a label that is not a class.
+pub fn class_label_error(data: &Dataset, line: u64, value: &str) -> DataError {
+    let (path, column) = (data.source.clone(), data.label_name.clone());
+    match parse_label(value) {
+        Some(value) => DataError::LabelTooLarge { path, line, column, value, limit: MAX_CLASSES - 1 },
+        None => DataError::BadLabel { path, line, column, value: value.to_string() },
+    }
+}
+
+/// Loads a CSV to train on, with a split column (the task's checks, such as [`training_data`] for
+/// classes, come after: a regression's label column holds reals).
 pub fn load_training_csv(
     path: &Path,
     label: &LabelColumn,
@@ -447,7 +482,7 @@ pub fn load_training_csv(
     split_column: Option<&str>,
     on_bytes: &mut dyn FnMut(u64, u64),
 ) -> Result<Dataset, DataError> {
-    training_data(load_csv_reporting(path, label, header, split_column, on_bytes)?)
+    load_csv_reporting(path, label, header, split_column, on_bytes)
 }
 
 /// The user's own split in files: `train` rows, then `val` and `test` rows from files with the
@@ -471,13 +506,23 @@ pub fn join_parts(train: Dataset, val: Dataset, test: Dataset) -> Result<Dataset
         joined.other_sources.push(other.source);
         joined.features.extend(other.features);
         joined.labels.extend(other.labels);
+        joined.targets.extend(other.targets);
         joined.classes = joined.classes.max(other.classes);
+        joined.label_issue = joined.label_issue.or(other.label_issue);
+        if joined.label_issue.is_some() {
+            joined.labels.clear();
+            joined.classes = 0;
+        }
     }
     Ok(joined)
 }
 
-/// Checks that loaded data can be trained on: the label column holds at least two classes.
+/// Checks that loaded data can be trained as classes: every label is a class, and there are at
+/// least two.
 pub fn training_data(data: Dataset) -> Result<Dataset, DataError> {
+    if let Some((line, value)) = &data.label_issue {
+        return Err(class_label_error(&data, *line, value));
+    }
     let distinct = data.labels.iter().collect::<std::collections::BTreeSet<_>>().len();
     if distinct < 2 {
         return Err(DataError::TooFewClasses { path: data.source, column: data.label_name, found: distinct });
@@ -493,7 +538,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.csv");
         std::fs::write(&path, text).unwrap();
-        load_training_csv(&path, &label, Header::Auto, None, &mut |_, _| {})
+        training_data(load_training_csv(&path, &label, Header::Auto, None, &mut |_, _| {})?)
     }
 
     fn message(text: &str) -> String {

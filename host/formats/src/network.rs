@@ -12,7 +12,7 @@ use dropship_shared::ops::activation::int8::Lookup;
 use dropship_shared::ops::dense::int8::{block_weights, QuantLayer, Requant, WeightForm};
 use dropship_shared::ops::{dense, output, standardize};
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Activation, Artifact, LayerKind, LayerShape, Precision};
+use dropship_shared::{Activation, Artifact, LayerKind, LayerShape, Precision, Task};
 
 /// What the rows given to [`HostNetwork::logits`] are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +189,7 @@ pub struct HostNetwork {
     layers: Vec<Layer>,
     standardization: Option<(Vec<f32>, Vec<f32>)>,
     input_quantization: Option<(f32, i8)>,
+    task: Option<(Task, f32)>,
     /// The int8 layers as the kernel takes them.
     kernel: Vec<KernelLayer>,
 }
@@ -211,7 +212,7 @@ impl HostNetwork {
             anyhow::bail!("layer {i} has {}, which only a network's last layer may have", l.activation);
         }
         let kernel = layers.iter().filter_map(|l| l.int8().map(|w| KernelLayer::of(l.input, w))).collect();
-        Ok(Self { input, layers, standardization, input_quantization, kernel })
+        Ok(Self { input, layers, standardization, input_quantization, task: None, kernel })
     }
 
     /// An f32 network (no input quantization).
@@ -242,8 +243,10 @@ impl HostNetwork {
             })
             .collect();
         let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
-        Self::new(a.input(), layers, standardization, a.input_quantization())
-            .expect("a parsed artifact has one precision")
+        let mut net = Self::new(a.input(), layers, standardization, a.input_quantization())
+            .expect("a parsed artifact has one precision");
+        net.task = a.task();
+        net
     }
 
     /// Parses and validates artifact bytes of any version.
@@ -291,6 +294,7 @@ impl HostNetwork {
             input_quantization: self.input_quantization,
             layers: &layers,
             standardization: self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            task: self.task,
             class_names,
             provenance,
         };
@@ -318,6 +322,22 @@ impl HostNetwork {
     /// Replaces the input standardization (an import's, from a run).
     pub fn set_standardization(&mut self, standardization: Option<(Vec<f32>, Vec<f32>)>) {
         self.standardization = standardization;
+    }
+
+    /// What the outputs are and their threshold, as the artifact records it (`None`: a classifier
+    /// of a file that does not say).
+    pub fn task(&self) -> Option<(Task, f32)> {
+        self.task
+    }
+
+    /// The task the outputs are read by: the recorded one, else classification.
+    pub fn task_or_classify(&self) -> (Task, f32) {
+        self.task.unwrap_or((Task::Classify, 0.0))
+    }
+
+    /// Records what the outputs are and their threshold.
+    pub fn set_task(&mut self, task: Option<(Task, f32)>) {
+        self.task = task;
     }
 
     /// `(scale, zero point)` of the int8 input.

@@ -51,12 +51,31 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
     for (row, label) in data.labels.iter().enumerate() {
         by_class[*label as usize].push(row);
     }
+    split_groups(data, by_class, val, test, seed)
+}
+
+/// Splits rows at random in the same shares (a regression's, or rows without labels): the rows are
+/// one group of [`stratified`]'s.
+pub fn unstratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Split, SplitError> {
+    if !(val > 0.0 && test > 0.0 && val + test < 1.0) {
+        return Err(SplitError::BadFractions { val, test });
+    }
+    split_groups(data, vec![(0..data.rows()).collect()], val, test, seed)
+}
+
+fn split_groups(
+    data: &Dataset,
+    mut by_class: Vec<Vec<usize>>,
+    val: f64,
+    test: f64,
+    seed: u64,
+) -> Result<Split, SplitError> {
     for (class, rows) in by_class.iter().enumerate() {
         if !rows.is_empty() && rows.len() < 3 {
             return Err(too_small(data, class, rows.len()));
         }
     }
-    let n = data.labels.len();
+    let n: usize = by_class.iter().map(Vec::len).sum();
     let n_test = (n as f64 * test).ceil() as usize;
     let n_val = (n as f64 * val).ceil() as usize;
     let test_counts = apportion(&by_class, n_test, &vec![0; by_class.len()]);

@@ -122,7 +122,9 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
         layers.push(Layer::dense_int8(n_in, weights, layer.activation));
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
-    HostNetwork::new(net.input(), layers, net.standardization().cloned(), Some((input_scale, input_zero)))
+    let mut int8 = HostNetwork::new(net.input(), layers, net.standardization().cloned(), Some((input_scale, input_zero)))?;
+    int8.set_task(net.task());
+    Ok(int8)
 }
 
 /// What quantization did to a model, on evaluation rows.

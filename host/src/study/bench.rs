@@ -29,7 +29,7 @@ pub struct KerasReference {
 #[derive(serde::Deserialize)]
 pub struct KerasModel {
     /// Test accuracy of seeds 0, 1, 2.
-    pub test_accuracy: Vec<f64>,
+    pub test_score: Vec<f64>,
     /// Seconds of training of seeds 0, 1, 2.
     pub seconds: Vec<f64>,
 }
@@ -43,7 +43,7 @@ impl KerasReference {
             .with_context(|| format!("{} is not a file `data/keras_reference.py parity` wrote", path.display()))?;
         for name in COURSE_MODELS {
             let m = reference.models.get(name).with_context(|| format!("{}: no model `{name}`", path.display()))?;
-            if m.test_accuracy.len() != 3 || m.seconds.len() != 3 {
+            if m.test_score.len() != 3 || m.seconds.len() != 3 {
                 anyhow::bail!("{}: model `{name}` needs three seeds' figures", path.display());
             }
         }
@@ -85,7 +85,7 @@ struct Timed {
 /// Trains base, l2 and dropout for `seed`, in parallel or one after another.
 fn comparison(data: &data::Dataset, seed: u64, in_parallel: bool) -> Result<Timed> {
     let base = TrainConfig { seed, ..TrainConfig::default() };
-    let prepared = Prepared::for_seed(data, SplitSpec::default(), seed, &base.hidden)?;
+    let prepared = Prepared::for_seed(data, SplitSpec::default(), seed, &base.hidden, base.task)?;
     let variants = course_variants(&base, 1e-3, L2Layers::all(), vec![0.5], Default::default());
     let start = Instant::now();
     let one = |v: crate::study::compare::Variant| -> Result<(String, f64)> {
@@ -158,7 +158,7 @@ pub fn run_large(keep: Option<&std::path::Path>) -> Result<()> {
     reset_peak_memory();
     let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
     let start = Instant::now();
-    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden)?;
+    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden, config.task)?;
     let prepare_seconds = start.elapsed().as_secs_f64();
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
     let train_peak = peak_memory().unwrap_or(0);
@@ -248,7 +248,7 @@ pub fn run(repeats: usize, keras: Option<&std::path::Path>) -> Result<()> {
         let (mean, std) = crate::study::report::mean_std(accs);
         let (keras_text, diff_text, within) = match &keras {
             Some(k) => {
-                let (k_mean, k_std) = crate::study::report::mean_std(&k.models[*name].test_accuracy);
+                let (k_mean, k_std) = crate::study::report::mean_std(&k.models[*name].test_score);
                 let diff = 100.0 * (mean - k_mean);
                 (
                     format!("{k_mean:.4} ± {k_std:.4}"),

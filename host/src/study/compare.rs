@@ -17,6 +17,7 @@ use crate::study::report;
 use crate::train::prepare::{Prepared, SplitSpec};
 use crate::train::progress::{Progress, Reporter};
 use crate::train::run::{self, RunConfig, RunMetrics};
+use crate::train::task::Task;
 use crate::train::{self, TrainConfig};
 
 /// A named model to train.
@@ -142,15 +143,16 @@ pub struct ReportIndex {
 pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> Result<Comparison> {
     for v in variants {
         v.config.validate()?;
-        v.config.check_size(study.data.width(), study.data.classes)?;
+        v.config.check_size(study.data.width(), crate::train::task::output_layer(v.config.task, study.data).units)?;
         v.config.augment.validate(study.data.width()).map_err(train::ConfigError::from)?;
     }
     let staging = Staging::new(&study.out, study.overwrite, &study.data.files())?;
     let multi_seed = study.seeds.len() > 1;
     let mut jobs = Vec::new();
-    let hidden = variants.first().context("no model to train")?.config.hidden.clone();
+    let first = &variants.first().context("no model to train")?.config;
+    let (hidden, task) = (first.hidden.clone(), first.task);
     for &seed in &study.seeds {
-        let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, &hidden)?);
+        let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, &hidden, task)?);
         let seed_dir =
             if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
         // one level only: a partial directory removed by a signal must not be made again
@@ -211,14 +213,23 @@ pub fn train_and_write(
     let trained = train::train(prepared, config, &prepared.initial, &mut |r| progress.epoch(r));
     progress.finish();
     let trained = trained?;
-    let (test_cross_entropy, test_accuracy) = train::evaluate_test(&trained.weights, prepared, data)?;
+    let (test_loss, test_score) = train::evaluate_test(&trained.weights, prepared, data)?;
+    let task_metrics = match prepared.task {
+        Task::Classify => None,
+        _ => {
+            let val_raw = train::raw_outputs(&trained.weights, prepared, data, &prepared.split.val)?;
+            let test_raw = train::raw_outputs(&trained.weights, prepared, data, &prepared.split.test)?;
+            crate::train::task::task_metrics(prepared, data, &val_raw, &test_raw)?
+        }
+    };
     let metrics = RunMetrics {
-        test_accuracy,
-        test_cross_entropy,
+        test_score,
+        test_loss,
         best_epoch: trained.best_epoch,
         epochs_run: trained.history.len(),
         seconds: trained.seconds,
-        int8_test_accuracy: None,
+        int8_test_score: None,
+        task: task_metrics,
     };
     let run_config = RunConfig {
         name: name.to_string(),
@@ -231,12 +242,13 @@ pub fn train_and_write(
         train_rows: prepared.split.train.iter().map(|r| *r as u32).collect(),
     };
     let mut metrics = metrics;
+    let head = run::OutputHead::of(prepared, &metrics);
     if int8 {
-        metrics.int8_test_accuracy = Some(int8_test_accuracy(data, prepared, &trained.weights)?);
+        metrics.int8_test_score = Some(int8_test_score(data, prepared, &trained.weights, &head)?);
     }
     let run_dir = dir.join(name);
     std::fs::create_dir(&run_dir)?;
-    run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics)?;
+    run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics, &head)?;
     crate::study::report::learning_curves(&run_dir, name, &trained.history)?;
     let mut regularizer = config.regularization();
     if let Some(p) = config.early_stopping {
@@ -253,28 +265,45 @@ pub fn train_and_write(
     })
 }
 
-/// The test accuracy of `weights` quantized to int8, calibrated on the seed's training rows.
-fn int8_test_accuracy(data: &Dataset, prepared: &Prepared, weights: &crate::train::model::Weights) -> Result<f64> {
+/// The test score of `weights` quantized to int8 (calibrated on the seed's training rows): the
+/// task's score of the int8 model's outputs.
+fn int8_test_score(data: &Dataset, prepared: &Prepared, weights: &crate::train::model::Weights, head: &run::OutputHead) -> Result<f64> {
     let saved = crate::train::run::SavedModel {
         weights: weights.clone(),
         standardization: prepared.standardization.clone(),
         provenance: String::new(),
+        head: head.clone(),
     };
     let net = saved.network();
     let rows = |part: &[usize]| part.iter().map(|r| data.row(*r)).collect::<Vec<_>>();
-    let labels: Vec<u32> = prepared.split.test.iter().map(|r| data.labels[*r]).collect();
-    crate::deploy::quantize::int8_accuracy(&net, &rows(&prepared.split.train), &rows(&prepared.split.test), &labels)
+    let int8 = crate::deploy::quantize::quantize(&net, &crate::deploy::quantize::calibrate(&net, rows(&prepared.split.train).into_iter()))?;
+    let test = &prepared.split.test;
+    let outputs: Vec<f32> = rows(test).iter().flat_map(|r| int8.logits(r, crate::network::InputForm::Raw)).collect();
+    let labels: Vec<u32> = if data.labels.is_empty() { vec![] } else { test.iter().map(|r| data.labels[*r]).collect() };
+    let truth = match prepared.task {
+        Task::Regress => test.iter().map(|r| data.targets[*r]).collect(),
+        Task::Autoencode => prepared.standardized(data, test)?.targets,
+        _ => vec![],
+    };
+    Ok(crate::train::task::output_score(prepared.task, &outputs, prepared.outputs, &labels, &truth))
 }
 
 /// The raw test rows with their labels, in the data's own columns, for `predict` and the device.
 pub fn write_test_rows(data: &Dataset, test_rows: &[usize], path: &Path) -> Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     let mut header = data.feature_names.clone();
-    header.push(data.label_name.clone());
+    let labelled = !data.targets.is_empty();
+    if labelled {
+        header.push(data.label_name.clone());
+    }
     w.write_record(&header)?;
     for r in test_rows {
         let mut row: Vec<String> = data.row(*r).iter().map(|v| v.to_string()).collect();
-        row.push(data.labels[*r].to_string());
+        match (data.labels.get(*r), labelled) {
+            (Some(label), _) => row.push(label.to_string()),
+            (None, true) => row.push(data.targets[*r].to_string()),
+            (None, false) => {}
+        }
         w.write_record(&row)?;
     }
     w.flush()?;

@@ -31,8 +31,9 @@ impl Outcome {
     }
 
     /// The epoch and value of a training loss that exploded: above a hundred times the loss of a
-    /// uniform guess (`ln(classes)`), or a final loss ten times the first epoch's. Such a run
-    /// diverged without becoming NaN.
+    /// uniform guess (`ln(classes)`, at least `ln 2`; a standardized regression's mean guess
+    /// costs 1), or a final loss ten times the first epoch's. Such a run diverged without
+    /// becoming NaN.
     pub fn exploded(&self) -> Option<(usize, f64)> {
         let history = &self.trained.history;
         let uniform = (self.trained.weights.classes().max(2) as f64).ln();
@@ -50,7 +51,7 @@ impl Outcome {
     /// Train accuracy minus val accuracy, both in inference mode, at the end of training.
     pub fn gap(&self) -> f64 {
         let r = self.last();
-        r.train_accuracy - r.val_accuracy
+        r.train_score - r.val_score
     }
 
     /// Validation loss of the weights that were kept (the best epoch's, when early stopping restored them).

@@ -27,7 +27,7 @@ pub fn overfitting_onset(history: &[EpochRecord]) -> Option<usize> {
             .collect()
     };
     let val = smooth(|r| r.val_loss);
-    let train = smooth(|r| r.train_cross_entropy);
+    let train = smooth(|r| r.train_data_loss);
     let (onset, min) = val.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1))?;
     let end = val.len() - 1;
     (val[end] > min * 1.02 && train[end] < train[onset]).then_some(history[onset].epoch)
@@ -66,7 +66,7 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
         md,
         "Accuracies and losses are in inference mode (no dropout); losses are cross-entropy without the L2 term.\n"
     );
-    let int8 = outcomes.iter().all(|o| o.metrics.int8_test_accuracy.is_some()) && !outcomes.is_empty();
+    let int8 = outcomes.iter().all(|o| o.metrics.int8_test_score.is_some()) && !outcomes.is_empty();
     let _ = writeln!(
         md,
         "| model | regularizer | test acc |{} test CE | final val acc | best val acc | best epoch | train−val gap | ‖W‖ per layer | params | train s | overfitting from epoch |",
@@ -85,15 +85,15 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             "| {name}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             if *name == chosen { " (chosen)" } else { "" },
             os[0].regularizer,
-            col(&|o| o.metrics.test_accuracy, 4),
+            col(&|o| o.metrics.test_score, 4),
             if int8 {
-                format!(" {} |", col(&|o| o.metrics.int8_test_accuracy.unwrap_or(f64::NAN), 4))
+                format!(" {} |", col(&|o| o.metrics.int8_test_score.unwrap_or(f64::NAN), 4))
             } else {
                 String::new()
             },
-            col(&|o| o.metrics.test_cross_entropy, 4),
-            col(&|o| o.last().val_accuracy, 4),
-            col(&|o| o.trained.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max), 4),
+            col(&|o| o.metrics.test_loss, 4),
+            col(&|o| o.last().val_score, 4),
+            col(&|o| o.trained.history.iter().map(|r| r.val_score).fold(0.0, f64::max), 4),
             col(&|o| o.trained.best_epoch as f64, 0),
             col(&|o| o.gap(), 3),
             (0..os[0].trained.weights.layers.len())
@@ -120,13 +120,13 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
     md
 }
 
-/// `val_loss` and `val_accuracy` plots of every model of `seed`.
+/// `val_loss` and `val_score` plots of every model of `seed`.
 pub fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
     let of_seed: Vec<&Outcome> = outcomes.iter().filter(|o| o.seed == seed).collect();
     let names: Vec<String> = of_seed.iter().map(|o| o.name.clone()).collect();
     for (stem, title, y, f) in [
         ("val_loss", "validation loss", "cross-entropy", (|r: &EpochRecord| r.val_loss) as fn(&EpochRecord) -> f64),
-        ("val_accuracy", "validation accuracy", "accuracy", |r: &EpochRecord| r.val_accuracy),
+        ("val_score", "validation accuracy", "accuracy", |r: &EpochRecord| r.val_score),
     ] {
         let series = of_seed
             .iter()
@@ -156,7 +156,7 @@ pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Resul
             title: &loss_title,
             x_label: "epoch",
             y_label: "cross-entropy",
-            series: vec![line("train", false, |r| r.train_cross_entropy), line("val", false, |r| r.val_loss)],
+            series: vec![line("train", false, |r| r.train_data_loss), line("val", false, |r| r.val_loss)],
             log_x: false,
         },
         &dir.join("loss"),
@@ -168,9 +168,9 @@ pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Resul
             x_label: "epoch",
             y_label: "accuracy",
             series: vec![
-                line("train (inference mode)", false, |r| r.train_accuracy),
-                line("train (as trained)", true, |r| r.train_accuracy_running),
-                line("val", false, |r| r.val_accuracy),
+                line("train (inference mode)", false, |r| r.train_score),
+                line("train (as trained)", true, |r| r.train_score_running),
+                line("val", false, |r| r.val_score),
             ],
             log_x: false,
         },
@@ -189,11 +189,11 @@ mod tests {
             .map(|(i, (v, t))| EpochRecord {
                 epoch: i + 1,
                 train_loss: *t,
-                train_cross_entropy: *t,
-                train_accuracy_running: 0.0,
-                train_accuracy: 0.0,
+                train_data_loss: *t,
+                train_score_running: 0.0,
+                train_score: 0.0,
                 val_loss: *v,
-                val_accuracy: 0.0,
+                val_score: 0.0,
                 seconds: 0.0,
             })
             .collect()

@@ -24,9 +24,9 @@ pub struct SweepPoint {
     /// Its value.
     pub value: f64,
     /// Final train accuracy (inference mode).
-    pub train_accuracy: f64,
+    pub train_score: f64,
     /// Final validation accuracy.
-    pub val_accuracy: f64,
+    pub val_score: f64,
     /// Best validation accuracy.
     pub best_val_accuracy: f64,
     /// Final validation loss.
@@ -95,7 +95,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         c.check_size(data.width(), data.classes)?;
     }
     let staging = Staging::new(out, overwrite, &data.files())?;
-    let prepared = Prepared::for_seed(data, *split_spec, base.seed, &base.hidden)?;
+    let prepared = Prepared::for_seed(data, *split_spec, base.seed, &base.hidden, base.task)?;
     let jobs: Vec<_> = configs
         .into_iter()
         .map(|(p, v, c)| {
@@ -111,9 +111,9 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         Ok(SweepPoint {
             parameter,
             value,
-            train_accuracy: last.train_accuracy,
-            val_accuracy: last.val_accuracy,
-            best_val_accuracy: t.history.iter().map(|r| r.val_accuracy).fold(0.0, f64::max),
+            train_score: last.train_score,
+            val_score: last.val_score,
+            best_val_accuracy: t.history.iter().map(|r| r.val_score).fold(0.0, f64::max),
             val_loss: last.val_loss,
         })
     })
@@ -124,7 +124,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         let _ = writeln!(
             md,
             "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} |",
-            p.parameter, p.value, p.train_accuracy, p.val_accuracy, p.best_val_accuracy, p.val_loss
+            p.parameter, p.value, p.train_score, p.val_score, p.best_val_accuracy, p.val_loss
         );
     }
     std::fs::write(staging.path().join("sweep.md"), &md)?;
@@ -148,8 +148,8 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
                 x_label,
                 y_label: "accuracy",
                 series: vec![
-                    line("val (final)", |p| p.val_accuracy),
-                    line("train (inference mode)", |p| p.train_accuracy),
+                    line("val (final)", |p| p.val_score),
+                    line("train (inference mode)", |p| p.train_score),
                 ],
                 log_x,
             },

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
-use dropship_shared::Activation;
+use dropship_shared::{Activation, Task};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,8 @@ use crate::data::augment::{Augment, AugmentError};
 use crate::data::Dataset;
 use crate::rng::{stream, Stream};
 use crate::train::adam::{AdamConfig, KerasAdam};
-use crate::train::model::{cross_entropy_and_accuracy, dropout_mask, logits, softmax_cross_entropy, Mlp, Weights};
+use crate::train::model::{dropout_mask, logits, Mlp, Weights};
+use crate::train::task::{self, BatchTargets};
 use crate::train::prepare::{Prepared, Rows};
 
 /// Which kernels an L2 penalty applies to.
@@ -203,6 +204,28 @@ pub struct TrainConfig {
     /// A BatchNorm (Keras's) between every hidden Dense and its activation.
     #[serde(default)]
     pub batch_norm: bool,
+    /// What the model learns (classes by default).
+    #[serde(default = "classify", with = "task_name")]
+    pub task: Task,
+}
+
+fn classify() -> Task {
+    Task::Classify
+}
+
+/// A task in a run's configuration, by its name.
+mod task_name {
+    use dropship_shared::Task;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Task, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Task, D::Error> {
+        let name = String::deserialize(d)?;
+        Task::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("task `{name}` is not one this dropship knows")))
+    }
 }
 
 fn relu() -> Activation {
@@ -238,6 +261,7 @@ impl Default for TrainConfig {
             augment: Augment::default(),
             activation: Activation::Relu,
             batch_norm: false,
+            task: Task::Classify,
         }
     }
 }
@@ -409,18 +433,23 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean training loss over the epoch's batches, with the L2 term (Keras's `loss`).
     pub train_loss: f64,
-    /// The same without the L2 term: cross-entropy only.
-    pub train_cross_entropy: f64,
-    /// Accuracy over the epoch's batches as trained (dropout on), Keras's `accuracy`.
-    pub train_accuracy_running: f64,
-    /// Accuracy on the train rows in inference mode after the epoch (on an evenly spaced sample of
-    /// [`TRAIN_ACCURACY_ROWS`] of them when there are more: a full pass would cost a third of an
-    /// epoch on large data).
-    pub train_accuracy: f64,
-    /// Cross-entropy on the validation rows in inference mode (no regularization term).
+    /// The same without the L2 term: the task's loss only ([`crate::train::task::loss_name`]).
+    #[serde(alias = "train_cross_entropy")]
+    pub train_data_loss: f64,
+    /// The task's score ([`crate::train::task::score_name`]: accuracy, or R²) over the epoch's
+    /// batches as trained (dropout on), Keras's `accuracy`.
+    #[serde(alias = "train_accuracy_running")]
+    pub train_score_running: f64,
+    /// The score on the train rows in inference mode after the epoch (on an evenly spaced sample
+    /// of [`TRAIN_ACCURACY_ROWS`] of them when there are more: a full pass would cost a third of
+    /// an epoch on large data).
+    #[serde(alias = "train_accuracy")]
+    pub train_score: f64,
+    /// The task's loss on the validation rows in inference mode (no regularization term).
     pub val_loss: f64,
-    /// Validation accuracy.
-    pub val_accuracy: f64,
+    /// The validation score.
+    #[serde(alias = "val_accuracy")]
+    pub val_score: f64,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
 }
@@ -478,9 +507,10 @@ pub fn train(
     let mut dropout_rng = stream(config.seed, Stream::Dropout);
     let mut augment_rng = stream(config.seed, Stream::Augment);
     config.augment.validate(data.input).map_err(ConfigError::from)?;
-    let (x_train, y_train) = (&data.train.x, &data.train.labels);
-    let n = y_train.len();
-    // The rows the per-epoch train accuracy is measured on: all, or an evenly spaced sample.
+    let (task, outputs) = (data.task, data.outputs);
+    let (x_train, y_train, t_train) = (&data.train.x, &data.train.labels, &data.train.targets);
+    let n = data.train.len();
+    // The rows the per-epoch train score is measured on: all, or an evenly spaced sample.
     let sample: Option<Vec<u32>> = (n > TRAIN_ACCURACY_ROWS)
         .then(|| (0..TRAIN_ACCURACY_ROWS).map(|i| (i * n / TRAIN_ACCURACY_ROWS) as u32).collect());
     // The batches are gathered on the host from the train tensor's own storage (no copy of it).
@@ -499,6 +529,7 @@ pub fn train(
     let batch_size = config.batch_size.min(n.max(1));
     let mut xb = Vec::with_capacity(batch_size * data.input);
     let mut yb = Vec::with_capacity(batch_size);
+    let mut tb = Vec::with_capacity(if t_train.is_empty() { 0 } else { batch_size * outputs });
     let hidden = initial.hidden();
     let mut history = Vec::new();
     // (val loss, epoch) of the best epoch so far, and its weights when early stopping may restore them.
@@ -507,19 +538,25 @@ pub fn train(
     for epoch in 1..=config.epochs {
         let epoch_start = Instant::now();
         order.shuffle(&mut shuffle);
-        let (mut loss_sum, mut ce_sum, mut correct) = (0.0, 0.0, 0.0);
+        let (mut loss_sum, mut data_loss_sum, mut score_sum) = (0.0, 0.0, 0.0);
         for batch in order.chunks(batch_size) {
             xb.clear();
             yb.clear();
+            tb.clear();
             for r in batch {
                 xb.extend_from_slice(&train_values[r * data.input..(r + 1) * data.input]);
-                yb.push(y_train[*r]);
+                if !y_train.is_empty() {
+                    yb.push(y_train[*r]);
+                }
+                if !t_train.is_empty() {
+                    // an autoencoder's target is the clean input, whatever augmentation does to xb
+                    tb.extend_from_slice(&t_train[r * outputs..(r + 1) * outputs]);
+                }
             }
             if config.augment.is_active() {
                 config.augment.apply(&mut xb, &data.standardization, &mut augment_rng);
             }
             let x = Tensor::from_slice(&xb, (batch.len(), data.input), &device)?;
-            let y = Tensor::from_slice(&yb, batch.len(), &device)?;
             let masks = hidden
                 .iter()
                 .enumerate()
@@ -528,37 +565,41 @@ pub fn train(
                     _ => Ok(None),
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            let out = model.forward(&x, Some(&masks))?;
-            let ce = softmax_cross_entropy(&out, &y)?;
-            // What is recorded is computed once, on the host, from the batch's logits; the
-            // cross-entropy operation above is what the gradient flows through.
-            let (batch_ce, batch_accuracy) =
-                cross_entropy_and_accuracy(&out.flatten_all()?.to_vec1::<f32>()?, &yb, data.classes);
+            let raw = model.forward_raw(&x, Some(&masks))?;
+            let loss = if task == Task::Classify {
+                task::loss(task, &raw, BatchTargets::Classes(&Tensor::from_slice(&yb, batch.len(), &device)?))?
+            } else {
+                task::loss(task, &raw, BatchTargets::Values(&Tensor::from_slice(&tb, (batch.len(), outputs), &device)?))?
+            };
+            // What is recorded is computed once, on the host, from the batch's raw outputs; the
+            // loss operation above is what the gradient flows through.
+            let (batch_loss, batch_score) =
+                task::loss_and_score(task, &raw.flatten_all()?.to_vec1::<f32>()?, outputs, &yb, &tb);
             // the L2 term, if any, is the optimizer's: its gradient joins the step, its value at
             // the weights this batch ran with comes back
-            optimizer.backward_step(&ce)?;
+            optimizer.backward_step(&loss)?;
             let penalty_value = optimizer.penalty();
-            if !(batch_ce + penalty_value).is_finite() {
+            if !(batch_loss + penalty_value).is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
             }
             let b = batch.len() as f64;
-            loss_sum += (batch_ce + penalty_value) * b;
-            ce_sum += batch_ce * b;
-            correct += batch_accuracy * b;
+            loss_sum += (batch_loss + penalty_value) * b;
+            data_loss_sum += batch_loss * b;
+            score_sum += batch_score * b;
         }
-        let (_, train_accuracy) = measure(&model, x_train, y_train, sample.as_deref(), data.classes)?;
-        let (val_loss, val_accuracy) = measure(&model, &data.val.x, &data.val.labels, None, data.classes)?;
+        let (_, train_score) = measure(&model, &data.train, sample.as_deref(), task, outputs)?;
+        let (val_loss, val_score) = measure(&model, &data.val, None, task, outputs)?;
         if !val_loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { epoch, hint: config.divergence_hint() });
         }
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / n as f64,
-            train_cross_entropy: ce_sum / n as f64,
-            train_accuracy_running: correct / n as f64,
-            train_accuracy,
+            train_data_loss: data_loss_sum / n as f64,
+            train_score_running: score_sum / n as f64,
+            train_score,
             val_loss,
-            val_accuracy,
+            val_score,
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
         on_epoch(&record);
@@ -600,58 +641,75 @@ pub fn l2_coefficients(regularizer: &Regularizer, depth: usize) -> Vec<f32> {
     (0..depth).map(kernel).chain(std::iter::repeat_n(0.0, depth)).collect()
 }
 
-/// Cross-entropy and accuracy of `weights` on standardized rows, inference mode.
-pub fn evaluate(weights: &Weights, rows: &Rows) -> Result<(f64, f64), candle_core::Error> {
+/// The task's loss and score of `weights` on standardized rows of `prepared`'s task, inference
+/// mode.
+pub fn evaluate(weights: &Weights, prepared: &Prepared, rows: &Rows) -> Result<(f64, f64), candle_core::Error> {
     let model = Mlp::new(weights, &Device::Cpu)?;
-    measure(&model, &rows.x, &rows.labels, None, weights.classes())
+    measure(&model, rows, None, prepared.task, prepared.outputs)
 }
 
-/// Cross-entropy and accuracy of `weights` on the test rows of `data`, standardized a chunk at a
-/// time (a large test part is never held standardized as a whole).
-pub fn evaluate_test(weights: &Weights, prepared: &Prepared, data: &Dataset) -> Result<(f64, f64), candle_core::Error> {
+/// The raw outputs (inference mode, before the last activation) of `weights` on `rows` of `data`,
+/// standardized a chunk at a time (a large part is never held standardized as a whole), row-major.
+pub fn raw_outputs(
+    weights: &Weights,
+    prepared: &Prepared,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<Vec<f32>, candle_core::Error> {
     let model = Mlp::new(weights, &Device::Cpu)?;
-    let (mut ce, mut correct) = (0.0, 0.0);
-    for chunk in prepared.split.test.chunks(EVALUATION_CHUNK) {
-        let rows = prepared.standardized(data, chunk)?;
-        let (c, a) = measure(&model, &rows.x, &rows.labels, None, weights.classes())?;
-        ce += c * chunk.len() as f64;
-        correct += a * chunk.len() as f64;
+    let mut raw = Vec::with_capacity(rows.len() * prepared.outputs);
+    for chunk in rows.chunks(EVALUATION_CHUNK) {
+        raw.extend(logits(&model, &prepared.standardized(data, chunk)?.x)?);
     }
-    let n = prepared.split.test.len().max(1) as f64;
-    Ok((ce / n, correct / n))
+    Ok(raw)
+}
+
+/// The task's loss and score of `weights` on the test rows of `data`.
+pub fn evaluate_test(weights: &Weights, prepared: &Prepared, data: &Dataset) -> Result<(f64, f64), candle_core::Error> {
+    let test = &prepared.split.test;
+    let raw = raw_outputs(weights, prepared, data, test)?;
+    let labels: Vec<u32> = if data.labels.is_empty() { vec![] } else { test.iter().map(|r| data.labels[*r]).collect() };
+    let targets = match prepared.task {
+        Task::Classify => vec![],
+        _ => test.chunks(EVALUATION_CHUNK).map(|c| prepared.standardized(data, c).map(|r| r.targets)).collect::<Result<Vec<_>, _>>()?.concat(),
+    };
+    Ok(task::loss_and_score(prepared.task, &raw, prepared.outputs, &labels, &targets))
 }
 
 /// Rows run through the model at once when measuring: bounds the activations a measurement holds.
 const EVALUATION_CHUNK: usize = 1024;
 
-/// Cross-entropy and accuracy (inference mode) on rows `which` of `x`, a chunk at a time.
-/// Cross-entropy and accuracy (inference mode) on the rows of `x`, or on rows `which` of it, a
-/// chunk at a time (all rows are viewed in place; chosen rows are gathered chunk by chunk).
+/// The task's loss and score (inference mode) on `rows`, or on rows `which` of them, a chunk at a
+/// time (all rows are viewed in place; chosen rows are gathered chunk by chunk); the score is
+/// computed over all of them at once (R² is not a mean of chunks').
 fn measure(
     model: &Mlp,
-    x: &Tensor,
-    labels: &[u32],
+    rows: &Rows,
     which: Option<&[u32]>,
-    classes: usize,
+    task: Task,
+    outputs: usize,
 ) -> Result<(f64, f64), candle_core::Error> {
-    let (mut ce, mut correct) = (0.0, 0.0);
-    let n = which.map_or(labels.len(), <[u32]>::len);
+    let n = which.map_or(rows.len(), <[u32]>::len);
+    let (mut raw, mut labels, mut targets) = (Vec::new(), Vec::new(), Vec::new());
     for start in (0..n).step_by(EVALUATION_CHUNK) {
         let len = EVALUATION_CHUNK.min(n - start);
-        let (rows, chunk_labels) = match which {
-            None => (x.narrow(0, start, len)?, labels[start..start + len].to_vec()),
-            Some(which) => {
-                let chunk = &which[start..start + len];
-                let rows = x.index_select(&Tensor::from_slice(chunk, len, x.device())?, 0)?;
-                (rows, chunk.iter().map(|r| labels[*r as usize]).collect())
-            }
+        let chunk: Vec<usize> = match which {
+            None => (start..start + len).collect(),
+            Some(which) => which[start..start + len].iter().map(|r| *r as usize).collect(),
         };
-        let (c, a) = cross_entropy_and_accuracy(&logits(model, &rows)?, &chunk_labels, classes);
-        ce += c * len as f64;
-        correct += a * len as f64;
+        let x = match which {
+            None => rows.x.narrow(0, start, len)?,
+            Some(which) => rows.x.index_select(&Tensor::from_slice(&which[start..start + len], len, rows.x.device())?, 0)?,
+        };
+        raw.extend(logits(model, &x)?);
+        if !rows.labels.is_empty() {
+            labels.extend(chunk.iter().map(|r| rows.labels[*r]));
+        }
+        if !rows.targets.is_empty() {
+            targets.extend(chunk.iter().flat_map(|r| rows.targets[r * outputs..(r + 1) * outputs].iter().copied()));
+        }
     }
-    let n = n.max(1) as f64;
-    Ok((ce / n, correct / n))
+    Ok(task::loss_and_score(task, &raw, outputs, &labels, &targets))
 }
 
 #[cfg(test)]
@@ -756,9 +814,9 @@ mod tests {
         let c = train(&prepared, &plain, &prepared.initial, &mut |_| {}).unwrap();
         assert_ne!(a.weights, c.weights, "augmentation changes what the steps see");
         // The recorded validation loss is that of the clean validation rows.
-        let (val_loss, val_accuracy) = evaluate(&a.weights, &prepared.val).unwrap();
+        let (val_loss, val_score) = evaluate(&a.weights, &prepared, &prepared.val).unwrap();
         let last = a.history.last().unwrap();
-        assert_eq!((last.val_loss, last.val_accuracy), (val_loss, val_accuracy));
+        assert_eq!((last.val_loss, last.val_score), (val_loss, val_score));
         let other_seed = TrainConfig { seed: 1, ..config.clone() };
         let d = train(&prepared, &other_seed, &prepared.initial, &mut |_| {}).unwrap();
         assert_ne!(a.weights, d.weights, "another seed draws other noise and shifts");
@@ -774,7 +832,7 @@ mod tests {
         let t = train(&prepared, &config, &prepared.initial, &mut |_| {}).unwrap();
         assert!(t.history.len() < 60, "stopped early: {} epochs", t.history.len());
         assert_eq!(t.history.len(), t.best_epoch + 4, "stops `patience` epochs after the best");
-        let (val_loss, _) = evaluate(&t.weights, &prepared.val).unwrap();
+        let (val_loss, _) = evaluate(&t.weights, &prepared, &prepared.val).unwrap();
         let best = t.history[t.best_epoch - 1].val_loss;
         assert!((val_loss - best).abs() < 1e-9, "restored weights give the best epoch's loss: {val_loss} vs {best}");
         assert!(t.restored_best);

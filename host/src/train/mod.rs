@@ -9,5 +9,6 @@ pub mod model;
 pub mod prepare;
 pub mod progress;
 pub mod run;
+pub mod task;
 
 pub use fit::*;

@@ -188,6 +188,13 @@ impl Mlp {
     /// inference mode, in which BatchNorm uses its moving statistics (in training mode, the
     /// batch's, and it updates the moving ones).
     pub fn forward(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
+        let raw = self.forward_raw(x, dropout_masks)?;
+        activate(&raw, self.activations.last().copied().unwrap_or(Activation::Linear))
+    }
+
+    /// [`Mlp::forward`] without the last layer's activation: the logits a loss is computed from
+    /// (softmax and binary cross-entropy from logits, as Keras does for its output activations).
+    pub fn forward_raw(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, ((kernel, bias), activation)) in self.layers.iter().zip(&self.activations).enumerate() {
@@ -200,8 +207,8 @@ impl Mlp {
                 if let Some(Some(mask)) = dropout_masks.and_then(|m| m.get(i)) {
                     h = (h * mask)?;
                 }
+                h = activate(&h, *activation)?;
             }
-            h = activate(&h, *activation)?;
         }
         Ok(h)
     }
@@ -520,9 +527,10 @@ pub fn cross_entropy_and_accuracy(logits: &[f32], labels: &[u32], classes: usize
     (loss / n, correct as f64 / n)
 }
 
-/// The logits of `x` in inference mode, as a flat row-major vector.
+/// The raw outputs of `x` in inference mode (before the last layer's activation: the logits of a
+/// classifier, a binary model's logit), as a flat row-major vector.
 pub fn logits(model: &Mlp, x: &Tensor) -> Result<Vec<f32>> {
-    model.forward(x, None)?.flatten_all()?.to_vec1()
+    model.forward_raw(x, None)?.flatten_all()?.to_vec1()
 }
 
 #[cfg(test)]

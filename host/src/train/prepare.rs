@@ -2,12 +2,14 @@
 //! the standardized parts and the initial weights. Built in one place, [`Prepared::for_seed`], so
 //! the comparison, the sweep, the benchmark and the tests cannot drift apart.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use dropship_shared::{Activation, LayerShape};
 
 use crate::data::split::{self, Split, Standardization};
 use crate::data::Dataset;
 use crate::rng::{stream, Stream};
 use crate::train::model::Weights;
+use crate::train::task::{self, Task};
 
 /// How the rows are split: shares for validation and test, the rest trains.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,24 +28,28 @@ impl Default for SplitSpec {
 }
 
 /// Standardized rows of one part as a candle tensor `(rows, input)`, built without a second copy,
-/// and their labels.
+/// their labels and their targets.
 #[derive(Clone, Debug)]
 pub struct Rows {
     /// The standardized rows.
     pub x: Tensor,
-    /// One label per row.
+    /// One label per row (classes; 0/1 for binary; an autoencoder's anomaly flags when the data
+    /// has them; empty for a regression).
     pub labels: Vec<u32>,
+    /// What the outputs learn, row-major, [`Prepared::outputs`] per row: 0/1 (binary), the
+    /// standardized targets (regress), the standardized input (autoencode); empty for classify.
+    pub targets: Vec<f32>,
 }
 
 impl Rows {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.x.dims().first().copied().unwrap_or(0)
     }
 
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
     /// The values, row-major (a copy).
@@ -65,10 +71,15 @@ pub struct Prepared {
     pub split: Split,
     /// Input width.
     pub input: usize,
-    /// Class count.
-    pub classes: usize,
+    /// What the model learns.
+    pub task: Task,
+    /// Output width: the class count, 1 (binary, regress), the input width (autoencode).
+    pub outputs: usize,
     /// Fitted on the train rows only.
     pub standardization: Standardization,
+    /// `(mean, scale)` of a regression's targets over the train rows: the outputs learn
+    /// `(t - mean) / scale`, and the export restores the units.
+    pub target_standardization: Option<(f32, f32)>,
     /// Standardized train rows.
     pub train: Rows,
     /// Standardized validation rows.
@@ -78,37 +89,65 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Splits `data` as `spec` says, stratified and reproducible from `seed` (or as the user's own
-    /// split in `data.parts` says), standardizes the train and validation rows with the train rows'
-    /// statistics and draws initial weights for hidden layers of widths `hidden`.
-    pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: &[usize]) -> anyhow::Result<Self> {
-        let split = if data.parts.is_empty() {
-            split::stratified(data, spec.val, spec.test, seed)?
-        } else {
-            split::given(data)?
+    /// Splits `data` as `spec` says, reproducible from `seed` (stratified by class for a task with
+    /// labels, at random for a regression; or as the user's own split in `data.parts` says),
+    /// standardizes the train and validation rows with the train rows' statistics and draws
+    /// initial weights for hidden layers of widths `hidden` and `task`'s output layer.
+    pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: &[usize], task: Task) -> anyhow::Result<Self> {
+        let split = match (data.parts.is_empty(), task, data.labels.is_empty()) {
+            (false, _, _) => split::given(data)?,
+            (true, Task::Regress, _) | (true, _, true) => split::unstratified(data, spec.val, spec.test, seed)?,
+            (true, _, false) => split::stratified(data, spec.val, spec.test, seed)?,
         };
         let standardization = Standardization::fit(data, &split.train);
-        let initial = Weights::glorot(data.width(), hidden, data.classes, &mut stream(seed, Stream::Init));
-        let rows = |part: &[usize]| standardized(data, &standardization, part);
-        Ok(Self {
+        let output = task::output_layer(task, data);
+        let shapes: Vec<LayerShape> = hidden
+            .iter()
+            .map(|units| LayerShape::dense(*units, Activation::Relu))
+            .chain([output])
+            .collect();
+        let initial = Weights::glorot_for(data.width(), &shapes, &mut stream(seed, Stream::Init));
+        let target_standardization = (task == Task::Regress).then(|| target_statistics(data, &split.train));
+        let mut prepared = Self {
             seed,
             input: data.width(),
-            classes: data.classes,
-            train: rows(&split.train)?,
-            val: rows(&split.val)?,
+            task,
+            outputs: output.units,
+            train: Rows { x: Tensor::zeros((0, data.width()), DType::F32, &Device::Cpu)?, labels: vec![], targets: vec![] },
+            val: Rows { x: Tensor::zeros((0, data.width()), DType::F32, &Device::Cpu)?, labels: vec![], targets: vec![] },
             standardization,
+            target_standardization,
             split,
             initial,
-        })
+        };
+        prepared.train = prepared.standardized(data, &prepared.split.train)?;
+        prepared.val = prepared.standardized(data, &prepared.split.val)?;
+        Ok(prepared)
     }
 
-    /// `rows` of `data`, standardized with this seed's statistics (the test rows, for example).
+    /// `rows` of `data`, standardized with this seed's statistics, with their labels and targets
+    /// (the test rows, for example).
     pub fn standardized(&self, data: &Dataset, rows: &[usize]) -> candle_core::Result<Rows> {
-        standardized(data, &self.standardization, rows)
+        let values = self.standardization.apply(data, rows);
+        let labels = if data.labels.is_empty() { vec![] } else { rows.iter().map(|r| data.labels[*r]).collect() };
+        let targets = match (self.task, self.target_standardization) {
+            (Task::Classify, _) => vec![],
+            (Task::Binary, _) => labels.iter().map(|l| *l as f32).collect(),
+            (Task::Regress, Some((mean, scale))) => rows.iter().map(|r| (data.targets[*r] - mean) / scale).collect(),
+            (Task::Regress, None) => rows.iter().map(|r| data.targets[*r]).collect(),
+            (Task::Autoencode, _) => values.clone(),
+        };
+        let x = Tensor::from_vec(values, (rows.len(), data.width()), &Device::Cpu)?;
+        Ok(Rows { x, labels, targets })
     }
 }
 
-fn standardized(data: &Dataset, s: &Standardization, rows: &[usize]) -> candle_core::Result<Rows> {
-    let x = Tensor::from_vec(s.apply(data, rows), (rows.len(), data.width()), &Device::Cpu)?;
-    Ok(Rows { x, labels: rows.iter().map(|r| data.labels[*r]).collect() })
+/// Mean and population standard deviation of the targets of `rows` (a scale of 1 for constant
+/// targets).
+fn target_statistics(data: &Dataset, rows: &[usize]) -> (f32, f32) {
+    let n = rows.len().max(1) as f64;
+    let mean = rows.iter().map(|r| data.targets[*r] as f64).sum::<f64>() / n;
+    let var = rows.iter().map(|r| (data.targets[*r] as f64 - mean).powi(2)).sum::<f64>() / n;
+    let scale = var.sqrt() as f32;
+    (mean as f32, if scale > 0.0 && scale.is_finite() { scale } else { 1.0 })
 }

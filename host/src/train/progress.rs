@@ -102,7 +102,7 @@ impl Progress {
     pub fn epoch(&self, r: &EpochRecord) {
         let msg = format!(
             "loss {:.4} acc {:.4} | val_loss {:.4} val_acc {:.4}",
-            r.train_loss, r.train_accuracy_running, r.val_loss, r.val_accuracy
+            r.train_loss, r.train_score_running, r.val_loss, r.val_score
         );
         if let Some(bar) = &self.bar {
             bar.set_position(r.epoch as u64);

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use dropship_shared::{Activation, LayerKind, LayerShape};
+use dropship_shared::{Activation, LayerKind, LayerShape, Task};
 
 use crate::data::split::Standardization;
 use crate::network::{HostNetwork, Layer};
@@ -49,20 +49,27 @@ pub struct RunConfig {
 /// Final figures of a run (metrics.json).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunMetrics {
-    /// Test accuracy, inference mode.
-    pub test_accuracy: f64,
-    /// Test cross-entropy, inference mode.
-    pub test_cross_entropy: f64,
+    /// The task's score on the test rows (accuracy, or R²), inference mode.
+    #[serde(alias = "test_accuracy")]
+    pub test_score: f64,
+    /// The task's loss on the test rows (cross-entropy, binary cross-entropy, mean squared error
+    /// of standardized values), inference mode.
+    #[serde(alias = "test_cross_entropy")]
+    pub test_loss: f64,
     /// Epoch with the lowest validation loss.
     pub best_epoch: usize,
     /// Epochs actually run.
     pub epochs_run: usize,
     /// Training wall time in seconds.
     pub seconds: f64,
-    /// Test accuracy of the model quantized to int8 (calibrated on the training rows), when asked
+    /// The test score of the model quantized to int8 (calibrated on the training rows), when asked
     /// for (`compare --int8`).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "int8_test_accuracy")]
+    pub int8_test_score: Option<f64>,
+    /// What the task adds (binary: ROC AUC and threshold; regress: MAE, RMSE, R² in the targets'
+    /// units; autoencode: the anomaly threshold and the score distribution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub int8_test_accuracy: Option<f64>,
+    pub task: Option<crate::train::task::TaskMetrics>,
 }
 
 fn json(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -77,6 +84,7 @@ pub fn write_run(
     standardization: &Standardization,
     trained: &Trained,
     metrics: &RunMetrics,
+    head: &OutputHead,
 ) -> Result<()> {
     json(&dir.join(CONFIG), config)?;
     json(&dir.join(METRICS), metrics)?;
@@ -88,7 +96,7 @@ pub fn write_run(
     csv.flush()?;
     let provenance =
         format!("run {} ({}), trained with {}", config.name, config.data.display(), config.train.regularization());
-    save_weights(&dir.join(WEIGHTS), &trained.weights, standardization, &provenance)
+    save_model(&dir.join(WEIGHTS), &trained.weights, standardization, &provenance, head)
 }
 
 /// The tensor name of layer `index` of `depth` (Keras's layer names): `dense_output` for the last,
@@ -102,8 +110,45 @@ pub fn layer_name(index: usize, depth: usize) -> String {
     }
 }
 
+/// How a model's outputs are read: its task, the task's threshold (binary: the probability's,
+/// autoencode: the anomaly score's; chosen on validation rows), and a regression's target units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputHead {
+    /// What the outputs are.
+    pub task: Task,
+    /// The threshold they are compared with (0 where the task has none).
+    pub threshold: f32,
+    /// `(mean, scale)` of a regression's targets: the outputs are `(t - mean) / scale`.
+    pub target: Option<(f32, f32)>,
+}
+
+impl Default for OutputHead {
+    /// A classifier's.
+    fn default() -> Self {
+        Self { task: Task::Classify, threshold: 0.0, target: None }
+    }
+}
+
+impl OutputHead {
+    /// The head of a model trained on `prepared` with these test figures.
+    pub fn of(prepared: &crate::train::prepare::Prepared, metrics: &RunMetrics) -> Self {
+        use crate::train::task::TaskMetrics;
+        let threshold = match metrics.task {
+            Some(TaskMetrics::Binary { threshold, .. } | TaskMetrics::Autoencode { threshold, .. }) => threshold,
+            _ => 0.0,
+        };
+        Self { task: prepared.task, threshold, target: prepared.target_standardization }
+    }
+}
+
 /// Saves weights and standardization as safetensors, with provenance in the metadata.
 pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &str) -> Result<()> {
+    save_model(path, w, s, provenance, &OutputHead::default())
+}
+
+/// Saves weights, standardization and how the outputs are read as safetensors, with provenance,
+/// the task and its threshold in the metadata.
+pub fn save_model(path: &Path, w: &Weights, s: &Standardization, provenance: &str, head: &OutputHead) -> Result<()> {
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let depth = w.layers.len();
     let mut tensors = Vec::new();
@@ -119,14 +164,22 @@ pub fn save_weights(path: &Path, w: &Weights, s: &Standardization, provenance: &
     }
     tensors.push(("standardization.mean".into(), vec![w.input()], bytes(&s.mean)));
     tensors.push(("standardization.scale".into(), vec![w.input()], bytes(&s.scale)));
+    if let Some((mean, scale)) = head.target {
+        tensors.push(("target.mean".into(), vec![1], bytes(&[mean])));
+        tensors.push(("target.scale".into(), vec![1], bytes(&[scale])));
+    }
     let views = tensors
         .iter()
         .map(|(name, shape, data)| Ok((name.to_string(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("provenance".to_string(), provenance.to_string()),
         (LAYERS_METADATA.to_string(), describe_layers(&w.shapes())),
     ]);
+    if head.task != Task::Classify {
+        metadata.insert(TASK_METADATA.to_string(), head.task.name().to_string());
+        metadata.insert(THRESHOLD_METADATA.to_string(), format!("{:?}", head.threshold));
+    }
     let bytes = safetensors::serialize(views, Some(metadata))?;
     std::fs::write(path, with_sorted_header(&bytes)?).with_context(|| format!("writing {}", path.display()))
 }
@@ -157,6 +210,11 @@ fn with_sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&bytes[header_end..]);
     Ok(out)
 }
+
+/// The weights file's metadata key naming the task (absent: classify).
+const TASK_METADATA: &str = "task";
+/// The weights file's metadata key holding the task's threshold.
+const THRESHOLD_METADATA: &str = "threshold";
 
 /// The weights file's metadata key holding the network's description (see [`describe_layers`]).
 pub const LAYERS_METADATA: &str = "layers";
@@ -194,21 +252,37 @@ pub struct SavedModel {
     pub standardization: Standardization,
     /// Where it came from.
     pub provenance: String,
+    /// How its outputs are read.
+    pub head: OutputHead,
 }
 
 impl SavedModel {
     /// The model as `standardize → (Dense → activation)* → Dense`. Dropout has nothing to carry
     /// over: inverted dropout already scaled during training, so the weights are used as they are;
     /// a BatchNorm is folded into its Dense (its moving statistics, inference mode).
+    ///
+    /// A regression's outputs are restored to the targets' units by the last layer itself:
+    /// `y = z · scale + mean` folded into its weights and bias, so the artifact outputs values in
+    /// those units on every target without another operator. The task and its threshold are
+    /// recorded for `predict`.
     pub fn network(&self) -> HostNetwork {
-        let layers = (self.weights.layers.iter())
-            .map(|l| {
-                let (kernel, bias) = l.inference_weights();
+        let depth = self.weights.layers.len();
+        let layers = (self.weights.layers.iter().enumerate())
+            .map(|(i, l)| {
+                let (mut kernel, mut bias) = l.inference_weights();
+                if let (Some((mean, scale)), true) = (self.head.target, i + 1 == depth) {
+                    kernel.iter_mut().for_each(|w| *w = (*w as f64 * scale as f64) as f32);
+                    bias.iter_mut().for_each(|b| *b = (*b as f64 * scale as f64 + mean as f64) as f32);
+                }
                 Layer::dense(l.input, kernel, bias, l.activation)
             })
             .collect();
         let standardization = Some((self.standardization.mean.clone(), self.standardization.scale.clone()));
-        HostNetwork::f32(self.weights.input(), layers, standardization).expect("f32 layers")
+        let mut net = HostNetwork::f32(self.weights.input(), layers, standardization).expect("f32 layers");
+        if self.head.task != Task::Classify {
+            net.set_task(Some((self.head.task, self.head.threshold)));
+        }
+        net
     }
 }
 
@@ -324,7 +398,27 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
         bail!("{}: the standardization does not match the first layer", path.display());
     }
     let provenance = metadata.and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
-    Ok(SavedModel { weights, standardization: Standardization { mean, scale }, provenance })
+    let task = match metadata.and_then(|m| m.get(TASK_METADATA)) {
+        Some(name) => Task::from_name(name)
+            .with_context(|| format!("{}: task `{name}` is not one this dropship knows (a newer dropship wrote it)", path.display()))?,
+        None => Task::Classify,
+    };
+    let threshold = match metadata.and_then(|m| m.get(THRESHOLD_METADATA)) {
+        Some(text) => text.parse::<f32>().ok().filter(|t| t.is_finite()).with_context(|| format!("{}: threshold `{text}` is not a number", path.display()))?,
+        None => 0.0,
+    };
+    let target = if names.iter().any(|n| n == "target.mean") {
+        let (_, mean) = tensor("target.mean")?;
+        let (_, scale) = tensor("target.scale")?;
+        match (mean.as_slice(), scale.as_slice()) {
+            (&[m], &[s]) if m.is_finite() && s.is_finite() && s > 0.0 => Some((m, s)),
+            _ => bail!("{}: the target standardization is not one positive scale and one mean", path.display()),
+        }
+    } else {
+        None
+    };
+    let head = OutputHead { task, threshold, target };
+    Ok(SavedModel { weights, standardization: Standardization { mean, scale }, provenance, head })
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! Version 3, all integers `u32` little-endian unless said, all reals `f32` little-endian:
 //!
 //! ```text
-//! magic "DSHP" | version = 3 | flags (bit 0: standardization, bit 1: int8 input quantization)
+//! magic "DSHP" | version = 3 | flags (bit 0: standardization, bit 1: int8 input quantization,
+//!                                      bit 2: task)
 //! input width | layer count
 //! class-names length | UTF-8 class names, one per line (or empty)
 //! provenance length  | UTF-8 text describing where the model came from (never read by inference)
 //! [mean[input], scale[input]]                       if flag bit 0
 //! [input scale, input zero point (i32)]             if flag bit 1
+//! [task code, threshold (f32)]                       if flag bit 2
 //! per layer: kind tag | activation | precision | output width | parameters
 //! CRC-32 (ISO-HDLC) of every byte before it
 //! ```
@@ -45,7 +47,7 @@ mod read;
 mod write;
 
 pub use crate::error::{FormatError, Section};
-pub use crate::layer::{Activation, LayerKind, LayerShape, Precision};
+pub use crate::layer::{Activation, LayerKind, LayerShape, Precision, Task};
 pub use crate::wire::{F32s, I32s};
 pub use write::{ArtifactSpec, Int8Spec, LayerSpec, LookupSpec, ParamsSpec};
 
@@ -191,6 +193,7 @@ pub struct Artifact<'a> {
     version: u32,
     input: usize,
     input_quantization: Option<(f32, i8)>,
+    task: Option<(Task, f32)>,
     layers: [Option<LayerView<'a>>; MAX_LAYERS],
     layer_count: usize,
     standardization: Option<(F32s<'a>, F32s<'a>)>,
@@ -231,6 +234,12 @@ impl<'a> Artifact<'a> {
     /// `(scale, zero point)` of the quantized input of an int8 network.
     pub fn input_quantization(&self) -> Option<(f32, i8)> {
         self.input_quantization
+    }
+
+    /// What the outputs are and the threshold they are compared with (binary: the probability's,
+    /// autoencode: the anomaly score's); `None` in files that do not say (a classifier).
+    pub fn task(&self) -> Option<(Task, f32)> {
+        self.task
     }
 
     /// Number of outputs (the last layer's width; the classes of a classifier).

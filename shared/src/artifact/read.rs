@@ -2,7 +2,7 @@
 //! time, each validated before the next is read.
 
 use super::{
-    Activation, Artifact, F32s, FormatError, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
+    Activation, Artifact, F32s, FormatError, Task, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
     Params, Precision, Section, MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
 };
 use crate::ops::dense::int8::Requant;
@@ -10,6 +10,7 @@ use crate::wire::Reader;
 
 pub(super) const FLAG_STANDARDIZATION: u32 = 1;
 pub(super) const FLAG_INPUT_QUANTIZATION: u32 = 2;
+pub(super) const FLAG_TASK: u32 = 4;
 
 fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, FormatError> {
     if value > limit {
@@ -138,7 +139,8 @@ fn lookup<'a>(r: &mut Reader<'a>, layer: usize, activation: Activation) -> Resul
 pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     let (mut r, version) = Reader::after_header(bytes, MAGIC, OLDEST_VERSION..=VERSION)?;
     let flags = r.u32()?;
-    let known = if version >= 3 { FLAG_STANDARDIZATION | FLAG_INPUT_QUANTIZATION } else { FLAG_STANDARDIZATION };
+    let known =
+        if version >= 3 { FLAG_STANDARDIZATION | FLAG_INPUT_QUANTIZATION | FLAG_TASK } else { FLAG_STANDARDIZATION };
     if flags & !known != 0 {
         return Err(FormatError::UnknownFlags { flags });
     }
@@ -168,6 +170,16 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     let input_quantization = if version == 2 || flags & FLAG_INPUT_QUANTIZATION != 0 {
         let input_scale = scale(f32::from_bits(r.u32()?), usize::MAX, "scale")?;
         Some((input_scale, zero_point(r.u32()?, usize::MAX, "zero point")?))
+    } else {
+        None
+    };
+    let task = if flags & FLAG_TASK != 0 {
+        let task = code(usize::MAX, "task", r.u32()?, Task::from_code)?;
+        let threshold = f32::from_bits(r.u32()?);
+        if !threshold.is_finite() {
+            return Err(FormatError::NonFinite { section: Section::Task, index: 0 });
+        }
+        Some((task, threshold))
     } else {
         None
     };
@@ -213,6 +225,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
         version,
         input,
         input_quantization,
+        task,
         layers,
         layer_count,
         standardization,

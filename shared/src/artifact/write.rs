@@ -1,8 +1,8 @@
 //! Writing an artifact (always the newest version) from parameters borrowed from the writer's
 //! memory; the result is parsed back before it is returned, so nothing written fails to load.
 
-use super::read::{padded, FLAG_INPUT_QUANTIZATION, FLAG_STANDARDIZATION};
-use super::{Activation, Artifact, FormatError, LayerKind, Precision, MAGIC, VERSION};
+use super::read::{padded, FLAG_INPUT_QUANTIZATION, FLAG_STANDARDIZATION, FLAG_TASK};
+use super::{Activation, Artifact, FormatError, LayerKind, Precision, Task, MAGIC, VERSION};
 use crate::ops::activation::int8::Lookup;
 use crate::ops::dense::int8::Requant;
 use crate::wire::Writer;
@@ -130,6 +130,8 @@ pub struct ArtifactSpec<'a> {
     pub layers: &'a [LayerSpec<'a>],
     /// `(mean, scale)` per input feature.
     pub standardization: Option<(&'a [f32], &'a [f32])>,
+    /// What the outputs are, and their threshold (binary, autoencode).
+    pub task: Option<(Task, f32)>,
     /// Class names, one per line, or empty.
     pub class_names: &'a str,
     /// Free text about the model's origin.
@@ -142,6 +144,7 @@ impl ArtifactSpec<'_> {
         let header = 4 + 4 * 4 + 8 + self.class_names.len() + self.provenance.len();
         let standardization = self.standardization.map_or(0, |(m, s)| 4 * (m.len() + s.len()));
         let quantization = if self.input_quantization.is_some() { 8 } else { 0 };
+        let quantization = quantization + if self.task.is_some() { 8 } else { 0 };
         let mut fan_in = self.input;
         let mut layers = 0;
         for layer in self.layers {
@@ -193,6 +196,9 @@ impl ArtifactSpec<'_> {
         if self.input_quantization.is_some() {
             flags |= FLAG_INPUT_QUANTIZATION;
         }
+        if self.task.is_some() {
+            flags |= FLAG_TASK;
+        }
         w.u32(flags)?;
         w.u32(self.input as u32)?;
         w.u32(self.layers.len() as u32)?;
@@ -207,6 +213,10 @@ impl ArtifactSpec<'_> {
         if let Some((scale, zero)) = self.input_quantization {
             w.f32s(&[scale])?;
             w.i32s(core::iter::once(zero as i32))?;
+        }
+        if let Some((task, threshold)) = self.task {
+            w.u32(task.code())?;
+            w.f32s(&[threshold])?;
         }
         for (index, layer) in self.layers.iter().enumerate() {
             for code in [layer.kind.code(), layer.activation.code(), layer.precision().code(), layer.output() as u32] {
