@@ -21,6 +21,7 @@ fn digits_model() -> (Weights, Vec<u8>) {
         weights: weights.clone(),
         standardization: Standardization { mean: vec![4.0; 64], scale: vec![5.0; 64] },
         provenance: "bench".into(),
+        head: Default::default(),
     };
     let artifact = export::artifact_bytes(&saved, "", "bench").unwrap();
     (weights, artifact)

@@ -656,10 +656,20 @@ fn train(a: TrainArgs) -> Result<()> {
     let result = compare::compare(&study, std::slice::from_ref(&variant), &reporter(&a.hyper))?;
     warn(&result);
     let o = &result.outcomes[0];
+    let task = variant.config.task;
     println!(
-        "{}: test accuracy {:.4}, test cross-entropy {:.4}, best epoch {}, {:.2} s",
-        variant.name, o.metrics.test_score, o.metrics.test_loss, o.metrics.best_epoch, o.metrics.seconds
+        "{}: test {} {:.4}, test {} {:.4}, best epoch {}, {:.2} s",
+        variant.name,
+        dropship::train::task::score_name(task),
+        o.metrics.test_score,
+        dropship::train::task::loss_name(task),
+        o.metrics.test_loss,
+        o.metrics.best_epoch,
+        o.metrics.seconds
     );
+    if let Some(figures) = &o.metrics.task {
+        println!("{}", dropship::study::report::task_summary(figures));
+    }
     println!("run written to {}", o.run_dir.display());
     Ok(())
 }
@@ -704,7 +714,7 @@ fn compare(a: CompareArgs) -> Result<()> {
     println!(
         "plots:  {} and {}",
         result.out.join("val_loss.png").display(),
-        result.out.join("val_accuracy.png").display()
+        result.out.join(format!("val_{}.png", dropship::study::report::score_stem(task))).display()
     );
     Ok(())
 }

@@ -69,6 +69,8 @@ fn refused(args: &[&str], files: &[(&str, &[u8])], expect: &[&str]) {
 }
 
 const GOOD: &str = "a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,3,1\n4,4,0\n5,5,1\n6,1,0\n1,1,1\n";
+/// Three classes.
+const GOOD3: &str = "a,b,label\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n9,1,0\n2,3,1\n4,4,2\n5,5,1\n6,1,0\n1,1,2\n";
 
 #[test]
 fn bad_csv_files_are_refused_naming_the_file_line_and_column() {
@@ -87,7 +89,7 @@ fn bad_csv_files_are_refused_naming_the_file_line_and_column() {
         (b"a,b,label\n1,-inf,0\n", &["column `b`", "not finite"]),
         (b"a,b,label\n1,1e400,0\n", &["column `b`", "not finite"]),
         (b"a,b,label\n1,2,-1\n", &["column `label`", "non-negative integer"]),
-        (b"a,b,label\n1,2,0.5\n", &["column `label`", "non-negative integer"]),
+        (b"a,b,label\n1,2,0.5\n", &["task: regress", "`0.5` on line 2", "1 row(s): too few"]),
         (b"a,b,label\n1,2,cat\n", &["column `label`", "`cat`"]),
         (b"a,b,label\n1,2,\n", &["column `label`", "non-negative integer"]),
         (b"a,b,label\n1,2,2000000000\n1,2,0\n", &["line 2", "label 2000000000 is above the limit 4095"]),
@@ -105,6 +107,21 @@ fn bad_csv_files_are_refused_naming_the_file_line_and_column() {
     for (text, expect) in cases {
         refused(&train("d.csv"), &[("d.csv", text)], expect);
     }
+    let as_classes = [&train("d.csv")[..], &["--task", "classify"]].concat();
+    refused(
+        &as_classes,
+        &[("d.csv", b"a,b,label\n1,2,0.5\n")],
+        &["column `label`", "`0.5` is not a non-negative integer"],
+    );
+    let as_binary = [&train("d.csv")[..], &["--task", "binary"]].concat();
+    refused(&as_binary, &[("d.csv", GOOD3.as_bytes())], &["--task binary needs labels 0 and 1", "up to 2"]);
+    let as_regression = [&train("d.csv")[..], &["--task", "regress", "--label-column", "none"]].concat();
+    refused(&as_regression, &[("d.csv", GOOD.as_bytes())], &["no label column named `none`"]);
+    refused(
+        &[&train("d.csv")[..], &["--task", "guess"]].concat(),
+        &[("d.csv", GOOD.as_bytes())],
+        &["--task", "classify, binary, regress, autoencode"],
+    );
     refused(&train("missing.csv"), &[], &["cannot read missing.csv"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("d.csv")).unwrap();
@@ -199,7 +216,7 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         (with(45, &u32le(9), true), &["m.dsm", "layer 0 has layer kind code 9", "a newer dropship wrote it"]),
         (with(4, &u32le(9), true), &["m.dsm", "unsupported format version 9", "a newer dropship wrote it"]),
         (with(53, &u32le(1), true), &["m.dsm", "layer 0 is int8 in an f32 network"]),
-        (with(8, &u32le(6), true), &["m.dsm", "unknown flag bits"]),
+        (with(8, &u32le(9), true), &["m.dsm", "unknown flag bits 0x9", "a newer dropship wrote it"]),
         (with(28, &[0xff], true), &["m.dsm", "provenance is not valid"]),
         (with(57, &u32le(5000), true), &["m.dsm", "layer width 5000 is above the limit"]),
     ];
@@ -613,7 +630,7 @@ fn the_second_probe_crashes_hangs_and_silent_acceptances_are_refused() {
     for image in ["99999999999x99999999999", "4611686018427387905x2", "65x65"] {
         refused_in(d, &train(&["--augment", "shift=1", "--image", image]), &[&format!("--image {image}"), "pixels"]);
     }
-    refused_in(d, &train(&["--hidden", "3000,3000"]), &["2-3000-3000-2 model", "more than an artifact holds"]);
+    refused_in(d, &train(&["--hidden", "3000,3000"]), &["2-3000-3000-1 model", "more than an artifact holds"]);
     refused_in(d, &train(&["--augment", "noise=1e30"]), &["--augment noise=1e30", "from 0 to 100"]);
     // negative numbers name their flag
     for (flag, value) in [("--seed", "-2"), ("--early-stopping", "-2"), ("--image", "-2x-2")] {

@@ -14,7 +14,8 @@ use dropship::network::HostNetwork;
 use dropship::output::write_file;
 use dropship::train::model::Weights;
 use dropship::train::prepare::{Prepared, SplitSpec};
-use dropship::train::run::SavedModel;
+use dropship::train::run::{OutputHead, SavedModel};
+use dropship::train::task::{self, Task};
 use dropship::train::{self, Regularizer, TrainConfig};
 use dropship_shared::Activation;
 
@@ -155,12 +156,20 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
 }
 
 fn build_with(data: Dataset, config: TrainConfig, name: &str) -> anyhow::Result<Fixture> {
-    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden)?;
+    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden, config.task)?;
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
+    let figures = match config.task {
+        Task::Classify => None,
+        _ => {
+            let raw = |rows: &[usize]| train::raw_outputs(&trained.weights, &prepared, &data, rows);
+            task::task_metrics(&prepared, &data, &raw(&prepared.split.val)?, &raw(&prepared.split.test)?)?
+        }
+    };
     let saved = SavedModel {
         weights: trained.weights.clone(),
         standardization: prepared.standardization.clone(),
         provenance: format!("dropship-tests fixture: {}, seed 0", config.regularizer),
+        head: OutputHead::of(&prepared, figures.as_ref()),
     };
     let artifact = export::artifact_bytes(&saved, "", &saved.provenance)?;
     let dir = fixture_dir(name);

@@ -380,11 +380,8 @@ fn parse_stream<R: Read>(
                 continue;
             }
             if Some(i) == label_index {
-                let target = field.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| DataError::BadLabel {
-                    path: p(),
-                    line,
-                    column: column(),
-                    value: field.to_string(),
+                let target = field.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                    DataError::BadLabel { path: p(), line, column: column(), value: field.to_string() }
                 })?;
                 targets.push(target);
                 if label_issue.is_some() {

@@ -21,6 +21,8 @@ pub struct Split {
 pub enum SplitError {
     #[error("{path}: class {class} (column `{column}`) has {count} row(s): too few to put at least one in each of train, val and test")]
     ClassTooSmall { path: std::path::PathBuf, column: String, class: usize, count: usize },
+    #[error("{path}: {count} row(s): too few to put at least one in each of train, val and test")]
+    TooFewRows { path: std::path::PathBuf, count: usize },
     #[error("{path}: the user's split has no {part} rows")]
     EmptyPart { path: std::path::PathBuf, part: &'static str },
     #[error("--val-fraction and --test-fraction must be positive with a sum below 1 (got {val} and {test})")]
@@ -51,7 +53,7 @@ pub fn stratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Spli
     for (row, label) in data.labels.iter().enumerate() {
         by_class[*label as usize].push(row);
     }
-    split_groups(data, by_class, val, test, seed)
+    split_groups(data, by_class, val, test, seed, false)
 }
 
 /// Splits rows at random in the same shares (a regression's, or rows without labels): the rows are
@@ -60,19 +62,21 @@ pub fn unstratified(data: &Dataset, val: f64, test: f64, seed: u64) -> Result<Sp
     if !(val > 0.0 && test > 0.0 && val + test < 1.0) {
         return Err(SplitError::BadFractions { val, test });
     }
-    split_groups(data, vec![(0..data.rows()).collect()], val, test, seed)
+    split_groups(data, vec![(0..data.rows()).collect()], val, test, seed, true)
 }
 
+/// Splits each group of rows (`single`: one group of all rows, not classes) in the shares.
 fn split_groups(
     data: &Dataset,
     mut by_class: Vec<Vec<usize>>,
     val: f64,
     test: f64,
     seed: u64,
+    single: bool,
 ) -> Result<Split, SplitError> {
     for (class, rows) in by_class.iter().enumerate() {
         if !rows.is_empty() && rows.len() < 3 {
-            return Err(too_small(data, class, rows.len()));
+            return Err(too_small(data, class, rows.len(), single));
         }
     }
     let n: usize = by_class.iter().map(Vec::len).sum();
@@ -86,7 +90,7 @@ fn split_groups(
         rows.shuffle(&mut rng);
         let (t, v) = (test_counts[class], val_counts[class]);
         if !rows.is_empty() && rows.len() <= t + v {
-            return Err(too_small(data, class, rows.len()));
+            return Err(too_small(data, class, rows.len(), single));
         }
         split.test.extend(&rows[..t]);
         split.val.extend(&rows[t..t + v]);
@@ -98,7 +102,10 @@ fn split_groups(
     Ok(split)
 }
 
-fn too_small(data: &Dataset, class: usize, count: usize) -> SplitError {
+fn too_small(data: &Dataset, class: usize, count: usize, single: bool) -> SplitError {
+    if single {
+        return SplitError::TooFewRows { path: data.source.clone(), count };
+    }
     SplitError::ClassTooSmall { path: data.source.clone(), column: data.label_name.clone(), class, count }
 }
 
@@ -189,6 +196,8 @@ mod tests {
             features,
             labels: labels.to_vec(),
             classes: *labels.iter().max().unwrap() as usize + 1,
+            targets: labels.iter().map(|l| *l as f32).collect(),
+            label_issue: None,
             header: crate::data::Header::Present,
             parts: Vec::new(),
             other_sources: Vec::new(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use dropship_shared::artifact::Params;
 use dropship_shared::footprint::Footprint;
-use dropship_shared::{Artifact, Precision};
+use dropship_shared::{Artifact, Precision, Task};
 
 use crate::data::{self, Header};
 use crate::network::{HostNetwork, InputForm};
@@ -21,8 +21,10 @@ pub enum PredictOutput {
     Logits,
 }
 
-/// `dropship predict`: one class per row (or the logits as CSV), and the accuracy on stderr when
-/// the CSV has labels.
+/// `dropship predict`: per row the class (classify), the probability and the class at the
+/// model's threshold (binary), the value (regress), the anomaly score and its flag (autoencode), or
+/// with `--logits` every output as CSV; on stderr the accuracy, the errors or the ROC AUC when the
+/// CSV has labels.
 pub fn predict(
     artifact: &Path,
     csv_path: &Path,
@@ -37,26 +39,51 @@ pub fn predict(
         eprintln!("{note}");
     }
     let logits = output == PredictOutput::Logits;
-    let mut correct = 0;
+    let (task, threshold) = net.task_or_classify();
     let mut out = String::new();
-    if logits {
-        out.push_str(&(0..net.classes()).map(|c| format!("logit_{c}")).collect::<Vec<_>>().join(","));
+    let header = match (task, logits) {
+        (_, true) => (0..net.classes()).map(|c| format!("output_{c}")).collect::<Vec<_>>().join(","),
+        (Task::Classify, false) => String::new(),
+        (Task::Binary, false) => "probability,class".into(),
+        (Task::Regress, false) => "value".into(),
+        (Task::Autoencode, false) => "score,anomaly".into(),
+    };
+    if !header.is_empty() {
+        out.push_str(&header);
         out.push('\n');
     }
     let mut overflowing = Vec::new();
+    let (mut decided, mut values, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..data.rows() {
-        let row_logits = net.logits(data.row(i), form);
-        if net.overflows(data.row(i), form) {
+        let row = data.row(i);
+        let outputs = net.logits(row, form);
+        if net.overflows(row, form) {
             overflowing.push(i + 1);
         }
-        let class = dropship_shared::ops::output::argmax(&row_logits);
-        if logits {
-            out.push_str(&row_logits.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
-        } else {
-            out.push_str(&class.to_string());
-        }
+        let line = match (task, logits) {
+            (_, true) => outputs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+            (Task::Classify, false) => {
+                let class = dropship_shared::ops::output::argmax(&outputs);
+                decided.push(class);
+                class.to_string()
+            }
+            (Task::Binary, false) => {
+                let class = usize::from(outputs[0] > threshold);
+                decided.push(class);
+                format!("{},{class}", outputs[0])
+            }
+            (Task::Regress, false) => {
+                values.push(outputs[0]);
+                outputs[0].to_string()
+            }
+            (Task::Autoencode, false) => {
+                let score = anomaly_score(&net, row, &outputs, form);
+                scores.push(score);
+                format!("{score},{}", u8::from(score > threshold))
+            }
+        };
+        out.push_str(&line);
         out.push('\n');
-        correct += usize::from(data.labels.get(i).is_some_and(|l| *l as usize == class));
     }
     print!("{out}");
     if let Some(first) = overflowing.first() {
@@ -67,10 +94,44 @@ pub fn predict(
             csv_path.display()
         );
     }
-    if !data.labels.is_empty() {
-        eprintln!("accuracy {:.4} ({correct}/{} rows)", correct as f64 / data.rows() as f64, data.rows());
+    let rows = data.rows();
+    if !data.labels.is_empty() && !decided.is_empty() {
+        let correct = decided.iter().zip(&data.labels).filter(|(c, l)| **c == **l as usize).count();
+        eprintln!("accuracy {:.4} ({correct}/{rows} rows)", correct as f64 / rows as f64);
+    }
+    if !data.targets.is_empty() && !values.is_empty() {
+        let n = rows as f64;
+        let mae = values.iter().zip(&data.targets).map(|(v, t)| (*v as f64 - *t as f64).abs()).sum::<f64>() / n;
+        let mse = values.iter().zip(&data.targets).map(|(v, t)| (*v as f64 - *t as f64).powi(2)).sum::<f64>() / n;
+        let r2 = crate::train::task::r_squared(&values, &data.targets);
+        eprintln!("MAE {mae:.4}, RMSE {:.4}, R² {r2:.4} ({rows} rows)", mse.sqrt());
+    }
+    if !scores.is_empty() {
+        let flagged = scores.iter().filter(|s| **s > threshold).count();
+        let mut line = format!("{flagged}/{rows} rows above the anomaly threshold {threshold}");
+        if !data.labels.is_empty() {
+            let truth: Vec<bool> = data.labels.iter().map(|l| *l != 0).collect();
+            if let Some(auc) = crate::train::task::roc_auc(&scores, &truth) {
+                line.push_str(&format!("; ROC AUC {auc:.4} against column `{}`", data.label_name));
+            }
+        }
+        eprintln!("{line}");
     }
     Ok(())
+}
+
+/// An autoencoder's anomaly score of `row`: the mean squared error of its reconstruction
+/// `outputs` against the row as the network's first layer takes it (standardized).
+fn anomaly_score(net: &HostNetwork, row: &[f32], outputs: &[f32], form: InputForm) -> f32 {
+    let standardized: Vec<f32> = match (net.standardization(), form) {
+        (Some((mean, scale)), InputForm::Raw) => {
+            let mut z = vec![0.0; row.len()];
+            dropship_shared::ops::standardize::standardize(row, mean, scale, &mut z);
+            z
+        }
+        _ => row.to_vec(),
+    };
+    crate::train::task::anomaly_scores(outputs, &standardized, outputs.len())[0]
 }
 
 /// `dropship inspect`: what is inside an artifact of any version and precision.
@@ -117,7 +178,19 @@ pub fn inspect(path: &Path) -> Result<()> {
             }
         }
     }
-    println!("classes:         {}", a.classes());
+    match a.task() {
+        None | Some((Task::Classify, _)) => println!("classes:         {}", a.classes()),
+        Some((Task::Binary, threshold)) => {
+            println!("task:            binary (one probability; class 1 above {threshold})")
+        }
+        Some((Task::Regress, _)) => {
+            println!("task:            regress ({} value(s), in the targets' units)", a.classes())
+        }
+        Some((Task::Autoencode, threshold)) => println!(
+            "task:            autoencode ({} reconstructed values; anomaly above a score of {threshold})",
+            a.classes()
+        ),
+    }
     println!("parameters:      {} ({precision})", a.parameters());
     println!(
         "standardization: {}",

@@ -81,7 +81,7 @@ pub fn export_run(run: &Path, output: Option<&Path>, onnx: Option<&Path>, overwr
 }
 
 /// The class names of a run (one per line), from its `config.json`, which must agree with the
-/// `classes` outputs of its weights. A run directory must have a readable one; a bare
+/// `classes` outputs of its weights (none for the other tasks). A run directory must have a readable one; a bare
 /// `model.safetensors` without one beside it has no names.
 fn class_names(run: &Path, classes: usize) -> Result<String> {
     let config_path = if run.is_dir() { run.join(run::CONFIG) } else { run.with_file_name(run::CONFIG) };
@@ -91,12 +91,23 @@ fn class_names(run: &Path, classes: usize) -> Result<String> {
     let text = crate::input::read(&config_path)?;
     let config: RunConfig = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a run configuration", config_path.display()))?;
-    if config.classes != classes {
+    use dropship_shared::Task;
+    let outputs = match config.train.task {
+        Task::Classify => config.classes,
+        Task::Binary if config.classes == 2 => 1,
+        Task::Binary => usize::MAX,
+        Task::Regress => 1,
+        Task::Autoencode => config.features.len(),
+    };
+    if outputs != classes {
         anyhow::bail!(
             "{}: {} classes, but the model's weights have {classes} outputs: the run is damaged",
             config_path.display(),
             config.classes
         );
+    }
+    if config.train.task != Task::Classify {
+        return Ok(String::new());
     }
     Ok((0..classes).map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))
 }

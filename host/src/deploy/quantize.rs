@@ -19,8 +19,8 @@ use dropship_shared::ops::activation::int8 as activation_int8;
 use dropship_shared::ops::dense::int8::Requant;
 use dropship_shared::ops::output::argmax;
 use dropship_shared::ops::{dense, standardize};
-use dropship_shared::Activation;
 use dropship_shared::Precision;
+use dropship_shared::{Activation, Task};
 
 use crate::data::{self, Header, LabelColumn};
 use crate::network::{HostNetwork, InputForm, Int8Table, Int8Weights, Layer, TableEntries};
@@ -122,7 +122,8 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
         layers.push(Layer::dense_int8(n_in, weights, layer.activation));
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
-    let mut int8 = HostNetwork::new(net.input(), layers, net.standardization().cloned(), Some((input_scale, input_zero)))?;
+    let mut int8 =
+        HostNetwork::new(net.input(), layers, net.standardization().cloned(), Some((input_scale, input_zero)))?;
     int8.set_task(net.task());
     Ok(int8)
 }
@@ -142,12 +143,20 @@ pub struct Agreement {
     pub max_logit_error: f32,
 }
 
-/// Compares `f32` and `int8` on `rows` (raw features) with optional `labels`.
+/// Compares `f32` and `int8` on `rows` (raw features) with optional `labels`. Classes are the
+/// largest output (classify), the probability against the model's threshold (binary); a
+/// regression's or an autoencoder's outputs have no class, and their labels are not counted.
 pub fn agreement(f32: &HostNetwork, int8: &HostNetwork, rows: &[&[f32]], labels: &[u32]) -> Agreement {
+    let (task, threshold) = f32.task_or_classify();
+    let decide = |outputs: &[f32]| match task {
+        Task::Binary => usize::from(outputs[0] > threshold),
+        _ => argmax(outputs),
+    };
+    let labels = if matches!(task, Task::Classify | Task::Binary) { labels } else { &[] };
     let (mut f32_correct, mut int8_correct, mut same, mut max_err) = (0, 0, 0, 0f32);
     for (i, row) in rows.iter().enumerate() {
         let (a, b) = (f32.logits(row, InputForm::Raw), int8.logits(row, InputForm::Raw));
-        let (ca, cb) = (argmax(&a), argmax(&b));
+        let (ca, cb) = (decide(&a), decide(&b));
         same += usize::from(ca == cb);
         max_err = a.iter().zip(&b).fold(max_err, |m, (x, y)| m.max((x - y).abs()));
         if let Some(label) = labels.get(i) {
@@ -205,7 +214,8 @@ fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Data
     } else {
         config.data.clone()
     };
-    let all = data::load_csv(&path, &LabelColumn::Named(config.label.clone()), Header::Auto).with_context(|| {
+    let label = if config.label.is_empty() { LabelColumn::None } else { LabelColumn::Named(config.label.clone()) };
+    let all = data::load_csv(&path, &label, Header::Auto).with_context(|| {
         format!("reading the run's training rows from {} (or pass --calibration <csv>)", path.display())
     })?;
     if all.width() != width || config.train_rows.iter().any(|r| *r as usize >= all.rows()) {
@@ -215,9 +225,11 @@ fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Data
     let mut labels = Vec::with_capacity(config.train_rows.len());
     for r in &config.train_rows {
         features.extend_from_slice(all.row(*r as usize));
-        labels.push(all.labels[*r as usize]);
+        if let Some(label) = all.labels.get(*r as usize) {
+            labels.push(*label);
+        }
     }
-    let rows = data::Dataset { features, labels, parts: Vec::new(), ..all };
+    let rows = data::Dataset { features, labels, targets: Vec::new(), parts: Vec::new(), ..all };
     Ok((format!("the run's {} training rows ({})", rows.rows(), config.data.display()), rows))
 }
 

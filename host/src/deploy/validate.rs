@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dropship_boards::firmware::{self, Board, Image};
 use dropship_boards::toolchain;
+use dropship_shared::Task;
 
 use crate::data::{self, Header};
 use crate::deploy::device_link::{DeviceInfo, Link, QemuSession};
@@ -47,7 +48,7 @@ pub struct Report {
     pub max_ulp: u64,
     /// Rows where the device's class differs from the host's.
     pub class_differences: usize,
-    /// Accuracy of the device's classes, when the CSV has labels.
+    /// Accuracy of the device's classes (a binary model's at its threshold), when the CSV has labels.
     pub device_accuracy: Option<f64>,
     /// Accuracy of the host's classes, when the CSV has labels.
     pub host_accuracy: Option<f64>,
@@ -187,7 +188,7 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
         rows_per_second: 0.0,
         retries: 0,
     };
-    let (mut device_correct, mut host_correct, mut cost) = (0usize, 0usize, 0u64);
+    let (mut device_correct, mut host_correct, mut labelled, mut cost) = (0usize, 0usize, 0usize, 0u64);
     let start = Instant::now();
     for i in 0..n {
         let row = rows.data.row(i);
@@ -206,17 +207,26 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
         }
         report.max_ulp = report.max_ulp.max(ulp);
         report.class_differences += usize::from(answer.class != host_class);
-        if let Some(label) = rows.data.labels.get(i) {
-            device_correct += usize::from(*label as usize == answer.class);
-            host_correct += usize::from(*label as usize == host_class);
+        let (task, threshold) = rows.net.task_or_classify();
+        let decide = |outputs: &[f32], class: usize| match task {
+            Task::Classify => Some(class),
+            Task::Binary => Some(usize::from(outputs[0] > threshold)),
+            Task::Regress | Task::Autoencode => None,
+        };
+        if let (Some(label), Some(device), Some(host_decision)) =
+            (rows.data.labels.get(i), decide(&answer.logits, answer.class), decide(&host, host_class))
+        {
+            labelled += 1;
+            device_correct += usize::from(*label as usize == device);
+            host_correct += usize::from(*label as usize == host_decision);
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    if !rows.data.labels.is_empty() && n > 0 {
-        report.device_accuracy = Some(device_correct as f64 / n as f64);
-        report.host_accuracy = Some(host_correct as f64 / n as f64);
+    if labelled > 0 {
+        report.device_accuracy = Some(device_correct as f64 / labelled as f64);
+        report.host_accuracy = Some(host_correct as f64 / labelled as f64);
     }
     report.cost_per_inference = cost as f64 / n.max(1) as f64;
     report.cost_per_mac = report.cost_per_inference / report.device.macs.max(1) as f64;

@@ -242,14 +242,14 @@ pub fn train_and_write(
         train_rows: prepared.split.train.iter().map(|r| *r as u32).collect(),
     };
     let mut metrics = metrics;
-    let head = run::OutputHead::of(prepared, &metrics);
+    let head = run::OutputHead::of(prepared, metrics.task.as_ref());
     if int8 {
         metrics.int8_test_score = Some(int8_test_score(data, prepared, &trained.weights, &head)?);
     }
     let run_dir = dir.join(name);
     std::fs::create_dir(&run_dir)?;
     run::write_run(&run_dir, &run_config, &prepared.standardization, &trained, &metrics, &head)?;
-    crate::study::report::learning_curves(&run_dir, name, &trained.history)?;
+    crate::study::report::learning_curves(&run_dir, name, config.task, &trained.history)?;
     let mut regularizer = config.regularization();
     if let Some(p) = config.early_stopping {
         write!(regularizer, ", early stopping (patience {p})")?;
@@ -260,6 +260,7 @@ pub fn train_and_write(
         run_dir,
         trained,
         metrics,
+        task: config.task,
         regularizer,
         config_hint: config.divergence_hint(),
     })
@@ -267,7 +268,12 @@ pub fn train_and_write(
 
 /// The test score of `weights` quantized to int8 (calibrated on the seed's training rows): the
 /// task's score of the int8 model's outputs.
-fn int8_test_score(data: &Dataset, prepared: &Prepared, weights: &crate::train::model::Weights, head: &run::OutputHead) -> Result<f64> {
+fn int8_test_score(
+    data: &Dataset,
+    prepared: &Prepared,
+    weights: &crate::train::model::Weights,
+    head: &run::OutputHead,
+) -> Result<f64> {
     let saved = crate::train::run::SavedModel {
         weights: weights.clone(),
         standardization: prepared.standardization.clone(),
@@ -276,7 +282,10 @@ fn int8_test_score(data: &Dataset, prepared: &Prepared, weights: &crate::train::
     };
     let net = saved.network();
     let rows = |part: &[usize]| part.iter().map(|r| data.row(*r)).collect::<Vec<_>>();
-    let int8 = crate::deploy::quantize::quantize(&net, &crate::deploy::quantize::calibrate(&net, rows(&prepared.split.train).into_iter()))?;
+    let int8 = crate::deploy::quantize::quantize(
+        &net,
+        &crate::deploy::quantize::calibrate(&net, rows(&prepared.split.train).into_iter()),
+    )?;
     let test = &prepared.split.test;
     let outputs: Vec<f32> = rows(test).iter().flat_map(|r| int8.logits(r, crate::network::InputForm::Raw)).collect();
     let labels: Vec<u32> = if data.labels.is_empty() { vec![] } else { test.iter().map(|r| data.labels[*r]).collect() };

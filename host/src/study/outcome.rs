@@ -18,6 +18,8 @@ pub struct Outcome {
     pub trained: Trained,
     /// Test figures.
     pub metrics: RunMetrics,
+    /// What the model learned.
+    pub task: crate::train::task::Task,
     /// Regularizer text.
     pub regularizer: String,
     /// What to change if it diverged ([`crate::train::TrainConfig::divergence_hint`]).

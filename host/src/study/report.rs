@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::study::outcome::Outcome;
 use crate::study::plot::{self, Chart, Series};
+use crate::train::task::{self, Task, TaskMetrics};
 use crate::train::EpochRecord;
 
 /// The epoch where overfitting starts: the minimum of the (5-epoch mean) validation loss, if the
@@ -60,19 +61,34 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
     };
     let mut md = String::new();
     let seeds_text = seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let task = outcomes.first().map_or(Task::Classify, |o| o.task);
+    let (score, loss) = match task {
+        Task::Classify => ("acc", "CE"),
+        Task::Binary => ("acc", "BCE"),
+        Task::Regress | Task::Autoencode => ("R²", "MSE"),
+    };
     let _ = writeln!(md, "# Regularization comparison\n");
     let _ = writeln!(md, "Seeds: {seeds_text}. Same split, initial weights and batch order for every model of a seed.");
     let _ = writeln!(
         md,
-        "Accuracies and losses are in inference mode (no dropout); losses are cross-entropy without the L2 term.\n"
+        "Task: {task}. Scores and losses are in inference mode (no dropout); losses are {} without the L2 term{}.\n",
+        task::loss_name(task),
+        if matches!(task, Task::Regress | Task::Autoencode) { ", of standardized values" } else { "" }
     );
     let int8 = outcomes.iter().all(|o| o.metrics.int8_test_score.is_some()) && !outcomes.is_empty();
+    let extra = task_headers(task);
     let _ = writeln!(
         md,
-        "| model | regularizer | test acc |{} test CE | final val acc | best val acc | best epoch | train−val gap | ‖W‖ per layer | params | train s | overfitting from epoch |",
-        if int8 { " int8 test acc |" } else { "" }
+        "| model | regularizer | test {score} |{} test {loss} |{} final val {score} | best val {score} | best epoch | train−val gap | ‖W‖ per layer | params | train s | overfitting from epoch |",
+        if int8 { format!(" int8 test {score} |") } else { String::new() },
+        extra.iter().map(|h| format!(" {h} |")).collect::<String>(),
     );
-    let _ = writeln!(md, "|---|---|---|{}---|---|---|---|---|---|---|---|---|", if int8 { "---|" } else { "" });
+    let _ = writeln!(
+        md,
+        "|---|---|---|{}---|{}---|---|---|---|---|---|---|---|",
+        if int8 { "---|" } else { "" },
+        "---|".repeat(extra.len())
+    );
     for name in &names {
         let os: Vec<&Outcome> = outcomes.iter().filter(|o| o.name == *name).collect();
         let col = |f: &dyn Fn(&Outcome) -> f64, d| fmt(os.iter().map(|o| f(o)).collect(), d);
@@ -80,9 +96,17 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             .iter()
             .map(|o| overfitting_onset(&o.trained.history).map_or("none".to_string(), |e| e.to_string()))
             .collect();
+        let extra_values: String = (0..extra.len())
+            .map(|k| {
+                format!(
+                    " {} |",
+                    col(&|o| task_values(o.metrics.task.as_ref())[k].0, task_values(os[0].metrics.task.as_ref())[k].1)
+                )
+            })
+            .collect();
         let _ = writeln!(
             md,
-            "| {name}{} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name}{} | {} | {} |{} {} |{extra_values} {} | {} | {} | {} | {} | {} | {} | {} |",
             if *name == chosen { " (chosen)" } else { "" },
             os[0].regularizer,
             col(&|o| o.metrics.test_score, 4),
@@ -93,7 +117,7 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             },
             col(&|o| o.metrics.test_loss, 4),
             col(&|o| o.last().val_score, 4),
-            col(&|o| o.trained.history.iter().map(|r| r.val_score).fold(0.0, f64::max), 4),
+            col(&|o| o.trained.history.iter().map(|r| r.val_score).fold(f64::NEG_INFINITY, f64::max), 4),
             col(&|o| o.trained.best_epoch as f64, 0),
             col(&|o| o.gap(), 3),
             (0..os[0].trained.weights.layers.len())
@@ -104,6 +128,9 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             col(&|o| o.trained.seconds, 2),
             onsets.join(", "),
         );
+    }
+    if let Some(note) = task_note(task) {
+        let _ = writeln!(md, "\n{note}");
     }
     let _ = writeln!(
         md,
@@ -120,13 +147,99 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
     md
 }
 
-/// `val_loss` and `val_score` plots of every model of `seed`.
+/// The columns a task adds to the table.
+fn task_headers(task: Task) -> Vec<&'static str> {
+    match task {
+        Task::Classify => vec![],
+        Task::Binary => vec!["ROC AUC", "threshold", "acc at threshold"],
+        Task::Regress => vec!["MAE", "RMSE"],
+        Task::Autoencode => vec!["threshold", "median score", "p99 score", "flagged", "ROC AUC"],
+    }
+}
+
+/// A task's extra figures with their decimals, in [`task_headers`]' order (NaN where absent).
+fn task_values(m: Option<&TaskMetrics>) -> Vec<(f64, usize)> {
+    let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    match m {
+        None => vec![],
+        Some(TaskMetrics::Binary { roc_auc, threshold, accuracy_at_threshold }) => {
+            vec![(or_nan(*roc_auc), 4), (*threshold as f64, 3), (*accuracy_at_threshold, 4)]
+        }
+        Some(TaskMetrics::Regress { mae, rmse, .. }) => vec![(*mae, 2), (*rmse, 2)],
+        Some(TaskMetrics::Autoencode { threshold, quantiles, flagged, roc_auc }) => vec![
+            (*threshold as f64, 4),
+            (quantiles[0] as f64, 4),
+            (quantiles[2] as f64, 4),
+            (*flagged, 3),
+            (or_nan(*roc_auc), 4),
+        ],
+    }
+}
+
+/// What the task's columns mean.
+fn task_note(task: Task) -> Option<&'static str> {
+    match task {
+        Task::Classify => None,
+        Task::Binary => Some(
+            "Binary: accuracy at the probability 0.5 (Keras's metric); the threshold is chosen on the validation \
+             rows (most rows right) and travels with the exported model.",
+        ),
+        Task::Regress => Some(
+            "Regression: R² and the loss of standardized targets; MAE and RMSE in the targets' own units (the \
+             exported model outputs those units).",
+        ),
+        Task::Autoencode => Some(
+            "Autoencoder: the anomaly score is a row's reconstruction error (mean squared error of standardized \
+             values); the threshold is the 99th percentile of the validation rows' normal scores; flagged is the \
+             share of test rows above it; ROC AUC scores the test rows' anomaly labels, when the data has them.",
+        ),
+    }
+}
+
+/// A task's test figures in one line (`train` prints it).
+pub fn task_summary(m: &TaskMetrics) -> String {
+    let auc = |a: &Option<f64>| a.map_or("n/a (one kind of row)".to_string(), |a| format!("{a:.4}"));
+    match m {
+        TaskMetrics::Binary { roc_auc, threshold, accuracy_at_threshold } => format!(
+            "ROC AUC {}, threshold {threshold:.3} (chosen on the validation rows), test accuracy there {accuracy_at_threshold:.4}",
+            auc(roc_auc)
+        ),
+        TaskMetrics::Regress { mae, rmse, r2 } => format!("test MAE {mae:.3}, RMSE {rmse:.3}, R² {r2:.4} (the targets' units)"),
+        TaskMetrics::Autoencode { threshold, quantiles, flagged, roc_auc } => format!(
+            "anomaly threshold {threshold:.4} (99th percentile of the validation rows' normal scores); test scores median {:.4}, p90 {:.4}, p99 {:.4}, max {:.4}; {:.1}% flagged; ROC AUC {}",
+            quantiles[0],
+            quantiles[1],
+            quantiles[2],
+            quantiles[3],
+            100.0 * flagged,
+            auc(roc_auc)
+        ),
+    }
+}
+
+/// The plot file stem of a task's score: `accuracy`, or `r2`.
+pub fn score_stem(task: Task) -> &'static str {
+    match task {
+        Task::Classify | Task::Binary => "accuracy",
+        Task::Regress | Task::Autoencode => "r2",
+    }
+}
+
+/// `val_loss` and `val_accuracy` (or `val_r2`) plots of every model of `seed`.
 pub fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
     let of_seed: Vec<&Outcome> = outcomes.iter().filter(|o| o.seed == seed).collect();
     let names: Vec<String> = of_seed.iter().map(|o| o.name.clone()).collect();
+    let task = of_seed.first().map_or(Task::Classify, |o| o.task);
+    let score_stem = format!("val_{}", score_stem(task));
+    let score_title = format!("validation {}", task::score_name(task));
     for (stem, title, y, f) in [
-        ("val_loss", "validation loss", "cross-entropy", (|r: &EpochRecord| r.val_loss) as fn(&EpochRecord) -> f64),
-        ("val_score", "validation accuracy", "accuracy", |r: &EpochRecord| r.val_score),
+        (
+            "val_loss",
+            "validation loss",
+            task::loss_name(task),
+            (|r: &EpochRecord| r.val_loss) as fn(&EpochRecord) -> f64,
+        ),
+        (score_stem.as_str(), score_title.as_str(), task::score_name(task), |r: &EpochRecord| r.val_score),
     ] {
         let series = of_seed
             .iter()
@@ -143,8 +256,8 @@ pub fn val_curves(outcomes: &[Outcome], seed: u64, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A run's learning curves: `loss` and `accuracy` plots in its directory.
-pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Result<()> {
+/// A run's learning curves: `loss` and `accuracy` (or `r2`) plots in its directory.
+pub fn learning_curves(dir: &Path, name: &str, task: Task, history: &[EpochRecord]) -> Result<()> {
     let line = |name, dashed, f: fn(&EpochRecord) -> f64| Series {
         name,
         dashed,
@@ -155,18 +268,18 @@ pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Resul
         &Chart {
             title: &loss_title,
             x_label: "epoch",
-            y_label: "cross-entropy",
+            y_label: task::loss_name(task),
             series: vec![line("train", false, |r| r.train_data_loss), line("val", false, |r| r.val_loss)],
             log_x: false,
         },
         &dir.join("loss"),
     )?;
-    let acc_title = format!("{name}: accuracy");
+    let acc_title = format!("{name}: {}", task::score_name(task));
     plot::write(
         &Chart {
             title: &acc_title,
             x_label: "epoch",
-            y_label: "accuracy",
+            y_label: task::score_name(task),
             series: vec![
                 line("train (inference mode)", false, |r| r.train_score),
                 line("train (as trained)", true, |r| r.train_score_running),
@@ -174,7 +287,7 @@ pub fn learning_curves(dir: &Path, name: &str, history: &[EpochRecord]) -> Resul
             ],
             log_x: false,
         },
-        &dir.join("accuracy"),
+        &dir.join(score_stem(task)),
     )
 }
 

@@ -147,10 +147,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
                 title: &title,
                 x_label,
                 y_label: "accuracy",
-                series: vec![
-                    line("val (final)", |p| p.val_score),
-                    line("train (inference mode)", |p| p.train_score),
-                ],
+                series: vec![line("val (final)", |p| p.val_score), line("train (inference mode)", |p| p.train_score)],
                 log_x,
             },
             &staging.path().join(format!("sweep_{parameter}")),

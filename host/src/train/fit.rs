@@ -14,8 +14,8 @@ use crate::data::Dataset;
 use crate::rng::{stream, Stream};
 use crate::train::adam::{AdamConfig, KerasAdam};
 use crate::train::model::{dropout_mask, logits, Mlp, Weights};
-use crate::train::task::{self, BatchTargets};
 use crate::train::prepare::{Prepared, Rows};
+use crate::train::task::{self, BatchTargets};
 
 /// Which kernels an L2 penalty applies to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,7 +224,8 @@ mod task_name {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Task, D::Error> {
         let name = String::deserialize(d)?;
-        Task::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("task `{name}` is not one this dropship knows")))
+        Task::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("task `{name}` is not one this dropship knows")))
     }
 }
 
@@ -569,7 +570,11 @@ pub fn train(
             let loss = if task == Task::Classify {
                 task::loss(task, &raw, BatchTargets::Classes(&Tensor::from_slice(&yb, batch.len(), &device)?))?
             } else {
-                task::loss(task, &raw, BatchTargets::Values(&Tensor::from_slice(&tb, (batch.len(), outputs), &device)?))?
+                task::loss(
+                    task,
+                    &raw,
+                    BatchTargets::Values(&Tensor::from_slice(&tb, (batch.len(), outputs), &device)?),
+                )?
             };
             // What is recorded is computed once, on the host, from the batch's raw outputs; the
             // loss operation above is what the gradient flows through.
@@ -671,7 +676,11 @@ pub fn evaluate_test(weights: &Weights, prepared: &Prepared, data: &Dataset) -> 
     let labels: Vec<u32> = if data.labels.is_empty() { vec![] } else { test.iter().map(|r| data.labels[*r]).collect() };
     let targets = match prepared.task {
         Task::Classify => vec![],
-        _ => test.chunks(EVALUATION_CHUNK).map(|c| prepared.standardized(data, c).map(|r| r.targets)).collect::<Result<Vec<_>, _>>()?.concat(),
+        _ => test
+            .chunks(EVALUATION_CHUNK)
+            .map(|c| prepared.standardized(data, c).map(|r| r.targets))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
     };
     Ok(task::loss_and_score(prepared.task, &raw, prepared.outputs, &labels, &targets))
 }
@@ -699,7 +708,9 @@ fn measure(
         };
         let x = match which {
             None => rows.x.narrow(0, start, len)?,
-            Some(which) => rows.x.index_select(&Tensor::from_slice(&which[start..start + len], len, rows.x.device())?, 0)?,
+            Some(which) => {
+                rows.x.index_select(&Tensor::from_slice(&which[start..start + len], len, rows.x.device())?, 0)?
+            }
         };
         raw.extend(logits(model, &x)?);
         if !rows.labels.is_empty() {
@@ -803,7 +814,8 @@ mod tests {
     fn augmentation_changes_training_only_and_is_reproducible_from_the_seed() {
         let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
             .unwrap();
-        let prepared = Prepared::for_seed(&data, crate::train::prepare::SplitSpec::default(), 0, &[32]).unwrap();
+        let prepared =
+            Prepared::for_seed(&data, crate::train::prepare::SplitSpec::default(), 0, &[32], Task::Classify).unwrap();
         let augment = Augment { noise: 0.2, shift: 1, image: Some(crate::data::augment::ImageShape::DIGITS) };
         let config = TrainConfig { hidden: vec![32], epochs: 3, augment, ..TrainConfig::default() };
         assert_eq!(config.model_name(), "augment");
@@ -826,7 +838,8 @@ mod tests {
     fn early_stopping_stops_after_patience_and_restores_the_best_weights() {
         let data = crate::data::load_csv(crate::data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
             .unwrap();
-        let prepared = Prepared::for_seed(&data, crate::train::prepare::SplitSpec::default(), 0, &[128]).unwrap();
+        let prepared =
+            Prepared::for_seed(&data, crate::train::prepare::SplitSpec::default(), 0, &[128], Task::Classify).unwrap();
         // a high learning rate overfits fast, so the validation loss turns up early
         let config = TrainConfig { epochs: 60, lr: 0.02, early_stopping: Some(4), ..TrainConfig::default() };
         let t = train(&prepared, &config, &prepared.initial, &mut |_| {}).unwrap();

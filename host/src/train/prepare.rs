@@ -101,11 +101,8 @@ impl Prepared {
         };
         let standardization = Standardization::fit(data, &split.train);
         let output = task::output_layer(task, data);
-        let shapes: Vec<LayerShape> = hidden
-            .iter()
-            .map(|units| LayerShape::dense(*units, Activation::Relu))
-            .chain([output])
-            .collect();
+        let shapes: Vec<LayerShape> =
+            hidden.iter().map(|units| LayerShape::dense(*units, Activation::Relu)).chain([output]).collect();
         let initial = Weights::glorot_for(data.width(), &shapes, &mut stream(seed, Stream::Init));
         let target_standardization = (task == Task::Regress).then(|| target_statistics(data, &split.train));
         let mut prepared = Self {
@@ -113,8 +110,16 @@ impl Prepared {
             input: data.width(),
             task,
             outputs: output.units,
-            train: Rows { x: Tensor::zeros((0, data.width()), DType::F32, &Device::Cpu)?, labels: vec![], targets: vec![] },
-            val: Rows { x: Tensor::zeros((0, data.width()), DType::F32, &Device::Cpu)?, labels: vec![], targets: vec![] },
+            train: Rows {
+                x: Tensor::zeros((0, data.width()), DType::F32, &Device::Cpu)?,
+                labels: vec![],
+                targets: vec![],
+            },
+            val: Rows {
+                x: Tensor::zeros((0, data.width()), DType::F32, &Device::Cpu)?,
+                labels: vec![],
+                targets: vec![],
+            },
             standardization,
             target_standardization,
             split,

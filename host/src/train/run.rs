@@ -130,11 +130,12 @@ impl Default for OutputHead {
 }
 
 impl OutputHead {
-    /// The head of a model trained on `prepared` with these test figures.
-    pub fn of(prepared: &crate::train::prepare::Prepared, metrics: &RunMetrics) -> Self {
+    /// The head of a model trained on `prepared` whose task figures are `figures` (the threshold
+    /// comes from them).
+    pub fn of(prepared: &crate::train::prepare::Prepared, figures: Option<&crate::train::task::TaskMetrics>) -> Self {
         use crate::train::task::TaskMetrics;
-        let threshold = match metrics.task {
-            Some(TaskMetrics::Binary { threshold, .. } | TaskMetrics::Autoencode { threshold, .. }) => threshold,
+        let threshold = match figures {
+            Some(TaskMetrics::Binary { threshold, .. } | TaskMetrics::Autoencode { threshold, .. }) => *threshold,
             _ => 0.0,
         };
         Self { task: prepared.task, threshold, target: prepared.target_standardization }
@@ -399,12 +400,17 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     }
     let provenance = metadata.and_then(|m| m.get("provenance").cloned()).unwrap_or_default();
     let task = match metadata.and_then(|m| m.get(TASK_METADATA)) {
-        Some(name) => Task::from_name(name)
-            .with_context(|| format!("{}: task `{name}` is not one this dropship knows (a newer dropship wrote it)", path.display()))?,
+        Some(name) => Task::from_name(name).with_context(|| {
+            format!("{}: task `{name}` is not one this dropship knows (a newer dropship wrote it)", path.display())
+        })?,
         None => Task::Classify,
     };
     let threshold = match metadata.and_then(|m| m.get(THRESHOLD_METADATA)) {
-        Some(text) => text.parse::<f32>().ok().filter(|t| t.is_finite()).with_context(|| format!("{}: threshold `{text}` is not a number", path.display()))?,
+        Some(text) => text
+            .parse::<f32>()
+            .ok()
+            .filter(|t| t.is_finite())
+            .with_context(|| format!("{}: threshold `{text}` is not a number", path.display()))?,
         None => 0.0,
     };
     let target = if names.iter().any(|n| n == "target.mean") {

@@ -11,8 +11,8 @@ use dropship_shared::{Activation, LayerShape};
 pub use dropship_shared::Task;
 
 use crate::data::{self, Dataset};
-use crate::train::prepare::Prepared;
 use crate::train::model::softmax_cross_entropy;
+use crate::train::prepare::Prepared;
 
 /// Most distinct integer labels a column may have for the task to be inferred as classes; more
 /// are read as a regression's values.
@@ -25,7 +25,12 @@ pub fn infer(data: &Dataset) -> (Task, String) {
         return (Task::Autoencode, "there is no label column: the model reconstructs its input".into());
     }
     if let Some((line, value)) = &data.label_issue {
-        return (Task::Regress, format!("column `{column}` holds values that are not classes (`{value}` on line {line})"));
+        // a fractional value is a regression's; a negative or too large integer is a class error
+        if value.parse::<f64>().is_ok_and(|v| v.fract() != 0.0) {
+            let why = format!("column `{column}` holds values that are not classes (`{value}` on line {line})");
+            return (Task::Regress, why);
+        }
+        return (Task::Classify, format!("column `{column}` holds integers"));
     }
     let distinct = data.labels.iter().collect::<std::collections::BTreeSet<_>>();
     match distinct.len() {
@@ -129,7 +134,12 @@ pub enum TaskMetrics {
 
 /// What `prepared`'s task adds to the test figures, from the raw outputs (before the last
 /// activation) of the validation and the test rows of `data`; `None` for classes.
-pub fn task_metrics(prepared: &Prepared, data: &Dataset, val_raw: &[f32], test_raw: &[f32]) -> Result<Option<TaskMetrics>> {
+pub fn task_metrics(
+    prepared: &Prepared,
+    data: &Dataset,
+    val_raw: &[f32],
+    test_raw: &[f32],
+) -> Result<Option<TaskMetrics>> {
     let (val, test) = (&prepared.split.val, &prepared.split.test);
     let labelled = |rows: &[usize]| -> Vec<bool> {
         if data.labels.is_empty() {
@@ -141,7 +151,8 @@ pub fn task_metrics(prepared: &Prepared, data: &Dataset, val_raw: &[f32], test_r
     Ok(match prepared.task {
         Task::Classify => None,
         Task::Binary => {
-            let probability = |raw: &[f32]| raw.iter().map(|z| (1.0 / (1.0 + (-*z as f64).exp())) as f32).collect::<Vec<_>>();
+            let probability =
+                |raw: &[f32]| raw.iter().map(|z| (1.0 / (1.0 + (-*z as f64).exp())) as f32).collect::<Vec<_>>();
             let (p_val, p_test) = (probability(val_raw), probability(test_raw));
             let threshold = best_threshold(&p_val, &labelled(val));
             let truth = labelled(test);
@@ -194,7 +205,10 @@ pub fn output_score(task: Task, outputs: &[f32], width: usize, labels: &[u32], t
     let n = labels.len().max(1) as f64;
     match task {
         Task::Classify => {
-            let right = outputs.chunks_exact(width.max(1)).zip(labels).filter(|(o, l)| dropship_shared::ops::output::argmax(o) == **l as usize);
+            let right = outputs
+                .chunks_exact(width.max(1))
+                .zip(labels)
+                .filter(|(o, l)| dropship_shared::ops::output::argmax(o) == **l as usize);
             right.count() as f64 / n
         }
         Task::Binary => outputs.iter().zip(labels).filter(|(p, l)| (**p > 0.5) == (**l == 1)).count() as f64 / n,
@@ -208,7 +222,9 @@ pub fn anomaly_scores(outputs: &[f32], inputs: &[f32], width: usize) -> Vec<f32>
     outputs
         .chunks_exact(width.max(1))
         .zip(inputs.chunks_exact(width.max(1)))
-        .map(|(o, x)| (o.iter().zip(x).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / width as f64) as f32)
+        .map(|(o, x)| {
+            (o.iter().zip(x).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / width as f64) as f32
+        })
         .collect()
 }
 
@@ -304,8 +320,9 @@ pub fn best_threshold(scores: &[f32], positive: &[bool]) -> f32 {
     if positives == 0 || positives == scores.len() {
         return 0.5;
     }
-    // threshold below everything: every row called positive
-    let (mut best, mut best_right, mut right) = (f32::NEG_INFINITY, positives, positives);
+    // a threshold below everything: every row called positive
+    let lowest = scores[order[0]];
+    let (mut best, mut best_right, mut right) = (lowest - lowest.abs().max(1.0) * 1e-6, positives, positives);
     for (k, r) in order.iter().enumerate() {
         right = if positive[*r] { right - 1 } else { right + 1 };
         let next = order.get(k + 1).map(|n| scores[*n]);
@@ -342,8 +359,10 @@ mod tests {
         assert_eq!(roc_auc(&scores, &positive), Some(0.75));
         assert_eq!(roc_auc(&[0.5, 0.5], &[true, false]), Some(0.5), "a tie counts a half");
         assert_eq!(roc_auc(&scores, &[true; 4]), None);
-        // sorted 0.1-, 0.35+, 0.4-, 0.8+: the best cut is between 0.4 and 0.8 (3 right)
-        assert_eq!(best_threshold(&scores, &positive), 0.6);
+        // sorted 0.1-, 0.35+, 0.4-, 0.8+: cuts between 0.1 and 0.35, or between 0.4 and 0.8, get
+        // 3 right; the first is kept
+        assert_eq!(best_threshold(&scores, &positive), 0.225);
+        assert_eq!(best_threshold(&[0.1, 0.2, 0.7, 0.9], &[false, false, true, true]), 0.45);
         assert_eq!(quantile(&[3.0, 1.0, 2.0, 4.0], 0.5), 2.5);
         assert_eq!(quantile(&[3.0, 1.0, 2.0], 1.0), 3.0);
         assert_eq!(r_squared(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), 1.0);
@@ -372,6 +391,7 @@ mod tests {
             / 5.0;
         assert!((host - exact).abs() < 1e-9 * exact.max(1.0), "{host} vs {exact}");
         assert!((candle - host).abs() < 1e-5 * host, "{candle} vs {host}");
-        assert_eq!(accuracy, 3.0 / 5.0, "0 -> 0.5 is not above the threshold");
+        // z > 0 against y: the logit 0 (probability 0.5) is not above the threshold
+        assert_eq!(accuracy, 2.0 / 5.0);
     }
 }

@@ -2,8 +2,8 @@
 //! time, each validated before the next is read.
 
 use super::{
-    Activation, Artifact, F32s, FormatError, Task, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
-    Params, Precision, Section, MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
+    Activation, Artifact, F32s, FormatError, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
+    Params, Precision, Section, Task, MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
 };
 use crate::ops::dense::int8::Requant;
 use crate::wire::Reader;
