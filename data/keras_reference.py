@@ -8,6 +8,14 @@ Not part of dropship, its build or its tests (nothing runs Python). In a throwaw
     python data/keras_reference.py parity data/digits.csv keras-digits.json
                                    # seeds 0, 1, 2 of the three models, written as JSON with the
                                    # date, machine and versions, for `dropship bench --keras FILE`
+    python data/keras_reference.py task binary data/breast_cancer.csv split.csv 16 100
+    python data/keras_reference.py task regress data/diabetes.csv split.csv 32 200
+                                   # a binary or regression model on the rows a split file gives
+                                   # (its `part` column: train, val, test; `dropship train
+                                   # --split-column part` takes the same file), seeds 0, 1, 2
+    python data/keras_reference.py anomaly-onnx ad.onnx
+                                   # MLPerf Tiny's anomaly-detection autoencoder (random weights)
+                                   # through tf2onnx, for `dropship import`
 
 and beside it `dropship bench` (or `dropship bench --large`, which writes the same MNIST-shaped
 CSV). The digits setup is data/README.md's: stratified 60/20/20 split, features standardized with
@@ -123,8 +131,75 @@ def parity(path, out):
         f.write("\n")
 
 
+def task(kind, path, split_path, hidden, epochs):
+    """Binary (sigmoid, binary cross-entropy) or regression (MSE on the train rows' standardized
+    targets) with one hidden ReLU layer, on the split file's rows, seeds 0, 1, 2."""
+    import keras
+    from keras import layers
+
+    data = np.loadtxt(split_path, delimiter=",", skiprows=1, dtype=str)
+    header = open(split_path).readline().strip().split(",")
+    part = data[:, header.index("part")]
+    values = np.delete(data, header.index("part"), axis=1).astype(np.float32)
+    x, y = values[:, :-1], values[:, -1]
+    train, val, test = (np.where(part == p)[0] for p in ("train", "val", "test"))
+    mean, std = x[train].mean(0), x[train].std(0)
+    std[std == 0] = 1
+    xs = (x - mean) / std
+    t_mean, t_std = y[train].mean(), y[train].std()
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        out = layers.Dense(1, activation="sigmoid") if kind == "binary" else layers.Dense(1)
+        m = keras.Sequential([keras.Input((x.shape[1],)), layers.Dense(hidden, activation="relu"), out])
+        if kind == "binary":
+            m.compile(optimizer=keras.optimizers.Adam(), loss="binary_crossentropy", metrics=["accuracy"])
+            m.fit(xs[train], y[train], batch_size=32, epochs=epochs, validation_data=(xs[val], y[val]), verbose=0)
+            p = m.predict(xs[test], verbose=0)[:, 0]
+            accuracy = float(((p > 0.5) == (y[test] > 0.5)).mean())
+            pos, neg = p[y[test] > 0.5], p[y[test] <= 0.5]
+            auc = float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+            print(f"seed {seed}: test accuracy {accuracy:.4f}, ROC AUC {auc:.4f}", flush=True)
+        else:
+            ys = (y - t_mean) / t_std
+            m.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+            m.fit(xs[train], ys[train], batch_size=32, epochs=epochs, validation_data=(xs[val], ys[val]), verbose=0)
+            p = m.predict(xs[test], verbose=0)[:, 0] * t_std + t_mean
+            mae = float(np.abs(p - y[test]).mean())
+            r2 = float(1 - ((p - y[test]) ** 2).sum() / ((y[test] - y[test].mean()) ** 2).sum())
+            print(f"seed {seed}: test MAE {mae:.3f}, R² {r2:.4f}", flush=True)
+
+
+def anomaly_onnx(out):
+    """MLPerf Tiny's anomaly-detection autoencoder (benchmark/training/anomaly_detection/
+    keras_model.py): 640 -> 4 x [Dense 128, BatchNorm, ReLU] -> [Dense 8, BatchNorm, ReLU] ->
+    4 x [Dense 128, BatchNorm, ReLU] -> Dense 640, random weights and statistics, through tf2onnx."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    x = inputs = keras.Input((640,))
+    for units in [128, 128, 128, 128, 8, 128, 128, 128, 128]:
+        x = layers.Activation("relu")(layers.BatchNormalization()(layers.Dense(units)(x)))
+    m = keras.Model(inputs, layers.Dense(640)(x))
+    rng = np.random.default_rng(0)
+    for layer in m.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.2, n),
+                               rng.uniform(0.5, 2.0, n)])
+    spec = (tf.TensorSpec((None, 640), tf.float32, name="input"),)
+    tf2onnx.convert.from_keras(m, input_signature=spec, opset=13, output_path=out)
+    print(f"wrote {out}")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "parity":
         parity(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "task":
+        task(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    elif sys.argv[1] == "anomaly-onnx":
+        anomaly_onnx(sys.argv[2])
     else:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)

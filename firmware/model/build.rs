@@ -205,7 +205,7 @@ fn int8_code(code: &mut String, a: &Artifact<'_>) {
         quant::block_weights(&plain, l.input, l.output, &mut blocked);
         let mut bias: Vec<i32> = p.bias.iter().collect();
         let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
-        let form = if paired::fits(l.input, &shifts) { WeightForm::Paired } else { WeightForm::Blocked };
+        let form = if paired::fits(l.input, &shifts, &plain) { WeightForm::Paired } else { WeightForm::Blocked };
         if form == WeightForm::Paired {
             paired::pair_weights(&blocked.clone(), &mut blocked);
             paired::pair_biases(&plain, &bias.clone(), l.input, &mut bias);

@@ -148,6 +148,16 @@ struct BenchArgs {
     /// Instead: MNIST-sized data (60,000 × 784, generated): CSV load time, peak memory, seconds per epoch.
     #[arg(long)]
     large: bool,
+    /// Instead: MLPerf Tiny's anomaly detector on synthetic machine-sound frames, trained, exported
+    /// and quantized into this directory (its data beside it, as .csv), for `dropship validate`.
+    #[arg(long, conflicts_with_all = ["large", "keras"])]
+    anomaly: Option<PathBuf>,
+    /// With --anomaly: training epochs.
+    #[arg(long, default_value_t = 30, requires = "anomaly")]
+    epochs: usize,
+    /// With --anomaly: replace an existing output directory.
+    #[arg(long, requires = "anomaly")]
+    overwrite: bool,
     /// With --large: keep the generated CSV at this path (a new file), for a side-by-side run of
     /// data/keras_reference.py.
     #[arg(long, requires = "large")]
@@ -600,7 +610,10 @@ fn run_cli(cli: Cli) -> Result<()> {
             );
         }
         Command::Bench(a) => {
-            if a.large {
+            if let Some(out) = &a.anomaly {
+                single_threaded_candle();
+                dropship::study::bench::run_anomaly(out, a.epochs, a.overwrite)?
+            } else if a.large {
                 single_threaded_candle();
                 dropship::study::bench::run_large(a.csv.as_deref())?
             } else {

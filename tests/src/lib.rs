@@ -140,6 +140,19 @@ pub fn batch_norm_fixture() -> &'static Fixture {
     })
 }
 
+/// A model of `task` trained on the CSV at `path` (its label column `label`, or none), with these
+/// hidden layers, for `epochs`, in `target/dropship-tests/<name>/`.
+pub fn task_fixture(
+    path: &std::path::Path,
+    label: Option<&str>,
+    config: TrainConfig,
+    name: &str,
+) -> anyhow::Result<Fixture> {
+    let column = label.map_or(data::LabelColumn::None, |l| data::LabelColumn::Named(l.into()));
+    let data = data::load_csv(path, &column, Default::default())?;
+    build_with(data, config, name)
+}
+
 fn build(hidden: &[usize], dropout: &[f32], name: &str) -> anyhow::Result<Fixture> {
     let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())?;
     build_on(data, hidden, dropout, name, TrainConfig::default().epochs)
@@ -184,7 +197,8 @@ fn build_with(data: Dataset, config: TrainConfig, name: &str) -> anyhow::Result<
     csv.push_str("label\n");
     for r in &prepared.split.test {
         let values: Vec<String> = data.row(*r).iter().map(f32::to_string).collect();
-        csv.push_str(&format!("{},{}\n", values.join(","), data.labels[*r]));
+        let label = data.labels.get(*r).map_or_else(|| data.targets[*r].to_string(), u32::to_string);
+        csv.push_str(&format!("{},{label}\n", values.join(",")));
     }
     write_file(&test_csv_path, csv.as_bytes())?;
     let x_test = prepared.standardized(&data, &prepared.split.test)?.values()?;

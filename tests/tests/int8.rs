@@ -43,8 +43,10 @@ fn int8_device_logits_are_bit_identical_to_the_host_in_both_weight_forms() {
     let mut forms = Vec::new();
     for f in [fixture(), deep_fixture(), real_valued_fixture()] {
         let (path, int8) = int8_of(f).unwrap();
-        for l in int8.kernel_layers() {
-            forms.push(paired::fits(l.weights.len() / l.bias.len(), l.shifts));
+        for l in int8.layers() {
+            let w = l.int8().unwrap();
+            let shifts: Vec<i8> = w.requant.iter().map(|r| r.shift as i8).collect();
+            forms.push(paired::fits(l.input, &shifts, &w.weights));
         }
         let report = validate::validate(&path, &f.test_csv_path, &Target::Qemu(Board::qemu()), &options).unwrap();
         eprint!("{}", report.summary());

@@ -179,6 +179,14 @@ fn parse_label(field: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64).then_some(v as u64)
 }
 
+/// The columns as an error lists them: all of them, or the first 12 and how many in all.
+fn column_list(header: &[String]) -> String {
+    if header.len() <= 16 {
+        return header.join(", ");
+    }
+    format!("{}, ... ({} columns)", header[..12].join(", "), header.len())
+}
+
 /// Loads a CSV file. Features must be finite numbers; labels non-negative integers.
 pub fn load_csv(path: &Path, label: &LabelColumn, header: Header) -> Result<Dataset, DataError> {
     load_csv_reporting(path, label, header, None, &mut |_, _| {})
@@ -289,7 +297,7 @@ fn parse_stream<R: Read>(
     let label_index = match label {
         LabelColumn::Last => Some(header.len().saturating_sub(1)),
         LabelColumn::Named(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| {
-            DataError::NoSuchColumn { path: p(), what: "label", name: name.clone(), columns: header.join(", ") }
+            DataError::NoSuchColumn { path: p(), what: "label", name: name.clone(), columns: column_list(&header) }
         })?),
         LabelColumn::None => None,
     };
@@ -298,7 +306,7 @@ fn parse_stream<R: Read>(
             path: p(),
             what: "split",
             name: name.to_string(),
-            columns: header.join(", "),
+            columns: column_list(&header),
         })?),
         None => None,
     };

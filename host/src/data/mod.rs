@@ -6,3 +6,4 @@ pub use dropship_formats::data::*;
 
 pub mod augment;
 pub mod split;
+pub mod synthetic;

@@ -334,6 +334,6 @@ mod tests {
         // the tiny row: its multiplier underflows to 0 with shift -31, which the paired form takes
         assert_eq!(l.requant[2], Requant { multiplier: 0, shift: -31 });
         let shifts: Vec<i8> = l.requant.iter().map(|r| r.shift as i8).collect();
-        assert!(paired::fits(8, &shifts), "{shifts:?}");
+        assert!(paired::fits(8, &shifts, &l.weights), "{shifts:?}");
     }
 }

@@ -29,7 +29,7 @@ pub struct KerasReference {
 #[derive(serde::Deserialize)]
 pub struct KerasModel {
     /// Test accuracy of seeds 0, 1, 2.
-    pub test_score: Vec<f64>,
+    pub test_accuracy: Vec<f64>,
     /// Seconds of training of seeds 0, 1, 2.
     pub seconds: Vec<f64>,
 }
@@ -43,7 +43,7 @@ impl KerasReference {
             .with_context(|| format!("{} is not a file `data/keras_reference.py parity` wrote", path.display()))?;
         for name in COURSE_MODELS {
             let m = reference.models.get(name).with_context(|| format!("{}: no model `{name}`", path.display()))?;
-            if m.test_score.len() != 3 || m.seconds.len() != 3 {
+            if m.test_accuracy.len() != 3 || m.seconds.len() != 3 {
                 anyhow::bail!("{}: model `{name}` needs three seeds' figures", path.display());
             }
         }
@@ -248,7 +248,7 @@ pub fn run(repeats: usize, keras: Option<&std::path::Path>) -> Result<()> {
         let (mean, std) = crate::study::report::mean_std(accs);
         let (keras_text, diff_text, within) = match &keras {
             Some(k) => {
-                let (k_mean, k_std) = crate::study::report::mean_std(&k.models[*name].test_score);
+                let (k_mean, k_std) = crate::study::report::mean_std(&k.models[*name].test_accuracy);
                 let diff = 100.0 * (mean - k_mean);
                 (
                     format!("{k_mean:.4} ± {k_std:.4}"),
@@ -273,5 +273,78 @@ pub fn run(repeats: usize, keras: Option<&std::path::Path>) -> Result<()> {
     if let Some(bytes) = peak_memory() {
         println!("\npeak memory (resident, whole process): {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
     }
+    Ok(())
+}
+
+/// MLPerf Tiny's anomaly-detection autoencoder (mlcommons/tiny,
+/// `benchmark/training/anomaly_detection/keras_model.py`): 640 inputs, four Dense 128 with
+/// BatchNorm and ReLU, a Dense 8 bottleneck with BatchNorm and ReLU, four more Dense 128, Dense
+/// 640; mean squared error.
+pub const ANOMALY_HIDDEN: [usize; 9] = [128, 128, 128, 128, 8, 128, 128, 128, 128];
+
+/// `dropship bench --anomaly`: MLPerf Tiny's anomaly detector trained on synthetic machine-sound
+/// frames (`data::synthetic`), its test figures, and the f32 and int8 artifacts written to `out`
+/// for `dropship validate` (the device's cost per inference and per MAC).
+pub fn run_anomaly(out: &std::path::Path, epochs: usize, overwrite: bool) -> Result<()> {
+    use crate::study::compare::{self, Study, Variant};
+    use crate::train::task::Task;
+    let csv = out.with_extension("csv");
+    crate::output::check_outputs(&[&csv], &[], overwrite)?;
+    crate::output::write_file(&csv, crate::data::synthetic::machine_frames_csv(3000, 90, 0).as_bytes())?;
+    let label = crate::data::LabelColumn::Named("anomaly".into());
+    let data = data::load_training_csv(&csv, &label, Default::default(), None, &mut |_, _| {})?;
+    let config = TrainConfig {
+        hidden: ANOMALY_HIDDEN.to_vec(),
+        batch_norm: true,
+        task: Task::Autoencode,
+        epochs,
+        batch_size: 512,
+        ..TrainConfig::default()
+    };
+    let study = Study {
+        data: &data,
+        split: SplitSpec::default(),
+        seeds: vec![0],
+        out: out.to_path_buf(),
+        overwrite,
+        int8: true,
+    };
+    let variant = Variant::new(config);
+    let reporter = crate::train::progress::Reporter::new(crate::train::progress::Mode::Quiet);
+    let result = compare::compare(&study, std::slice::from_ref(&variant), &reporter)?;
+    let o = &result.outcomes[0];
+    let exported = crate::deploy::export::export_run(&o.run_dir, Some(&out.join("model.dsm")), None, overwrite)?;
+    let quantized =
+        crate::deploy::quantize::quantize_command(&o.run_dir, &out.join("model-int8.dsm"), None, None, overwrite)?;
+    println!("## MLPerf Tiny's anomaly detector on synthetic machine-sound frames ({} rows × 640)\n", data.rows());
+    println!("| | f32 | int8 |");
+    println!("|---|---|---|");
+    println!(
+        "| parameters | {} | {} |",
+        exported.parameters,
+        quantized.network.layers().iter().map(|l| l.shape().parameters(l.input)).sum::<usize>()
+    );
+    let (f, q) = (crate::network::HostNetwork::load(&exported.artifact)?.0.footprint(), quantized.network.footprint());
+    println!("| flash (parameters) | {} B | {} B |", f.weight_bytes, q.weight_bytes);
+    println!("| RAM (activations) | {} B | {} B |", f.activation_bytes, q.activation_bytes);
+    println!(
+        "| test R² of the reconstruction | {:.4} | {:.4} |",
+        o.metrics.test_score,
+        o.metrics.int8_test_score.unwrap_or(f64::NAN)
+    );
+    if let Some(figures) = &o.metrics.task {
+        println!("\n{}", crate::study::report::task_summary(figures));
+    }
+    println!(
+        "\ntrained {} epochs in {:.1} s; the runs and report: {}",
+        o.trained.history.len(),
+        o.trained.seconds,
+        result.out.display()
+    );
+    println!(
+        "the device's cost: `dropship validate {} {} --device qemu` (and the f32 model beside it)",
+        quantized.output.display(),
+        o.run_dir.parent().map(|p| p.join("test.csv")).unwrap_or_default().display()
+    );
     Ok(())
 }

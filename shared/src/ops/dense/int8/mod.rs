@@ -578,16 +578,19 @@ mod tests {
     #[test]
     fn the_paired_form_gives_the_blocked_forms_bits_up_to_its_widest_input_and_extremes() {
         let mut rng = Rng(17);
-        for (n_in, n_out) in [(8, 4), (64, 128), (128, 10), (16, 7), (paired::MAX_INPUTS, 9)] {
+        let widths = [(8, 4), (64, 128), (128, 10), (16, 7), (paired::ANY_WEIGHTS_INPUTS, 9), (640, 5)];
+        for (n_in, n_out) in widths.into_iter().chain([(paired::MAX_INPUTS, 4)]) {
             // random weights and inputs, then the extremes of both (the form's worst case for
-            // its halfword ranges and for the 2^23 bound on the accumulator)
+            // its halfword ranges and for the 2^23 bound on the accumulator), then trained-like
+            // weights (within ±40) at the extreme inputs, which fit the widest layers
             type Draw = fn(&mut Rng) -> i8;
-            let cases: [(Draw, Draw); 5] = [
+            let cases: [(Draw, Draw); 6] = [
                 (|r| (r.next() % 255) as i8, |r| r.next() as i8),
                 (|_| 127, |_| -128),
                 (|_| -127, |_| -128),
                 (|_| 127, |_| 127),
                 (|r| if r.next() % 2 == 0 { 127 } else { -127 }, |r| if r.next() % 2 == 0 { 127 } else { -128 }),
+                (|r| (r.next() % 81) as i8 - 40, |r| if r.next() % 2 == 0 { 127 } else { -128 }),
             ];
             for (case, (weight, input)) in cases.into_iter().enumerate() {
                 let relu_case = case % 2 == 0;
@@ -600,7 +603,11 @@ mod tests {
                 let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
                 let mut blocked = vec![0i8; plain.len()];
                 block_weights(&plain, n_in, n_out, &mut blocked);
-                assert!(paired::fits(n_in, &shifts));
+                if !paired::fits(n_in, &shifts, &plain) {
+                    // only wide layers of large weights fall back to the blocked form
+                    assert!(n_in > paired::ANY_WEIGHTS_INPUTS && case < 5, "{n_in}x{n_out} case {case}");
+                    continue;
+                }
                 let (mut pairs, mut pair_bias, mut pair_shifts) =
                     (vec![0i8; plain.len()], vec![0i32; n_out], vec![0i8; n_out]);
                 paired::pair_weights(&blocked, &mut pairs);
@@ -639,9 +646,51 @@ mod tests {
             }
         }
         let shifts = [-2i8, -31, -9];
-        assert!(paired::fits(8, &shifts) && !paired::fits(8, &[-2, -1]) && !paired::fits(8, &[-32]));
+        let w = |n: usize| vec![127i8; 3 * n];
         assert!(
-            !paired::fits(paired::MAX_INPUTS + 8, &shifts) && !paired::fits(12, &shifts) && !paired::fits(0, &shifts)
+            paired::fits(8, &shifts, &w(8)) && !paired::fits(8, &[-2, -1], &w(8)) && !paired::fits(8, &[-32], &w(8))
         );
+        assert!(
+            !paired::fits(paired::MAX_INPUTS + 8, &shifts, &w(paired::MAX_INPUTS + 8))
+                && !paired::fits(12, &shifts, &w(12))
+                && !paired::fits(0, &shifts, &[])
+        );
+        assert!(paired::fits(paired::ANY_WEIGHTS_INPUTS, &shifts, &w(paired::ANY_WEIGHTS_INPUTS)));
+        assert!(!paired::fits(paired::ANY_WEIGHTS_INPUTS + 8, &shifts, &w(paired::ANY_WEIGHTS_INPUTS + 8)));
+    }
+
+    /// A 1024-input row whose bound is exactly 2^23 - 1, at the inputs that reach it: the paired
+    /// sum is exact there (`S = -(2^23 - 1)`), and one more unit of bound leaves the form.
+    #[test]
+    fn the_paired_form_is_exact_at_its_bound() {
+        let n = paired::MAX_INPUTS;
+        // 512 even weights of 127 give 128 * 65024 = 8,323,072; odd weights of 127, 127 and 3
+        // add 255 * 257 = 65,535: 8,388,607 = 2^23 - 1
+        let mut row = vec![0i8; n];
+        for i in (0..n).step_by(2) {
+            row[i] = 127;
+        }
+        (row[1], row[3], row[5]) = (127, 127, 3);
+        assert_eq!(paired::row_bound(&row), (1 << 23) - 1);
+        let x: Vec<i8> = (0..n).map(|_| -128).collect();
+        let exact: i64 = (0..n).map(|i| x[i] as i64 * row[i] as i64).sum();
+        let mut blocked = vec![0i8; n];
+        block_weights(&row, n, 1, &mut blocked);
+        let mut pairs = vec![0i8; n];
+        paired::pair_weights(&blocked, &mut pairs);
+        let mut bias = [0i32];
+        paired::pair_biases(&row, &[0], n, &mut bias);
+        let acc = (0..n / 4).fold(0i32, |acc, g| {
+            let w = u32::from_le_bytes(
+                [pairs[4 * g], pairs[4 * g + 1], pairs[4 * g + 2], pairs[4 * g + 3]].map(|b| b as u8),
+            );
+            let [xs, ys] = paired::split_group([x[4 * g], x[4 * g + 1], x[4 * g + 2], x[4 * g + 3]]);
+            paired::smlad(xs, w, paired::smlad(ys, paired::sxtb16(w), acc))
+        });
+        assert_eq!(acc >> 8, -((1 << 23) - 1), "S reaches the bound");
+        assert_eq!(((acc >> 8) + bias[0]) as i64, exact);
+        assert!(paired::fits(n, &[-9], &row));
+        row[5] = 4;
+        assert!(!paired::fits(n, &[-9], &row), "one unit over the bound");
     }
 }

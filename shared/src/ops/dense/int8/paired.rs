@@ -13,10 +13,17 @@
 //! X * h + Y * w_e = 256 (x_e w_e + x_o w_o) - 256 * 127 w_o
 //! ```
 //!
-//! so `SMLAD(X, word) + SMLAD(Y, SXTB16(word))` accumulates `256 * (sum - 127 * sum of w_o)`.
-//! The form's biases carry `+ 127 * sum of w_o` (per output, over the odd inputs), and
-//! `(acc >> 8) + bias` is the plain form's sum. The shift is exact while `|acc / 256|` stays below
-//! 2^23: at most `24,320.5` per input (`128 * 127 + 127 * 127 / 2`), hence [`MAX_INPUTS`].
+//! so `SMLAD(X, word) + SMLAD(Y, SXTB16(word))` accumulates `256 * S`, with
+//! `S = sum over pairs of x_e w_e + (x_o - 127) w_o`. The form's biases carry `+ 127 * sum of w_o`
+//! (per output, over the odd inputs), and `(acc >> 8) + bias` is the plain form's sum.
+//!
+//! The shift is exact while `|S| < 2^23`, so that `256 S` is an i32 (the accumulator wraps modulo
+//! 2^32 on the way, as `SMLAD` does, and ends exact). For every input `|S|` is at most the row's
+//! bound `sum of 128 |w_e| + 255 |w_o|` ([`row_bound`]): a layer fits when every row's bound is
+//! below 2^23. Any weights keep it there up to [`ANY_WEIGHTS_INPUTS`] inputs (`24,320.5` per
+//! input at worst); wider layers (the 640 inputs of MLPerf Tiny's anomaly detector) fit when
+//! their weights do, which trained weights, far from all ±127, do. The width itself is bounded by
+//! the stack scratch the Cortex-M4 splits the input into, [`MAX_INPUTS`].
 //!
 //! The form also takes only layers whose requantization shifts are all at most -2 (every
 //! calibrated layer's: multipliers below 1/4), and stores each as the right shift
@@ -25,14 +32,29 @@
 
 use super::QuantLayer;
 
-/// The widest layer input the paired form takes (see the module docs).
-pub const MAX_INPUTS: usize = 344;
+/// The widest layer input the paired form takes: the Cortex-M4 splits it into `MAX_INPUTS / 2`
+/// words on the stack (see the module docs).
+pub const MAX_INPUTS: usize = 1024;
 
-/// Whether a layer from `n_in` inputs with these requantization shifts can take the paired form: a
-/// whole number of input pairs of groups (the Cortex-M4 loop's step), at most [`MAX_INPUTS`], and
-/// every shift in `-31..=-2`.
-pub fn fits(n_in: usize, shifts: &[i8]) -> bool {
-    n_in > 0 && n_in.is_multiple_of(8) && n_in <= MAX_INPUTS && shifts.iter().all(|s| (-31..=-2).contains(s))
+/// Up to this many inputs every layer's sums stay exact, whatever its weights.
+pub const ANY_WEIGHTS_INPUTS: usize = 344;
+
+/// The largest `|S|` (see the module docs) a row of weights `w` (one output's, in input order)
+/// can reach over every int8 input: `sum of 128 |w_e| + 255 |w_o|`.
+pub fn row_bound(row: &[i8]) -> i64 {
+    row.iter().enumerate().map(|(i, w)| (w.unsigned_abs() as i64) * if i % 2 == 0 { 128 } else { 255 }).sum()
+}
+
+/// Whether a layer from `n_in` inputs with these requantization shifts and output-major weights
+/// (`weights[o * n_in + i]`, the artifact's order) can take the paired form: a whole number of
+/// input pairs of groups (the Cortex-M4 loop's step), at most [`MAX_INPUTS`], every shift in
+/// `-31..=-2`, and every row's [`row_bound`] below 2^23 (always so up to [`ANY_WEIGHTS_INPUTS`]).
+pub fn fits(n_in: usize, shifts: &[i8], weights: &[i8]) -> bool {
+    n_in > 0
+        && n_in.is_multiple_of(8)
+        && n_in <= MAX_INPUTS
+        && shifts.iter().all(|s| (-31..=-2).contains(s))
+        && (n_in <= ANY_WEIGHTS_INPUTS || weights.chunks(n_in).all(|row| row_bound(row) < 1 << 23))
 }
 
 /// The paired form's right shifts, `-2 - shift` for each requantization shift.
