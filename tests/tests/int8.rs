@@ -162,3 +162,75 @@ fn overflowing_inputs_and_large_multipliers_are_bit_identical_on_the_device() {
         assert!(report.all_identical(), "{}", report.summary());
     }
 }
+
+/// The paired form at its bound, on the device: a 1024-input layer (the widest the form takes)
+/// whose first row's bound is exactly 2^23 - 1, fed the inputs that reach it (every input -128),
+/// its negation, a row of odd weights only and a trained-like row; the `asm!` loop's sums must be
+/// the host's exact blocked sums, row after row.
+#[test]
+fn the_paired_form_at_its_bound_is_exact_on_the_device() {
+    use dropship::network::{Int8Weights, Layer};
+    use dropship_shared::ops::dense::int8::Requant;
+    use dropship_shared::Activation;
+    let n = paired::MAX_INPUTS;
+    let mut bound = vec![0i8; n];
+    for i in (0..n).step_by(2) {
+        bound[i] = 127;
+    }
+    (bound[1], bound[3], bound[5]) = (127, 127, 3);
+    assert_eq!(paired::row_bound(&bound), (1 << 23) - 1);
+    let negated: Vec<i8> = bound.iter().map(|w| -w).collect();
+    // 256 odd weights of ±127: a bound of 255 * 127 * 256 = 8,290,560, just below 2^23
+    let sign = |i: usize| if i % 4 == 1 { 127 } else { -127 };
+    let odd: Vec<i8> = (0..n).map(|i| if i % 2 == 1 && i < 512 { sign(i) } else { 0 }).collect();
+    let trained: Vec<i8> = (0..n).map(|i| ((i * 37 % 81) as i8) - 40).collect();
+    let weights: Vec<i8> = [bound, negated, odd, trained].concat();
+    let requant = vec![Requant::from_real(1e-5).unwrap(); 4];
+    let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
+    assert!(paired::fits(n, &shifts, &weights), "the layer takes the paired form");
+    let layer = Layer::dense_int8(
+        n,
+        Int8Weights {
+            weights,
+            bias: vec![0, 7, -7, 0],
+            requant,
+            weight_scales: vec![1.0; 4],
+            output_scale: 1.0,
+            output_zero: 0,
+            table: None,
+        },
+        Activation::Linear,
+    );
+    let net = HostNetwork::new(n, vec![layer], None, Some((1.0, 0))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv: String = (0..n).map(|i| format!("x{i},")).collect::<String>() + "label\n";
+    let mut state = 5u64;
+    for r in 0..6 {
+        let values: Vec<String> = (0..n)
+            .map(|i| match r {
+                0 => "-128".into(),
+                1 => "127".into(),
+                2 => if i % 2 == 0 { "-128" } else { "127" }.into(),
+                _ => {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 33) % 256).to_string().parse::<i32>().map(|v| (v - 128).to_string()).unwrap()
+                }
+            })
+            .collect();
+        csv.push_str(&format!("{},0\n", values.join(",")));
+    }
+    let rows_path = dir.path().join("bound.csv");
+    std::fs::write(&rows_path, csv).unwrap();
+    // the host's outputs of the first row: S = -(2^23 - 1) requantized, not saturated
+    let rows = dropship::data::load_csv_for_model(&rows_path, n, None, Header::Auto).unwrap();
+    let first = net.logits(rows.row(0), InputForm::Raw);
+    assert!(first[0] > -128.0 && first[0] < -40.0, "{first:?}");
+    let path = dir.path().join("bound.dsm");
+    std::fs::write(&path, net.to_artifact("", "the paired form's bound").unwrap()).unwrap();
+    let options =
+        Options { label_column: None, header: Header::Auto, timeout: Duration::from_secs(5), progress: false };
+    let report = validate::validate(&path, &rows_path, &Target::Qemu(Board::qemu()), &options).unwrap();
+    eprint!("{}", report.summary());
+    assert_eq!(report.rows, 6);
+    assert!(report.all_identical() && report.max_ulp == 0, "{}", report.summary());
+}
