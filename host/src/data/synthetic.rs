@@ -36,7 +36,7 @@ pub fn machine_frames_csv(normal: usize, anomalous: usize, seed: u64) -> String 
     let mut out: String = (0..FRAMES * BINS).map(|i| format!("f{i},")).collect();
     out.push_str("anomaly\n");
     let rows = normal + anomalous;
-    let every = if anomalous == 0 { usize::MAX } else { rows / anomalous };
+    let every = rows.checked_div(anomalous).unwrap_or(usize::MAX);
     for r in 0..rows {
         let anomaly = anomalous > 0 && r % every == every - 1 && r / every < anomalous;
         let speed = 6.0 + 2.0 * draw.next();
