@@ -15,7 +15,7 @@ use dropship::output::write_file;
 use dropship::train::model::Weights;
 use dropship::train::prepare::{Prepared, SplitSpec};
 use dropship::train::run::{OutputHead, SavedModel};
-use dropship::train::task::{self, Task};
+use dropship::train::task::Task;
 use dropship::train::{self, Regularizer, TrainConfig};
 use dropship_shared::Activation;
 
@@ -175,7 +175,12 @@ fn build_with(data: Dataset, config: TrainConfig, name: &str) -> anyhow::Result<
         Task::Classify => None,
         _ => {
             let raw = |rows: &[usize]| train::raw_outputs(&trained.weights, &prepared, &data, rows);
-            task::task_metrics(&prepared, &data, &raw(&prepared.split.val)?, &raw(&prepared.split.test)?)?
+            dropship::train::figures::task_metrics(
+                &prepared,
+                &data,
+                &raw(&prepared.split.val)?,
+                &raw(&prepared.split.test)?,
+            )?
         }
     };
     let saved = SavedModel {

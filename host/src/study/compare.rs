@@ -219,7 +219,7 @@ pub fn train_and_write(
         _ => {
             let val_raw = train::raw_outputs(&trained.weights, prepared, data, &prepared.split.val)?;
             let test_raw = train::raw_outputs(&trained.weights, prepared, data, &prepared.split.test)?;
-            crate::train::task::task_metrics(prepared, data, &val_raw, &test_raw)?
+            crate::train::figures::task_metrics(prepared, data, &val_raw, &test_raw)?
         }
     };
     let metrics = RunMetrics {
