@@ -795,7 +795,14 @@ fn quantize(a: QuantizeArgs) -> Result<()> {
     if let (Some(f), Some(i)) = (g.f32_accuracy, g.int8_accuracy) {
         println!("accuracy: f32 {f:.4}, int8 {i:.4} ({:+.2} percentage points)", 100.0 * (i - f));
     }
-    println!("class agreement f32/int8: {:.4}", g.class_agreement);
-    println!("max logit error after dequantization: {:.4}", g.max_logit_error);
+    match q.network.task_or_classify().0 {
+        Task::Classify | Task::Binary => {
+            println!("class agreement f32/int8: {:.4}", g.class_agreement);
+            println!("max logit error after dequantization: {:.4}", g.max_logit_error);
+        }
+        Task::Regress | Task::Autoencode => {
+            println!("max output error after dequantization: {:.4} (in the outputs' units)", g.max_logit_error)
+        }
+    }
     Ok(())
 }
