@@ -42,12 +42,17 @@ fn f32s(out: &mut String, values: impl Iterator<Item = f32>) {
     out.push(']');
 }
 
-/// `Dense<IN, OUT>` for one layer, `Chain<Dense<..>, rest>` for more.
+/// `Dense<IN, OUT>` for one layer, `Chain<Dense<..>, rest>` for more; a linear or ReLU layer is
+/// `Dense<IN, OUT, false>`, whose code links no other activation's.
 fn chain_type(layers: &[LayerView<'_>]) -> String {
+    let dense = |l: &LayerView<'_>| {
+        let fused = matches!(l.activation, dropship_shared::Activation::Linear | dropship_shared::Activation::Relu);
+        format!("Dense<{}, {}{}>", l.input, l.output, if fused { ", false" } else { "" })
+    };
     match layers {
         [] => String::new(),
-        [last] => format!("Dense<{}, {}>", last.input, last.output),
-        [head, rest @ ..] => format!("Chain<Dense<{}, {}>, {}>", head.input, head.output, chain_type(rest)),
+        [last] => dense(last),
+        [head, rest @ ..] => format!("Chain<{}, {}>", dense(head), chain_type(rest)),
     }
 }
 

@@ -115,6 +115,14 @@ pub enum FormatError {
         /// Its index within the layer.
         index: usize,
     },
+    /// A layer whose activation the network type it is loaded into was built without (a
+    /// `Dense<IN, OUT, false>` applies linear and ReLU only).
+    ActivationNotBuilt {
+        /// Layer index.
+        layer: usize,
+        /// The artifact's activation.
+        activation: crate::layer::Activation,
+    },
     /// An operator that spans a layer (softmax) somewhere other than the last layer.
     NotLast {
         /// Layer index.
@@ -215,6 +223,12 @@ impl fmt::Display for FormatError {
             BadText { what } => write!(f, "{what} is not valid"),
             BadQuantization { layer: usize::MAX, what, index } => write!(f, "input {what} {index} is out of range"),
             BadQuantization { layer, what, index } => write!(f, "layer {layer} {what} {index} is out of range"),
+            ActivationNotBuilt { layer, activation } => {
+                write!(
+                    f,
+                    "layer {layer} has {activation}, which this network type was built without (linear and ReLU only)"
+                )
+            }
             NotLast { layer, what } => {
                 write!(f, "layer {layer} has {what}, which only a network's last layer may have")
             }

@@ -312,3 +312,35 @@ fn the_task_and_its_threshold_read_back_and_unknown_tasks_are_refused() {
     reseal(&mut nan);
     assert!(Artifact::parse(&nan).unwrap_err().to_string().contains("task threshold"));
 }
+
+/// A layer built for linear and ReLU only (`Dense<IN, OUT, false>`, what the firmware generator
+/// writes for such layers) refuses an artifact whose layer needs another activation; the default
+/// `Dense<IN, OUT>` takes it.
+#[test]
+fn a_fused_only_layer_refuses_another_activation() {
+    use dropship_shared::{Dense, Network};
+    let w: Vec<f32> = (0..6).map(|i| i as f32 * 0.1).collect();
+    for (activation, fused_ok) in [(Activation::Relu, true), (Activation::Linear, true), (Activation::Sigmoid, false)] {
+        let layers = [LayerSpec::dense_f32(&w, &[0.5, -0.5], activation)];
+        let spec = ArtifactSpec {
+            input: 3,
+            input_quantization: None,
+            layers: &layers,
+            standardization: None,
+            task: None,
+            class_names: "",
+            provenance: "fused",
+        };
+        let mut out = vec![0; spec.encoded_len()];
+        spec.write(&mut out).unwrap();
+        let a = Artifact::parse(&out).unwrap();
+        let mut fused: Network<Dense<3, 2, false>, 3, 2> = Network::ZERO;
+        let mut full: Network<Dense<3, 2>, 3, 2> = Network::ZERO;
+        assert_eq!(a.load_into(&mut fused).is_ok(), fused_ok, "{activation}");
+        assert!(a.load_into(&mut full).is_ok(), "{activation}");
+        if !fused_ok {
+            let e = a.load_into(&mut fused).unwrap_err().to_string();
+            assert!(e.contains("layer 0 has sigmoid") && e.contains("linear and ReLU only"), "{e}");
+        }
+    }
+}

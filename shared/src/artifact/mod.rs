@@ -332,6 +332,11 @@ impl<'a> Artifact<'a> {
                 Params::Int8(_) => {
                     Err(FormatError::MixedPrecision { layer: index, expected: Precision::F32, found: Precision::Int8 })
                 }
+                Params::F32 { .. }
+                    if !layer.curves && !matches!(view.activation, Activation::Linear | Activation::Relu) =>
+                {
+                    Err(FormatError::ActivationNotBuilt { layer: index, activation: view.activation })
+                }
                 Params::F32 { weights, bias } => {
                     *layer.activation = view.activation;
                     weights.copy_to(layer.weights).and_then(|()| bias.copy_to(layer.bias))

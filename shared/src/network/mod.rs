@@ -14,8 +14,14 @@ use crate::ops::output::{argmax, canonical_nans};
 use crate::ops::standardize::standardize;
 
 /// A dense layer, kernel input-major (`weights[i][o]`, see the crate docs), and what follows it.
+///
+/// `CURVES` says whether the layer's code can apply every activation (the default) or only the
+/// ones fused into the kernel, linear and ReLU: the firmware generator writes `Dense<IN, OUT,
+/// false>` for those layers, so a firmware whose layers are all linear and ReLU links no sigmoid,
+/// tanh or softmax code. Such a layer applies any other activation as linear;
+/// [`crate::artifact::Artifact::load_into`] refuses to load one into it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Dense<const IN: usize, const OUT: usize> {
+pub struct Dense<const IN: usize, const OUT: usize, const CURVES: bool = true> {
     /// `weights[i][o]`: from input `i` to output `o`.
     pub weights: [[f32; OUT]; IN],
     /// One bias per output.
@@ -24,7 +30,7 @@ pub struct Dense<const IN: usize, const OUT: usize> {
     pub activation: Activation,
 }
 
-impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
+impl<const IN: usize, const OUT: usize, const CURVES: bool> Dense<IN, OUT, CURVES> {
     /// A layer of zeros, no activation.
     pub const ZERO: Self = Self { weights: [[0.0; OUT]; IN], bias: [0.0; OUT], activation: Activation::Linear };
 
@@ -35,11 +41,13 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
             return;
         };
         let weights = self.weights.as_flattened();
-        if OUT <= 16 {
+        let relu = self.activation == Activation::Relu;
+        match (CURVES, OUT <= 16) {
             // Narrow layers (the classes) keep all their accumulators in registers at once.
-            kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, self.activation);
-        } else {
-            kernel::dense(input, weights, &self.bias, output, self.activation);
+            (true, true) => kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, self.activation),
+            (true, false) => kernel::dense(input, weights, &self.bias, output, self.activation),
+            (false, true) => kernel::dense_fused::<OUT>(input, weights, &self.bias, output, relu),
+            (false, false) => kernel::dense_fused::<16>(input, weights, &self.bias, output, relu),
         }
     }
 }
@@ -94,6 +102,9 @@ pub struct LayerMut<'a> {
     pub bias: &'a mut [f32],
     /// What follows the layer.
     pub activation: &'a mut Activation,
+    /// Whether the layer's code applies every activation (`Dense`'s `CURVES`), or only linear
+    /// and ReLU.
+    pub curves: bool,
 }
 
 const fn max(a: usize, b: usize) -> usize {
@@ -104,7 +115,7 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
-impl<const IN: usize, const OUT: usize> Layers for Dense<IN, OUT> {
+impl<const IN: usize, const OUT: usize, const CURVES: bool> Layers for Dense<IN, OUT, CURVES> {
     const INPUT: usize = IN;
     const OUTPUT: usize = OUT;
     const DEPTH: usize = 1;
@@ -124,12 +135,15 @@ impl<const IN: usize, const OUT: usize> Layers for Dense<IN, OUT> {
             weights: self.weights.as_flattened_mut(),
             bias: &mut self.bias,
             activation: &mut self.activation,
+            curves: CURVES,
         };
         f(index, layer);
     }
 }
 
-impl<const IN: usize, const OUT: usize, Tail: Layers> Layers for Chain<Dense<IN, OUT>, Tail> {
+impl<const IN: usize, const OUT: usize, const CURVES: bool, Tail: Layers> Layers
+    for Chain<Dense<IN, OUT, CURVES>, Tail>
+{
     const INPUT: usize = IN;
     const OUTPUT: usize = Tail::OUTPUT;
     const DEPTH: usize = 1 + Tail::DEPTH;

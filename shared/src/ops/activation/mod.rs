@@ -36,13 +36,36 @@ impl Activation {
         match self {
             Activation::Linear | Activation::Softmax => v,
             Activation::Relu => relu(v),
-            Activation::Sigmoid => sigmoid(v),
-            Activation::Tanh => tanh(v),
-            Activation::HardSigmoid => hard_sigmoid(v),
+            curve => curve.apply_curve(v),
         }
     }
 
-    /// The activation of a whole layer's outputs.
+    /// [`Activation::apply`] for the activations fused into the kernels, linear and ReLU; any
+    /// other is taken as linear (the fused-only kernels' contract, see
+    /// [`crate::ops::dense::dense_fused`]).
+    #[inline(always)]
+    pub fn apply_fused(self, v: f32) -> f32 {
+        match self {
+            Activation::Relu => relu(v),
+            _ => v,
+        }
+    }
+
+    /// Sigmoid, tanh and hard-sigmoid, out of line: the kernels inline `apply` into every block
+    /// size, and a firmware whose layers are all ReLU then carries one copy of the curves, not
+    /// one per block.
+    #[inline(never)]
+    fn apply_curve(self, v: f32) -> f32 {
+        match self {
+            Activation::Sigmoid => sigmoid(v),
+            Activation::Tanh => tanh(v),
+            Activation::HardSigmoid => hard_sigmoid(v),
+            Activation::Linear | Activation::Relu | Activation::Softmax => self.apply(v),
+        }
+    }
+
+    /// The activation of a whole layer's outputs (out of line, as [`Activation::apply_curve`]).
+    #[inline(never)]
     pub fn apply_layer(self, values: &mut [f32]) {
         match self {
             Activation::Linear => {}

@@ -41,13 +41,33 @@ pub fn dense_blocked<const K: usize>(
     output: &mut [f32],
     activation: Activation,
 ) {
+    dense_dispatch::<K, true>(input, weights, bias, output, activation);
+}
+
+/// [`dense_blocked`] for a layer followed by ReLU (`relu`) or nothing: the same bits, and none of
+/// the other activations' code (what a firmware whose layers are all linear and ReLU links).
+pub fn dense_fused<const K: usize>(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
+    let activation = if relu { Activation::Relu } else { Activation::Linear };
+    dense_dispatch::<K, false>(input, weights, bias, output, activation);
+}
+
+/// The AVX build on a host that has it, else the portable one; `CURVES` as in
+/// [`dense_blocked_portable`].
+#[inline]
+fn dense_dispatch<const K: usize, const CURVES: bool>(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    activation: Activation,
+) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX, checked just above.
-        unsafe { dense_blocked_avx::<K>(input, weights, bias, output, activation) };
+        unsafe { dense_blocked_avx::<K, CURVES>(input, weights, bias, output, activation) };
         return;
     }
-    dense_blocked_portable::<K>(input, weights, bias, output, activation);
+    dense_blocked_portable::<K, CURVES>(input, weights, bias, output, activation);
 }
 
 /// The same code compiled for 8-lane AVX: wider vectors across outputs, the same multiplies and
@@ -57,18 +77,21 @@ pub fn dense_blocked<const K: usize>(
 /// The CPU must have AVX.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx")]
-unsafe fn dense_blocked_avx<const K: usize>(
+unsafe fn dense_blocked_avx<const K: usize, const CURVES: bool>(
     input: &[f32],
     weights: &[f32],
     bias: &[f32],
     output: &mut [f32],
     activation: Activation,
 ) {
-    dense_blocked_portable::<K>(input, weights, bias, output, activation);
+    dense_blocked_portable::<K, CURVES>(input, weights, bias, output, activation);
 }
 
+/// The blocks of outputs, then the activation: with `CURVES` every activation (each value as its
+/// block is stored, softmax over the layer at the end); without it only ReLU, fused, and nothing
+/// else (the caller passes linear or ReLU).
 #[inline(always)]
-fn dense_blocked_portable<const K: usize>(
+fn dense_blocked_portable<const K: usize, const CURVES: bool>(
     input: &[f32],
     weights: &[f32],
     bias: &[f32],
@@ -76,18 +99,18 @@ fn dense_blocked_portable<const K: usize>(
     activation: Activation,
 ) {
     let width = output.len();
-    let mut start = dense_blocks::<K>(input, weights, bias, output, width, 0, activation);
-    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, activation);
-    start = dense_blocks::<4>(input, weights, bias, output, width, start, activation);
-    dense_blocks::<1>(input, weights, bias, output, width, start, activation);
-    if !activation.is_elementwise() {
+    let mut start = dense_blocks::<K, CURVES>(input, weights, bias, output, width, 0, activation);
+    start = dense_blocks::<BLOCK, CURVES>(input, weights, bias, output, width, start, activation);
+    start = dense_blocks::<4, CURVES>(input, weights, bias, output, width, start, activation);
+    dense_blocks::<1, CURVES>(input, weights, bias, output, width, start, activation);
+    if CURVES && !activation.is_elementwise() {
         activation.apply_layer(output);
     }
 }
 
 /// Computes outputs `start..` in blocks of `K` while a whole block fits; returns the next start.
 #[inline(always)]
-fn dense_blocks<const K: usize>(
+fn dense_blocks<const K: usize, const CURVES: bool>(
     input: &[f32],
     weights: &[f32],
     bias: &[f32],
@@ -114,9 +137,10 @@ fn dense_blocks<const K: usize>(
                 }
             }
         }
-        if activation != Activation::Linear && activation.is_elementwise() {
+        // without CURVES the activation is linear or ReLU (the caller's contract)
+        if activation != Activation::Linear && (!CURVES || activation.is_elementwise()) {
             for a in &mut acc {
-                *a = activation.apply(*a);
+                *a = if CURVES { activation.apply(*a) } else { activation.apply_fused(*a) };
             }
         }
         *out = acc;
@@ -163,7 +187,7 @@ mod tests {
                 weights[2 * outputs + o] = if o % 2 == 0 { 0.0 } else { 1.0 };
             }
             let bias = vec![0.0f32; outputs];
-            for blocked in [dense, dense_blocked::<7>, dense_blocked::<2>, dense_blocked_portable::<16>] {
+            for blocked in [dense, dense_blocked::<7>, dense_blocked::<2>, dense_blocked_portable::<16, true>] {
                 let mut out = vec![0.0; outputs];
                 blocked(&input, &weights, &bias, &mut out, Activation::Linear);
                 assert!(out.iter().all(|v| v.is_nan()));
@@ -198,10 +222,33 @@ mod tests {
                 dense_blocked::<7>,
                 dense_blocked::<2>,
                 dense_blocked::<0>,
-                dense_blocked_portable::<16>,
+                dense_blocked_portable::<16, true>,
             ] {
                 blocked(&input, &weights, &bias, &mut out, Activation::Linear);
                 assert_eq!(bits(&out), bits(&expected), "{inputs}x{outputs} blocked");
+            }
+        }
+    }
+
+    /// The fused-only kernel gives the full kernel's bits for linear and ReLU layers.
+    #[test]
+    fn the_fused_kernel_gives_the_full_kernels_bits() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (inputs, outputs) in [(3, 1), (7, 17), (64, 128), (128, 10)] {
+            let input: Vec<f32> = (0..inputs).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+            let weights: Vec<f32> = (0..inputs * outputs).map(|i| (i as f32 * 1.13).cos() / 7.0).collect();
+            let bias: Vec<f32> = (0..outputs).map(|o| o as f32 * 0.01 - 0.05).collect();
+            for relu in [false, true] {
+                let activation = if relu { Activation::Relu } else { Activation::Linear };
+                let (mut full, mut fused, mut narrow) = (vec![0.0; outputs], vec![0.0; outputs], vec![0.0; outputs]);
+                dense(&input, &weights, &bias, &mut full, activation);
+                dense_fused::<0>(&input, &weights, &bias, &mut fused, relu);
+                dense_fused::<7>(&input, &weights, &bias, &mut narrow, relu);
+                assert_eq!(
+                    (bits(&fused), bits(&narrow)),
+                    (bits(&full), bits(&full)),
+                    "{inputs}x{outputs} {activation}"
+                );
             }
         }
     }
