@@ -41,13 +41,12 @@ impl<const IN: usize, const OUT: usize, const CURVES: bool> Dense<IN, OUT, CURVE
             return;
         };
         let weights = self.weights.as_flattened();
-        let relu = self.activation == Activation::Relu;
         match (CURVES, OUT <= 16) {
             // Narrow layers (the classes) keep all their accumulators in registers at once.
             (true, true) => kernel::dense_blocked::<OUT>(input, weights, &self.bias, output, self.activation),
             (true, false) => kernel::dense(input, weights, &self.bias, output, self.activation),
-            (false, true) => kernel::dense_fused::<OUT>(input, weights, &self.bias, output, relu),
-            (false, false) => kernel::dense_fused::<16>(input, weights, &self.bias, output, relu),
+            (false, true) => kernel::dense_fused::<OUT>(input, weights, &self.bias, output, self.activation),
+            (false, false) => kernel::dense_fused::<16>(input, weights, &self.bias, output, self.activation),
         }
     }
 }

@@ -40,17 +40,6 @@ impl Activation {
         }
     }
 
-    /// [`Activation::apply`] for the activations fused into the kernels, linear and ReLU; any
-    /// other is taken as linear (the fused-only kernels' contract, see
-    /// [`crate::ops::dense::dense_fused`]).
-    #[inline(always)]
-    pub fn apply_fused(self, v: f32) -> f32 {
-        match self {
-            Activation::Relu => relu(v),
-            _ => v,
-        }
-    }
-
     /// Sigmoid, tanh and hard-sigmoid, out of line: the kernels inline `apply` into every block
     /// size, and a firmware whose layers are all ReLU then carries one copy of the curves, not
     /// one per block.

@@ -16,7 +16,7 @@ pub mod int8;
 /// outputs live in registers or vector lanes).
 pub const SCRATCH_BYTES: usize = 0;
 
-use crate::ops::activation::Activation;
+use crate::ops::activation::{relu, Activation};
 
 /// Outputs accumulated together in one block: registers on the device, vector lanes on the host.
 const BLOCK: usize = 16;
@@ -44,10 +44,16 @@ pub fn dense_blocked<const K: usize>(
     dense_dispatch::<K, true>(input, weights, bias, output, activation);
 }
 
-/// [`dense_blocked`] for a layer followed by ReLU (`relu`) or nothing: the same bits, and none of
-/// the other activations' code (what a firmware whose layers are all linear and ReLU links).
-pub fn dense_fused<const K: usize>(input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
-    let activation = if relu { Activation::Relu } else { Activation::Linear };
+/// [`dense_blocked`] for a layer followed by ReLU or nothing (`activation`; any other is taken
+/// as linear): the same bits, and none of the other activations' code (what a firmware whose
+/// layers are all linear and ReLU links).
+pub fn dense_fused<const K: usize>(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    activation: Activation,
+) {
     dense_dispatch::<K, false>(input, weights, bias, output, activation);
 }
 
@@ -87,9 +93,9 @@ unsafe fn dense_blocked_avx<const K: usize, const CURVES: bool>(
     dense_blocked_portable::<K, CURVES>(input, weights, bias, output, activation);
 }
 
-/// The blocks of outputs, then the activation: with `CURVES` every activation (each value as its
-/// block is stored, softmax over the layer at the end); without it only ReLU, fused, and nothing
-/// else (the caller passes linear or ReLU).
+/// The blocks of outputs with ReLU fused as each block is stored, then with `CURVES` any other
+/// activation over the whole layer ([`Activation::apply_layer`]); without it nothing else (the
+/// caller passes linear or ReLU).
 #[inline(always)]
 fn dense_blocked_portable<const K: usize, const CURVES: bool>(
     input: &[f32],
@@ -99,18 +105,18 @@ fn dense_blocked_portable<const K: usize, const CURVES: bool>(
     activation: Activation,
 ) {
     let width = output.len();
-    let mut start = dense_blocks::<K, CURVES>(input, weights, bias, output, width, 0, activation);
-    start = dense_blocks::<BLOCK, CURVES>(input, weights, bias, output, width, start, activation);
-    start = dense_blocks::<4, CURVES>(input, weights, bias, output, width, start, activation);
-    dense_blocks::<1, CURVES>(input, weights, bias, output, width, start, activation);
-    if CURVES && !activation.is_elementwise() {
+    let mut start = dense_blocks::<K>(input, weights, bias, output, width, 0, activation);
+    start = dense_blocks::<BLOCK>(input, weights, bias, output, width, start, activation);
+    start = dense_blocks::<4>(input, weights, bias, output, width, start, activation);
+    dense_blocks::<1>(input, weights, bias, output, width, start, activation);
+    if CURVES && !matches!(activation, Activation::Linear | Activation::Relu) {
         activation.apply_layer(output);
     }
 }
 
 /// Computes outputs `start..` in blocks of `K` while a whole block fits; returns the next start.
 #[inline(always)]
-fn dense_blocks<const K: usize, const CURVES: bool>(
+fn dense_blocks<const K: usize>(
     input: &[f32],
     weights: &[f32],
     bias: &[f32],
@@ -137,10 +143,10 @@ fn dense_blocks<const K: usize, const CURVES: bool>(
                 }
             }
         }
-        // without CURVES the activation is linear or ReLU (the caller's contract)
-        if activation != Activation::Linear && (!CURVES || activation.is_elementwise()) {
+        // ReLU is fused here; every other activation is a pass over the layer after its blocks
+        if activation == Activation::Relu {
             for a in &mut acc {
-                *a = if CURVES { activation.apply(*a) } else { activation.apply_fused(*a) };
+                *a = relu(*a);
             }
         }
         *out = acc;
@@ -242,8 +248,8 @@ mod tests {
                 let activation = if relu { Activation::Relu } else { Activation::Linear };
                 let (mut full, mut fused, mut narrow) = (vec![0.0; outputs], vec![0.0; outputs], vec![0.0; outputs]);
                 dense(&input, &weights, &bias, &mut full, activation);
-                dense_fused::<0>(&input, &weights, &bias, &mut fused, relu);
-                dense_fused::<7>(&input, &weights, &bias, &mut narrow, relu);
+                dense_fused::<0>(&input, &weights, &bias, &mut fused, activation);
+                dense_fused::<7>(&input, &weights, &bias, &mut narrow, activation);
                 assert_eq!(
                     (bits(&fused), bits(&narrow)),
                     (bits(&full), bits(&full)),
