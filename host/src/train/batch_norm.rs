@@ -184,4 +184,47 @@ mod tests {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
         }
     }
+
+    /// Numbers Keras produced (Keras 3.15 on TensorFlow 2.21, `keras.layers.BatchNormalization()`:
+    /// momentum 0.99, epsilon 1e-3; gamma 1.5, 0.5, beta 0.25, -1, fresh moving statistics): one
+    /// call in training mode on three rows, the moving statistics after it, then inference mode.
+    #[test]
+    fn training_step_and_inference_match_the_numbers_keras_gives() {
+        let device = Device::Cpu;
+        let start = BatchNormWeights { gamma: vec![1.5, 0.5], beta: vec![0.25, -1.0], ..BatchNormWeights::initial(2) };
+        let bn = BatchNorm::new(&start, &device).unwrap();
+        let h = Tensor::from_slice(&[1.0f32, 10.0, 3.0, 30.0, 2.5, -4.0], (3, 2), &device).unwrap();
+        let close = |got: &[f32], want: &[f64]| {
+            for (g, w) in got.iter().zip(want) {
+                assert!((*g as f64 - w).abs() < 1e-5 * w.abs().max(1.0), "{got:?} vs {want:?}");
+            }
+        };
+        let train = bn.forward(&h, true).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        close(
+            &train,
+            &[
+                -1.8077952861785889,
+                -1.0716725587844849,
+                1.7198536396026611,
+                -0.35494673252105713,
+                0.8379414081573486,
+                -1.5733805894851685,
+            ],
+        );
+        let w = bn.weights().unwrap();
+        close(&w.moving_mean, &[0.021666666492819786, 0.11999999731779099]);
+        close(&w.moving_variance, &[0.9972222447395325, 2.93666672706604]);
+        let infer = bn.forward(&h, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        close(
+            &infer,
+            &[
+                1.718806266784668,
+                1.882210373878479,
+                4.7214765548706055,
+                7.716644287109375,
+                3.970808982849121,
+                -2.2018933296203613,
+            ],
+        );
+    }
 }
