@@ -52,9 +52,32 @@ pub enum Task {
     Autoencode,
 }
 
+/// A value of the vocabulary that has a name (what run files and the command line read and
+/// write), whatever its type.
+pub trait Named: Sized + Copy + 'static {
+    /// What the value is called in messages ("activation", "task").
+    const WHAT: &'static str;
+    /// The value's name.
+    fn name(self) -> &'static str;
+    /// The value of a name; `None` for a name a newer dropship wrote.
+    fn from_name(name: &str) -> Option<Self>;
+}
+
 /// A code as the artifact stores it, and back.
 macro_rules! codes {
-    ($ty:ident { $($variant:ident = $code:literal, $name:literal;)* }) => {
+    ($ty:ident, $what:literal { $($variant:ident = $code:literal, $name:literal;)* }) => {
+        impl Named for $ty {
+            const WHAT: &'static str = $what;
+
+            fn name(self) -> &'static str {
+                $ty::name(self)
+            }
+
+            fn from_name(name: &str) -> Option<Self> {
+                $ty::from_name(name)
+            }
+        }
+
         impl $ty {
             /// Every value, in code order.
             pub const ALL: &'static [Self] = &[$(Self::$variant),*];
@@ -88,8 +111,8 @@ macro_rules! codes {
     };
 }
 
-codes!(LayerKind { Dense = 1, "Dense"; });
-codes!(Activation {
+codes!(LayerKind, "layer kind" { Dense = 1, "Dense"; });
+codes!(Activation, "activation" {
     Linear = 0, "linear";
     Relu = 1, "ReLU";
     Sigmoid = 2, "sigmoid";
@@ -118,8 +141,8 @@ impl Activation {
         }
     }
 }
-codes!(Precision { F32 = 0, "f32"; Int8 = 1, "int8"; });
-codes!(Task { Classify = 0, "classify"; Binary = 1, "binary"; Regress = 2, "regress"; Autoencode = 3, "autoencode"; });
+codes!(Precision, "precision" { F32 = 0, "f32"; Int8 = 1, "int8"; });
+codes!(Task, "task" { Classify = 0, "classify"; Binary = 1, "binary"; Regress = 2, "regress"; Autoencode = 3, "autoencode"; });
 
 /// One layer of a network without its parameters: what training builds, a run file records and
 /// a report shows.

@@ -199,13 +199,13 @@ pub struct TrainConfig {
     #[serde(default)]
     pub augment: Augment,
     /// What follows every hidden layer (ReLU, the course's).
-    #[serde(default = "relu", with = "activation_name")]
+    #[serde(default = "relu", with = "by_name")]
     pub activation: Activation,
     /// A BatchNorm (Keras's) between every hidden Dense and its activation.
     #[serde(default)]
     pub batch_norm: bool,
     /// What the model learns (classes by default).
-    #[serde(default = "classify", with = "task_name")]
+    #[serde(default = "classify", with = "by_name")]
     pub task: Task,
 }
 
@@ -213,39 +213,23 @@ fn classify() -> Task {
     Task::Classify
 }
 
-/// A task in a run's configuration, by its name.
-mod task_name {
-    use dropship_shared::Task;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Task, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(t.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Task, D::Error> {
-        let name = String::deserialize(d)?;
-        Task::from_name(&name)
-            .ok_or_else(|| serde::de::Error::custom(format!("task `{name}` is not one this dropship knows")))
-    }
-}
-
 fn relu() -> Activation {
     Activation::Relu
 }
 
-/// An activation in a run's configuration, by its name.
-mod activation_name {
-    use dropship_shared::Activation;
+/// A value of the layer vocabulary in a run's configuration, by its name.
+mod by_name {
+    use dropship_shared::layer::Named;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(a: &Activation, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(a.name())
+    pub fn serialize<T: Named, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.name())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Activation, D::Error> {
+    pub fn deserialize<'de, T: Named, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
         let name = String::deserialize(d)?;
-        Activation::from_name(&name)
-            .ok_or_else(|| serde::de::Error::custom(format!("activation `{name}` is not one this dropship knows")))
+        T::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("{} `{name}` is not one this dropship knows", T::WHAT)))
     }
 }
 
@@ -792,6 +776,19 @@ mod tests {
         // Runs written before deeper networks: one rate, one hidden width.
         let old = r#"{"kind":"dropout","rate":0.5}"#;
         assert_eq!(serde_json::from_str::<Regularizer>(old).unwrap(), Regularizer::Dropout { rates: vec![0.5] });
+        // the task and the activation read back by name; a newer one is refused by name; runs
+        // written before them are the course's classifier with ReLU
+        let config = TrainConfig { task: Task::Regress, activation: Activation::Tanh, ..TrainConfig::default() };
+        let mut json = serde_json::to_value(&config).unwrap();
+        assert_eq!((json["task"].as_str(), json["activation"].as_str()), (Some("regress"), Some("tanh")));
+        assert_eq!(serde_json::from_value::<TrainConfig>(json.clone()).unwrap(), config);
+        json["task"] = serde_json::json!("segment");
+        let e = serde_json::from_value::<TrainConfig>(json.clone()).unwrap_err().to_string();
+        assert!(e.contains("task `segment` is not one this dropship knows"), "{e}");
+        json.as_object_mut().unwrap().remove("task");
+        json.as_object_mut().unwrap().remove("activation");
+        let old = serde_json::from_value::<TrainConfig>(json).unwrap();
+        assert_eq!((old.task, old.activation), (Task::Classify, Activation::Relu));
         let mut json = serde_json::to_value(TrainConfig::default()).unwrap();
         json["hidden"] = serde_json::json!(96);
         assert_eq!(serde_json::from_value::<TrainConfig>(json).unwrap().hidden, vec![96]);
