@@ -480,20 +480,13 @@ fn reshaped(shape: Option<&[Dim]>, target: &[Dim]) -> Result<Vec<Dim>, String> {
         _ => return Err(format!("a Reshape to {target:?} moves the batch dimension")),
     }
     let rest = &mut out[1..];
-    let known: i64 = rest
+    let known = rest
         .iter()
-        .map(|d| {
-            if let Dim::Known(v) = d {
-                if *v > 0 {
-                    *v
-                } else {
-                    1
-                }
-            } else {
-                1
-            }
+        .try_fold(1i64, |p, d| match d {
+            Dim::Known(v) if *v > 0 => p.checked_mul(*v),
+            _ => Some(p),
         })
-        .product();
+        .ok_or_else(|| format!("a Reshape to {target:?}: a shape too large"))?;
     for d in rest.iter_mut() {
         match d {
             Dim::Known(-1) if known > 0 && features % known == 0 => *d = Dim::Known(features / known),

@@ -228,30 +228,27 @@ fn transpose(c: &Const, perm: Option<Vec<i64>>) -> Result<Const, String> {
 
 fn reshape(c: &Const, shape: &[i64]) -> Result<Const, String> {
     let total = c.len();
-    let known: usize = shape
+    let refused = || format!("a reshape of {:?} to {shape:?}", c.dims());
+    if shape.iter().any(|d| *d < -1) || shape.iter().filter(|d| **d == -1).count() > 1 {
+        return Err(refused());
+    }
+    // every dimension but a -1, with 0 copying the input's (which must have that dimension)
+    let given = |i: usize, d: i64| if d == 0 { c.dims().get(i).copied() } else { Some(d as usize) };
+    let known = shape
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            if *d == 0 {
-                c.dims().get(i).copied().unwrap_or(1)
-            } else if *d < 0 {
-                1
-            } else {
-                *d as usize
-            }
-        })
-        .product();
+        .filter(|(_, d)| **d != -1)
+        .try_fold(1usize, |p, (i, d)| p.checked_mul(given(i, *d)?))
+        .filter(|k| *k > 0)
+        .ok_or_else(refused)?;
     let dims: Vec<usize> = shape
         .iter()
         .enumerate()
-        .map(|(i, d)| match d {
-            0 => c.dims().get(i).copied().unwrap_or(1),
-            -1 => total / known.max(1),
-            d => *d as usize,
-        })
-        .collect();
-    if dims.iter().product::<usize>() != total {
-        return Err(format!("a reshape of {:?} to {shape:?}", c.dims()));
+        .map(|(i, d)| if *d == -1 { Some(total / known) } else { given(i, *d) })
+        .collect::<Option<_>>()
+        .ok_or_else(refused)?;
+    if dims.iter().try_fold(1usize, |p, d| p.checked_mul(*d)) != Some(total) {
+        return Err(refused());
     }
     Ok(match c {
         Const::Real { data, .. } => real(dims, data.clone()),
@@ -338,5 +335,21 @@ pub(super) fn bool_value(c: &Const) -> Option<bool> {
     match c.ints()?.as_slice() {
         [v] => Some(*v != 0),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshapes_of_constants_refuse_absurd_shapes_without_overflowing() {
+        let c = Const::Real { dims: vec![2, 3], data: vec![0.0; 6] };
+        assert_eq!(reshape(&c, &[-1]).unwrap().dims(), [6]);
+        assert_eq!(reshape(&c, &[3, -1]).unwrap().dims(), [3, 2]);
+        assert_eq!(reshape(&c, &[0, 3]).unwrap().dims(), [2, 3]);
+        for bad in [&[-5][..], &[-1, -1], &[i64::MAX, i64::MAX], &[0, 0, 7], &[4, -1], &[0, -1, 0]] {
+            assert!(reshape(&c, bad).is_err(), "{bad:?}");
+        }
     }
 }
