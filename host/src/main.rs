@@ -48,7 +48,7 @@ enum Command {
     /// Run every row of a CSV on a device serving the model (QEMU, or a flashed board on a serial
     /// port) and check every logit against the host, bit for bit.
     Validate(ValidateArgs),
-    /// Turn an ONNX Dense/ReLU network (Keras via tf2onnx, PyTorch, hand-written) into an artifact.
+    /// Turn an ONNX dense network (Keras via tf2onnx, PyTorch, hand-written) into an artifact.
     Import(ImportArgs),
     /// Time the whole comparison and check Keras parity over seeds 0,1,2 on the bundled digits.
     Bench(BenchArgs),

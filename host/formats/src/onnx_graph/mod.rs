@@ -24,7 +24,7 @@ pub const OPSET: i64 = 13;
 pub enum ImportError {
     #[error("{path}: not an ONNX model ({reason})")]
     Decode { path: String, reason: String },
-    #[error("node `{name}` (op {op}) is not supported: dropship imports Dense/ReLU networks (MatMul + Add, Gemm, Relu; Dropout, Identity and a final Softmax are stripped)")]
+    #[error("node `{name}` (op {op}) is not supported: dropship imports dense networks (MatMul + Add, Gemm, BatchNormalization, Relu, Sigmoid, Tanh, HardSigmoid, a final Softmax; Dropout and Identity are stripped)")]
     UnsupportedOp { name: String, op: String },
     #[error("tensor `{name}` has element type {found}; only float32 is supported")]
     NotFloat { name: String, found: i32 },
