@@ -1,15 +1,14 @@
-//! Generates the network (shapes as const generics, weights as flash constants) and the test
-//! vectors from the files `dropship export` and `dropship vectors` wrote (`DROPSHIP_VECTORS=none`:
-//! no vectors, for the serving firmware); validates both first.
+//! Generates the network with `dropship-build` (the generator users' crates call: shapes as const
+//! generics, weights as flash constants, `Model`, the serving items) and the test vectors from the
+//! files `dropship export` and `dropship vectors` wrote (`DROPSHIP_VECTORS=none`: no vectors, for
+//! the serving firmware); validates both first.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use dropship_shared::artifact::{Artifact, FormatError, Int8Table, LayerView};
+use dropship_shared::artifact::{Artifact, FormatError};
 use dropship_shared::footprint::Footprint;
-use dropship_shared::ops::dense::int8::{self as quant, paired, WeightForm};
 use dropship_shared::vectors::Vectors;
-use dropship_shared::Precision;
 
 fn fail(msg: &str) -> ! {
     eprintln!("\nerror: {msg}\n");
@@ -31,61 +30,6 @@ fn input(var: &str, default: &str) -> (PathBuf, Vec<u8>) {
     match std::fs::read(&path) {
         Ok(bytes) => (path, bytes),
         Err(e) => fail(&format!("cannot read {} ({e})", path.display())),
-    }
-}
-
-fn f32s(out: &mut String, values: impl Iterator<Item = f32>) {
-    out.push('[');
-    for v in values {
-        let _ = write!(out, "f32::from_bits({:#010x}),", v.to_bits());
-    }
-    out.push(']');
-}
-
-/// `Dense<IN, OUT>` for one layer, `Chain<Dense<..>, rest>` for more; a linear or ReLU layer is
-/// `Dense<IN, OUT, false>`, whose code links no other activation's.
-fn chain_type(layers: &[LayerView<'_>]) -> String {
-    let dense = |l: &LayerView<'_>| {
-        let fused = matches!(l.activation, dropship_shared::Activation::Linear | dropship_shared::Activation::Relu);
-        format!("Dense<{}, {}{}>", l.input, l.output, if fused { ", false" } else { "" })
-    };
-    match layers {
-        [] => String::new(),
-        [last] => dense(last),
-        [head, rest @ ..] => format!("Chain<{}, {}>", dense(head), chain_type(rest)),
-    }
-}
-
-fn dense_value(code: &mut String, layer: &LayerView<'_>) {
-    let Some((weights, bias)) = layer.f32_params() else { fail("an f32 network with an int8 layer") };
-    code.push_str("Dense { weights: [");
-    let w: Vec<f32> = weights.iter().collect();
-    for row in w.chunks(layer.output) {
-        f32s(code, row.iter().copied());
-        code.push(',');
-    }
-    code.push_str("], bias: ");
-    f32s(code, bias.iter());
-    let _ = write!(code, ", activation: {} }}", activation(layer));
-}
-
-/// The layer's activation as a Rust path: every activation of the vocabulary is one.
-fn activation(layer: &LayerView<'_>) -> String {
-    format!("Activation::{:?}", layer.activation)
-}
-
-/// The value of [`chain_type`]'s type.
-fn chain_value(code: &mut String, layers: &[LayerView<'_>]) {
-    match layers {
-        [] => {}
-        [last] => dense_value(code, last),
-        [head, rest @ ..] => {
-            code.push_str("Chain { head: ");
-            dense_value(code, head);
-            code.push_str(", tail: ");
-            chain_value(code, rest);
-            code.push_str(" }");
-        }
     }
 }
 
@@ -130,26 +74,6 @@ fn check_vectors_match(
     }
 }
 
-/// The network: its type, its widths, and the weights as flash constants.
-fn network_code(code: &mut String, artifact: &Artifact<'_>, layers: &[LayerView<'_>]) {
-    let _ = writeln!(code, "/// The layers, `Chain<Dense<..>, Chain<..>>`, as the artifact has them.");
-    let _ = writeln!(code, "pub type ModelLayers = {};", chain_type(layers));
-    code.push_str("pub static NETWORK: Network<ModelLayers, INPUT, CLASSES> = Network {\n    standardization: ");
-    match artifact.standardization() {
-        Some((mean, scale)) => {
-            code.push_str("Some(Standardization { mean: ");
-            f32s(code, mean.iter());
-            code.push_str(", scale: ");
-            f32s(code, scale.iter());
-            code.push_str(" }),\n");
-        }
-        None => code.push_str("None,\n"),
-    }
-    code.push_str("    layers: ");
-    chain_value(code, layers);
-    code.push_str(",\n};\n");
-}
-
 /// The test vectors (none for a serving firmware); returns the bytes of flash they take.
 fn vectors_code(code: &mut String, vectors: Option<&Vectors<'_>>, input: usize) -> usize {
     let rows: Vec<_> = vectors.map(|v| v.iter().collect()).unwrap_or_default();
@@ -178,157 +102,14 @@ fn vectors_code(code: &mut String, vectors: Option<&Vectors<'_>>, input: usize) 
     rows.len() * (input * element_bytes + 8)
 }
 
-/// `Model` and `ModelScratch` of an f32 network.
-fn f32_items(code: &mut String) {
-    code.push_str(
-        "/// The deployed network's type.
-pub type Model = Network<ModelLayers, INPUT, CLASSES>;
-/// Working memory for one inference of [`NETWORK`], sized by its widest layers.
-pub type ModelScratch = Scratch<{ <ModelLayers as Layers>::BUFFER_A }, { <ModelLayers as Layers>::BUFFER_B }>;
-",
-    );
-}
-
-fn list<T: std::fmt::Display>(code: &mut String, values: impl Iterator<Item = T>) {
-    code.push('[');
-    for v in values {
-        let _ = write!(code, "{v},");
-    }
-    code.push(']');
-}
-
-/// An int8 network: per layer, int8 weights, int32 biases, multipliers and one-byte shifts as flash
-/// constants, run by `dropship_shared::network::int8::QuantNetwork`.
-fn int8_code(code: &mut String, a: &Artifact<'_>) {
-    let layers: Vec<_> = a.layers().collect();
-    let mut forms = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let Some(p) = l.int8_params() else { fail("an int8 network with an f32 layer") };
-        let _ = write!(code, "static L{i}_WEIGHTS: Aligned<[i8; {}]> = Aligned(", l.input * l.output);
-        let plain: Vec<i8> = p.weights_i8().collect();
-        let mut blocked = vec![0i8; plain.len()];
-        quant::block_weights(&plain, l.input, l.output, &mut blocked);
-        let mut bias: Vec<i32> = p.bias.iter().collect();
-        let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
-        let form = if paired::fits(l.input, &shifts, &plain) { WeightForm::Paired } else { WeightForm::Blocked };
-        if form == WeightForm::Paired {
-            paired::pair_weights(&blocked.clone(), &mut blocked);
-            paired::pair_biases(&plain, &bias.clone(), l.input, &mut bias);
-            paired::pair_shifts(&shifts.clone(), &mut shifts);
-        }
-        forms.push(form);
-        list(code, blocked.iter());
-        let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
-        list(code, bias.iter());
-        let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
-        list(code, p.multipliers.iter());
-        let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
-        list(code, shifts.iter());
-        code.push_str(";\n");
-        match p.lookup.map(|t| t.table) {
-            None => {}
-            Some(Int8Table::Values(values)) => {
-                let _ = write!(code, "static L{i}_TABLE: [i8; 256] = ");
-                list(code, values.iter().map(|b| *b as i8));
-                code.push_str(";\n");
-            }
-            Some(Int8Table::Exponentials(exp)) => {
-                let _ = write!(code, "static L{i}_TABLE: [u16; 256] = ");
-                list(code, exp.iter());
-                code.push_str(";\n");
-            }
-        }
-    }
-    let _ = write!(code, "static LAYERS: [QuantLayer<'static>; {}] = [", layers.len());
-    for (i, (l, form)) in layers.iter().zip(&forms).enumerate() {
-        let p = l.int8_params();
-        // a layer with a table requantizes to its pre-activation's zero point
-        let zero = p.map_or(0, |p| p.lookup.map_or(p.output_zero, |t| t.pre_zero));
-        let lookup = match p.and_then(|p| p.lookup).map(|t| t.table) {
-            None => "Lookup::Fused".to_string(),
-            Some(Int8Table::Values(_)) => format!("Lookup::Table(&L{i}_TABLE)"),
-            Some(Int8Table::Exponentials(_)) => format!("Lookup::Softmax(&L{i}_TABLE)"),
-        };
-        let _ = write!(
-            code,
-            "QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {zero}, activation: {}, lookup: {lookup}, form: WeightForm::{form:?} }},",
-            activation(l),
-        );
-    }
-    code.push_str("];\n");
-    let standardization = match a.standardization() {
-        Some((mean, scale)) => {
-            code.push_str("static MEAN: [f32; INPUT] = ");
-            f32s(code, mean.iter());
-            code.push_str(";\nstatic SCALE: [f32; INPUT] = ");
-            f32s(code, scale.iter());
-            code.push_str(";\n");
-            "Some((&MEAN, &SCALE))"
-        }
-        None => "None",
-    };
-    let (input_scale, input_zero) = a.input_quantization().unwrap_or((1.0, 0));
-    let output_scale = layers.last().and_then(|l| l.int8_params()).map_or(1.0, |p| p.output_scale);
-    let _ = writeln!(
-        code,
-        "/// The deployed int8 network.\npub static NETWORK: QuantNetwork<'static> = QuantNetwork {{ standardization: {standardization}, input_scale: f32::from_bits({:#010x}), input_zero: {input_zero}, layers: &LAYERS, output_scale: f32::from_bits({:#010x}) }};",
-        input_scale.to_bits(),
-        output_scale.to_bits()
-    );
-    let widest = a.widths().max().unwrap_or(0);
-    let _ = writeln!(
-        code,
-        "/// Working memory of one int8 inference.\npub type ModelScratch = QuantScratch<INPUT, {widest}>;"
-    );
-}
-
-/// The model's digest, its shape (every layer as the artifact describes it) and its footprint
-/// ([`Footprint`], the rule `inspect` and the board-fit check read too).
-fn common_items(code: &mut String, a: &Artifact<'_>, footprint: &Footprint, bytes: &[u8]) {
-    let widths: Vec<usize> = a.widths().collect();
-    let _ = writeln!(code, "pub const INPUT: usize = {};", a.input());
-    let _ = writeln!(code, "pub const CLASSES: usize = {};", a.classes());
-    let _ =
-        writeln!(code, "/// The artifact's digest (`dropship_link::model_digest`), which a serving firmware reports.");
-    let _ = writeln!(code, "pub const DIGEST: u64 = {:#018x};", dropship_link::model_digest(bytes));
-    let _ = writeln!(code, "pub const INT8: bool = {};", a.precision() == Precision::Int8);
-    let _ = writeln!(code, "pub const WIDTHS: [usize; {}] = {widths:?};", widths.len());
-    let _ = write!(code, "pub const LAYER_SHAPES: [LayerShape; {}] = [", widths.len() - 1);
-    for l in a.layers() {
-        let _ = write!(
-            code,
-            "LayerShape {{ kind: LayerKind::{:?}, units: {}, activation: {} }},",
-            l.kind,
-            l.output,
-            activation(&l)
-        );
-    }
-    code.push_str("];\n");
-    let _ = writeln!(
-        code,
-        "/// The deployed network's shape and footprint.\npub const SHAPE: ModelShape = ModelShape {{ widths: &WIDTHS, layers: &LAYER_SHAPES, parameters: {}, macs: {}, weight_bytes: {}, activation_bytes: {} }};",
-        a.parameters(),
-        a.macs(),
-        footprint.weight_bytes,
-        footprint.activation_bytes
-    );
-}
-
 fn main() {
     let (artifact_path, artifact_bytes) = input("DROPSHIP_ARTIFACT", "model.dsm");
     let invalid = |e: FormatError| -> ! { fail(&format!("{} is not a valid artifact: {e}", artifact_path.display())) };
     let artifact = Artifact::parse(&artifact_bytes).unwrap_or_else(|e| invalid(e));
+    // The network, its shape and `Model`: the one generator users' crates call too.
+    let model = dropship_build::Model::from_artifact(&artifact_path).serving(true);
+    let mut code = model.code().unwrap_or_else(|e| fail(&e.to_string()));
     let footprint = Footprint::of(&artifact);
-    let mut code = String::new();
-    common_items(&mut code, &artifact, &footprint, &artifact_bytes);
-    match artifact.precision() {
-        Precision::F32 => {
-            let layers: Vec<LayerView<'_>> = artifact.layers().collect();
-            network_code(&mut code, &artifact, &layers);
-            f32_items(&mut code);
-        }
-        Precision::Int8 => int8_code(&mut code, &artifact),
-    }
     let (input, classes) = (artifact.input(), artifact.classes());
     let vectors_file = vectors_input();
     let vectors = vectors_file.as_ref().map(|(path, bytes)| {

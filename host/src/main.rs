@@ -43,6 +43,9 @@ enum Command {
     },
     /// Write test vectors (inputs, host logits and classes) for the firmware.
     Vectors(VectorsArgs),
+    /// Write the Rust module of an artifact for your own firmware (what dropship-build's
+    /// `Model::from_artifact(..).generate()` writes in a build script), to commit.
+    Generate(GenerateArgs),
     /// Quantize an f32 model (a run or an artifact) to int8 with calibration rows; report the accuracy it costs.
     Quantize(QuantizeArgs),
     /// Run every row of a CSV on a device serving the model (QEMU, or a flashed board on a serial
@@ -52,6 +55,22 @@ enum Command {
     Import(ImportArgs),
     /// Time the whole comparison and check Keras parity over seeds 0,1,2 on the bundled digits.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The artifact (f32 or int8).
+    artifact: PathBuf,
+    /// The Rust file to write.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Also write `Server` and `Model::served`, to serve `dropship validate --port` with
+    /// dropship-link.
+    #[arg(long)]
+    serving: bool,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args)]
@@ -107,6 +126,10 @@ struct ValidateArgs {
     /// firmware/boards.toml that QEMU emulates: qemu, the mps2-an386).
     #[arg(long, value_parser = emulated_board)]
     device: Option<Board>,
+    /// With --device: run this serving firmware (your own, built with dropship-build and serving
+    /// through dropship_link::serve) under QEMU instead of building dropship's.
+    #[arg(long, requires = "device")]
+    firmware: Option<PathBuf>,
     /// Serial port of a board flashed with the serving firmware (e.g. /dev/ttyACM0).
     #[arg(long)]
     port: Option<String>,
@@ -631,6 +654,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         )?,
         Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
         Command::Validate(a) => validate(a)?,
+        Command::Generate(a) => artifact_commands::generate(&a.artifact, &a.output, a.serving, a.overwrite)?,
         Command::Quantize(a) => quantize(a)?,
         Command::Vectors(a) => {
             artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite, a.header.header())?
@@ -751,7 +775,10 @@ fn validate(a: ValidateArgs) -> Result<()> {
     }
     let target = match (a.device, a.port) {
         (_, Some(path)) => dropship::deploy::validate::Target::Port { path, baud: a.baud },
-        (Some(board), None) => dropship::deploy::validate::Target::Qemu(board),
+        (Some(board), None) => match a.firmware {
+            Some(elf) => dropship::deploy::validate::Target::QemuElf { board, elf },
+            None => dropship::deploy::validate::Target::Qemu(board),
+        },
         (None, None) => dropship::deploy::validate::Target::Qemu(Board::qemu()),
     };
     let options = dropship::deploy::validate::Options {

@@ -61,6 +61,30 @@ impl Footprint {
     }
 }
 
+/// A deployed model's shape and footprint, as generated code and the device report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelShape {
+    /// Widths from the input to the outputs: `widths[0]` inputs, `widths[i + 1]` layer `i`'s outputs.
+    pub widths: &'static [usize],
+    /// Every layer's kind, width and activation, as the artifact describes it.
+    pub layers: &'static [crate::layer::LayerShape],
+    /// Weights and biases.
+    pub parameters: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: usize,
+    /// Bytes of flash the weights and standardization take.
+    pub weight_bytes: usize,
+    /// Bytes of activations one inference needs.
+    pub activation_bytes: usize,
+}
+
+impl ModelShape {
+    /// Number of layers.
+    pub const fn depth(&self) -> usize {
+        self.layers.len()
+    }
+}
+
 /// Flash an int8 layer's activation table takes on the device: 256 int8 values (sigmoid, tanh,
 /// hard-sigmoid), 256 u16 exponentials (softmax); none for f32 layers, linear and ReLU.
 pub const fn table_bytes(precision: Precision, activation: Activation) -> usize {

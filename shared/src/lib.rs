@@ -38,6 +38,7 @@ pub mod footprint;
 pub mod layer;
 pub mod network;
 pub mod ops;
+pub mod prediction;
 pub mod vectors;
 mod wire;
 
@@ -48,3 +49,4 @@ pub use artifact::Artifact;
 pub use error::FormatError;
 pub use layer::{Activation, LayerKind, LayerShape, Precision, Task};
 pub use network::{Chain, Dense, Layers, Network, OneHidden, Scratch, Standardization, TwoHidden};
+pub use prediction::Prediction;

@@ -1,16 +1,12 @@
 //! Board-independent firmware logic, generic over embedded-hal 1.0 traits and tested on the host:
-//! the device's side of the vector check and its log lines (defmt, feature `defmt`), the serving
-//! firmware's hello and model adapter ([`serving`]), LEDs, button.
+//! the device's side of the vector check and its log lines (defmt, feature `defmt`), LEDs, button.
 //!
 //! The log lines below are the device protocol the host reads (`xtask/src/device.rs` parses them):
 //! `model: ...`, one `vector <i>: class <c> host <h> <true|false> logits [<bits>, ...]` per vector,
 //! `<n>/<m> match host`, and the board's `cost: ...` line.
 #![cfg_attr(not(test), no_std)]
 
-use dropship_shared::LayerShape;
 use embedded_hal::digital::{InputPin, OutputPin};
-
-pub mod serving;
 
 /// One input with what the host computed for it, as the firmware embeds it.
 pub struct TestVector<E, const N: usize> {
@@ -29,29 +25,7 @@ impl<E: Copy + Into<f32>, const N: usize> TestVector<E, N> {
     }
 }
 
-/// The deployed model's shape and footprint, as the device reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ModelShape {
-    /// Widths from the input to the classes: `widths[0]` inputs, `widths[i + 1]` layer `i`'s outputs.
-    pub widths: &'static [usize],
-    /// Every layer's kind, width and activation, as the artifact describes it.
-    pub layers: &'static [LayerShape],
-    /// Weights and biases.
-    pub parameters: usize,
-    /// Multiply-accumulates per inference.
-    pub macs: usize,
-    /// Bytes of flash the weights and standardization take.
-    pub weight_bytes: usize,
-    /// Bytes of activations one inference needs.
-    pub activation_bytes: usize,
-}
-
-impl ModelShape {
-    /// Number of layers.
-    pub const fn depth(&self) -> usize {
-        self.layers.len()
-    }
-}
+pub use dropship_shared::footprint::ModelShape;
 
 /// Logs what the device runs (the first lines of every board's log): a summary, then one line per
 /// layer.

@@ -7,7 +7,7 @@ use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use dropship_app::{announce, check_vectors, show_class, Stepper};
-use dropship_model::{ModelScratch, CLASSES, INPUT, NETWORK, SHAPE, VECTORS};
+use dropship_model::{ModelScratch, INPUT, NETWORK, OUTPUTS, SHAPE, VECTORS};
 use embedded_hal::delay::DelayNs;
 use nrf52840_hal::gpio::{p0, Level};
 use nrf52840_hal::{pac, Delay};
@@ -35,8 +35,8 @@ fn main() -> ! {
     announce(&SHAPE);
 
     let mut scratch = ModelScratch::new();
-    let mut logits = [0.0f32; CLASSES];
-    let mut infer = |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
+    let mut logits = [0.0f32; OUTPUTS];
+    let mut infer = |input: &[f32; INPUT], logits: &mut [f32; OUTPUTS]| {
         let start = DWT::cycle_count();
         let class = core::hint::black_box(&NETWORK).predict(input, &mut scratch, logits);
         (class, DWT::cycle_count().wrapping_sub(start))

@@ -41,6 +41,16 @@ pub fn find() -> Result<()> {
     bail!("qemu-system-arm is missing: run `cargo xtask setup` first (or install it: sudo apt-get install qemu-system-arm)")
 }
 
+/// The lines of a firmware's log (what QEMU's semihosting wrote to its stdout): defmt frames
+/// decoded with the table in its ELF (a malformed frame ends the log with an error), or the text a
+/// firmware without defmt (a user's own) wrote.
+pub fn log_lines(elf: &[u8], output: &[u8]) -> Result<Vec<String>> {
+    match defmt_decoder::Table::parse(elf)? {
+        Some(_) => defmt_lines(elf, output),
+        None => Ok(String::from_utf8_lossy(output).lines().map(str::to_string).collect()),
+    }
+}
+
 /// The lines of a firmware's defmt log (the raw frames QEMU's semihosting wrote to its stdout),
 /// decoded with the table in its ELF; a malformed frame ends the log with an error.
 pub fn defmt_lines(elf: &[u8], frames: &[u8]) -> Result<Vec<String>> {

@@ -134,6 +134,24 @@ fn anomaly_score(net: &HostNetwork, row: &[f32], outputs: &[f32], form: InputFor
     crate::train::task::anomaly_scores(outputs, &standardized, outputs.len())[0]
 }
 
+/// `dropship generate`: the Rust module `dropship-build` writes for a user's `build.rs`, as a file
+/// to commit (`serving`: with `Server` and `Model::served`).
+pub fn generate(artifact: &Path, output: &Path, serving: bool, overwrite: bool) -> Result<()> {
+    check_outputs(&[output], &[artifact], overwrite)?;
+    let bytes = crate::input::read(artifact)?;
+    let name = artifact.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let code =
+        dropship_build::code_for(&bytes, &name, serving).map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
+    write_file(output, code.as_bytes())?;
+    println!(
+        "wrote {} ({} bytes of Rust; include it as a module of a crate that depends on dropship-shared{})",
+        output.display(),
+        code.len(),
+        if serving { " and dropship-link" } else { "" }
+    );
+    Ok(())
+}
+
 /// `dropship inspect`: what is inside an artifact of any version and precision.
 pub fn inspect(path: &Path) -> Result<()> {
     let bytes = crate::input::read(path)?;

@@ -14,7 +14,7 @@ use crate::output::{KillOnExit, RemoveOnSignal};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dropship_link::{encode, CostUnit, DeviceError, FrameDecoder, FrameError, Input, Request, Response};
+use dropship_link::{encode, DeviceError, FrameDecoder, FrameError, Input, Request, Response};
 
 /// Attempts per request before the link is declared broken.
 pub const ATTEMPTS: usize = 8;
@@ -104,10 +104,7 @@ impl<T: Read + Write> Link<T> {
                 classes: h.classes as usize,
                 layers: h.layers as usize,
                 macs: h.macs as usize,
-                cost_unit: match h.cost_unit {
-                    CostUnit::Instructions => CostUnit::Instructions.name(),
-                    CostUnit::Cycles => CostUnit::Cycles.name(),
-                },
+                cost_unit: h.cost_unit.name(),
                 max_frame: h.max_frame as usize,
             }),
             _ => None,
@@ -266,7 +263,7 @@ impl QemuSession {
         let frames = std::fs::read(self.dir.path().join("defmt.bin")).unwrap_or_default();
         let log = match std::fs::read(&self.elf)
             .map_err(anyhow::Error::from)
-            .and_then(|elf| dropship_boards::qemu::defmt_lines(&elf, &frames))
+            .and_then(|elf| dropship_boards::qemu::log_lines(&elf, &frames))
         {
             Ok(lines) if lines.is_empty() => "nothing".to_string(),
             Ok(lines) => lines.join("\n"),

@@ -20,6 +20,14 @@ use crate::network::{HostNetwork, InputForm};
 pub enum Target {
     /// Build this board's serving firmware for the artifact and run it under QEMU.
     Qemu(Board),
+    /// Run a serving firmware already built (a user's own, serving through `dropship_link::serve`)
+    /// under QEMU's machine for this board.
+    QemuElf {
+        /// The board QEMU emulates.
+        board: Board,
+        /// The firmware's ELF.
+        elf: std::path::PathBuf,
+    },
     /// A board already flashed with the serving firmware, on this serial port.
     Port {
         /// `/dev/ttyACM0` and the like.
@@ -89,11 +97,16 @@ impl Report {
         if let (Some(dev), Some(host)) = (self.device_accuracy, self.host_accuracy) {
             s += &format!("accuracy: device {dev:.4}, host {host:.4}\n");
         }
+        if d.cost_unit == dropship_link::CostUnit::Uncounted.name() {
+            s += "cost: not counted by this firmware\n";
+        } else {
+            s += &format!(
+                "cost: {:.0} {} per inference, {:.2} per MAC\n",
+                self.cost_per_inference, d.cost_unit, self.cost_per_mac
+            );
+        }
         s += &format!(
-            "cost: {:.0} {} per inference, {:.2} per MAC\nlink: {:.1} rows/s{}\n",
-            self.cost_per_inference,
-            d.cost_unit,
-            self.cost_per_mac,
+            "link: {:.1} rows/s{}\n",
             self.rows_per_second,
             if self.retries > 0 { format!(" ({} requests sent again)", self.retries) } else { String::new() }
         );
@@ -130,10 +143,13 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
             let route = toolchain::find()?;
             eprintln!("building the {} serving firmware for {}", board.name(), artifact.display());
             let elf = firmware::build(&route, *board, artifact, &Image::Serve)?;
-            let (mut session, stream) = QemuSession::start(*board, &elf)?;
-            stream.set_read_timeout(Some(Duration::from_millis(50)))?;
-            let result = run(&mut Link::new(stream, options.timeout), &rows, options.progress);
-            result.with_context(|| format!("validating under QEMU ({})", session.report()))
+            run_under_qemu(*board, &elf, &rows, options)
+        }
+        Target::QemuElf { board, elf } => {
+            if !elf.is_file() {
+                bail!("{} is not a firmware file (build it first)", elf.display());
+            }
+            run_under_qemu(*board, elf, &rows, options)
         }
         Target::Port { path, baud } => {
             let port = serialport::new(path, *baud)
@@ -144,6 +160,14 @@ pub fn validate(artifact: &Path, csv: &Path, target: &Target, options: &Options)
                 .with_context(|| format!("validating on the board at {path}"))
         }
     }
+}
+
+/// Runs `elf` on `board` under QEMU and validates `rows` over its UART0.
+fn run_under_qemu(board: Board, elf: &Path, rows: &Rows<'_>, options: &Options) -> Result<Report> {
+    let (mut session, stream) = QemuSession::start(board, elf)?;
+    stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let result = run(&mut Link::new(stream, options.timeout), rows, options.progress);
+    result.with_context(|| format!("validating under QEMU ({})", session.report()))
 }
 
 /// The host's side of one validation.

@@ -67,14 +67,17 @@ pub enum CostUnit {
     Instructions,
     /// CPU cycles (a real board's DWT cycle counter).
     Cycles,
+    /// Nothing counted (a firmware without a counter reports 0).
+    Uncounted,
 }
 
 impl CostUnit {
-    /// `instructions` or `cycles`.
+    /// `instructions`, `cycles` or `uncounted`.
     pub fn name(self) -> &'static str {
         match self {
             CostUnit::Instructions => "instructions",
             CostUnit::Cycles => "cycles",
+            CostUnit::Uncounted => "uncounted",
         }
     }
 }

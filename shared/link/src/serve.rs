@@ -13,6 +13,47 @@ pub trait Model<const IN: usize, const CLASSES: usize> {
     fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32);
 }
 
+/// An inference served as a [`Model`]: `infer` returns the class and the inference's cost.
+pub struct Served<F> {
+    hello: Hello<'static>,
+    infer: F,
+}
+
+impl<F> Served<F> {
+    /// Serves `infer`, introducing itself with `hello`.
+    pub fn new(hello: Hello<'static>, infer: F) -> Self {
+        Self { hello, infer }
+    }
+}
+
+impl<F, const IN: usize, const CLASSES: usize> Model<IN, CLASSES> for Served<F>
+where
+    F: FnMut(&[f32; IN], &mut [f32; CLASSES]) -> (usize, u32),
+{
+    fn hello(&self) -> Hello<'static> {
+        self.hello
+    }
+
+    fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32) {
+        (self.infer)(input, logits)
+    }
+}
+
+/// Serves `dropship validate`: answers every request read from `rx` on `tx` until `rx` ends (a
+/// read gives no byte; a UART never ends, so on a device this runs for ever). Nothing allocates:
+/// `server` holds the buffers (a `static`, or on the stack). Inlined into the caller: out of line,
+/// the model's inference and the frame handling optimize apart and the firmware grows by 2 KiB.
+#[inline(always)]
+pub fn serve<const N: usize, const IN: usize, const CLASSES: usize, R: Read, W: Write<Error = R::Error>>(
+    server: &mut Server<N, IN, CLASSES>,
+    rx: &mut R,
+    tx: &mut W,
+    model: &mut impl Model<IN, CLASSES>,
+) -> Result<(), R::Error> {
+    while server.poll(rx, tx, model)? {}
+    Ok(())
+}
+
 /// Bytes a frame buffer needs for a model of `input` values and `classes` logits: the longest of an
 /// f32 input request, an answer with the logits, and the hello (with short version and board names).
 pub const fn buffer_len(input: usize, classes: usize) -> usize {

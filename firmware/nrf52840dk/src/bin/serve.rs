@@ -8,9 +8,8 @@ use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use dropship_app::announce;
-use dropship_app::serving::{hello, Serving};
 use dropship_link::CostUnit;
-use dropship_model::{ModelScratch, ModelServer, CLASSES, DIGEST, INPUT, NETWORK, SHAPE};
+use dropship_model::{Model, Server, DIGEST, SHAPE};
 use nrf52840_hal::gpio::{p0, Level};
 use nrf52840_hal::pac;
 use nrf52840_hal::uarte::{Baudrate, Parity, Pins, Uarte};
@@ -38,19 +37,13 @@ fn main() -> ! {
     let (mut tx, mut rx) = uarte.split(tx_buf, rx_buf).expect("the buffers are in RAM and short enough");
 
     announce(&SHAPE);
-    let scratch = cortex_m::singleton!(: ModelScratch = ModelScratch::new()).expect("taken once");
-    let server = cortex_m::singleton!(: ModelServer = ModelServer::new()).expect("taken once");
-    let mut model = Serving::new(
-        hello(&SHAPE, DIGEST, "nrf52840dk", CostUnit::Cycles),
-        |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
-            let start = DWT::cycle_count();
-            let class = core::hint::black_box(&NETWORK).predict(input, scratch, logits);
-            (class, DWT::cycle_count().wrapping_sub(start))
-        },
-    );
+    let model = cortex_m::singleton!(: Model = Model::new()).expect("taken once");
+    let server = cortex_m::singleton!(: Server = Server::new()).expect("taken once");
+    let mut served =
+        model.served("nrf52840dk", CostUnit::Cycles, DWT::cycle_count, |start| DWT::cycle_count().wrapping_sub(start));
     defmt::info!("serving on the virtual COM port (UARTE0, 115200 baud), model digest {=u64:#018x}", DIGEST);
     loop {
-        if server.poll(&mut rx, &mut tx, &mut model).is_err() {
+        if server.poll(&mut rx, &mut tx, &mut served).is_err() {
             // A framing or overrun error loses bytes: the host sees a corrupted frame and asks again.
             defmt::warn!("UARTE error");
         }

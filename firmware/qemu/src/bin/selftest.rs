@@ -9,7 +9,7 @@ use core::hint::black_box;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{exit, EXIT_FAILURE, EXIT_SUCCESS};
 use dropship_app::{announce, check_vectors};
-use dropship_model::{ModelScratch, CLASSES, NETWORK, SHAPE, VECTORS};
+use dropship_model::{ModelScratch, NETWORK, OUTPUTS, SHAPE, VECTORS};
 use dropship_qemu::{fail, instructions_per_tick, start_systick, ticks_now, ticks_since};
 
 #[entry]
@@ -20,7 +20,7 @@ fn main() -> ! {
 
     let per_tick = instructions_per_tick();
     let Some(scratch) = cortex_m::singleton!(: ModelScratch = ModelScratch::new()) else { fail("scratch taken twice") };
-    let Some(logits) = cortex_m::singleton!(: [f32; CLASSES] = [0.0; CLASSES]) else { fail("logits taken twice") };
+    let Some(logits) = cortex_m::singleton!(: [f32; OUTPUTS] = [0.0; OUTPUTS]) else { fail("logits taken twice") };
     let checked = check_vectors(&VECTORS, logits, |input, logits| {
         let start = ticks_now();
         let class = black_box(&NETWORK).predict(black_box(input), scratch, logits);

@@ -4,13 +4,10 @@
 #![no_std]
 #![no_main]
 
-use core::hint::black_box;
-
 use cortex_m_rt::entry;
 use dropship_app::announce;
-use dropship_app::serving::{hello, Serving};
 use dropship_link::CostUnit;
-use dropship_model::{ModelScratch, ModelServer, CLASSES, DIGEST, INPUT, NETWORK, SHAPE};
+use dropship_model::{Model, Server, DIGEST, SHAPE};
 use dropship_qemu::{fail, instructions_per_tick, start_systick, ticks_now, ticks_since, uart};
 
 #[entry]
@@ -19,19 +16,12 @@ fn main() -> ! {
     start_systick(&mut core.SYST);
     announce(&SHAPE);
     let per_tick = instructions_per_tick();
-    let Some(scratch) = cortex_m::singleton!(: ModelScratch = ModelScratch::new()) else { fail("scratch taken twice") };
-    let Some(server) = cortex_m::singleton!(: ModelServer = ModelServer::new()) else { fail("server taken twice") };
-    let mut model = Serving::new(
-        hello(&SHAPE, DIGEST, "qemu", CostUnit::Instructions),
-        |input: &[f32; INPUT], logits: &mut [f32; CLASSES]| {
-            let start = ticks_now();
-            let class = black_box(&NETWORK).predict(black_box(input), scratch, logits);
-            (class, (ticks_since(start) as f32 * per_tick + 0.5) as u32)
-        },
-    );
+    let Some(model) = cortex_m::singleton!(: Model = Model::new()) else { fail("model taken twice") };
+    let Some(server) = cortex_m::singleton!(: Server = Server::new()) else { fail("server taken twice") };
+    let mut served = model
+        .served("qemu", CostUnit::Instructions, ticks_now, |start| (ticks_since(start) as f32 * per_tick + 0.5) as u32);
     let (mut rx, mut tx) = uart::take();
     defmt::info!("serving on UART0, model digest {=u64:#018x}", DIGEST);
-    loop {
-        let Ok(_) = server.poll(&mut rx, &mut tx, &mut model);
-    }
+    let Ok(()) = dropship_link::serve(server, &mut rx, &mut tx, &mut served);
+    fail("UART0 ended")
 }
