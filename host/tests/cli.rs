@@ -142,3 +142,27 @@ fn deeper_and_augmented_models_go_through_compare_and_export() {
     let out = dropship(&["predict", "aug.dsm", "cmp/test.csv"], d);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn generate_writes_the_rust_of_an_artifact_and_keeps_what_the_user_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/expected/model.dsm");
+    let artifact = artifact.to_str().unwrap();
+    let out = dropship(&["generate", artifact, "-o", "model.rs"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let code = std::fs::read_to_string(dir.path().join("model.rs")).unwrap();
+    assert!(code.contains("pub const INPUT: usize = 64;") && code.contains("pub fn predict"), "the module");
+    assert!(!code.contains("::dropship_link"), "no serving items unless asked");
+    // an existing file is kept without --overwrite; --serving adds the serving items
+    let again = dropship(&["generate", artifact, "-o", "model.rs", "--serving"], dir.path());
+    assert!(!again.status.success() && stderr(&again).contains("--overwrite"), "{}", stderr(&again));
+    let again = dropship(&["generate", artifact, "-o", "model.rs", "--serving", "--overwrite"], dir.path());
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(std::fs::read_to_string(dir.path().join("model.rs")).unwrap().contains("pub type Server"));
+    // what is not an artifact: an error naming it, exit status 1, nothing written
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let bad = dropship(&["generate", "notes.txt", "-o", "other.rs"], dir.path());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("notes.txt: not a valid dropship artifact"), "{}", stderr(&bad));
+    assert!(!dir.path().join("other.rs").exists());
+}

@@ -95,11 +95,13 @@ pub fn command(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) 
     cmd
 }
 
+/// Cargo builds of one workspace do not run side by side (tests build from parallel threads).
+static ONE_BUILD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Builds `board`'s `image` (release) with `artifact` compiled in; returns the path of a copy of
 /// the ELF that belongs to this artifact and image, so builds of other models (tests run in
 /// parallel threads) cannot replace it before it runs.
 pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> Result<PathBuf> {
-    static ONE_BUILD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let artifact = std::path::absolute(artifact)?;
     let vectors = match image {
@@ -119,10 +121,35 @@ pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) ->
     if !status.success() {
         bail!("building {binary} failed (toolchain: {})", toolchain::describe(route));
     }
-    let built = dir().join("target").join(TARGET).join("release").join(&binary);
+    copy_for(&dir(), &binary, &(&artifact, image))
+}
+
+/// Builds the firmware crate at `project` (a user's own, outside dropship's workspaces, with its
+/// own `.cargo/config.toml`; its `build.rs` reads `DROPSHIP_ARTIFACT`) with `artifact`; returns
+/// the path of a copy of its ELF `binary` that belongs to this artifact.
+pub fn build_project(route: &Route, project: &Path, binary: &str, artifact: &Path) -> Result<PathBuf> {
+    let _guard = ONE_BUILD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let artifact = std::path::absolute(artifact)?;
+    let status = toolchain::firmware_cargo(route, project)
+        .args(["build", "--release", "--bin", binary])
+        .args(toolchain::firmware_build_args(route))
+        .env("DROPSHIP_ARTIFACT", &artifact)
+        .status()
+        .with_context(|| format!("cannot run cargo in {}", project.display()))?;
+    if !status.success() {
+        bail!("building {} failed (toolchain: {})", project.display(), toolchain::describe(route));
+    }
+    copy_for(project, binary, &artifact)
+}
+
+/// Copies the release ELF `binary` of the crate or workspace at `workspace` to a name of its own
+/// for `key` (the artifact and image it was built with), so builds of other models (tests run in
+/// parallel threads) cannot replace it before it runs.
+fn copy_for(workspace: &Path, binary: &str, key: &impl std::hash::Hash) -> Result<PathBuf> {
+    let built = workspace.join("target").join(TARGET).join("release").join(binary);
     let mut hasher = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(&(&artifact, image), &mut hasher);
-    let copies = dir().join("target").join("models");
+    key.hash(&mut hasher);
+    let copies = workspace.join("target").join("models");
     std::fs::create_dir_all(&copies)?;
     let copy = copies.join(format!("{binary}-{:016x}.elf", std::hash::Hasher::finish(&hasher)));
     std::fs::copy(&built, &copy).with_context(|| format!("cannot copy {} to {}", built.display(), copy.display()))?;
