@@ -68,6 +68,10 @@ struct GenerateArgs {
     /// dropship-link.
     #[arg(long)]
     serving: bool,
+    /// The target has no Arm DSP extension (Cortex-M0/M0+/M3, RISC-V): lay int8 weights out for the
+    /// portable kernel (a build script picks this from its target by itself).
+    #[arg(long)]
+    portable: bool,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -654,7 +658,9 @@ fn run_cli(cli: Cli) -> Result<()> {
         )?,
         Command::Inspect { artifact } => artifact_commands::inspect(&artifact)?,
         Command::Validate(a) => validate(a)?,
-        Command::Generate(a) => artifact_commands::generate(&a.artifact, &a.output, a.serving, a.overwrite)?,
+        Command::Generate(a) => {
+            artifact_commands::generate(&a.artifact, &a.output, a.serving, a.portable, a.overwrite)?
+        }
         Command::Quantize(a) => quantize(a)?,
         Command::Vectors(a) => {
             artifact_commands::vectors(&a.artifact, &a.csv, &a.output, a.rows, a.overwrite, a.header.header())?

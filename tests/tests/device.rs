@@ -34,11 +34,11 @@ fn device_matches_host<L: Layers, const A: usize, const B: usize>(
     // A missing toolchain or QEMU is a failure, never a skip; `cargo xtask setup` installs them.
     let route = toolchain::find().unwrap();
     xtask::qemu::find().unwrap();
-    let elf_path =
-        firmware::build(&route, Board::qemu(), &f.artifact_path, &Image::SelfTest { vectors: &f.vectors_path })
-            .expect("QEMU firmware builds");
-    let first = device::run_qemu(&elf_path, 300).expect("QEMU runs");
-    let second = device::run_qemu(&elf_path, 300).expect("QEMU runs again");
+    let board = Board::qemu();
+    let elf_path = firmware::build(&route, board, &f.artifact_path, &Image::SelfTest { vectors: &f.vectors_path })
+        .expect("QEMU firmware builds");
+    let first = device::run_qemu(board, &elf_path, 300).expect("QEMU runs");
+    let second = device::run_qemu(board, &elf_path, 300).expect("QEMU runs again");
     let depth = f.weights.layers.len();
     assert!(first.lines[0].contains(&format!("{depth} dense layers")), "{}", first.lines[0]);
 

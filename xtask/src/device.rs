@@ -40,11 +40,12 @@ pub struct DeviceRun {
 }
 
 /// Runs the firmware under QEMU (at most `timeout_s` seconds) and decodes its defmt frames.
-pub fn run_qemu(elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
+pub fn run_qemu(board: crate::firmware::Board, elf: &Path, timeout_s: u32) -> Result<DeviceRun> {
     let mut cmd = Command::new("timeout");
-    let qemu = crate::qemu::command(crate::firmware::Board::qemu(), elf);
+    let qemu = crate::qemu::command(board, elf);
     cmd.arg(timeout_s.to_string()).arg(qemu.get_program()).args(qemu.get_args());
-    let out = cmd.stdin(Stdio::null()).output().context("cannot run qemu-system-arm")?;
+    let out =
+        cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {}", board.spec().qemu_system()))?;
     if out.status.code() == Some(124) {
         bail!("QEMU did not exit within {timeout_s} s");
     }

@@ -52,7 +52,7 @@ pub fn produce(route: &Route) -> Result<Vec<Output>> {
         text.push_str(&format!("flash {} B, static RAM {} B, weights {} B\n", f.flash, f.static_ram, f.weights));
         outputs.push(Output { name: format!("{}{suffix}.size", board.name()), text });
         if board.spec().qemu.is_some() && suffix.is_empty() {
-            let run = device::run_qemu(&elf_path, 120)?;
+            let run = device::run_qemu(board, &elf_path, 120)?;
             let mut text = header.clone();
             for line in &run.lines {
                 text.push_str(line);

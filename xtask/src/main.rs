@@ -42,6 +42,9 @@ enum Task {
     },
     /// Build the QEMU firmware, run it and print its decoded defmt log.
     Qemu {
+        /// A board of firmware/boards.toml that QEMU emulates.
+        #[arg(long, default_value = "qemu", value_parser = emulated_board)]
+        board: Board,
         /// The artifact to embed.
         #[arg(long, default_value = "runs/demo/model.dsm")]
         artifact: PathBuf,
@@ -70,10 +73,10 @@ fn main() -> Result<()> {
             let elf_path = firmware::build(&route, board, &artifact, &image)?;
             print_footprint(&board.binary(&image), &elf_path)?;
         }
-        Task::Qemu { artifact, vectors } => {
+        Task::Qemu { board, artifact, vectors } => {
             let route = setup()?;
-            let elf_path = firmware::build(&route, Board::qemu(), &artifact, &Image::SelfTest { vectors: &vectors })?;
-            let run = device::run_qemu(&elf_path, 300)?;
+            let elf_path = firmware::build(&route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
+            let run = device::run_qemu(board, &elf_path, 300)?;
             for line in &run.lines {
                 println!("{line}");
             }
@@ -86,6 +89,17 @@ fn main() -> Result<()> {
         Task::Bench => bench()?,
     }
     Ok(())
+}
+
+/// A board QEMU emulates, by name.
+fn emulated_board(name: &str) -> Result<Board, String> {
+    match Board::named(name) {
+        Some(b) if b.spec().qemu.is_some() => Ok(b),
+        _ => {
+            let names: Vec<&str> = Board::all().iter().filter(|b| b.spec().qemu.is_some()).map(|b| b.name()).collect();
+            Err(format!("{name:?} is not a board QEMU emulates ({})", names.join(", ")))
+        }
+    }
 }
 
 /// Installs or finds the firmware toolchain and QEMU: the only task that installs anything.
@@ -373,7 +387,7 @@ fn bench() -> Result<()> {
         let elf_path = firmware::build(&route, board, &artifact, &Image::SelfTest { vectors: &vectors })?;
         let f = elf::footprint(&elf_path)?;
         let (per_inference, per_mac) = if board.spec().qemu.is_some() {
-            let run = device::run_qemu(&elf_path, 300)?;
+            let run = device::run_qemu(board, &elf_path, 300)?;
             let fmt = |v: Option<f64>, d: usize| v.map_or("?".into(), |v| format!("{v:.d$}"));
             (fmt(run.instructions_per_inference, 0), fmt(run.instructions_per_mac, 2))
         } else {

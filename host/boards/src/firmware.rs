@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use dropship_board_list::BoardSpec;
 use std::sync::OnceLock;
 
-use crate::toolchain::{self, Route, TARGET};
+use crate::toolchain::{self, Route};
 
 /// A board dropship builds for: an entry of the one list, `firmware/boards.toml`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub fn dir() -> PathBuf {
 pub fn command(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> std::process::Command {
     let mut cmd = toolchain::firmware_cargo(route, &dir());
     cmd.args(["build", "--release", "-p", &board.package(), "--bin", &board.binary(image)])
-        .args(toolchain::firmware_build_args(route))
+        .args(toolchain::firmware_build_args(route, &board.spec().target))
         .env("DROPSHIP_ARTIFACT", artifact)
         .env("DEFMT_LOG", "info");
     match image {
@@ -113,15 +113,13 @@ pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) ->
         None => Image::Serve,
     };
     let binary = board.binary(image);
-    if board.spec().target != TARGET {
-        bail!("{} is a {} board; the firmware toolchain here builds {TARGET} only", board.name(), board.spec().target);
-    }
+    toolchain::check_target(route, &board.spec().target)?;
     let status =
         command(route, board, &artifact, image).status().with_context(|| format!("cannot run cargo for {binary}"))?;
     if !status.success() {
         bail!("building {binary} failed (toolchain: {})", toolchain::describe(route));
     }
-    copy_for(&dir(), &binary, &(&artifact, image))
+    copy_for(&dir(), &board.spec().target, &binary, &(&artifact, image))
 }
 
 /// Builds the firmware crate at `project` (a user's own, outside dropship's workspaces, with its
@@ -132,21 +130,21 @@ pub fn build_project(route: &Route, project: &Path, binary: &str, artifact: &Pat
     let artifact = std::path::absolute(artifact)?;
     let status = toolchain::firmware_cargo(route, project)
         .args(["build", "--release", "--bin", binary])
-        .args(toolchain::firmware_build_args(route))
+        .args(toolchain::firmware_build_args(route, toolchain::TARGET))
         .env("DROPSHIP_ARTIFACT", &artifact)
         .status()
         .with_context(|| format!("cannot run cargo in {}", project.display()))?;
     if !status.success() {
         bail!("building {} failed (toolchain: {})", project.display(), toolchain::describe(route));
     }
-    copy_for(project, binary, &artifact)
+    copy_for(project, toolchain::TARGET, binary, &artifact)
 }
 
-/// Copies the release ELF `binary` of the crate or workspace at `workspace` to a name of its own
-/// for `key` (the artifact and image it was built with), so builds of other models (tests run in
-/// parallel threads) cannot replace it before it runs.
-fn copy_for(workspace: &Path, binary: &str, key: &impl std::hash::Hash) -> Result<PathBuf> {
-    let built = workspace.join("target").join(TARGET).join("release").join(binary);
+/// Copies the release ELF `binary` for `target` of the crate or workspace at `workspace` to a name
+/// of its own for `key` (the artifact and image it was built with), so builds of other models
+/// (tests run in parallel threads) cannot replace it before it runs.
+fn copy_for(workspace: &Path, target: &str, binary: &str, key: &impl std::hash::Hash) -> Result<PathBuf> {
+    let built = workspace.join("target").join(target).join("release").join(binary);
     let mut hasher = std::hash::DefaultHasher::new();
     key.hash(&mut hasher);
     let copies = workspace.join("target").join("models");

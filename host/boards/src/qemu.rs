@@ -9,12 +9,12 @@ use anyhow::{bail, Context, Result};
 
 use crate::firmware::Board;
 
-/// `qemu-system-arm` running `elf` on `board` with UART0 unconnected.
+/// QEMU running `elf` on `board` with its serial port unconnected.
 pub fn command(board: Board, elf: &Path) -> Command {
     with_serial(board, elf, "none")
 }
 
-/// `qemu-system-arm` running `elf` with UART0 connected to a Unix socket at `socket` that QEMU
+/// QEMU running `elf` on `board` with its serial port connected to a Unix socket at `socket` that QEMU
 /// listens on: the firmware starts once a client connects.
 pub fn command_with_uart_socket(board: Board, elf: &Path, socket: &Path) -> Command {
     let mut cmd = with_serial(board, elf, "chardev:u0");
@@ -23,7 +23,7 @@ pub fn command_with_uart_socket(board: Board, elf: &Path, socket: &Path) -> Comm
 }
 
 fn with_serial(board: Board, elf: &Path, serial: &str) -> Command {
-    let mut cmd = Command::new("qemu-system-arm");
+    let mut cmd = Command::new(board.spec().qemu_system());
     if let Some(qemu) = &board.spec().qemu {
         cmd.args(["-cpu", &qemu.cpu, "-machine", &qemu.machine]);
     }
@@ -33,12 +33,20 @@ fn with_serial(board: Board, elf: &Path, serial: &str) -> Command {
     cmd
 }
 
-/// `qemu-system-arm`, without installing it; otherwise an error saying what to run.
-pub fn find() -> Result<()> {
-    if crate::toolchain::on_path("qemu-system-arm") {
+/// The QEMU that emulates `board`, without installing it; otherwise an error saying what to run.
+pub fn find_for(board: Board) -> Result<()> {
+    let program = board.spec().qemu_system();
+    if crate::toolchain::on_path(program) {
         return Ok(());
     }
-    bail!("qemu-system-arm is missing: run `cargo xtask setup` first (or install it: sudo apt-get install qemu-system-arm)")
+    let package = if board.spec().is_riscv() { "qemu-system-misc" } else { "qemu-system-arm" };
+    bail!("{program} is missing: run `cargo xtask setup` first (or install it: sudo apt-get install {package})")
+}
+
+/// `qemu-system-arm`, which emulates the embedded default, without installing it; otherwise an
+/// error saying what to run.
+pub fn find() -> Result<()> {
+    find_for(Board::qemu())
 }
 
 /// The lines of a firmware's log (what QEMU's semihosting wrote to its stdout): defmt frames

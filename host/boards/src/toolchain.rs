@@ -1,20 +1,24 @@
-//! Finding, or setting up, a toolchain that builds Cortex-M4F firmware on this machine.
+//! Finding, or setting up, a toolchain that builds firmware on this machine, for every target of
+//! the board list (Cortex-M4F, M33, M0, RISC-V).
 //!
 //! Two routes build the same firmware:
-//! - **rustup**: the `thumbv7em-none-eabihf` target installed with rustup, linked by `rust-lld`
-//!   (what a laptop uses: `rustup target add thumbv7em-none-eabihf`);
+//! - **rustup**: the targets installed with rustup, linked by `rust-lld` (what a laptop uses:
+//!   `rustup target add thumbv7em-none-eabihf`, and the other boards' targets for them);
 //! - **debian**: where rustup cannot download targets, Debian's `rustc-web` with its standard
-//!   library source (`rust-web-src`) builds `core` for the target (`build-std`), and
-//!   `arm-none-eabi-gcc` links.
+//!   library source (`rust-web-src`) builds `core` for any target (`build-std`);
+//!   `arm-none-eabi-gcc` links Arm firmware, `ld.lld` (Debian's `lld`) RISC-V firmware.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// The firmware target.
+/// The embedded default's target (the Cortex-M4F): every route builds at least this one.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
-const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "rust-web-src", "cargo-web", "gcc-arm-none-eabi"];
+const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "rust-web-src", "cargo-web", "gcc-arm-none-eabi", "lld"];
+/// The QEMU programs of every board's architecture, and the Debian packages that hold them.
+const QEMU_PACKAGES: &[(&str, &str)] =
+    &[("qemu-system-arm", "qemu-system-arm"), ("qemu-system-riscv32", "qemu-system-misc")];
 
 /// How firmware gets built here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,8 +38,8 @@ fn output(cmd: &mut Command) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// True when rustup's active toolchain has the target's `core` and `rust-lld`.
-fn rustup_ready() -> bool {
+/// True when rustup's active toolchain has `target`'s `core` and `rust-lld`.
+fn rustup_has(target: &str) -> bool {
     let Some(sysroot) = output(Command::new("rustc").args(["--print", "sysroot"]).env_remove("RUSTUP_TOOLCHAIN"))
     else {
         return false;
@@ -43,7 +47,11 @@ fn rustup_ready() -> bool {
     let host = output(Command::new("rustc").args(["--print", "host-tuple"]).env_remove("RUSTUP_TOOLCHAIN"))
         .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into());
     let rustlib = Path::new(&sysroot).join("lib/rustlib");
-    rustlib.join(TARGET).join("lib").is_dir() && rustlib.join(&host).join("bin/rust-lld").is_file()
+    rustlib.join(target).join("lib").is_dir() && rustlib.join(&host).join("bin/rust-lld").is_file()
+}
+
+fn rustup_ready() -> bool {
+    rustup_has(TARGET)
 }
 
 fn debian_ready() -> bool {
@@ -51,6 +59,16 @@ fn debian_ready() -> bool {
         && Path::new("/usr/bin/rustc").is_file()
         && Path::new("/usr/lib/rustlib/src/rust/library/core").is_dir()
         && on_path("arm-none-eabi-gcc")
+        && on_path("ld.lld")
+}
+
+/// Whether `route` builds firmware for `target` here; the command that makes it so, otherwise.
+pub fn check_target(route: &Route, target: &str) -> Result<()> {
+    match route {
+        Route::Debian => Ok(()),
+        Route::Rustup if rustup_has(target) => Ok(()),
+        Route::Rustup => bail!("the {target} target is not installed: run `rustup target add {target}`"),
+    }
 }
 
 /// The route that works on this machine now, if any.
@@ -135,18 +153,25 @@ pub fn ensure() -> Result<Route> {
     bail!(instructions())
 }
 
-/// Makes sure `qemu-system-arm` is there, installing it where possible.
+/// Makes sure QEMU for every board's architecture (`qemu-system-arm`, `qemu-system-riscv32`) is
+/// there, installing it where possible.
 pub fn ensure_qemu() -> Result<()> {
-    if on_path("qemu-system-arm") {
+    let missing = || QEMU_PACKAGES.iter().filter(|(program, _)| !on_path(program)).collect::<Vec<_>>();
+    if missing().is_empty() {
         return Ok(());
     }
     if is_root() && on_path("apt-get") {
-        apt_install(&["qemu-system-arm"])?;
-        if on_path("qemu-system-arm") {
+        apt_install(&missing().iter().map(|(_, package)| *package).collect::<Vec<_>>())?;
+        if missing().is_empty() {
             return Ok(());
         }
     }
-    bail!("qemu-system-arm is missing: install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm; macOS: brew install qemu) and run the command again")
+    let packages: Vec<&str> = missing().iter().map(|(_, package)| *package).collect();
+    bail!(
+        "{} missing: install it (Debian/Ubuntu: sudo apt-get install {}; macOS: brew install qemu) and run the command again",
+        missing().iter().map(|(program, _)| *program).collect::<Vec<_>>().join(" and "),
+        packages.join(" ")
+    )
 }
 
 /// A `cargo` command for the firmware workspace on `route`, run in `firmware/` so that its
@@ -180,27 +205,36 @@ pub fn firmware_cargo(route: &Route, firmware_dir: &Path) -> Command {
     cmd
 }
 
-/// Arguments `cargo build` needs on `route` besides the package. The checkout's path is
-/// remapped, so the firmware's bytes (its golden sizes included) do not depend on where the
+/// Arguments `cargo build` needs on `route` for `target` besides the package. The checkout's path
+/// is remapped, so the firmware's bytes (its golden sizes included) do not depend on where the
 /// repository was cloned.
-pub fn firmware_build_args(route: &Route) -> Vec<String> {
+pub fn firmware_build_args(route: &Route, target: &str) -> Vec<String> {
     let remap = format!("\"--remap-path-prefix={}=/dropship\"", crate::root().display());
+    let mut args = vec!["--target".to_string(), target.to_string()];
     match route {
-        Route::Rustup => vec!["--config".into(), format!("target.{TARGET}.rustflags=[{remap}]")],
-        Route::Debian => vec![
+        Route::Rustup => args.extend(["--config".into(), format!("target.{target}.rustflags=[{remap}]")]),
+        Route::Debian if target.starts_with("riscv") => args.extend([
             "-Zbuild-std=core".into(),
             "--config".into(),
-            format!("target.{TARGET}.linker=\"arm-none-eabi-gcc\""),
+            format!("target.{target}.linker=\"ld.lld\""),
             "--config".into(),
-            format!("target.{TARGET}.rustflags=[\"-C\", \"link-arg=-nostartfiles\", {remap}]"),
-        ],
+            format!("target.{target}.rustflags=[{remap}]"),
+        ]),
+        Route::Debian => args.extend([
+            "-Zbuild-std=core".into(),
+            "--config".into(),
+            format!("target.{target}.linker=\"arm-none-eabi-gcc\""),
+            "--config".into(),
+            format!("target.{target}.rustflags=[\"-C\", \"link-arg=-nostartfiles\", {remap}]"),
+        ]),
     }
+    args
 }
 
 /// A short description for logs.
 pub fn describe(route: &Route) -> &'static str {
     match route {
-        Route::Rustup => "rustup target thumbv7em-none-eabihf + rust-lld",
-        Route::Debian => "Debian rustc-web + build-std + arm-none-eabi-gcc",
+        Route::Rustup => "rustup targets + rust-lld",
+        Route::Debian => "Debian rustc-web + build-std + arm-none-eabi-gcc / ld.lld",
     }
 }

@@ -12,7 +12,7 @@ use dropship_shared::{Activation, Precision, Task};
 const SHARED: &str = "::dropship_shared";
 
 /// The module for the artifact `bytes` (named `name` in its header comment); why not, otherwise.
-pub(crate) fn generate(bytes: &[u8], name: &str, serving: bool) -> Result<String, String> {
+pub(crate) fn generate(bytes: &[u8], name: &str, serving: bool, dsp: bool) -> Result<String, String> {
     let artifact = Artifact::parse(bytes).map_err(|e| format!("not a valid dropship artifact: {e}"))?;
     let footprint = Footprint::of(&artifact);
     let mut code = String::new();
@@ -24,7 +24,7 @@ pub(crate) fn generate(bytes: &[u8], name: &str, serving: bool) -> Result<String
     common_items(&mut code, &artifact, &footprint, bytes);
     match artifact.precision() {
         Precision::F32 => f32_network(&mut code, &artifact)?,
-        Precision::Int8 => int8_network(&mut code, &artifact)?,
+        Precision::Int8 => int8_network(&mut code, &artifact, dsp)?,
     }
     model_items(&mut code);
     if serving {
@@ -194,8 +194,10 @@ fn standardization() -> Option<(&'static [f32], &'static [f32])> {{
 }
 
 /// An int8 network: per layer, int8 weights (in the kernel's order), int32 biases, multipliers and
-/// one-byte shifts, and the activation's table, as flash constants run by `QuantNetwork`.
-fn int8_network(code: &mut String, a: &Artifact<'_>) -> Result<(), String> {
+/// one-byte shifts, and the activation's table, as flash constants run by `QuantNetwork`. With
+/// `dsp` (a core with Arm's DSP extension), layers that fit take the paired form its `SMLAD` loop
+/// runs; without, every layer the blocked form the portable kernel runs fastest.
+fn int8_network(code: &mut String, a: &Artifact<'_>, dsp: bool) -> Result<(), String> {
     let int8 = format!("{SHARED}::ops::dense::int8");
     let layers: Vec<_> = a.layers().collect();
     let mut forms = Vec::new();
@@ -207,7 +209,7 @@ fn int8_network(code: &mut String, a: &Artifact<'_>) -> Result<(), String> {
         quant::block_weights(&plain, l.input, l.output, &mut blocked);
         let mut bias: Vec<i32> = p.bias.iter().collect();
         let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
-        let form = if paired::fits(l.input, &shifts, &plain) { WeightForm::Paired } else { WeightForm::Blocked };
+        let form = if dsp && paired::fits(l.input, &shifts, &plain) { WeightForm::Paired } else { WeightForm::Blocked };
         if form == WeightForm::Paired {
             paired::pair_weights(&blocked.clone(), &mut blocked);
             paired::pair_biases(&plain, &bias.clone(), l.input, &mut bias);

@@ -63,8 +63,31 @@ impl std::error::Error for Error {}
 
 /// The code for the artifact `bytes` (named `name` in the header comment; `serving` as
 /// [`Model::serving`]); why not, otherwise (`dropship generate` reads and writes the files itself).
-pub fn code_for(bytes: &[u8], name: &str, serving: bool) -> Result<String, String> {
-    code::generate(bytes, name, serving)
+pub fn code_for(bytes: &[u8], name: &str, serving: bool, kernels: Kernels) -> Result<String, String> {
+    code::generate(bytes, name, serving, kernels == Kernels::Dsp)
+}
+
+/// Which int8 kernels the target runs, which decides how int8 weights are laid out in flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// A Cortex-M with Arm's DSP extension (M4, M7, M33): `SMLAD` on paired weights.
+    Dsp,
+    /// Any other core (Cortex-M0/M0+/M3, RISC-V, the host): the portable kernel on blocked weights.
+    Portable,
+}
+
+impl Kernels {
+    /// The kernels of the target cargo is building for, in a build script (`CARGO_CFG_TARGET_*`);
+    /// [`Kernels::Dsp`] elsewhere (the paired form runs everywhere, fastest on the DSP extension).
+    pub fn of_build_target() -> Self {
+        let arch = std::env::var("CARGO_CFG_TARGET_ARCH").ok();
+        let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+        match arch.as_deref() {
+            None => Kernels::Dsp,
+            Some("arm") if features.split(',').any(|f| f == "dsp") => Kernels::Dsp,
+            Some(_) => Kernels::Portable,
+        }
+    }
 }
 
 /// A model to generate Rust for.
@@ -73,19 +96,27 @@ pub struct Model {
     artifact: PathBuf,
     serving: bool,
     cargo: bool,
+    kernels: Kernels,
 }
 
 impl Model {
     /// The artifact `dropship export` or `dropship quantize` wrote (a relative path is relative to
     /// the build script's crate, as cargo runs it).
     pub fn from_artifact(path: impl AsRef<Path>) -> Self {
-        Self { artifact: path.as_ref().to_path_buf(), serving: false, cargo: true }
+        Self { artifact: path.as_ref().to_path_buf(), serving: false, cargo: true, kernels: Kernels::of_build_target() }
     }
 
     /// Also generate `Server` and `Model::served`, the model served to `dropship validate` over a
     /// serial link (the crate then depends on `dropship-link`).
     pub fn serving(mut self, on: bool) -> Self {
         self.serving = on;
+        self
+    }
+
+    /// The int8 kernels the target runs (by default those of the target the build script builds
+    /// for, [`Kernels::of_build_target`]).
+    pub fn kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
         self
     }
 
@@ -104,7 +135,7 @@ impl Model {
         let bytes =
             std::fs::read(&self.artifact).map_err(|e| Error::new(&self.artifact, format!("cannot read it ({e})")))?;
         let name = self.artifact.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        code::generate(&bytes, &name, self.serving).map_err(|reason| Error::new(&self.artifact, reason))
+        code_for(&bytes, &name, self.serving, self.kernels).map_err(|reason| Error::new(&self.artifact, reason))
     }
 
     /// Writes the code to `model.rs` in cargo's `OUT_DIR`, for `include!(concat!(env!("OUT_DIR"),

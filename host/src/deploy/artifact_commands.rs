@@ -136,12 +136,13 @@ fn anomaly_score(net: &HostNetwork, row: &[f32], outputs: &[f32], form: InputFor
 
 /// `dropship generate`: the Rust module `dropship-build` writes for a user's `build.rs`, as a file
 /// to commit (`serving`: with `Server` and `Model::served`).
-pub fn generate(artifact: &Path, output: &Path, serving: bool, overwrite: bool) -> Result<()> {
+pub fn generate(artifact: &Path, output: &Path, serving: bool, portable: bool, overwrite: bool) -> Result<()> {
     check_outputs(&[output], &[artifact], overwrite)?;
     let bytes = crate::input::read(artifact)?;
     let name = artifact.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let code =
-        dropship_build::code_for(&bytes, &name, serving).map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
+    let kernels = if portable { dropship_build::Kernels::Portable } else { dropship_build::Kernels::Dsp };
+    let code = dropship_build::code_for(&bytes, &name, serving, kernels)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
     write_file(output, code.as_bytes())?;
     println!(
         "wrote {} ({} bytes of Rust; include it as a module of a crate that depends on dropship-shared{})",

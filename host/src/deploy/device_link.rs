@@ -207,7 +207,7 @@ impl<T: Read + Write> Link<T> {
     }
 }
 
-/// A QEMU mps2-an386 running a serving firmware, its UART0 on a Unix socket. QEMU is killed and
+/// QEMU running a serving firmware on a board it emulates, its serial port on a Unix socket. QEMU is killed and
 /// its temporary directory removed on drop and if this process is interrupted (SIGINT/SIGTERM).
 pub struct QemuSession {
     child: KillOnExit,
@@ -219,7 +219,7 @@ pub struct QemuSession {
 impl QemuSession {
     /// Starts QEMU on `elf` and connects to its UART0.
     pub fn start(board: dropship_boards::firmware::Board, elf: &Path) -> Result<(Self, UnixStream)> {
-        dropship_boards::qemu::find()?;
+        dropship_boards::qemu::find_for(board)?;
         let dir =
             tempfile::Builder::new().prefix("dropship-qemu").tempdir().context("cannot make a temporary directory")?;
         let dir_on_signal = RemoveOnSignal::new(dir.path());
@@ -231,7 +231,7 @@ impl QemuSession {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .context("cannot run qemu-system-arm")?;
+            .with_context(|| format!("cannot run {}", board.spec().qemu_system()))?;
         let mut session =
             Self { child: KillOnExit::new(child), dir, _dir_on_signal: dir_on_signal, elf: elf.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -58,12 +58,40 @@ impl BoardSpec {
         format!("{}-serve", self.package())
     }
 
-    /// The linker script of its memory, as cortex-m-rt reads it.
+    /// The linker script of its memory, as cortex-m-rt reads it (and riscv-rt, with the regions
+    /// it places each section in).
     pub fn memory_x(&self) -> String {
-        format!(
+        let mut x = format!(
             "/* {}: generated from firmware/boards.toml */\nMEMORY\n{{\n  FLASH : ORIGIN = {:#010x}, LENGTH = {}\n  RAM   : ORIGIN = {:#010x}, LENGTH = {}\n}}\n",
             self.description, self.flash.origin, self.flash.length, self.ram.origin, self.ram.length
-        )
+        );
+        if self.is_riscv() {
+            for (region, memory) in [
+                ("TEXT", "FLASH"),
+                ("RODATA", "FLASH"),
+                ("DATA", "RAM"),
+                ("BSS", "RAM"),
+                ("HEAP", "RAM"),
+                ("STACK", "RAM"),
+            ] {
+                x.push_str(&format!("REGION_ALIAS(\"REGION_{region}\", {memory});\n"));
+            }
+        }
+        x
+    }
+
+    /// Whether its target is a RISC-V one (else an Arm Cortex-M one).
+    pub fn is_riscv(&self) -> bool {
+        self.target.starts_with("riscv")
+    }
+
+    /// The QEMU program that emulates its architecture.
+    pub fn qemu_system(&self) -> &'static str {
+        if self.is_riscv() {
+            "qemu-system-riscv32"
+        } else {
+            "qemu-system-arm"
+        }
     }
 }
 
@@ -145,7 +173,11 @@ mod tests {
     #[test]
     fn the_list_parses_and_describes_each_board() {
         let names: Vec<&str> = boards().iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, ["qemu", "nrf52840dk"]);
+        assert_eq!(names, ["qemu", "nrf52840dk", "qemu-m33", "qemu-m0", "qemu-riscv"]);
+        let riscv = &boards()[4];
+        assert!(riscv.memory_x().contains("REGION_ALIAS(\"REGION_STACK\", RAM);"), "{}", riscv.memory_x());
+        assert!(!qemu_x_has_regions(&boards()[0]));
+        assert_eq!((riscv.qemu_system(), boards()[3].qemu_system()), ("qemu-system-riscv32", "qemu-system-arm"));
         let qemu = &boards()[0];
         assert_eq!((qemu.package(), qemu.serve_binary()), ("dropship-qemu".into(), "dropship-qemu-serve".into()));
         assert_eq!(qemu.qemu.as_ref().map(|q| q.machine.as_str()), Some("mps2-an386"));
@@ -154,6 +186,10 @@ mod tests {
         assert_eq!((nrf.flash.length, nrf.ram.length), (1 << 20, 256 << 10));
         assert!(check_fit(nrf, 1_587_240, 25_920, 8744).unwrap_err().contains("1629544 bytes needed"));
         assert!(check_fit(nrf, 38_964, 1_840, 808).is_ok());
+    }
+
+    fn qemu_x_has_regions(board: &BoardSpec) -> bool {
+        board.memory_x().contains("REGION_ALIAS")
     }
 
     #[test]

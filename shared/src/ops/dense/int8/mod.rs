@@ -266,9 +266,11 @@ pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     layer.lookup.apply(output);
 }
 
-/// The blocked order walked in plain Rust: four outputs at a time, each group of four inputs
-/// against the block's 16 weights in 16 lanes (what a Cortex-M without DSP and other targets run);
-/// with the `std` feature on x86-64, the AVX-VNNI or AVX2 path when the CPU has it (the host's).
+/// The blocked order walked in plain Rust, four outputs at a time: on a microcontroller without
+/// DSP or SIMD (Cortex-M0, RISC-V) with four accumulators ([`dense_i8_scalar`]); elsewhere each group
+/// of four inputs against the block's 16 weights in 16 lanes, which compilers vectorize
+/// ([`dense_i8_lanes`]); with the `std` feature on x86-64, the AVX-VNNI or AVX2 path when the CPU has
+/// it (the host's).
 pub fn dense_i8_portable(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     if layer.form == WeightForm::Paired {
         return paired::dense_portable(input, layer, output);
@@ -277,6 +279,9 @@ pub fn dense_i8_portable(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]
     if dense_i8_x86(input, layer, output) {
         return;
     }
+    #[cfg(target_os = "none")]
+    dense_i8_scalar(input, layer, output);
+    #[cfg(not(target_os = "none"))]
     dense_i8_lanes(input, layer, output);
 }
 
@@ -303,13 +308,9 @@ fn dense_i8_x86(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) -> bool
 mod x86;
 
 #[inline(always)]
+#[cfg_attr(target_os = "none", allow(dead_code))] // a microcontroller runs the scalar kernel
 fn dense_i8_lanes(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
-    let n = input.len();
-    let whole_blocks = output.len() / 4 * 4;
-    let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
-    let x_tail = input.chunks_exact(4).remainder();
-    for (b, block) in blocks.chunks_exact((4 * n).max(1)).enumerate() {
-        let (grouped, tails) = block.split_at(4 * (n - x_tail.len()));
+    walk_blocks(input, layer, output, |grouped, bias| {
         // The sums cannot overflow (the artifact's limits bound them); wrapping arithmetic says so
         // to the compiler, which then vectorizes even where overflow checks are on.
         let mut lanes = [0i32; 16];
@@ -318,9 +319,55 @@ fn dense_i8_lanes(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
                 *lane = lane.wrapping_add((x[j & 3] as i32).wrapping_mul(w[j] as i32));
             }
         }
-        for k in 0..4 {
+        core::array::from_fn(|k| lanes[4 * k..4 * k + 4].iter().fold(bias[k], |a, l| a.wrapping_add(*l)))
+    });
+}
+
+/// The blocked order walked with one accumulator per output of a block: what a core without SIMD
+/// registers runs (on a 32-bit core the 16 lanes of [`dense_i8_lanes`] spill to the stack).
+#[cfg_attr(not(target_os = "none"), allow(dead_code))] // the host runs it in its tests only
+fn dense_i8_scalar(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
+    walk_blocks(input, layer, output, |grouped, bias| {
+        let [mut a0, mut a1, mut a2, mut a3] = bias;
+        for (x, w) in input.chunks_exact(4).zip(grouped.chunks_exact(16)) {
+            let Ok::<&[i8; 16], _>(w) = w.try_into() else { continue };
+            let (x0, x1, x2, x3) = (x[0] as i32, x[1] as i32, x[2] as i32, x[3] as i32);
+            let row = |k: usize| {
+                (x0 * w[4 * k] as i32)
+                    .wrapping_add(x1 * w[4 * k + 1] as i32)
+                    .wrapping_add(x2 * w[4 * k + 2] as i32)
+                    .wrapping_add(x3 * w[4 * k + 3] as i32)
+            };
+            a0 = a0.wrapping_add(row(0));
+            a1 = a1.wrapping_add(row(1));
+            a2 = a2.wrapping_add(row(2));
+            a3 = a3.wrapping_add(row(3));
+        }
+        [a0, a1, a2, a3]
+    });
+}
+
+/// Walks the blocked order (see [`weight_index`]): for each block of four outputs, `block_sums`
+/// gives the four sums of the grouped inputs (the whole groups of four) from the block's grouped
+/// weights and the four biases; the inputs of the last partial group and the outputs beyond the
+/// last whole block are added here, then each output is requantized.
+#[inline(always)]
+fn walk_blocks(
+    input: &[i8],
+    layer: &QuantLayer<'_>,
+    output: &mut [i8],
+    mut block_sums: impl FnMut(&[i8], [i32; 4]) -> [i32; 4],
+) {
+    let n = input.len();
+    let whole_blocks = output.len() / 4 * 4;
+    let (blocks, rest) = layer.weights.split_at(whole_blocks * n);
+    let x_tail = input.chunks_exact(4).remainder();
+    for (b, block) in blocks.chunks_exact((4 * n).max(1)).enumerate() {
+        let (grouped, tails) = block.split_at(4 * (n - x_tail.len()));
+        let bias = [layer.bias[4 * b], layer.bias[4 * b + 1], layer.bias[4 * b + 2], layer.bias[4 * b + 3]];
+        let sums = block_sums(grouped, bias);
+        for (k, sum) in sums.into_iter().enumerate() {
             let row_tail = tails.get(k * x_tail.len()..(k + 1) * x_tail.len()).unwrap_or(&[]);
-            let sum = lanes[4 * k..4 * k + 4].iter().fold(layer.bias[4 * b + k], |a, l| a.wrapping_add(*l));
             output[4 * b + k] = finish(dot(x_tail, row_tail, sum), layer, 4 * b + k);
         }
     }
@@ -457,10 +504,13 @@ mod tests {
                     })
                     .collect();
                 let (mut reference, mut portable, mut lanes) = (vec![0; n_out], vec![0; n_out], vec![0; n_out]);
+                let mut scalar = vec![0; n_out];
                 dense_i8_reference(&input, &layer, &mut reference);
                 dense_i8_portable(&input, &layer, &mut portable);
                 dense_i8_lanes(&input, &layer, &mut lanes);
+                dense_i8_scalar(&input, &layer, &mut scalar);
                 assert_eq!((&reference, &portable, &lanes), (&want, &want, &want), "{n_in}x{n_out} zero {zero}");
+                assert_eq!(scalar, want, "{n_in}x{n_out} zero {zero}: the scalar kernel");
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 for (name, path) in x86_paths() {
                     let mut y = vec![0i8; n_out];
@@ -549,12 +599,16 @@ mod tests {
                 let shifts: Vec<i8> = requant.iter().map(|r| r.shift as i8).collect();
                 let zero = (rng.next() % 256) as i32 as i8;
                 let layer = blocked_layer(&blocked, &bias, &multipliers, &shifts, zero, relu);
-                // each distinct path against the exact definition below: the plain-Rust lanes
-                // (what a core without DSP or AVX runs), the reference loop and each x86 path
+                // each distinct path against the exact definition below: the plain-Rust lanes (what a
+                // host without AVX runs), the scalar kernel (a core without DSP or SIMD), the
+                // reference loop and each x86 path
                 let (mut fast, mut oracle) = (vec![0i8; n_out], vec![0i8; n_out]);
+                let mut scalar = vec![0i8; n_out];
                 dense_i8_lanes(&input, &layer, &mut fast);
+                dense_i8_scalar(&input, &layer, &mut scalar);
                 dense_i8_reference(&input, &layer, &mut oracle);
                 assert_eq!(oracle, fast, "{n_in}x{n_out}");
+                assert_eq!(scalar, fast, "{n_in}x{n_out}: the scalar kernel (Cortex-M0, RISC-V)");
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 for (name, path) in x86_paths() {
                     let mut y = vec![0i8; n_out];
