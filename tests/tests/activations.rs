@@ -182,7 +182,7 @@ fn table_ends(net: &HostNetwork, rows: &[Vec<f32>]) -> Vec<(bool, bool)> {
 }
 
 #[test]
-fn every_activation_is_bit_identical_on_the_device_at_its_edges_in_f32_and_int8() {
+fn every_activation_is_bit_identical_on_every_core_at_its_edges_in_f32_and_int8() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("edges.csv");
     let rows = rows();
@@ -198,10 +198,6 @@ fn every_activation_is_bit_identical_on_the_device_at_its_edges_in_f32_and_int8(
     assert!(flat().any(|v| *v == 0.5) && flat().any(|v| *v == 0.0), "no shared or empty softmax share");
     let f32_path = dir.path().join("edges.dsm");
     std::fs::write(&f32_path, f32_net.to_artifact("", "activation edges").unwrap()).unwrap();
-    let report = validate::validate(&f32_path, &csv, &Target::Qemu(Board::qemu()), &options()).unwrap();
-    eprint!("{}", report.summary());
-    assert_eq!(report.rows, rows.len());
-    assert!(report.all_identical() && report.max_ulp == 0, "{}", report.summary());
     // int8: calibrated on ordinary rows, so the edge rows drive every table to both ends
     let ordinary = ordinary_network();
     let calibration: Vec<Vec<f32>> =
@@ -215,10 +211,15 @@ fn every_activation_is_bit_identical_on_the_device_at_its_edges_in_f32_and_int8(
     }
     let int8_path = dir.path().join("edges-int8.dsm");
     std::fs::write(&int8_path, int8.to_artifact("", "activation edges, int8").unwrap()).unwrap();
-    let report = validate::validate(&int8_path, &csv, &Target::Qemu(Board::qemu()), &options()).unwrap();
-    eprint!("{}", report.summary());
-    assert_eq!(report.rows, rows.len());
-    assert!(report.all_identical(), "{}", report.summary());
+    // on every core QEMU emulates: the FPU's f32 (M4F, M33) and soft-float (M0, RISC-V) alike
+    for board in Board::all().iter().copied().filter(|b| b.spec().qemu.is_some()) {
+        for path in [&f32_path, &int8_path] {
+            let report = validate::validate(path, &csv, &Target::Qemu(board), &options()).unwrap();
+            eprint!("{}: {}", board.name(), report.summary());
+            assert_eq!(report.rows, rows.len());
+            assert!(report.all_identical() && report.max_ulp == 0, "{}: {}", board.name(), report.summary());
+        }
+    }
 }
 
 /// Digits models trained with tanh, sigmoid and hard-sigmoid hidden layers, f32 and int8: every
