@@ -8,7 +8,7 @@
 #![no_main]
 
 use dropship_link::serve::buffer_len;
-use dropship_link::{CostUnit, FrameDecoder, Hello, Model, Response, Server};
+use dropship_link::{Cost, CostUnit, FrameDecoder, Hello, Model, Response, Server, MAX_STAGES};
 use libfuzzer_sys::fuzz_target;
 
 const IN: usize = 4;
@@ -34,9 +34,10 @@ impl Model<IN, CLASSES> for Toy {
         }
     }
 
-    fn infer(&mut self, x: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32) {
+    fn infer(&mut self, x: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, Cost) {
         *logits = [x[0] + x[1], x[2] - x[3], x[0] * x[3]];
-        (0, 1)
+        // the longest answer: every stage counted, at the largest values
+        (0, Cost { total: u32::MAX, per_stage: [u32::MAX; MAX_STAGES], stages: MAX_STAGES })
     }
 }
 
@@ -73,7 +74,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(frames.len(), 1, "one frame per answer");
                 let payload = frames[0].as_ref().expect("the device's frames are intact");
                 match postcard::from_bytes::<Response<'_>>(payload).expect("the device's frames are responses") {
-                    Response::Inferred { logits, .. } => assert_eq!(logits.len(), 4 * CLASSES),
+                    Response::Inferred { logits, stages, .. } => {
+                        assert_eq!((logits.len(), stages.len()), (4 * CLASSES, 4 * MAX_STAGES))
+                    }
                     Response::Hello(h) => assert_eq!(h.max_frame as usize, N + 1),
                     Response::Error(_) => {}
                 }

@@ -148,7 +148,11 @@ struct ValidateArgs {
     label_column: Option<String>,
     #[command(flatten)]
     header: HeaderArgs,
-    /// Also write the report as JSON to this file.
+    /// Print what each stage of an inference costs on the device: the input, each layer (in all
+    /// and per MAC), the outputs (instructions under QEMU, DWT cycles on a board).
+    #[arg(long)]
+    profile: bool,
+    /// Also write the report (with the per-layer profile) as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
     /// Replace an existing --json file.
@@ -795,6 +799,12 @@ fn validate(a: ValidateArgs) -> Result<()> {
     };
     let report = dropship::deploy::validate::validate(&a.artifact, &a.csv, &target, &options)?;
     print!("{}", report.summary());
+    if a.profile {
+        match report.profile_table() {
+            Some(table) => print!("{table}"),
+            None => println!("profile: this firmware does not count the stages of an inference"),
+        }
+    }
     if let Some(json) = &a.json {
         dropship::output::write_file(json, &serde_json::to_vec_pretty(&report)?)?;
     }

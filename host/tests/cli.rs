@@ -166,3 +166,28 @@ fn generate_writes_the_rust_of_an_artifact_and_keeps_what_the_user_had() {
     assert!(stderr(&bad).contains("notes.txt: not a valid dropship artifact"), "{}", stderr(&bad));
     assert!(!dir.path().join("other.rs").exists());
 }
+
+#[test]
+fn validate_profile_prints_each_layers_cost_and_the_json_carries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let digits = std::fs::read_to_string(root.join("data/digits.csv")).unwrap();
+    let rows: String = digits.lines().take(21).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("rows.csv"), rows).unwrap();
+    let artifact = root.join("firmware/expected/model.dsm");
+    let args =
+        ["validate", artifact.to_str().unwrap(), "rows.csv", "--device", "qemu", "--profile", "--json", "r.json"];
+    let out = dropship(&args, dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in ["rows: 20, bit-identical to the host: 20", "profile (instructions per inference, mean over 20 rows)"] {
+        assert!(stdout.contains(line), "{line:?} in {stdout}");
+    }
+    assert!(stdout.contains("layer 0: Dense(64 -> 128) ReLU") && stdout.contains("layer 1: Dense(128 -> 10) linear"));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    let profile = report["profile"].as_array().unwrap();
+    let stages: Vec<&str> = profile.iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["input", "layer 0: Dense(64 -> 128) ReLU", "layer 1: Dense(128 -> 10) linear", "outputs"]);
+    assert_eq!(profile[1]["macs"], 8192);
+    assert!(profile[1]["per_mac"].as_f64().unwrap() > 0.5, "{}", profile[1]);
+}

@@ -31,6 +31,15 @@ fn every_emulated_core_validates_f32_and_int8_models_n_of_n() {
                 assert!(report.all_identical() && report.max_ulp == 0, "{}: {}", board.name(), report.summary());
                 assert_eq!(report.device_accuracy, report.host_accuracy);
                 per_mac.push(report.cost_per_mac);
+                // the profile: the input, each layer, the outputs, adding up to the whole (each
+                // stage rounded to a whole instruction)
+                let depth = f.weights.layers.len();
+                assert_eq!(report.profile.len(), depth + 2, "{}", report.profile_table().unwrap_or_default());
+                let sum: f64 = report.profile.iter().map(|s| s.cost).sum();
+                assert!((sum - report.cost_per_inference).abs() <= (depth + 2) as f64, "{sum} vs {report:?}");
+                let layer_macs: usize = report.profile.iter().map(|s| s.macs).sum();
+                assert_eq!(layer_macs, report.device.macs);
+                assert!(report.profile.iter().all(|s| s.cost > 0.0), "every stage costs something");
             }
             let (f32_cost, int8_cost) = (per_mac[0], per_mac[1]);
             match board.name() {

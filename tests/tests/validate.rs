@@ -240,13 +240,13 @@ fn a_device_one_ulp_off_on_one_row_is_reported_as_a_mismatch() {
                 max_frame: 0,
             }
         }
-        fn infer(&mut self, input: &[f32; 64], logits: &mut [f32; 10]) -> (usize, u32) {
+        fn infer(&mut self, input: &[f32; 64], logits: &mut [f32; 10]) -> (usize, dropship_link::Cost) {
             logits.copy_from_slice(&self.net.logits(input, dropship::network::InputForm::Raw));
             if self.row == 3 {
                 logits[7] = f32::from_bits(logits[7].to_bits() + 1);
             }
             self.row += 1;
-            (dropship_shared::ops::output::argmax(logits), 100)
+            (dropship_shared::ops::output::argmax(logits), dropship_link::Cost::total(100))
         }
     }
     let f = fixture();

@@ -37,7 +37,7 @@ fn main() -> ! {
     hprintln!("serving dropship validate on UART0, model digest {:#018x}", model::DIGEST);
     let mut server = model::Server::new();
     let (mut rx, mut tx) = uart::take();
-    let mut served = model.served("own-firmware", CostUnit::Uncounted, || (), |()| 0);
+    let mut served = model.served("own-firmware", CostUnit::Uncounted, || (), |(), ()| 0);
     let Ok(()) = dropship_link::serve(&mut server, &mut rx, &mut tx, &mut served);
     debug::exit(debug::EXIT_FAILURE);
     loop {}

@@ -22,14 +22,14 @@ mod arch {
         syst.enable_counter();
     }
 
-    /// The counter now, for [`ticks_since`].
+    /// The counter now, for [`super::ticks_since`].
     pub fn ticks_now() -> u32 {
         SYST::get_current()
     }
 
-    /// Ticks since `start` (at most 2^24 - 1 of them).
-    pub fn ticks_since(start: u32) -> u32 {
-        start.wrapping_sub(SYST::get_current()) & MASK
+    /// Ticks from the reading `from` to the reading `to` (at most 2^24 - 1 of them).
+    pub fn ticks_between(from: u32, to: u32) -> u32 {
+        from.wrapping_sub(to) & MASK
     }
 
     /// Runs exactly `1 + 100 * (100 + 2)` instructions.
@@ -59,14 +59,14 @@ mod arch {
     /// `minstret` counts from reset: nothing to start.
     pub fn start() {}
 
-    /// The counter now (its low 32 bits), for [`ticks_since`].
+    /// The counter now (its low 32 bits), for [`super::ticks_since`].
     pub fn ticks_now() -> u32 {
         riscv::register::minstret::read() as u32
     }
 
-    /// Ticks since `start`.
-    pub fn ticks_since(start: u32) -> u32 {
-        ticks_now().wrapping_sub(start)
+    /// Ticks from the reading `from` to the reading `to`.
+    pub fn ticks_between(from: u32, to: u32) -> u32 {
+        to.wrapping_sub(from)
     }
 
     /// Runs exactly `1 + 100 * (100 + 2)` instructions.
@@ -88,7 +88,12 @@ mod arch {
     }
 }
 
-pub use arch::{start, ticks_now, ticks_since, NAME};
+pub use arch::{start, ticks_between, ticks_now, NAME};
+
+/// Ticks since the reading `start`.
+pub fn ticks_since(start: u32) -> u32 {
+    ticks_between(start, ticks_now())
+}
 
 /// Instructions per tick, measured on a loop of exactly `1 + 100 * (100 + 2)` instructions. Out of
 /// line: the assembler cannot size the loop's 100 `nop`s, and inside a large function on the

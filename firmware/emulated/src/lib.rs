@@ -52,8 +52,8 @@ where
     let per_tick = counter::instructions_per_tick();
     let mut model = Model::new();
     let mut server = Server::new();
-    let mut served = model.served(board, CostUnit::Instructions, counter::ticks_now, |start| {
-        (counter::ticks_since(start) as f32 * per_tick + 0.5) as u32
+    let mut served = model.served(board, CostUnit::Instructions, counter::ticks_now, |from, to| {
+        (counter::ticks_between(from, to) as f32 * per_tick + 0.5) as u32
     });
     defmt::info!("serving on the serial port, model digest {=u64:#018x}", DIGEST);
     loop {

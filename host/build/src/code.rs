@@ -331,15 +331,16 @@ fn serving_items(code: &mut String) {
 pub type Server = ::dropship_link::Server<{ ::dropship_link::serve::buffer_len(INPUT, OUTPUTS) }, INPUT, OUTPUTS>;
 
 impl Model {
-    /// This model as `dropship validate` talks to it, on `board`: each inference's cost in `unit`
-    /// is `cost(start)`, with `start = start()` read just before it (a counter and the difference:
-    /// `|| (), |()| 0` with `CostUnit::Uncounted` if nothing counts).
-    pub fn served<'a, S>(
+    /// This model as `dropship validate` talks to it, on `board`, with what each inference and
+    /// each of its stages (the input, every layer, the outputs) cost in `unit`: `counter()` reads a
+    /// counter, `elapsed(from, to)` is what passed between two readings (`|| (), |(), ()| 0` with
+    /// `CostUnit::Uncounted` if nothing counts).
+    pub fn served<'a, S: Copy>(
         &'a mut self,
         board: &'static str,
         unit: ::dropship_link::CostUnit,
-        mut start: impl FnMut() -> S + 'a,
-        mut cost: impl FnMut(S) -> u32 + 'a,
+        mut counter: impl FnMut() -> S + 'a,
+        mut elapsed: impl FnMut(S, S) -> u32 + 'a,
     ) -> impl ::dropship_link::Model<INPUT, OUTPUTS> + 'a {
         let hello = ::dropship_link::Hello {
             protocol: ::dropship_link::PROTOCOL_VERSION,
@@ -354,9 +355,30 @@ impl Model {
             max_frame: 0,
         };
         ::dropship_link::Served::new(hello, move |input: &[f32; INPUT], outputs: &mut [f32; OUTPUTS]| {
-            let started = start();
-            let class = self.infer(input, outputs);
-            (class, cost(started))
+            // the counter is only read while the model runs; the differences are taken after
+            let start = counter();
+            let mut readings = [start; ::dropship_link::MAX_STAGES + 1];
+            let mut marks = 1;
+            let class = core::hint::black_box(&NETWORK).predict_marked(
+                core::hint::black_box(input),
+                &mut self.scratch,
+                outputs,
+                &mut || {
+                    if let Some(reading) = readings.get_mut(marks) {
+                        *reading = counter();
+                        marks += 1;
+                    }
+                },
+            );
+            let end = counter();
+            let mut cost = ::dropship_link::Cost::total(elapsed(start, end));
+            let last = marks.min(::dropship_link::MAX_STAGES);
+            readings[last] = end;
+            for (stage, pair) in cost.per_stage.iter_mut().zip(readings[..=last].windows(2)) {
+                *stage = elapsed(pair[0], pair[1]);
+            }
+            cost.stages = last;
+            (class, cost)
         })
     }
 }

@@ -55,6 +55,9 @@ pub struct Inferred {
     pub cost: u32,
     /// The logits, bit for bit as sent.
     pub logits: Vec<f32>,
+    /// What each stage cost (the input, each layer, the outputs); empty if the firmware does not
+    /// count them.
+    pub stages: Vec<u32>,
 }
 
 /// A request/response link over a byte stream whose reads time out (a Unix socket or a serial port
@@ -123,11 +126,14 @@ impl<T: Read + Write> Link<T> {
         };
         let what = format!("the answer to row {seq}");
         self.call(&Request::Infer { seq, input }, &what, |r| match r {
-            Response::Inferred { seq: s, class, cost, logits } if *s == seq && logits.len() % 4 == 0 => {
+            Response::Inferred { seq: s, class, cost, logits, stages }
+                if *s == seq && logits.len() % 4 == 0 && stages.len() % 4 == 0 =>
+            {
                 Some(Inferred {
                     class: *class as usize,
                     cost: *cost,
                     logits: logits.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                    stages: stages.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
                 })
             }
             _ => None,

@@ -68,6 +68,23 @@ pub struct Report {
     pub rows_per_second: f64,
     /// Requests sent again after a corrupted, lost or late answer.
     pub retries: usize,
+    /// What each stage of an inference cost on the device, on average (the input, each layer, the
+    /// outputs); empty when the firmware does not count them.
+    pub profile: Vec<StageCost>,
+}
+
+/// The mean cost of one stage of an inference on the device.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageCost {
+    /// `input` (standardizing, quantizing), `layer <i>: Dense(<in> -> <out>) <activation>`, or
+    /// `outputs` (dequantizing, the class).
+    pub stage: String,
+    /// Its multiply-accumulates (0 but for layers).
+    pub macs: usize,
+    /// Its mean cost, in the device's `cost_unit`.
+    pub cost: f64,
+    /// Cost per multiply-accumulate (layers only).
+    pub per_mac: Option<f64>,
 }
 
 impl Report {
@@ -77,6 +94,33 @@ impl Report {
     }
 
     /// The summary lines `dropship validate` prints.
+    /// The profile as a table: each stage's mean cost, per MAC and share, and the total; `None`
+    /// when the firmware does not count stages.
+    pub fn profile_table(&self) -> Option<String> {
+        if self.profile.is_empty() {
+            return None;
+        }
+        let unit = &self.device.cost_unit;
+        let total: f64 = self.profile.iter().map(|s| s.cost).sum();
+        let width = self.profile.iter().map(|s| s.stage.len()).max().unwrap_or(0).max(5);
+        let mut t = format!("profile ({unit} per inference, mean over {} rows):\n", self.rows);
+        t += &format!("  {:<width$} {:>9} {:>12} {:>8} {:>6}\n", "stage", "MACs", unit, "per MAC", "share");
+        for s in &self.profile {
+            let per_mac = s.per_mac.map_or(String::new(), |p| format!("{p:.2}"));
+            let macs = if s.macs > 0 { s.macs.to_string() } else { String::new() };
+            let share = 100.0 * s.cost / total.max(1e-9);
+            t += &format!("  {:<width$} {macs:>9} {:>12.0} {per_mac:>8} {share:>5.1}%\n", s.stage, s.cost);
+        }
+        let macs = self.device.macs;
+        t += &format!(
+            "  {:<width$} {macs:>9} {total:>12.0} {:>8.2} {:>5.1}%\n",
+            "total",
+            total / macs.max(1) as f64,
+            100.0
+        );
+        Some(t)
+    }
+
     pub fn summary(&self) -> String {
         let d = &self.device;
         let mut s = format!(
@@ -211,7 +255,10 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
         cost_per_mac: 0.0,
         rows_per_second: 0.0,
         retries: 0,
+        profile: Vec::new(),
     };
+    let layers = rows.net.layers();
+    let mut stage_sums: Option<Vec<u64>> = Some(vec![0; layers.len() + 2]);
     let (mut device_correct, mut host_correct, mut labelled, mut cost) = (0usize, 0usize, 0usize, 0u64);
     let start = Instant::now();
     for i in 0..n {
@@ -223,6 +270,11 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
             bail!("row {i}: the device sent {} logits, the model has {}", answer.logits.len(), host.len());
         }
         cost += u64::from(answer.cost);
+        // every answer must carry every stage for a profile
+        stage_sums = stage_sums.filter(|s| s.len() == answer.stages.len()).map(|mut sums| {
+            sums.iter_mut().zip(&answer.stages).for_each(|(sum, c)| *sum += u64::from(*c));
+            sums
+        });
         let ulp = host.iter().zip(&answer.logits).map(|(h, d)| ulp_distance(*h, *d)).max().unwrap_or(0);
         if ulp == 0 && answer.class == host_class {
             report.identical_rows += 1;
@@ -256,6 +308,31 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
     report.cost_per_mac = report.cost_per_inference / report.device.macs.max(1) as f64;
     report.rows_per_second = n as f64 / seconds.max(1e-9);
     report.retries = link.retries - retries_before;
+    let counted = report.device.cost_unit != dropship_link::CostUnit::Uncounted.name();
+    if let Some(sums) = stage_sums.filter(|_| n > 0 && counted) {
+        report.profile = sums
+            .iter()
+            .enumerate()
+            .map(|(i, sum)| {
+                let cost = *sum as f64 / n as f64;
+                let (stage, macs) = match i.checked_sub(1).and_then(|l| layers.get(l).map(|layer| (l, layer))) {
+                    Some((l, layer)) => (
+                        format!(
+                            "layer {l}: {}({} -> {}) {}",
+                            layer.kind.name(),
+                            layer.input,
+                            layer.output(),
+                            layer.activation.name()
+                        ),
+                        layer.input * layer.output(),
+                    ),
+                    None if i == 0 => ("input".to_string(), 0),
+                    None => ("outputs".to_string(), 0),
+                };
+                StageCost { stage, macs, cost, per_mac: (macs > 0).then(|| cost / macs as f64) }
+            })
+            .collect();
+    }
     Ok(report)
 }
 

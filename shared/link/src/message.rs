@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any change to the messages or the framing; a host refuses a device that speaks another.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Host to device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +123,10 @@ pub enum Response<'a> {
         cost: u32,
         /// The logits' little-endian f32 bit patterns.
         logits: &'a [u8],
+        /// What each stage of the inference cost, little-endian u32s in the same unit: preparing
+        /// the input, each layer, reading the outputs (empty from a firmware that does not count
+        /// them). They add up to `cost`.
+        stages: &'a [u8],
     },
     /// The request could not be served.
     Error(DeviceError),

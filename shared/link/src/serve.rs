@@ -5,12 +5,34 @@ use embedded_io::{Read, Write};
 use crate::frame::{encode, frame_len, FrameDecoder, FrameError};
 use crate::message::{DeviceError, Hello, Request, Response, PROTOCOL_VERSION};
 
+/// The most stages an inference reports the cost of: preparing the input, up to 32 layers (an
+/// artifact's most), reading the outputs.
+pub const MAX_STAGES: usize = 34;
+
+/// What one inference cost: in all, and per stage ([`Response::Inferred::stages`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cost {
+    /// The whole inference.
+    pub total: u32,
+    /// Each stage's share; the first `stages` count.
+    pub per_stage: [u32; MAX_STAGES],
+    /// Stages measured (0: not measured).
+    pub stages: usize,
+}
+
+impl Cost {
+    /// A cost counted in all, not per stage.
+    pub const fn total(total: u32) -> Self {
+        Self { total, per_stage: [0; MAX_STAGES], stages: 0 }
+    }
+}
+
 /// What a serving firmware runs.
 pub trait Model<const IN: usize, const CLASSES: usize> {
     /// The hello, with anything ([`Hello::protocol`], [`Hello::max_frame`]) the server fills in.
     fn hello(&self) -> Hello<'static>;
-    /// One inference: fills `logits`, returns the class and the cost of this inference.
-    fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32);
+    /// One inference: fills `logits`, returns the class and what the inference cost.
+    fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, Cost);
 }
 
 /// An inference served as a [`Model`]: `infer` returns the class and the inference's cost.
@@ -28,13 +50,13 @@ impl<F> Served<F> {
 
 impl<F, const IN: usize, const CLASSES: usize> Model<IN, CLASSES> for Served<F>
 where
-    F: FnMut(&[f32; IN], &mut [f32; CLASSES]) -> (usize, u32),
+    F: FnMut(&[f32; IN], &mut [f32; CLASSES]) -> (usize, Cost),
 {
     fn hello(&self) -> Hello<'static> {
         self.hello
     }
 
-    fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32) {
+    fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, Cost) {
         (self.infer)(input, logits)
     }
 }
@@ -62,7 +84,7 @@ pub const fn buffer_len(input: usize, classes: usize) -> usize {
     // tag, protocol, two names of up to 16 bytes, digest, cost unit, five u32 varints
     const HELLO: usize = 1 + 3 + 2 * (1 + 16) + 10 + 1 + 5 * 5;
     let request = frame_len(4 * input + ENVELOPE);
-    let answer = frame_len(4 * classes + 3 * 5 + ENVELOPE);
+    let answer = frame_len(4 * classes + 4 * MAX_STAGES + 3 * 5 + 5 + ENVELOPE);
     let hello = frame_len(HELLO);
     let longest = if request > answer { request } else { answer };
     if longest > hello {
@@ -145,10 +167,14 @@ impl<const N: usize, const IN: usize, const CLASSES: usize> Server<N, IN, CLASSE
                 Response::Hello(Hello { protocol: PROTOCOL_VERSION, max_frame: N as u32 + 1, ..model.hello() })
             }
             Answer::Inferred { seq, class, cost } => {
-                for (bytes, v) in self.logit_bytes.chunks_exact_mut(4).zip(&self.logits) {
+                let stages = &cost.per_stage[..cost.stages.min(MAX_STAGES)];
+                let values = self.logits.iter().map(|v| v.to_bits()).chain(stages.iter().copied());
+                for (bytes, v) in self.logit_bytes.chunks_exact_mut(4).zip(values) {
                     bytes.copy_from_slice(&v.to_le_bytes());
                 }
-                Response::Inferred { seq, class, cost, logits: &self.logit_bytes[..4 * CLASSES] }
+                let (logits, rest) = self.logit_bytes.split_at(4 * CLASSES);
+                let stages = &rest[..4 * stages.len()];
+                Response::Inferred { seq, class, cost: cost.total, logits, stages }
             }
             Answer::Error(e) => Response::Error(e),
         };
@@ -160,6 +186,6 @@ impl<const N: usize, const IN: usize, const CLASSES: usize> Server<N, IN, CLASSE
 /// What a request asked for, once its bytes are no longer needed.
 enum Answer {
     Hello,
-    Inferred { seq: u32, class: u32, cost: u32 },
+    Inferred { seq: u32, class: u32, cost: Cost },
     Error(DeviceError),
 }

@@ -2,7 +2,7 @@
 
 use dropship_link::serve::buffer_len;
 use dropship_link::{
-    encode, CostUnit, DeviceError, FrameDecoder, FrameError, Hello, Input, Model, Request, Response, Server,
+    encode, Cost, CostUnit, DeviceError, FrameDecoder, FrameError, Hello, Input, Model, Request, Response, Server,
 };
 use proptest::prelude::*;
 
@@ -31,10 +31,16 @@ impl Model<IN, CLASSES> for Toy {
         }
     }
 
-    fn infer(&mut self, x: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, u32) {
+    fn infer(&mut self, x: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, Cost) {
         self.calls += 1;
         *logits = [x.iter().sum(), x[0] - x[2]];
-        (usize::from(logits[1] > logits[0]), self.calls)
+        // the first inference reports three stages, the others their total only
+        let mut cost = Cost::total(self.calls);
+        if self.calls == 1 {
+            cost.per_stage[..3].copy_from_slice(&[1, 0, u32::MAX]);
+            cost.stages = 3;
+        }
+        (usize::from(logits[1] > logits[0]), cost)
     }
 }
 
@@ -147,9 +153,10 @@ fn hello_infer_and_the_errors() {
         other => panic!("{other:?}"),
     }
     let logits: Vec<u8> = [3.5f32, -2.5].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(answers[1], Response::Inferred { seq: 7, class: 0, cost: 1, logits: &logits });
+    let stages: Vec<u8> = [1u32, 0, u32::MAX].iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(answers[1], Response::Inferred { seq: 7, class: 0, cost: 1, logits: &logits, stages: &stages });
     let logits: Vec<u8> = [203.0f32, -199.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(answers[2], Response::Inferred { seq: 8, class: 0, cost: 2, logits: &logits });
+    assert_eq!(answers[2], Response::Inferred { seq: 8, class: 0, cost: 2, logits: &logits, stages: &[] });
     assert_eq!(answers[3], Response::Error(DeviceError::InputLength { seq: 9, expected: 3, got: 2 }));
     assert_eq!(answers[4], Response::Error(DeviceError::InputLength { seq: 10, expected: 3, got: u32::MAX }));
     assert_eq!(answers[5], Response::Error(DeviceError::Corrupt));

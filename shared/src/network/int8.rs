@@ -56,8 +56,31 @@ impl QuantNetwork<'_> {
         self.predict_in(input, &mut scratch.z, &mut scratch.a, &mut scratch.b, logits)
     }
 
+    /// [`QuantNetwork::predict`], calling `mark` once the input is quantized and after each layer:
+    /// the stages of one inference, for a firmware that reports what each cost.
+    pub fn predict_marked<const F: usize, const W: usize, M: FnMut()>(
+        &self,
+        input: &[f32],
+        scratch: &mut QuantScratch<F, W>,
+        logits: &mut [f32],
+        mark: &mut M,
+    ) -> usize {
+        self.run(input, (&mut scratch.z, &mut scratch.a, &mut scratch.b), logits, mark)
+    }
+
     /// [`QuantNetwork::predict`] with caller-given buffers (the host sizes them at run time).
     pub fn predict_in(&self, input: &[f32], z: &mut [f32], a: &mut [i8], b: &mut [i8], logits: &mut [f32]) -> usize {
+        self.run(input, (z, a, b), logits, &mut || {})
+    }
+
+    /// One inference with the buffers `(z, a, b)`, calling `mark` between its stages.
+    fn run<M: FnMut()>(
+        &self,
+        input: &[f32],
+        (z, a, b): (&mut [f32], &mut [i8], &mut [i8]),
+        logits: &mut [f32],
+        mark: &mut M,
+    ) -> usize {
         let n = input.len();
         let fits = z.len() >= n
             && self.layers.iter().all(|l| l.bias.len() <= a.len().min(b.len()))
@@ -72,6 +95,7 @@ impl QuantNetwork<'_> {
             None => z.copy_from_slice(input),
         }
         quantize_input(z, self.input_scale, self.input_zero, &mut a[..n]);
+        mark();
         let (mut x, mut y) = (a, b);
         let mut width = n;
         let mut last_zero = self.input_zero;
@@ -81,6 +105,7 @@ impl QuantNetwork<'_> {
             core::mem::swap(&mut x, &mut y);
             width = out;
             last_zero = layer.final_zero();
+            mark();
         }
         dequantize(&x[..width], self.output_scale, last_zero, logits);
         argmax_i8(&x[..width])

@@ -85,7 +85,13 @@ pub trait Layers {
 
     /// Runs the layers on `a[..INPUT]`, using `b` and then `a` again for the activations between
     /// them, and writes `output[..OUTPUT]`.
-    fn forward(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32]);
+    fn forward(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32]) {
+        self.forward_marked(a, b, output, &mut || {});
+    }
+
+    /// [`Layers::forward`], calling `mark` after each layer (a firmware reads its cycle counter
+    /// there, for the cost of each layer).
+    fn forward_marked<M: FnMut()>(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32], mark: &mut M);
 
     /// The layers in order, as `(input width, weights, bias, activation)`, for loading and listing.
     fn for_each_layer_mut(&mut self, index: usize, f: &mut dyn FnMut(usize, LayerMut<'_>));
@@ -124,8 +130,9 @@ impl<const IN: usize, const OUT: usize, const CURVES: bool> Layers for Dense<IN,
     const BUFFER_B: usize = 0;
     const ZERO: Self = Self::ZERO;
 
-    fn forward(&self, a: &mut [f32], _: &mut [f32], output: &mut [f32]) {
+    fn forward_marked<M: FnMut()>(&self, a: &mut [f32], _: &mut [f32], output: &mut [f32], mark: &mut M) {
         Dense::forward(self, a, output);
+        mark();
     }
 
     fn for_each_layer_mut(&mut self, index: usize, f: &mut dyn FnMut(usize, LayerMut<'_>)) {
@@ -157,9 +164,10 @@ impl<const IN: usize, const OUT: usize, const CURVES: bool, Tail: Layers> Layers
         Self { head: Dense::ZERO, tail: Tail::ZERO }
     };
 
-    fn forward(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32]) {
+    fn forward_marked<M: FnMut()>(&self, a: &mut [f32], b: &mut [f32], output: &mut [f32], mark: &mut M) {
         self.head.forward(a, b);
-        self.tail.forward(b, a, output);
+        mark();
+        self.tail.forward_marked(b, a, output, mark);
     }
 
     fn for_each_layer_mut(&mut self, index: usize, f: &mut dyn FnMut(usize, LayerMut<'_>)) {
@@ -271,6 +279,17 @@ impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
         scratch: &mut Scratch<A, B>,
         logits: &mut [f32; CLASSES],
     ) {
+        self.logits_marked(input, scratch, logits, &mut || {});
+    }
+
+    /// [`Network::logits`], calling `mark` once the input is standardized and after each layer.
+    pub fn logits_marked<const A: usize, const B: usize, M: FnMut()>(
+        &self,
+        input: &[f32; IN],
+        scratch: &mut Scratch<A, B>,
+        logits: &mut [f32; CLASSES],
+        mark: &mut M,
+    ) {
         const {
             assert!(L::INPUT == IN && L::OUTPUT == CLASSES, "the layers' input and output widths are IN and CLASSES");
             assert!(A >= L::BUFFER_A && B >= L::BUFFER_B, "the scratch is smaller than the network's activations");
@@ -280,7 +299,8 @@ impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
             Some(s) => standardize(input, &s.mean, &s.scale, a),
             None => a.copy_from_slice(input),
         }
-        self.layers.forward(&mut scratch.a, &mut scratch.b, logits);
+        mark();
+        self.layers.forward_marked(&mut scratch.a, &mut scratch.b, logits, mark);
         canonical_nans(logits);
     }
 
@@ -292,6 +312,19 @@ impl<L: Layers, const IN: usize, const CLASSES: usize> Network<L, IN, CLASSES> {
         logits: &mut [f32; CLASSES],
     ) -> usize {
         self.logits(input, scratch, logits);
+        argmax(logits)
+    }
+
+    /// [`Network::predict`], calling `mark` once the input is standardized and after each layer:
+    /// the stages of one inference, for a firmware that reports what each cost.
+    pub fn predict_marked<const A: usize, const B: usize, M: FnMut()>(
+        &self,
+        input: &[f32; IN],
+        scratch: &mut Scratch<A, B>,
+        logits: &mut [f32; CLASSES],
+        mark: &mut M,
+    ) -> usize {
+        self.logits_marked(input, scratch, logits, mark);
         argmax(logits)
     }
 }

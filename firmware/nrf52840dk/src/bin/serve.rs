@@ -40,7 +40,7 @@ fn main() -> ! {
     let model = cortex_m::singleton!(: Model = Model::new()).expect("taken once");
     let server = cortex_m::singleton!(: Server = Server::new()).expect("taken once");
     let mut served =
-        model.served("nrf52840dk", CostUnit::Cycles, DWT::cycle_count, |start| DWT::cycle_count().wrapping_sub(start));
+        model.served("nrf52840dk", CostUnit::Cycles, DWT::cycle_count, |from: u32, to: u32| to.wrapping_sub(from));
     defmt::info!("serving on the virtual COM port (UARTE0, 115200 baud), model digest {=u64:#018x}", DIGEST);
     loop {
         if server.poll(&mut rx, &mut tx, &mut served).is_err() {
