@@ -495,7 +495,10 @@ fn task_by_name(name: &str) -> Result<Task, String> {
 /// Loads the training data and the task: `--task`, or the one its label column implies (stated
 /// on stderr); checks that the data fits the task.
 fn load_data(args: &DataArgs, quiet: bool) -> Result<(data::Dataset, Task)> {
-    let path = args.data.clone().unwrap_or_else(|| PathBuf::from(data::BUNDLED_DIGITS));
+    let path = match &args.data {
+        Some(path) => path.clone(),
+        None => data::bundled_digits()?,
+    };
     let label = match (&args.label_column, args.task) {
         (Some(name), _) => LabelColumn::Named(name.clone()),
         (None, Some(Task::Autoencode)) => LabelColumn::None,

@@ -4,5 +4,6 @@
 pub mod device;
 pub mod elf;
 pub mod golden;
+pub mod installed;
 
 pub use dropship_boards::{firmware, qemu, root, toolchain};

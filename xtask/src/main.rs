@@ -336,6 +336,8 @@ fn test() -> Result<()> {
     );
     let all = tests(cargo().args(["test", "--workspace"]))?;
     tally = (tally.0 + all.0, tally.1 + all.1);
+    println!("== installed with the README's command, the clone gone, from an empty directory");
+    xtask::installed::check(&root().join("target/install"))?;
     println!("== golden device output (firmware/expected/)");
     golden::check(&route)?;
     println!("\ntests: {} passed, {} failed; golden device output as expected", tally.0, tally.1);

@@ -8,6 +8,7 @@
 #[cfg(target_arch = "arm")]
 pub mod cmsdk_uart;
 pub mod counter;
+pub mod serial;
 
 use core::hint::black_box;
 

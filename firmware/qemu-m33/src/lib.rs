@@ -3,13 +3,14 @@
 //! (`0x3800_0000`), the CMSDK UART0 at its secure alias.
 #![no_std]
 
-use dropship_emulated::cmsdk_uart;
+use dropship_emulated::cmsdk_uart::{self, Cmsdk};
+use dropship_emulated::serial::{Rx, Tx};
 
 /// UART0's secure alias.
 const UART0: usize = 0x5020_0000;
 
 /// UART0, enabled, as its receiving and sending halves. Call once.
-pub fn uart() -> (cmsdk_uart::Rx<UART0>, cmsdk_uart::Tx<UART0>) {
+pub fn uart() -> (Rx<Cmsdk<UART0>>, Tx<Cmsdk<UART0>>) {
     // SAFETY: mps2-an505 has a CMSDK UART at 0x5020_0000 (secure alias, which the secure state this
     // firmware runs in may use), and only this function hands it out.
     unsafe { cmsdk_uart::take() }

@@ -2,7 +2,8 @@
 //! the CMSDK UART0. Everything else its firmware runs is `dropship-emulated`'s.
 #![no_std]
 
-use dropship_emulated::cmsdk_uart;
+use dropship_emulated::cmsdk_uart::{self, Cmsdk};
+use dropship_emulated::serial::{Rx, Tx};
 
 extern "C" {
     fn DefaultHandler();
@@ -18,7 +19,7 @@ pub static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
 const UART0: usize = 0x4000_4000;
 
 /// UART0, enabled, as its receiving and sending halves. Call once.
-pub fn uart0() -> (cmsdk_uart::Rx<UART0>, cmsdk_uart::Tx<UART0>) {
+pub fn uart0() -> (Rx<Cmsdk<UART0>>, Tx<Cmsdk<UART0>>) {
     // SAFETY: mps2-an386 has a CMSDK UART at 0x4000_4000, and only this function hands it out.
     unsafe { cmsdk_uart::take() }
 }

@@ -76,23 +76,24 @@ pub enum Image<'a> {
     Serve,
 }
 
-/// The firmware workspace.
-pub fn dir() -> PathBuf {
-    crate::root().join("firmware")
+/// The firmware workspace (in the checkout, or in the unpacked built-in sources).
+pub fn dir() -> Result<PathBuf> {
+    Ok(crate::sources()?.join("firmware"))
 }
 
 /// The cargo command that builds `board`'s `image` (release) with `artifact` compiled in.
-pub fn command(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> std::process::Command {
-    let mut cmd = toolchain::firmware_cargo(route, &dir());
+pub fn command(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) -> Result<std::process::Command> {
+    let sources = crate::sources()?;
+    let mut cmd = toolchain::firmware_cargo(route, &sources.join("firmware"));
     cmd.args(["build", "--release", "-p", &board.package(), "--bin", &board.binary(image)])
-        .args(toolchain::firmware_build_args(route, &board.spec().target))
+        .args(toolchain::firmware_build_args(route, &board.spec().target, &sources))
         .env("DROPSHIP_ARTIFACT", artifact)
         .env("DEFMT_LOG", "info");
     match image {
         Image::SelfTest { vectors } => cmd.env("DROPSHIP_VECTORS", vectors),
         Image::Serve => cmd.env("DROPSHIP_VECTORS", "none"),
     };
-    cmd
+    Ok(cmd)
 }
 
 /// Cargo builds of one workspace do not run side by side (tests build from parallel threads).
@@ -115,11 +116,11 @@ pub fn build(route: &Route, board: Board, artifact: &Path, image: &Image<'_>) ->
     let binary = board.binary(image);
     toolchain::check_target(route, &board.spec().target)?;
     let status =
-        command(route, board, &artifact, image).status().with_context(|| format!("cannot run cargo for {binary}"))?;
+        command(route, board, &artifact, image)?.status().with_context(|| format!("cannot run cargo for {binary}"))?;
     if !status.success() {
         bail!("building {binary} failed (toolchain: {})", toolchain::describe(route));
     }
-    copy_for(&dir(), &board.spec().target, &binary, &(&artifact, image))
+    copy_for(&dir()?, &board.spec().target, &binary, &(&artifact, image))
 }
 
 /// Builds the firmware crate at `project` (a user's own, outside dropship's workspaces, with its
@@ -130,7 +131,7 @@ pub fn build_project(route: &Route, project: &Path, binary: &str, artifact: &Pat
     let artifact = std::path::absolute(artifact)?;
     let status = toolchain::firmware_cargo(route, project)
         .args(["build", "--release", "--bin", binary])
-        .args(toolchain::firmware_build_args(route, toolchain::TARGET))
+        .args(toolchain::firmware_build_args(route, toolchain::TARGET, &crate::root()))
         .env("DROPSHIP_ARTIFACT", &artifact)
         .status()
         .with_context(|| format!("cannot run cargo in {}", project.display()))?;

@@ -205,11 +205,11 @@ pub fn firmware_cargo(route: &Route, firmware_dir: &Path) -> Command {
     cmd
 }
 
-/// Arguments `cargo build` needs on `route` for `target` besides the package. The checkout's path
-/// is remapped, so the firmware's bytes (its golden sizes included) do not depend on where the
-/// repository was cloned.
-pub fn firmware_build_args(route: &Route, target: &str) -> Vec<String> {
-    let remap = format!("\"--remap-path-prefix={}=/dropship\"", crate::root().display());
+/// Arguments `cargo build` needs on `route` for `target` besides the package. The path of the
+/// sources (`sources`, the repository root) is remapped, so the firmware's bytes (its golden sizes
+/// included) do not depend on where the repository was cloned.
+pub fn firmware_build_args(route: &Route, target: &str, sources: &Path) -> Vec<String> {
+    let remap = format!("\"--remap-path-prefix={}=/dropship\"", sources.display());
     let mut args = vec!["--target".to_string(), target.to_string()];
     match route {
         Route::Rustup => args.extend(["--config".into(), format!("target.{target}.rustflags=[{remap}]")]),

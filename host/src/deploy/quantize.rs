@@ -210,7 +210,7 @@ fn run_training_rows(run_dir: &Path, width: usize) -> Result<(String, data::Data
         bail!("{} does not list its training rows (an older run): pass --calibration <csv>", run_dir.display());
     }
     let path = if config.data.to_string_lossy().ends_with(" (bundled)") {
-        PathBuf::from(data::BUNDLED_DIGITS)
+        data::bundled_digits()?
     } else {
         config.data.clone()
     };

@@ -197,7 +197,7 @@ pub fn run(repeats: usize, keras: Option<&std::path::Path>) -> Result<()> {
     }
     let keras = keras.map(KerasReference::read).transpose()?;
     let data = data::load_training_csv(
-        data::BUNDLED_DIGITS.as_ref(),
+        &data::bundled_digits()?,
         &Default::default(),
         Default::default(),
         None,
