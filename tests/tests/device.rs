@@ -120,6 +120,7 @@ fn a_model_too_big_for_the_board_is_refused_at_build_time_with_the_numbers() {
         &artifact,
         &Image::SelfTest { vectors: &vectors },
     )
+    .unwrap()
     .output()
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
