@@ -315,6 +315,7 @@ fn test() -> Result<()> {
     println!("== formatting");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["fmt", "--manifest-path", "firmware/Cargo.toml", "--all", "--", "--check"]))?;
+    run(cargo().args(["fmt", "--manifest-path", "examples/own-firmware/Cargo.toml", "--", "--check"]))?;
     println!("== lints");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args([

@@ -131,6 +131,22 @@ pub fn rustc_version(route: &Route) -> String {
 /// Finds a route, installing one if needed: Debian's packages where this is root with apt-get,
 /// else `rustup target add`; otherwise an error with the exact commands to run.
 pub fn ensure() -> Result<Route> {
+    let route = ensure_default()?;
+    if route == Route::Rustup {
+        // the other boards' targets, where rustup can add them (a board whose target is missing
+        // is refused with the command when it is built)
+        for target in dropship_board_list::boards().iter().map(|b| b.target.as_str()) {
+            if !rustup_has(target) {
+                eprintln!("running: rustup target add {target}");
+                let _ = Command::new("timeout").args(["300", "rustup", "target", "add", target]).status();
+            }
+        }
+    }
+    Ok(route)
+}
+
+/// [`ensure`] for the embedded default's target.
+fn ensure_default() -> Result<Route> {
     if let Some(route) = detect() {
         return Ok(route);
     }
