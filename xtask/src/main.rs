@@ -57,6 +57,9 @@ enum Task {
     Test,
     /// Accept the current golden device output (firmware/expected/) after an intended change.
     Bless,
+    /// Install dropship with the README's command from a copy of the checkout, delete the copy, and
+    /// run every kind of command from an empty directory (a step of `test`).
+    Installed,
     /// The benchmarks: training speed and Keras parity, single-sample inference, firmware cost.
     Bench,
 }
@@ -86,6 +89,10 @@ fn main() -> Result<()> {
         }
         Task::Test => test()?,
         Task::Bless => golden::bless(&setup()?)?,
+        Task::Installed => {
+            setup()?;
+            xtask::installed::check(&root().join("target/install"))?
+        }
         Task::Bench => bench()?,
     }
     Ok(())
