@@ -91,7 +91,8 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
         if s.region != Region::Ram {
             f.flash += s.size;
         }
-        if s.region != Region::Flash {
+        // riscv-rt reserves the RAM it leaves over as `.stack` (and `.heap`): not statics
+        if s.region != Region::Flash && s.name != ".stack" && s.name != ".heap" {
             f.static_ram += s.size;
         }
     }
