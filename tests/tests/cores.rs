@@ -44,7 +44,7 @@ fn every_emulated_core_validates_f32_and_int8_models_n_of_n() {
             let (f32_cost, int8_cost) = (per_mac[0], per_mac[1]);
             match board.name() {
                 // the FPU and the DSP extension: SMLAD on paired weights, as on the M4F
-                "qemu-m33" => assert!(f32_cost < 3.0 && int8_cost < 1.8, "M33: {f32_cost} / {int8_cost} per MAC"),
+                "qemu-m33" => assert!(f32_cost < 4.0 && int8_cost < 1.8, "M33: {f32_cost} / {int8_cost} per MAC"),
                 // soft-float f32; the scalar int8 kernel, many times cheaper than soft-float
                 _ => assert!(f32_cost > 50.0 && int8_cost < f32_cost / 5.0, "{}: {per_mac:?}", board.name()),
             }
