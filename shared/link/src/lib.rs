@@ -14,7 +14,7 @@ pub mod serve;
 
 pub use frame::{encode, Decoded, FrameDecoder, FrameError};
 pub use message::{CostUnit, DeviceError, Hello, Input, Request, Response, PROTOCOL_VERSION};
-pub use serve::{serve, Cost, Model, Served, Server, MAX_STAGES};
+pub use serve::{serve, Cost, IoError, Model, Served, Server, MAX_STAGES};
 
 /// The digest a device reports for the model it runs: the first 8 bytes (big-endian) of the SHA-256
 /// of the artifact file, as `dropship export` wrote it. The firmware's build computes it; the host

@@ -35,6 +35,16 @@ pub trait Model<const IN: usize, const CLASSES: usize> {
     fn infer(&mut self, input: &[f32; IN], logits: &mut [f32; CLASSES]) -> (usize, Cost);
 }
 
+/// A serial port's error: the receiving half's or the sending half's (a HAL's two halves may
+/// have error types of their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoError<R, W> {
+    /// Reading failed (a framing or overrun error loses bytes: the host asks again).
+    Read(R),
+    /// Writing failed.
+    Write(W),
+}
+
 /// An inference served as a [`Model`]: `infer` returns the class and the inference's cost.
 pub struct Served<F> {
     hello: Hello<'static>,
@@ -66,12 +76,12 @@ where
 /// `server` holds the buffers (a `static`, or on the stack). Inlined into the caller: out of line,
 /// the model's inference and the frame handling optimize apart and the firmware grows by 2 KiB.
 #[inline(always)]
-pub fn serve<const N: usize, const IN: usize, const CLASSES: usize, R: Read, W: Write<Error = R::Error>>(
+pub fn serve<const N: usize, const IN: usize, const CLASSES: usize, R: Read, W: Write>(
     server: &mut Server<N, IN, CLASSES>,
     rx: &mut R,
     tx: &mut W,
     model: &mut impl Model<IN, CLASSES>,
-) -> Result<(), R::Error> {
+) -> Result<(), IoError<R::Error, W::Error>> {
     while server.poll(rx, tx, model)? {}
     Ok(())
 }
@@ -126,19 +136,19 @@ impl<const N: usize, const IN: usize, const CLASSES: usize> Server<N, IN, CLASSE
 
     /// Reads one byte from `rx` (blocking) and, when it ends a frame, writes the answer to `tx`.
     /// `Ok(false)` when `rx` has ended (a read gave no byte).
-    pub fn poll<R: Read, W: Write<Error = R::Error>>(
+    pub fn poll<R: Read, W: Write>(
         &mut self,
         rx: &mut R,
         tx: &mut W,
         model: &mut impl Model<IN, CLASSES>,
-    ) -> Result<bool, R::Error> {
+    ) -> Result<bool, IoError<R::Error, W::Error>> {
         let mut byte = [0u8];
-        if rx.read(&mut byte)? == 0 {
+        if rx.read(&mut byte).map_err(IoError::Read)? == 0 {
             return Ok(false);
         }
         if let Some(frame) = self.receive(byte[0], model) {
-            tx.write_all(frame)?;
-            tx.flush()?;
+            tx.write_all(frame).map_err(IoError::Write)?;
+            tx.flush().map_err(IoError::Write)?;
         }
         Ok(true)
     }

@@ -45,6 +45,10 @@ pub struct BoardSpec {
     /// The QEMU machine that emulates it, if any.
     #[serde(default)]
     pub qemu: Option<Qemu>,
+    /// A region before the flash for a second-stage bootloader (the RP2040's boot2), which the
+    /// firmware puts in a `.boot2` section.
+    #[serde(default)]
+    pub boot: Option<Region>,
 }
 
 impl BoardSpec {
@@ -65,6 +69,14 @@ impl BoardSpec {
             "/* {}: generated from firmware/boards.toml */\nMEMORY\n{{\n  FLASH : ORIGIN = {:#010x}, LENGTH = {}\n  RAM   : ORIGIN = {:#010x}, LENGTH = {}\n}}\n",
             self.description, self.flash.origin, self.flash.length, self.ram.origin, self.ram.length
         );
+        if let Some(boot) = self.boot {
+            x = x.replacen(
+                "MEMORY\n{\n",
+                &format!("MEMORY\n{{\n  BOOT2 : ORIGIN = {:#010x}, LENGTH = {}\n", boot.origin, boot.length),
+                1,
+            );
+            x.push_str("SECTIONS {\n  .boot2 ORIGIN(BOOT2) : { KEEP(*(.boot2)); } > BOOT2\n} INSERT BEFORE .text;\n");
+        }
         if self.is_riscv() {
             for (region, memory) in [
                 ("TEXT", "FLASH"),
@@ -173,7 +185,10 @@ mod tests {
     #[test]
     fn the_list_parses_and_describes_each_board() {
         let names: Vec<&str> = boards().iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, ["qemu", "nrf52840dk", "qemu-m33", "qemu-m0", "qemu-riscv"]);
+        assert_eq!(names, ["qemu", "nrf52840dk", "qemu-m33", "qemu-m0", "qemu-riscv", "pico"]);
+        let pico = &boards()[5];
+        assert!(pico.memory_x().contains("BOOT2 : ORIGIN = 0x10000000, LENGTH = 256"), "{}", pico.memory_x());
+        assert!(pico.memory_x().contains("KEEP(*(.boot2))"));
         let riscv = &boards()[4];
         assert!(riscv.memory_x().contains("REGION_ALIAS(\"REGION_STACK\", RAM);"), "{}", riscv.memory_x());
         assert!(!qemu_x_has_regions(&boards()[0]));
