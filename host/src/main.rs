@@ -110,15 +110,6 @@ struct QuantizeArgs {
     overwrite: bool,
 }
 
-/// A board QEMU emulates (an entry of `firmware/boards.toml` with a QEMU machine), by name.
-fn emulated_board(name: &str) -> Result<Board, String> {
-    let emulated: Vec<Board> = Board::all().iter().copied().filter(|b| b.spec().qemu.is_some()).collect();
-    emulated.iter().copied().find(|b| b.name() == name).ok_or_else(|| {
-        let names: Vec<&str> = emulated.iter().map(|b| b.name()).collect();
-        format!("`{name}` is not a board QEMU emulates (these are: {})", names.join(", "))
-    })
-}
-
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["device", "port"])))]
 struct ValidateArgs {
@@ -127,8 +118,9 @@ struct ValidateArgs {
     /// CSV of rows, with or without a label column.
     csv: PathBuf,
     /// Build the serving firmware of this board for the artifact and run it under QEMU (a board of
-    /// firmware/boards.toml that QEMU emulates: qemu, the mps2-an386).
-    #[arg(long, value_parser = emulated_board)]
+    /// firmware/boards.toml that QEMU emulates: qemu, the mps2-an386 with a Cortex-M4F; qemu-m33;
+    /// qemu-m0; qemu-riscv).
+    #[arg(long, value_parser = Board::emulated)]
     device: Option<Board>,
     /// With --device: run this serving firmware (your own, built with dropship-build and serving
     /// through dropship_link::serve) under QEMU instead of building dropship's.

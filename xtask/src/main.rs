@@ -43,7 +43,7 @@ enum Task {
     /// Build the QEMU firmware, run it and print its decoded defmt log.
     Qemu {
         /// A board of firmware/boards.toml that QEMU emulates.
-        #[arg(long, default_value = "qemu", value_parser = emulated_board)]
+        #[arg(long, default_value = "qemu", value_parser = Board::emulated)]
         board: Board,
         /// The artifact to embed.
         #[arg(long, default_value = "runs/demo/model.dsm")]
@@ -96,17 +96,6 @@ fn main() -> Result<()> {
         Task::Bench => bench()?,
     }
     Ok(())
-}
-
-/// A board QEMU emulates, by name.
-fn emulated_board(name: &str) -> Result<Board, String> {
-    match Board::named(name) {
-        Some(b) if b.spec().qemu.is_some() => Ok(b),
-        _ => {
-            let names: Vec<&str> = Board::all().iter().filter(|b| b.spec().qemu.is_some()).map(|b| b.name()).collect();
-            Err(format!("{name:?} is not a board QEMU emulates ({})", names.join(", ")))
-        }
-    }
 }
 
 /// Installs or finds the firmware toolchain and QEMU: the only task that installs anything.

@@ -25,6 +25,16 @@ impl Board {
         Self::all().iter().copied().find(|b| b.name() == name)
     }
 
+    /// The board of this name that QEMU emulates; otherwise a message listing those (for a
+    /// command line's `--device`/`--board`).
+    pub fn emulated(name: &str) -> Result<Board, String> {
+        let emulated: Vec<Board> = Self::all().iter().copied().filter(|b| b.0.qemu.is_some()).collect();
+        emulated.iter().copied().find(|b| b.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = emulated.iter().map(|b| b.name()).collect();
+            format!("`{name}` is not a board QEMU emulates (these are: {})", names.join(", "))
+        })
+    }
+
     /// The embedded default: the first board QEMU emulates.
     pub fn qemu() -> Board {
         Self::all().iter().copied().find(|b| b.0.qemu.is_some()).expect("firmware/boards.toml lists a QEMU board")
