@@ -93,7 +93,6 @@ impl Report {
         self.rows > 0 && self.identical_rows == self.rows
     }
 
-    /// The summary lines `dropship validate` prints.
     /// The profile as a table: each stage's mean cost, per MAC and share, and the total; `None`
     /// when the firmware does not count stages.
     pub fn profile_table(&self) -> Option<String> {
@@ -121,6 +120,7 @@ impl Report {
         Some(t)
     }
 
+    /// The summary lines `dropship validate` prints.
     pub fn summary(&self) -> String {
         let d = &self.device;
         let mut s = format!(
