@@ -1,4 +1,0 @@
-//! Writes this board's memory.x from firmware/boards.toml and checks the model fits it.
-fn main() {
-    dropship_board_list::configure_board();
-}
