@@ -130,6 +130,14 @@ pub enum FormatError {
         /// The operator.
         what: &'static str,
     },
+    /// A layer that cannot take its input map, or a layer this build does not run in its
+    /// precision or with its activation.
+    BadLayer {
+        /// Layer index.
+        layer: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The output buffer is too small for the artifact.
     BufferTooSmall {
         /// Bytes needed.
@@ -232,6 +240,7 @@ impl fmt::Display for FormatError {
             NotLast { layer, what } => {
                 write!(f, "layer {layer} has {what}, which only a network's last layer may have")
             }
+            BadLayer { layer, what } => write!(f, "layer {layer}: {what}"),
             BufferTooSmall { needed, len } => write!(f, "buffer of {len} bytes, {needed} needed"),
         }
     }

@@ -5,6 +5,7 @@
 use crate::artifact::Artifact;
 use crate::layer::{Activation, Precision};
 use crate::network::activation_bytes;
+use crate::network::graph::GraphLayer;
 
 /// Bytes a model takes on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,21 @@ impl Footprint {
         Self { weight_bytes: self.weight_bytes + tables, ..self }
     }
 
+    /// The footprint of an f32 network of any layer kind as the firmware lays it out
+    /// ([`crate::network::graph::Graph`]): its `parameters` as f32 statics, one [`GraphLayer`]
+    /// per layer, the standardization's mean and scale if present; activations as the Dense rule
+    /// (two buffers by [`crate::network::scratch_widths`] over `widths`, and the outputs).
+    pub fn graph(widths: &[usize], parameters: usize, standardization: bool) -> Self {
+        let input = widths.first().copied().unwrap_or(0);
+        let layers = widths.len().saturating_sub(1);
+        Self {
+            weight_bytes: 4 * parameters
+                + layers * core::mem::size_of::<GraphLayer<'static>>()
+                + if standardization { 8 * input } else { 0 },
+            activation_bytes: activation_bytes(widths),
+        }
+    }
+
     /// The footprint of a parsed artifact.
     pub fn of(artifact: &Artifact<'_>) -> Self {
         let mut widths = [0; crate::artifact::MAX_LAYERS + 1];
@@ -56,6 +72,9 @@ impl Footprint {
             n += 1;
         }
         let precision = artifact.precision();
+        if !artifact.is_dense_only() {
+            return Self::graph(&widths[..n], artifact.parameters(), artifact.standardization().is_some());
+        }
         Self::new(precision, &widths[..n], artifact.standardization().is_some())
             .with_tables(precision, artifact.layers().map(|l| l.activation))
     }

@@ -8,8 +8,22 @@
 /// What a layer computes. Each kind is a tag in the artifact and an operator in [`crate::ops`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LayerKind {
-    /// `y = x · W + b`, kernel input-major (see the crate docs).
+    /// `y = x · W + b`, kernel input-major (see the crate docs). Its input is flat (1×1×N).
     Dense,
+    /// Keras's `Conv2D`: `units` filters over a [`Window`] of the NHWC input, kernel
+    /// `(height, width, in channels, filters)` as Keras stores it.
+    Conv2d,
+    /// Keras's `DepthwiseConv2D` (depth multiplier 1): one filter per channel, kernel
+    /// `(height, width, channels)`.
+    DepthwiseConv2d,
+    /// `MaxPooling2D`: the largest value of each window, per channel.
+    MaxPool2d,
+    /// `AveragePooling2D`: the mean of each window's values inside the input (padding excluded).
+    AveragePool2d,
+    /// `GlobalAveragePooling2D`: the mean of each channel over the whole map, to 1×1×C.
+    GlobalAveragePool,
+    /// `Flatten`: the NHWC map as one vector (its memory order already is).
+    Flatten,
 }
 
 /// What follows a layer, applied to each of its outputs.
@@ -111,7 +125,16 @@ macro_rules! codes {
     };
 }
 
-codes!(LayerKind, "layer kind" { Dense = 1, "Dense"; });
+codes!(LayerKind, "layer kind" {
+    Dense = 1, "Dense";
+    Conv2d = 2, "Conv2D";
+    DepthwiseConv2d = 3, "DepthwiseConv2D";
+    MaxPool2d = 4, "MaxPool2D";
+    AveragePool2d = 5, "AveragePool2D";
+    GlobalAveragePool = 6, "GlobalAveragePool";
+    Flatten = 7, "Flatten";
+});
+codes!(Padding, "padding" { Valid = 0, "valid"; Same = 1, "same"; });
 codes!(Activation, "activation" {
     Linear = 0, "linear";
     Relu = 1, "ReLU";
@@ -144,35 +167,211 @@ impl Activation {
 codes!(Precision, "precision" { F32 = 0, "f32"; Int8 = 1, "int8"; });
 codes!(Task, "task" { Classify = 0, "classify"; Binary = 1, "binary"; Regress = 2, "regress"; Autoencode = 3, "autoencode"; });
 
+/// How a window meets the edges of its input: Keras's (and TFLite's) two rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// Only windows wholly inside the input: `out = (in - size) / stride + 1`.
+    Valid,
+    /// `out = ceil(in / stride)`; the missing rows and columns are split with the smaller half
+    /// before (top, left) and the larger after, as Keras pads at stride 2.
+    Same,
+}
+
+/// Height, width and channels of one activation map, stored NHWC (channels fastest). A flat
+/// vector is 1×1×N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Values per position.
+    pub channels: usize,
+}
+
+impl Dims {
+    /// A flat vector of `n` values.
+    pub const fn flat(n: usize) -> Self {
+        Self { height: 1, width: 1, channels: n }
+    }
+
+    /// An image of `height × width × channels`.
+    pub const fn image(height: usize, width: usize, channels: usize) -> Self {
+        Self { height, width, channels }
+    }
+
+    /// Values in the map.
+    pub const fn len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Whether the map holds no value.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether it is a flat vector (one position).
+    pub const fn is_flat(&self) -> bool {
+        self.height == 1 && self.width == 1
+    }
+}
+
+impl core::fmt::Display for Dims {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.is_flat() {
+            write!(f, "{}", self.channels)
+        } else {
+            write!(f, "{}x{}x{}", self.height, self.width, self.channels)
+        }
+    }
+}
+
+/// The window of a convolution or a pooling layer: its size, its stride, its padding rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// `[rows, columns]` the window spans.
+    pub size: [usize; 2],
+    /// `[rows, columns]` between two windows.
+    pub stride: [usize; 2],
+    /// How it meets the edges.
+    pub padding: Padding,
+}
+
+/// Where a window's outputs fall along one axis: how many, and the padding before the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Axis {
+    /// Outputs along the axis.
+    pub outputs: usize,
+    /// Padded positions before the input's first (the window's first tap is `o * stride - before`).
+    pub before: usize,
+}
+
+impl Window {
+    /// What layers without a window record: 1×1, stride 1, valid.
+    pub const NONE: Self = Self { size: [1, 1], stride: [1, 1], padding: Padding::Valid };
+
+    /// A `rows × cols` window, stride `stride` both ways.
+    pub const fn new(size: [usize; 2], stride: [usize; 2], padding: Padding) -> Self {
+        Self { size, stride, padding }
+    }
+
+    /// Keras's rule along `axis` (0: rows, 1: columns) for an input of `input` positions; `None`
+    /// if no output fits (a valid window larger than the input, a zero size or stride).
+    pub const fn axis(&self, axis: usize, input: usize) -> Option<Axis> {
+        let (size, stride) = (self.size[axis], self.stride[axis]);
+        if size == 0 || stride == 0 || input == 0 {
+            return None;
+        }
+        match self.padding {
+            Padding::Valid if input < size => None,
+            Padding::Valid => Some(Axis { outputs: (input - size) / stride + 1, before: 0 }),
+            Padding::Same => {
+                let outputs = input.div_ceil(stride);
+                let needed = (outputs - 1) * stride + size;
+                let total = needed.saturating_sub(input);
+                Some(Axis { outputs, before: total / 2 })
+            }
+        }
+    }
+}
+
 /// One layer of a network without its parameters: what training builds, a run file records and
 /// a report shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerShape {
     /// What the layer computes.
     pub kind: LayerKind,
-    /// Output width.
+    /// Output channels: a Dense layer's outputs, a convolution's filters; for the other kinds,
+    /// their input's channels (depthwise, pooling) or values (Flatten).
     pub units: usize,
     /// What follows it.
     pub activation: Activation,
+    /// The window of a convolution or pooling layer ([`Window::NONE`] for the others).
+    pub window: Window,
 }
 
 impl LayerShape {
     /// A dense layer of `units` outputs followed by `activation`.
     pub const fn dense(units: usize, activation: Activation) -> Self {
-        Self { kind: LayerKind::Dense, units, activation }
+        Self { kind: LayerKind::Dense, units, activation, window: Window::NONE }
     }
 
-    /// Parameters of this layer after `fan_in` inputs.
-    pub const fn parameters(&self, fan_in: usize) -> usize {
-        match self.kind {
-            LayerKind::Dense => fan_in * self.units + self.units,
+    /// A layer of `kind` with a window; `units` as [`LayerShape::units`] says.
+    pub const fn windowed(kind: LayerKind, units: usize, window: Window, activation: Activation) -> Self {
+        Self { kind, units, activation, window }
+    }
+
+    /// Whether the kind has a window (the artifact records it).
+    pub const fn has_window(kind: LayerKind) -> bool {
+        matches!(kind, LayerKind::Conv2d | LayerKind::DepthwiseConv2d | LayerKind::MaxPool2d | LayerKind::AveragePool2d)
+    }
+
+    /// Whether the kind has weights and biases.
+    pub const fn has_weights(kind: LayerKind) -> bool {
+        matches!(kind, LayerKind::Dense | LayerKind::Conv2d | LayerKind::DepthwiseConv2d)
+    }
+
+    /// The map this layer makes of `input`; `None` if it cannot take it (a Dense layer after a
+    /// map that is not flat, a window that fits nowhere, channels that differ from the input's
+    /// for a kind that keeps them).
+    pub const fn output_dims(&self, input: Dims) -> Option<Dims> {
+        let spatial = match (self.window.axis(0, input.height), self.window.axis(1, input.width)) {
+            (Some(rows), Some(cols)) => Some((rows.outputs, cols.outputs)),
+            _ => None,
+        };
+        let keeps_channels = self.units == input.channels;
+        match (self.kind, spatial) {
+            (LayerKind::Dense, _) if input.is_flat() => Some(Dims::flat(self.units)),
+            (LayerKind::Conv2d, Some((h, w))) => Some(Dims::image(h, w, self.units)),
+            (LayerKind::DepthwiseConv2d | LayerKind::MaxPool2d | LayerKind::AveragePool2d, Some((h, w)))
+                if keeps_channels =>
+            {
+                Some(Dims::image(h, w, self.units))
+            }
+            (LayerKind::GlobalAveragePool, _) if keeps_channels => Some(Dims::flat(self.units)),
+            (LayerKind::Flatten, _) if self.units == input.len() => Some(Dims::flat(self.units)),
+            _ => None,
         }
     }
 
-    /// Multiply-accumulates of one inference of this layer after `fan_in` inputs.
-    pub const fn macs(&self, fan_in: usize) -> usize {
+    /// Weights of this layer after an `input` map (biases not counted).
+    pub const fn weights(&self, input: Dims) -> usize {
+        let taps = self.window.size[0] * self.window.size[1];
         match self.kind {
-            LayerKind::Dense => fan_in * self.units,
+            LayerKind::Dense => input.len() * self.units,
+            LayerKind::Conv2d => taps * input.channels * self.units,
+            LayerKind::DepthwiseConv2d => taps * self.units,
+            _ => 0,
+        }
+    }
+
+    /// Biases of this layer: one per output channel for the kinds that have weights.
+    pub const fn biases(&self) -> usize {
+        if Self::has_weights(self.kind) {
+            self.units
+        } else {
+            0
+        }
+    }
+
+    /// Parameters (weights and biases) of this layer after an `input` map.
+    pub const fn parameters(&self, input: Dims) -> usize {
+        self.weights(input) + self.biases()
+    }
+
+    /// Multiply-accumulates of one inference of this layer after an `input` map, counting every
+    /// tap of every window (padded ones too, as MLPerf Tiny and TFLite count them).
+    pub const fn macs(&self, input: Dims) -> usize {
+        let out = match self.output_dims(input) {
+            Some(out) => out,
+            None => return 0,
+        };
+        let taps = self.window.size[0] * self.window.size[1];
+        match self.kind {
+            LayerKind::Dense => input.len() * self.units,
+            LayerKind::Conv2d => out.len() * taps * input.channels,
+            LayerKind::DepthwiseConv2d => out.len() * taps,
+            _ => 0,
         }
     }
 }
@@ -202,5 +401,55 @@ mod tests {
         }
         assert_eq!((LayerKind::from_name("Dense"), LayerKind::from_name("dense")), (Some(LayerKind::Dense), None));
         assert_eq!((Activation::Relu.to_string(), LayerKind::Dense.to_string()), ("ReLU".into(), "Dense".into()));
+        for p in Padding::ALL {
+            assert_eq!(Padding::from_code(p.code()), Some(*p));
+        }
+    }
+
+    /// Keras's padding rule, with the figures TensorFlow's `conv2d` documentation gives:
+    /// `same` at stride 2 over an even input pads one row after and none before; over an odd
+    /// input, one on each side.
+    #[test]
+    fn windows_follow_keras_padding_rules_including_the_asymmetric_stride_two_case() {
+        let same = |size, stride| Window::new([size, size], [stride, stride], Padding::Same);
+        let valid = |size, stride| Window::new([size, size], [stride, stride], Padding::Valid);
+        assert_eq!(same(3, 2).axis(0, 28), Some(Axis { outputs: 14, before: 0 }), "total 1: 0 before, 1 after");
+        assert_eq!(same(3, 2).axis(0, 27), Some(Axis { outputs: 14, before: 1 }), "total 2: 1 and 1");
+        assert_eq!(same(3, 1).axis(0, 5), Some(Axis { outputs: 5, before: 1 }));
+        assert_eq!(same(4, 1).axis(0, 5), Some(Axis { outputs: 5, before: 1 }), "total 3: 1 before, 2 after");
+        assert_eq!(same(1, 3).axis(0, 7), Some(Axis { outputs: 3, before: 0 }));
+        assert_eq!(same(2, 2).axis(0, 5), Some(Axis { outputs: 3, before: 0 }));
+        assert_eq!(valid(3, 1).axis(0, 28), Some(Axis { outputs: 26, before: 0 }));
+        assert_eq!(valid(3, 2).axis(0, 28), Some(Axis { outputs: 13, before: 0 }));
+        assert_eq!(valid(2, 2).axis(0, 5), Some(Axis { outputs: 2, before: 0 }), "the last row is dropped");
+        assert_eq!(valid(5, 1).axis(0, 4), None, "a valid window larger than its input fits nowhere");
+        assert_eq!(Window::new([0, 1], [1, 1], Padding::Same).axis(0, 4), None);
+        // the DS-CNN's first layer: 49×10 input, 10×4 kernel, stride 2, same
+        let ds = Window::new([10, 4], [2, 2], Padding::Same);
+        let conv = LayerShape::windowed(LayerKind::Conv2d, 64, ds, Activation::Relu);
+        let input = Dims::image(49, 10, 1);
+        assert_eq!(conv.output_dims(input), Some(Dims::image(25, 5, 64)));
+        assert_eq!(conv.parameters(input), 10 * 4 * 64 + 64);
+        assert_eq!(conv.macs(input), 25 * 5 * 64 * 40);
+    }
+
+    #[test]
+    fn each_kind_takes_the_maps_it_can_and_refuses_the_others() {
+        let image = Dims::image(6, 5, 3);
+        let w = Window::new([2, 2], [2, 2], Padding::Valid);
+        let dw = LayerShape::windowed(LayerKind::DepthwiseConv2d, 3, w, Activation::Relu);
+        assert_eq!(dw.output_dims(image), Some(Dims::image(3, 2, 3)));
+        assert_eq!((dw.parameters(image), dw.macs(image)), (4 * 3 + 3, 3 * 2 * 3 * 4));
+        assert_eq!(LayerShape { units: 4, ..dw }.output_dims(image), None, "depthwise keeps the channels");
+        let pool = LayerShape::windowed(LayerKind::MaxPool2d, 3, w, Activation::Linear);
+        assert_eq!((pool.output_dims(image), pool.parameters(image)), (Some(Dims::image(3, 2, 3)), 0));
+        let gap = LayerShape { kind: LayerKind::GlobalAveragePool, ..LayerShape::dense(3, Activation::Linear) };
+        assert_eq!(gap.output_dims(image), Some(Dims::flat(3)));
+        let flatten = LayerShape { kind: LayerKind::Flatten, ..LayerShape::dense(90, Activation::Linear) };
+        assert_eq!(flatten.output_dims(image), Some(Dims::flat(90)));
+        assert_eq!(LayerShape::dense(10, Activation::Linear).output_dims(image), None, "Dense needs a flat input");
+        assert_eq!(LayerShape::dense(10, Activation::Linear).output_dims(Dims::flat(90)), Some(Dims::flat(10)));
+        assert_eq!(LayerShape::dense(10, Activation::Linear).parameters(Dims::flat(90)), 910);
+        assert_eq!(Dims::image(28, 28, 1).to_string(), "28x28x1");
     }
 }

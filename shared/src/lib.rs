@@ -47,6 +47,6 @@ mod test_rng;
 
 pub use artifact::Artifact;
 pub use error::FormatError;
-pub use layer::{Activation, LayerKind, LayerShape, Precision, Task};
+pub use layer::{Activation, Dims, LayerKind, LayerShape, Padding, Precision, Task, Window};
 pub use network::{Chain, Dense, Layers, Network, OneHidden, Scratch, Standardization, TwoHidden};
 pub use prediction::Prediction;

@@ -13,6 +13,7 @@ fn sample() -> Vec<u8> {
         LayerSpec::dense_f32(&w2, &[0.0, -0.5], Activation::Linear),
     ];
     let spec = ArtifactSpec {
+        image: None,
         input: 3,
         input_quantization: None,
         layers: &layers,
@@ -191,6 +192,7 @@ fn int8_sample(weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, FormatError> {
     };
     let layers = [LayerSpec::dense_int8(params, Activation::Relu)];
     let spec = ArtifactSpec {
+        image: None,
         input: 3,
         input_quantization: Some((0.02, 5)),
         layers: &layers,
@@ -282,6 +284,7 @@ fn the_task_and_its_threshold_read_back_and_unknown_tasks_are_refused() {
     let layers = [LayerSpec::dense_f32(&w, &[0.5, -0.5], Activation::Linear)];
     let write = |task| {
         let spec = ArtifactSpec {
+            image: None,
             input: 3,
             input_quantization: None,
             layers: &layers,
@@ -323,6 +326,7 @@ fn a_fused_only_layer_refuses_another_activation() {
     for (activation, fused_ok) in [(Activation::Relu, true), (Activation::Linear, true), (Activation::Sigmoid, false)] {
         let layers = [LayerSpec::dense_f32(&w, &[0.5, -0.5], activation)];
         let spec = ArtifactSpec {
+            image: None,
             input: 3,
             input_quantization: None,
             layers: &layers,
@@ -343,4 +347,134 @@ fn a_fused_only_layer_refuses_another_activation() {
             assert!(e.contains("layer 0 has sigmoid") && e.contains("linear and ReLU only"), "{e}");
         }
     }
+}
+
+/// A small CNN: 6×5×2 image → Conv2D 3 filters 3×3 stride 2 same (ReLU) → DepthwiseConv2D 2×2
+/// valid → MaxPool 2×1 → GlobalAveragePool → Dense 2; and the spec's parts for corrupting it.
+fn conv_spec_bytes(
+    edit: impl FnOnce(&mut Vec<LayerSpec<'_>>, &mut Option<dropship_shared::Dims>),
+) -> Result<Vec<u8>, FormatError> {
+    use dropship_shared::artifact::ParamsSpec;
+    use dropship_shared::{Dims, LayerKind, LayerShape, Padding, Window};
+    let k1: Vec<f32> = (0..3 * 3 * 2 * 3).map(|i| (i as f32 * 0.37).sin()).collect();
+    let k2: Vec<f32> = (0..2 * 2 * 3).map(|i| (i as f32 * 0.51).cos()).collect();
+    let d: Vec<f32> = (0..3 * 2).map(|i| i as f32 * 0.1).collect();
+    let mut layers = vec![
+        LayerSpec {
+            shape: LayerShape::windowed(
+                LayerKind::Conv2d,
+                3,
+                Window::new([3, 3], [2, 2], Padding::Same),
+                Activation::Relu,
+            ),
+            params: ParamsSpec::F32 { weights: &k1, bias: &[0.1, 0.2, 0.3] },
+        },
+        LayerSpec {
+            shape: LayerShape::windowed(
+                LayerKind::DepthwiseConv2d,
+                3,
+                Window::new([2, 2], [1, 1], Padding::Valid),
+                Activation::Tanh,
+            ),
+            params: ParamsSpec::F32 { weights: &k2, bias: &[0.0, -0.1, 0.1] },
+        },
+        LayerSpec {
+            shape: LayerShape::windowed(
+                LayerKind::MaxPool2d,
+                3,
+                Window::new([2, 1], [2, 1], Padding::Valid),
+                Activation::Linear,
+            ),
+            params: ParamsSpec::None,
+        },
+        LayerSpec {
+            shape: LayerShape { kind: LayerKind::GlobalAveragePool, ..LayerShape::dense(3, Activation::Linear) },
+            params: ParamsSpec::None,
+        },
+        LayerSpec::dense_f32(&d, &[0.5, -0.5], Activation::Softmax),
+    ];
+    let mut image = Some(Dims::image(6, 5, 2));
+    edit(&mut layers, &mut image);
+    let spec = ArtifactSpec {
+        image,
+        input: 60,
+        input_quantization: None,
+        layers: &layers,
+        standardization: None,
+        task: None,
+        class_names: "",
+        provenance: "cnn",
+    };
+    let mut out = vec![0; spec.encoded_len()];
+    let len = spec.write(&mut out)?;
+    assert_eq!(len, out.len(), "encoded_len is exact");
+    Ok(out)
+}
+
+#[test]
+fn convolution_and_pooling_layers_round_trip_with_their_windows_and_maps() {
+    use dropship_shared::{Dims, LayerKind, Padding};
+    let bytes = conv_spec_bytes(|_, _| {}).unwrap();
+    let a = Artifact::parse(&bytes).unwrap();
+    assert_eq!(a.input_dims(), Dims::image(6, 5, 2));
+    assert!(!a.is_dense_only());
+    let maps: Vec<Dims> = a.layers().map(|l| l.output_dims).collect();
+    assert_eq!(maps, [Dims::image(3, 3, 3), Dims::image(2, 2, 3), Dims::image(1, 2, 3), Dims::flat(3), Dims::flat(2)]);
+    let first = a.layers().next().unwrap();
+    assert_eq!(
+        (first.kind, first.window.size, first.window.stride, first.window.padding),
+        (LayerKind::Conv2d, [3, 3], [2, 2], Padding::Same)
+    );
+    assert_eq!(a.parameters(), (54 + 3) + (12 + 3) + 6 + 2);
+    // MACs count every tap: 9 positions × 9 taps × 2 channels × 3 filters, 4 × 4 × 3, 3 × 2
+    assert_eq!(a.macs(), 9 * 9 * 2 * 3 + 4 * 4 * 3 + 6);
+    assert_eq!(a.widths().collect::<Vec<_>>(), [60, 27, 12, 6, 3, 2]);
+    let mut net = OneHidden::<60, 3, 2>::ZERO;
+    assert_eq!(
+        a.load_into(&mut net).unwrap_err(),
+        FormatError::BadLayer { layer: 0, what: "not Dense: a Dense-only network type cannot hold it" }
+    );
+}
+
+#[test]
+fn a_layer_that_cannot_take_its_input_map_is_refused_by_layer() {
+    use dropship_shared::artifact::ParamsSpec;
+    use dropship_shared::{Dims, LayerShape, Window};
+    // write-side: the spec is checked before a byte is written
+    let dense_after_map = conv_spec_bytes(|layers, _| {
+        layers.remove(3);
+    });
+    assert!(matches!(dense_after_map, Err(FormatError::BadLayer { layer: 3, .. })), "{dense_after_map:?}");
+    let too_big =
+        conv_spec_bytes(|layers, _| layers[1].shape.window = Window { size: [4, 4], ..layers[1].shape.window });
+    assert!(matches!(too_big, Err(FormatError::BadLayer { layer: 1, .. })), "{too_big:?}");
+    let wrong_image = conv_spec_bytes(|_, image| *image = Some(Dims::image(5, 6, 2)));
+    assert!(wrong_image.is_ok(), "6×5 and 5×6 both hold 60 values: {wrong_image:?}");
+    let wrong_len = conv_spec_bytes(|_, image| *image = Some(Dims::image(5, 5, 2)));
+    assert!(wrong_len.is_err());
+    // read-side, on bytes a writer could not make: a pool with an activation, softmax on a map
+    let good = conv_spec_bytes(|_, _| {}).unwrap();
+    assert!(Artifact::parse(&good).is_ok());
+    let pool_record = good.len() - 4 - (16 + 4 * (6 + 2)) /* Dense */ - 16 /* GAP */ - (16 + 20) /* pool */;
+    assert_eq!(u32::from_le_bytes(good[pool_record..pool_record + 4].try_into().unwrap()), 4, "the pool's kind tag");
+    let mut bad = good.clone();
+    bad[pool_record + 4] = Activation::Relu.code() as u8;
+    reseal(&mut bad);
+    assert!(
+        matches!(Artifact::parse(&bad), Err(FormatError::BadLayer { layer: 2, what }) if what.contains("without weights"))
+    );
+    let mut bad = good.clone();
+    bad[pool_record + 16 + 16] = 7; // padding code 7
+    reseal(&mut bad);
+    assert_eq!(Artifact::parse(&bad).unwrap_err(), FormatError::UnknownCode { layer: 2, what: "padding", code: 7 });
+    let mut bad = good.clone();
+    bad[pool_record + 16] = 0; // a window of no rows
+    reseal(&mut bad);
+    assert!(matches!(Artifact::parse(&bad), Err(FormatError::ShapeMismatch { .. })));
+    let softmax_map = conv_spec_bytes(|layers, _| {
+        layers[0].shape = LayerShape { activation: Activation::Softmax, ..layers[0].shape };
+    });
+    assert!(softmax_map.is_err(), "softmax is only a last layer's");
+    let missing_weights = conv_spec_bytes(|layers, _| layers[1].params = ParamsSpec::None);
+    assert!(matches!(missing_weights, Err(FormatError::ShapeMismatch { what: "layer weights", .. })));
 }

@@ -23,7 +23,8 @@ pub(crate) fn generate(bytes: &[u8], name: &str, serving: bool, dsp: bool) -> Re
     );
     common_items(&mut code, &artifact, &footprint, bytes);
     match artifact.precision() {
-        Precision::F32 => f32_network(&mut code, &artifact)?,
+        Precision::F32 if artifact.is_dense_only() => f32_network(&mut code, &artifact)?,
+        Precision::F32 => graph_network(&mut code, &artifact)?,
         Precision::Int8 => int8_network(&mut code, &artifact, dsp)?,
     }
     model_items(&mut code);
@@ -68,6 +69,25 @@ fn activation(layer: &LayerView<'_>) -> String {
     format!("{SHARED}::Activation::{:?}", layer.activation)
 }
 
+/// The layer's [`dropship_shared::LayerShape`] as a Rust expression.
+fn shape(layer: &LayerView<'_>) -> String {
+    let w = layer.window;
+    format!(
+        "{SHARED}::LayerShape::windowed({SHARED}::LayerKind::{:?}, {}, {SHARED}::Window::new({:?}, {:?}, {SHARED}::Padding::{:?}), {})",
+        layer.kind,
+        layer.output_dims.channels,
+        w.size,
+        w.stride,
+        w.padding,
+        activation(layer)
+    )
+}
+
+/// A map's [`dropship_shared::Dims`] as a Rust expression.
+fn dims(d: dropship_shared::Dims) -> String {
+    format!("{SHARED}::Dims::image({}, {}, {})", d.height, d.width, d.channels)
+}
+
 /// The model's shape, digest, task and footprint ([`Footprint`], the rule `inspect` and the
 /// board-fit check read too).
 fn common_items(code: &mut String, a: &Artifact<'_>, footprint: &Footprint, bytes: &[u8]) {
@@ -93,13 +113,7 @@ fn common_items(code: &mut String, a: &Artifact<'_>, footprint: &Footprint, byte
     let _ = writeln!(code, "/// Every layer as the artifact describes it.");
     let _ = write!(code, "pub const LAYER_SHAPES: [{SHARED}::LayerShape; {}] = [", widths.len() - 1);
     for l in a.layers() {
-        let _ = write!(
-            code,
-            "{SHARED}::LayerShape {{ kind: {SHARED}::LayerKind::{:?}, units: {}, activation: {} }},",
-            l.kind,
-            l.output,
-            activation(&l)
-        );
+        let _ = write!(code, "{},", shape(&l));
     }
     code.push_str("];\n");
     let _ = writeln!(
@@ -193,6 +207,64 @@ fn standardization() -> Option<(&'static [f32], &'static [f32])> {{
     Ok(())
 }
 
+/// An f32 network with convolutions or pooling: per layer its weights and biases as flash
+/// statics and a `GraphLayer` (shape, input and output maps), run by `Graph`; two buffers sized
+/// by the largest pair of consecutive maps.
+fn graph_network(code: &mut String, a: &Artifact<'_>) -> Result<(), String> {
+    let layers: Vec<LayerView<'_>> = a.layers().collect();
+    for (i, l) in layers.iter().enumerate() {
+        let (weights, bias) = l.f32_params().ok_or("an f32 network with an int8 layer")?;
+        let _ = write!(code, "static L{i}_WEIGHTS: [f32; {}] = ", weights.len());
+        f32s(code, weights.iter());
+        let _ = write!(code, ";\nstatic L{i}_BIAS: [f32; {}] = ", bias.len());
+        f32s(code, bias.iter());
+        code.push_str(";\n");
+    }
+    let _ = write!(code, "static LAYERS: [{SHARED}::network::graph::GraphLayer<'static>; {}] = [", layers.len());
+    for (i, l) in layers.iter().enumerate() {
+        let _ = write!(
+            code,
+            "{SHARED}::network::graph::GraphLayer {{ shape: {}, input: {}, output: {}, weights: &L{i}_WEIGHTS, bias: &L{i}_BIAS }},",
+            shape(l),
+            dims(l.input_dims),
+            dims(l.output_dims)
+        );
+    }
+    code.push_str("];\n");
+    let standardization = standardization_statics(code, a);
+    let _ = writeln!(
+        code,
+        "/// The network: the standardization and the layers, in flash.\npub static NETWORK: {SHARED}::network::graph::Graph<'static> = {SHARED}::network::graph::Graph {{ standardization: {standardization}, layers: &LAYERS }};"
+    );
+    let widths: Vec<usize> = a.widths().collect();
+    let (buffer_a, buffer_b) = dropship_shared::network::scratch_widths(&widths);
+    let _ = writeln!(
+        code,
+        "/// Working memory of one inference: the largest pair of consecutive maps.
+pub type ModelScratch = {SHARED}::network::graph::GraphScratch<{buffer_a}, {buffer_b}>;
+fn standardization() -> Option<(&'static [f32], &'static [f32])> {{
+    NETWORK.standardization
+}}"
+    );
+    Ok(())
+}
+
+/// `MEAN` and `SCALE` statics if the model standardizes its input; the expression the network's
+/// `standardization` field takes.
+fn standardization_statics(code: &mut String, a: &Artifact<'_>) -> &'static str {
+    match a.standardization() {
+        Some((mean, scale)) => {
+            code.push_str("static MEAN: [f32; INPUT] = ");
+            f32s(code, mean.iter());
+            code.push_str(";\nstatic SCALE: [f32; INPUT] = ");
+            f32s(code, scale.iter());
+            code.push_str(";\n");
+            "Some((&MEAN, &SCALE))"
+        }
+        None => "None",
+    }
+}
+
 /// An int8 network: per layer, int8 weights (in the kernel's order), int32 biases, multipliers and
 /// one-byte shifts, and the activation's table, as flash constants run by `QuantNetwork`. With
 /// `dsp` (a core with Arm's DSP extension), layers that fit take the paired form its `SMLAD` loop
@@ -256,17 +328,7 @@ fn int8_network(code: &mut String, a: &Artifact<'_>, dsp: bool) -> Result<(), St
         );
     }
     code.push_str("];\n");
-    let standardization = match a.standardization() {
-        Some((mean, scale)) => {
-            code.push_str("static MEAN: [f32; INPUT] = ");
-            f32s(code, mean.iter());
-            code.push_str(";\nstatic SCALE: [f32; INPUT] = ");
-            f32s(code, scale.iter());
-            code.push_str(";\n");
-            "Some((&MEAN, &SCALE))"
-        }
-        None => "None",
-    };
+    let standardization = standardization_statics(code, a);
     let (input_scale, input_zero) = a.input_quantization().unwrap_or((1.0, 0));
     let output_scale = layers.last().and_then(|l| l.int8_params()).map_or(1.0, |p| p.output_scale);
     let _ = writeln!(

@@ -7,12 +7,14 @@
 use anyhow::{Context, Result};
 use dropship_shared::artifact::{ArtifactSpec, Int8Spec, Int8Table as ArtifactTable, LayerSpec, LookupSpec, Params};
 use dropship_shared::footprint::Footprint;
+use dropship_shared::network::graph::{Graph, GraphLayer};
 use dropship_shared::network::int8::QuantNetwork;
+use dropship_shared::network::scratch_widths;
 use dropship_shared::ops::activation::int8::Lookup;
 use dropship_shared::ops::dense::int8::{block_weights, QuantLayer, Requant, WeightForm};
-use dropship_shared::ops::{dense, output, standardize};
+use dropship_shared::ops::{output, standardize};
 use dropship_shared::vectors::Vectors;
-use dropship_shared::{Activation, Artifact, LayerKind, LayerShape, Precision, Task};
+use dropship_shared::{Activation, Artifact, Dims, LayerKind, LayerShape, Precision, Task, Window};
 
 /// What the rows given to [`HostNetwork::logits`] are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,36 +104,62 @@ pub enum Weights {
     Int8(Int8Weights),
 }
 
-/// One layer: its kind, input width, activation and parameters.
+/// One layer: its kind, input, activation and parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     /// What it computes.
     pub kind: LayerKind,
-    /// Input width.
+    /// Input width (values in its input map).
     pub input: usize,
+    /// Its input map (`1 × 1 × input` for a Dense layer).
+    pub input_dims: Dims,
+    /// Output channels ([`LayerShape::units`]).
+    pub units: usize,
+    /// Its window ([`Window::NONE`] for the kinds without one).
+    pub window: Window,
     /// What follows it.
     pub activation: Activation,
-    /// Its parameters.
+    /// Its parameters (f32 and empty for pooling and Flatten).
     pub weights: Weights,
 }
 
 impl Layer {
     /// An f32 dense layer: `kernel` input-major (`input * bias.len()` values).
     pub fn dense(input: usize, kernel: Vec<f32>, bias: Vec<f32>, activation: Activation) -> Self {
-        Self { kind: LayerKind::Dense, input, activation, weights: Weights::F32 { kernel, bias } }
+        let (units, weights) = (bias.len(), Weights::F32 { kernel, bias });
+        let input_dims = Dims::flat(input);
+        Self { kind: LayerKind::Dense, input, input_dims, units, window: Window::NONE, activation, weights }
     }
 
     /// An int8 dense layer.
     pub fn dense_int8(input: usize, weights: Int8Weights, activation: Activation) -> Self {
-        Self { kind: LayerKind::Dense, input, activation, weights: Weights::Int8(weights) }
+        let (units, weights) = (weights.bias.len(), Weights::Int8(weights));
+        let input_dims = Dims::flat(input);
+        Self { kind: LayerKind::Dense, input, input_dims, units, window: Window::NONE, activation, weights }
     }
 
-    /// Output width.
-    pub fn output(&self) -> usize {
-        match &self.weights {
-            Weights::F32 { bias, .. } => bias.len(),
-            Weights::Int8(w) => w.bias.len(),
+    /// An f32 layer of any kind after an `input` map: `kernel` and `bias` in the artifact's
+    /// layout, empty for the kinds without weights.
+    pub fn f32_of(shape: LayerShape, input: Dims, kernel: Vec<f32>, bias: Vec<f32>) -> Self {
+        Self {
+            kind: shape.kind,
+            input: input.len(),
+            input_dims: input,
+            units: shape.units,
+            window: shape.window,
+            activation: shape.activation,
+            weights: Weights::F32 { kernel, bias },
         }
+    }
+
+    /// Its output map; `None` if it cannot take its input map.
+    pub fn output_dims(&self) -> Option<Dims> {
+        self.shape().output_dims(self.input_dims)
+    }
+
+    /// Output width (values in its output map).
+    pub fn output(&self) -> usize {
+        self.output_dims().map_or(0, |d| d.len())
     }
 
     /// How its weights are stored.
@@ -144,7 +172,7 @@ impl Layer {
 
     /// The layer without its parameters.
     pub fn shape(&self) -> LayerShape {
-        LayerShape { kind: self.kind, units: self.output(), activation: self.activation }
+        LayerShape { kind: self.kind, units: self.units, activation: self.activation, window: self.window }
     }
 
     /// The f32 `(kernel, bias)`; `None` for an int8 layer.
@@ -211,6 +239,16 @@ impl HostNetwork {
         if let Some((i, l)) = layers.iter().enumerate().find(|(i, l)| *i != last && !l.activation.is_elementwise()) {
             anyhow::bail!("layer {i} has {}, which only a network's last layer may have", l.activation);
         }
+        let mut map = layers.first().map_or(Dims::flat(input), |l| l.input_dims);
+        anyhow::ensure!(map.len() == input, "the first layer takes {map}, not {input} values");
+        for (i, l) in layers.iter().enumerate() {
+            anyhow::ensure!(l.input_dims == map, "layer {i} takes {}, but its input is {map}", l.input_dims);
+            let out = l.output_dims().with_context(|| format!("layer {i} ({}) cannot take a {map} input", l.kind))?;
+            if precision == Precision::Int8 && l.kind != LayerKind::Dense {
+                anyhow::bail!("layer {i} is an int8 {}: int8 runs Dense layers only", l.kind);
+            }
+            map = out;
+        }
         let kernel = layers.iter().filter_map(|l| l.int8().map(|w| KernelLayer::of(l.input, w))).collect();
         Ok(Self { input, layers, standardization, input_quantization, task: None, kernel })
     }
@@ -239,7 +277,15 @@ impl HostNetwork {
                         table: p.lookup.as_ref().map(Int8Table::from_artifact),
                     }),
                 };
-                Layer { kind: l.kind, input: l.input, activation: l.activation, weights }
+                Layer {
+                    kind: l.kind,
+                    input: l.input,
+                    input_dims: l.input_dims,
+                    units: l.output_dims.channels,
+                    window: l.window,
+                    activation: l.activation,
+                    weights,
+                }
             })
             .collect();
         let standardization = a.standardization().map(|(m, s)| (m.iter().collect(), s.iter().collect()));
@@ -269,6 +315,9 @@ impl HostNetwork {
             .iter()
             .map(|l| {
                 let params = match &l.weights {
+                    Weights::F32 { kernel, bias } if kernel.is_empty() && bias.is_empty() => {
+                        dropship_shared::artifact::ParamsSpec::None
+                    }
                     Weights::F32 { kernel, bias } => {
                         dropship_shared::artifact::ParamsSpec::F32 { weights: kernel, bias }
                     }
@@ -286,11 +335,12 @@ impl HostNetwork {
                         }),
                     }),
                 };
-                LayerSpec { kind: l.kind, activation: l.activation, params }
+                LayerSpec { shape: l.shape(), params }
             })
             .collect();
         let spec = ArtifactSpec {
             input: self.input,
+            image: Some(self.input_dims()).filter(|d| !d.is_flat()),
             input_quantization: self.input_quantization,
             layers: &layers,
             standardization: self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
@@ -307,6 +357,16 @@ impl HostNetwork {
     /// Input width.
     pub fn input(&self) -> usize {
         self.input
+    }
+
+    /// The input map: an image, or `1 × 1 × input`.
+    pub fn input_dims(&self) -> Dims {
+        self.layers.first().map_or(Dims::flat(self.input), |l| l.input_dims)
+    }
+
+    /// Whether every layer is Dense.
+    pub fn is_dense_only(&self) -> bool {
+        self.layers.iter().all(|l| l.kind == LayerKind::Dense)
     }
 
     /// The layers in order.
@@ -366,6 +426,10 @@ impl HostNetwork {
 
     /// What the network takes on the device ([`Footprint`], the firmware's rule).
     pub fn footprint(&self) -> Footprint {
+        if !self.is_dense_only() {
+            let parameters = self.layers.iter().map(|l| l.shape().parameters(l.input_dims)).sum();
+            return Footprint::graph(&self.widths(), parameters, self.standardization.is_some());
+        }
         Footprint::new(self.precision(), &self.widths(), self.standardization.is_some())
             .with_tables(self.precision(), self.layers.iter().map(|l| l.activation))
     }
@@ -378,17 +442,29 @@ impl HostNetwork {
         }
     }
 
+    /// The f32 layers as the shared core's [`Graph`] runs them (borrowing this network).
+    pub fn graph_layers(&self) -> Vec<GraphLayer<'_>> {
+        self.layers
+            .iter()
+            .filter_map(|l| {
+                let (weights, bias) = l.f32()?;
+                Some(GraphLayer { shape: l.shape(), input: l.input_dims, output: l.output_dims()?, weights, bias })
+            })
+            .collect()
+    }
+
     fn f32_logits(&self, row: &[f32], form: InputForm) -> Vec<f32> {
-        let mut x = self.first_layer_input(row, form);
-        for layer in &self.layers {
-            if let Some((kernel, bias)) = layer.f32() {
-                let mut y = vec![0.0; bias.len()];
-                dense::dense(&x, kernel, bias, &mut y, layer.activation);
-                x = y;
-            }
-        }
-        output::canonical_nans(&mut x);
-        x
+        let layers = self.graph_layers();
+        let standardization = match form {
+            InputForm::Raw => self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            InputForm::Standardized => None,
+        };
+        let graph = Graph { standardization, layers: &layers };
+        let (a, b) = scratch_widths(&self.widths());
+        let (mut a, mut b) = (vec![0.0; a.max(row.len())], vec![0.0; b]);
+        let mut outputs = vec![0.0; self.classes()];
+        graph.predict_in(row, &mut a, &mut b, &mut outputs, &mut || {});
+        outputs
     }
 
     /// The int8 layers as the shared kernel takes them (borrowing this network).
@@ -446,17 +522,17 @@ impl HostNetwork {
         if self.precision() == Precision::Int8 {
             return x.iter().any(|v| !v.is_finite());
         }
-        for layer in &self.layers {
+        for layer in self.graph_layers() {
             if x.iter().any(|v| !v.is_finite()) {
                 return true;
             }
-            let Some((kernel, bias)) = layer.f32() else { return false };
-            let mut y = vec![0.0; bias.len()];
-            dense::dense(&x, kernel, bias, &mut y, Activation::Linear);
+            let linear = GraphLayer { shape: LayerShape { activation: Activation::Linear, ..layer.shape }, ..layer };
+            let mut y = vec![0.0; layer.output.len()];
+            linear.forward(&x, &mut y);
             if y.iter().any(|v| !v.is_finite()) {
                 return true;
             }
-            layer.activation.apply_layer(&mut y);
+            layer.shape.activation.apply_layer(&mut y);
             x = y;
         }
         x.iter().any(|v| !v.is_finite())

@@ -124,7 +124,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let d = &self.device;
         let mut s = format!(
-            "device: {} firmware {} (protocol {}), model {:016x}: {} dense layers, {} inputs, {} classes, {} MACs\n",
+            "device: {} firmware {} (protocol {}), model {:016x}: {} layers, {} inputs, {} classes, {} MACs\n",
             d.board, d.firmware, d.protocol, d.digest, d.layers, d.input, d.classes, d.macs
         );
         s += &format!("rows: {}, bit-identical to the host: {}", self.rows, self.identical_rows);
@@ -320,11 +320,11 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
                         format!(
                             "layer {l}: {}({} -> {}) {}",
                             layer.kind.name(),
-                            layer.input,
-                            layer.output(),
+                            layer.input_dims,
+                            layer.output_dims().unwrap_or(dropship_shared::Dims::flat(0)),
                             layer.activation.name()
                         ),
-                        layer.input * layer.output(),
+                        layer.shape().macs(layer.input_dims),
                     ),
                     None if i == 0 => ("input".to_string(), 0),
                     None => ("outputs".to_string(), 0),

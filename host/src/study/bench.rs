@@ -322,7 +322,7 @@ pub fn run_anomaly(out: &std::path::Path, epochs: usize, overwrite: bool) -> Res
     println!(
         "| parameters | {} | {} |",
         exported.parameters,
-        quantized.network.layers().iter().map(|l| l.shape().parameters(l.input)).sum::<usize>()
+        quantized.network.layers().iter().map(|l| l.shape().parameters(l.input_dims)).sum::<usize>()
     );
     let (f, q) = (crate::network::HostNetwork::load(&exported.artifact)?.0.footprint(), quantized.network.footprint());
     println!("| flash (parameters) | {} B | {} B |", f.weight_bytes, q.weight_bytes);

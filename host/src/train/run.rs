@@ -239,7 +239,12 @@ pub fn read_layers(text: &str) -> Result<Vec<LayerShape>> {
                 format!("activation `{activation}` is not one this dropship knows (a newer dropship wrote it)")
             })?;
             let units = units.parse().with_context(|| format!("`{units}` is not a layer width"))?;
-            Ok(LayerShape { kind, units, activation })
+            if LayerShape::has_window(kind) {
+                bail!(
+                    "a {kind} layer in a run file: runs hold Dense networks (convolutional runs are not written yet)"
+                );
+            }
+            Ok(LayerShape::windowed(kind, units, dropship_shared::Window::NONE, activation))
         })
         .collect()
 }

@@ -11,9 +11,17 @@
 //! [mean[input], scale[input]]                       if flag bit 0
 //! [input scale, input zero point (i32)]             if flag bit 1
 //! [task code, threshold (f32)]                       if flag bit 2
-//! per layer: kind tag | activation | precision | output width | parameters
+//! [height, width, channels]                          if flag bit 3 (an image; else 1×1×input)
+//! per layer: kind tag | activation | precision | units
+//!            [rows, cols, row stride, col stride, padding code]   for a windowed kind
+//!            parameters
 //! CRC-32 (ISO-HDLC) of every byte before it
 //! ```
+//!
+//! `units` is the layer's output channels ([`LayerShape::units`]): a Dense layer's width, a
+//! convolution's filters, the input's channels for depthwise and pooling layers, the values for
+//! Flatten. Maps are NHWC; each layer's output map follows from its input's by Keras's rules
+//! ([`LayerShape::output_dims`]), and a layer that cannot take its input is refused.
 //!
 //! The layer record is tagged ([`LayerKind::code`], [`Activation::code`], [`Precision::code`]),
 //! so a new kind is a new tag; a tag this build does not know is refused by name, as written by a
@@ -28,6 +36,11 @@
 //!       pre-activation scale | pre-activation zero point (i32)
 //!       table: 256 i8 (sigmoid, tanh, hard-sigmoid) or 256 u32 exponentials (softmax)
 //! ```
+//!
+//! A convolution's f32 parameters are its kernel as Keras stores it, then its biases:
+//! `(rows, cols, in channels, filters)` for Conv2D, `(rows, cols, channels)` for
+//! DepthwiseConv2D. Pooling, global average pooling and Flatten have none, and no activation.
+//! This build runs them in f32 (int8 convolutions are refused by name).
 //!
 //! An int8 layer with a table requantizes to its pre-activation's quantization; its output's is
 //! the one [`Activation::int8_output`] fixes (checked). Softmax is only a network's last layer.
@@ -47,7 +60,7 @@ mod read;
 mod write;
 
 pub use crate::error::{FormatError, Section};
-pub use crate::layer::{Activation, LayerKind, LayerShape, Precision, Task};
+pub use crate::layer::{Activation, Dims, LayerKind, LayerShape, Padding, Precision, Task, Window};
 pub use crate::wire::{F32s, I32s};
 pub use write::{ArtifactSpec, Int8Spec, LayerSpec, LookupSpec, ParamsSpec};
 
@@ -64,6 +77,10 @@ pub const OLDEST_VERSION: u32 = 1;
 pub const MAX_LAYERS: usize = 32;
 /// Widest input or layer an artifact may have.
 pub const MAX_WIDTH: usize = 4096;
+/// Most values an activation map (an image, a convolution's output) may have.
+pub const MAX_MAP: usize = 1 << 20;
+/// Largest window side or stride.
+pub const MAX_WINDOW: usize = 64;
 /// Most weights and biases an artifact may have in all.
 pub const MAX_PARAMETERS: usize = 1 << 22;
 /// Longest class-name or provenance text.
@@ -141,13 +158,19 @@ pub enum Params<'a> {
 pub struct LayerView<'a> {
     /// What it computes.
     pub kind: LayerKind,
-    /// Input width.
+    /// Input width (values in its input map).
     pub input: usize,
-    /// Output width.
+    /// Output width (values in its output map).
     pub output: usize,
+    /// Its input map.
+    pub input_dims: Dims,
+    /// Its output map.
+    pub output_dims: Dims,
+    /// Its window ([`Window::NONE`] for the kinds without one).
+    pub window: Window,
     /// What follows it.
     pub activation: Activation,
-    /// Its parameters.
+    /// Its parameters (f32 `weights` and `bias` empty for a layer without any).
     pub params: Params<'a>,
 }
 
@@ -162,12 +185,22 @@ impl<'a> LayerView<'a> {
 
     /// The layer without its parameters.
     pub fn shape(&self) -> LayerShape {
-        LayerShape { kind: self.kind, units: self.output, activation: self.activation }
+        LayerShape {
+            kind: self.kind,
+            units: self.output_dims.channels,
+            activation: self.activation,
+            window: self.window,
+        }
     }
 
     /// Its weights and biases.
     pub fn parameters(&self) -> usize {
-        self.shape().parameters(self.input)
+        self.shape().parameters(self.input_dims)
+    }
+
+    /// Its multiply-accumulates per inference.
+    pub fn macs(&self) -> usize {
+        self.shape().macs(self.input_dims)
     }
 
     /// The f32 `(weights, bias)`, if the layer is f32.
@@ -192,6 +225,7 @@ impl<'a> LayerView<'a> {
 pub struct Artifact<'a> {
     version: u32,
     input: usize,
+    input_dims: Dims,
     input_quantization: Option<(f32, i8)>,
     task: Option<(Task, f32)>,
     layers: [Option<LayerView<'a>>; MAX_LAYERS],
@@ -224,6 +258,17 @@ impl<'a> Artifact<'a> {
     /// Input width.
     pub fn input(&self) -> usize {
         self.input
+    }
+
+    /// The input map: an image's `height × width × channels`, or `1 × 1 × input`.
+    pub fn input_dims(&self) -> Dims {
+        self.input_dims
+    }
+
+    /// Whether every layer is Dense (the const-generic [`Network`] runs it on a device; any
+    /// other kind runs in a [`crate::network::graph::Graph`]).
+    pub fn is_dense_only(&self) -> bool {
+        self.layers().all(|l| l.kind == LayerKind::Dense)
     }
 
     /// How the network's weights are stored (every layer has the same precision).
@@ -259,7 +304,7 @@ impl<'a> Artifact<'a> {
 
     /// Multiply-accumulates of one inference.
     pub fn macs(&self) -> usize {
-        self.layers().map(|l| l.shape().macs(l.input)).sum()
+        self.layers().map(|l| l.macs()).sum()
     }
 
     /// `(mean, scale)` of the input standardization, if the model carries one.
@@ -301,6 +346,9 @@ impl<'a> Artifact<'a> {
                 Err(FormatError::ShapeMismatch { what, expected, found })
             }
         };
+        if let Some(layer) = self.layers().position(|l| l.kind != LayerKind::Dense) {
+            return Err(FormatError::BadLayer { layer, what: "not Dense: a Dense-only network type cannot hold it" });
+        }
         shape("layer count", L::DEPTH, self.layer_count)?;
         shape("input width", IN, self.input)?;
         shape("class count", CLASSES, self.classes())?;

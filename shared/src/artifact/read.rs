@@ -2,8 +2,9 @@
 //! time, each validated before the next is read.
 
 use super::{
-    Activation, Artifact, F32s, FormatError, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
-    Params, Precision, Section, Task, MAGIC, MAX_LAYERS, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH, OLDEST_VERSION, VERSION,
+    Activation, Artifact, Dims, F32s, FormatError, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
+    Padding, Params, Precision, Section, Task, Window, MAGIC, MAX_LAYERS, MAX_MAP, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH,
+    MAX_WINDOW, OLDEST_VERSION, VERSION,
 };
 use crate::ops::dense::int8::Requant;
 use crate::wire::Reader;
@@ -11,6 +12,7 @@ use crate::wire::Reader;
 pub(super) const FLAG_STANDARDIZATION: u32 = 1;
 pub(super) const FLAG_INPUT_QUANTIZATION: u32 = 2;
 pub(super) const FLAG_TASK: u32 = 4;
+pub(super) const FLAG_IMAGE: u32 = 8;
 
 fn limit(what: &'static str, value: usize, limit: usize) -> Result<usize, FormatError> {
     if value > limit {
@@ -68,9 +70,9 @@ fn bias_limit(fan_in: usize) -> u64 {
     (i32::MAX as u64).saturating_sub(128 * 127 * fan_in as u64)
 }
 
-fn f32_params<'a>(r: &mut Reader<'a>, layer: usize, fan_in: usize, output: usize) -> Result<Params<'a>, FormatError> {
-    let weights = r.f32s(fan_in * output)?;
-    let bias = r.f32s(output)?;
+fn f32_params<'a>(r: &mut Reader<'a>, layer: usize, weights: usize, biases: usize) -> Result<Params<'a>, FormatError> {
+    let weights = r.f32s(weights)?;
+    let bias = r.f32s(biases)?;
     finite(weights, Section::Weights(layer))?;
     finite(bias, Section::Bias(layer))?;
     Ok(Params::F32 { weights, bias })
@@ -135,16 +137,49 @@ fn lookup<'a>(r: &mut Reader<'a>, layer: usize, activation: Activation) -> Resul
     Ok(Int8Lookup { pre_scale, pre_zero, table })
 }
 
+/// A windowed layer's window: sizes, strides, padding.
+fn window(r: &mut Reader<'_>, layer: usize) -> Result<Window, FormatError> {
+    let mut sides = [0; 4];
+    for side in &mut sides {
+        *side = limit("window size or stride", r.u32()? as usize, MAX_WINDOW)?;
+    }
+    let padding = code(layer, "padding", r.u32()?, Padding::from_code)?;
+    Ok(Window::new([sides[0], sides[1]], [sides[2], sides[3]], padding))
+}
+
+/// The map `shape` makes of `input`, or why the layer cannot take it.
+fn output_dims(layer: usize, shape: &LayerShape, input: Dims, precision: Precision) -> Result<Dims, FormatError> {
+    let bad = |what| Err(FormatError::BadLayer { layer, what });
+    if shape.kind != LayerKind::Dense && precision == Precision::Int8 {
+        return bad("an int8 layer that is not Dense, which this build does not run (f32 only)");
+    }
+    if !LayerShape::has_weights(shape.kind) && shape.activation != Activation::Linear {
+        return bad("an activation on a layer without weights (pooling and Flatten have none)");
+    }
+    if shape.kind != LayerKind::Dense && shape.activation == Activation::Softmax {
+        return bad("softmax over a map (only a Dense layer may end in softmax)");
+    }
+    match shape.output_dims(input) {
+        Some(out) if out.len() <= MAX_MAP => Ok(out),
+        Some(_) => bad("an output map above the limit"),
+        None if shape.kind == LayerKind::Dense => bad("a Dense layer after a map (Flatten or pool it first)"),
+        None => bad("a window or channel count its input map cannot take"),
+    }
+}
+
 /// Parses any version from [`OLDEST_VERSION`] to [`VERSION`].
 pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     let (mut r, version) = Reader::after_header(bytes, MAGIC, OLDEST_VERSION..=VERSION)?;
     let flags = r.u32()?;
-    let known =
-        if version >= 3 { FLAG_STANDARDIZATION | FLAG_INPUT_QUANTIZATION | FLAG_TASK } else { FLAG_STANDARDIZATION };
+    let known = if version >= 3 {
+        FLAG_STANDARDIZATION | FLAG_INPUT_QUANTIZATION | FLAG_TASK | FLAG_IMAGE
+    } else {
+        FLAG_STANDARDIZATION
+    };
     if flags & !known != 0 {
         return Err(FormatError::UnknownFlags { flags });
     }
-    let input = limit("input width", r.u32()? as usize, MAX_WIDTH)?;
+    let input = limit("input width", r.u32()? as usize, if flags & FLAG_IMAGE != 0 { MAX_MAP } else { MAX_WIDTH })?;
     let layer_count = limit("layer count", r.u32()? as usize, MAX_LAYERS)?;
     // Versions 1 and 2 list every layer's width and activation before the texts; all are Dense.
     let mut legacy = [LayerShape::dense(0, Activation::Linear); MAX_LAYERS];
@@ -183,9 +218,26 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     } else {
         None
     };
+    let input_dims = if flags & FLAG_IMAGE != 0 {
+        let mut sides = [0; 3];
+        for side in &mut sides {
+            *side = limit("image side", r.u32()? as usize, MAX_WIDTH)?;
+        }
+        let dims = Dims::image(sides[0], sides[1], sides[2]);
+        if dims.len() != input {
+            return Err(FormatError::ShapeMismatch {
+                what: "image height × width × channels",
+                expected: input,
+                found: dims.len(),
+            });
+        }
+        dims
+    } else {
+        Dims::flat(input)
+    };
     let precision = if input_quantization.is_some() { Precision::Int8 } else { Precision::F32 };
     let mut layers = [None; MAX_LAYERS];
-    let (mut fan_in, mut parameters) = (input, 0);
+    let (mut map, mut parameters) = (input_dims, 0);
     for (layer, slot) in layers.iter_mut().take(layer_count).enumerate() {
         let (shape, found) = if version < 3 {
             (legacy[layer], precision)
@@ -193,22 +245,35 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
             let kind = code(layer, "layer kind", r.u32()?, LayerKind::from_code)?;
             let activation = code(layer, "activation", r.u32()?, Activation::from_code)?;
             let found = code(layer, "precision", r.u32()?, Precision::from_code)?;
-            let units = limit("layer width", r.u32()? as usize, MAX_WIDTH)?;
-            (LayerShape { kind, units, activation }, found)
+            let units = r.u32()? as usize;
+            let units = limit("layer width", units, if kind == LayerKind::Flatten { MAX_MAP } else { MAX_WIDTH })?;
+            let window = if LayerShape::has_window(kind) { window(&mut r, layer)? } else { Window::NONE };
+            (LayerShape { kind, units, activation, window }, found)
         };
         if found != precision {
             return Err(FormatError::MixedPrecision { layer, expected: precision, found });
         }
-        parameters += shape.parameters(fan_in);
+        let output_dims = output_dims(layer, &shape, map, precision)?;
+        parameters += shape.parameters(map);
         limit("parameter count", parameters, MAX_PARAMETERS)?;
-        let output = shape.units;
+        let (fan_in, output) = (map.len(), output_dims.len());
         let params = match (shape.kind, precision) {
-            (LayerKind::Dense, Precision::F32) => f32_params(&mut r, layer, fan_in, output)?,
             (LayerKind::Dense, Precision::Int8) => int8_params(&mut r, layer, (fan_in, output), shape.activation)?,
+            (_, _) => f32_params(&mut r, layer, shape.weights(map), shape.biases())?,
         };
-        *slot = Some(LayerView { kind: shape.kind, input: fan_in, output, activation: shape.activation, params });
-        fan_in = output;
+        *slot = Some(LayerView {
+            kind: shape.kind,
+            input: fan_in,
+            output,
+            input_dims: map,
+            output_dims,
+            window: shape.window,
+            activation: shape.activation,
+            params,
+        });
+        map = output_dims;
     }
+    let fan_in = map.len();
     if let Some(layer) = (0..layer_count.saturating_sub(1))
         .find(|l| layers[*l].is_some_and(|v: LayerView<'_>| !v.activation.is_elementwise()))
     {
@@ -224,6 +289,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     Ok(Artifact {
         version,
         input,
+        input_dims,
         input_quantization,
         task,
         layers,

@@ -1,8 +1,8 @@
 //! Writing an artifact (always the newest version) from parameters borrowed from the writer's
 //! memory; the result is parsed back before it is returned, so nothing written fails to load.
 
-use super::read::{padded, FLAG_INPUT_QUANTIZATION, FLAG_STANDARDIZATION, FLAG_TASK};
-use super::{Activation, Artifact, FormatError, LayerKind, Precision, Task, MAGIC, VERSION};
+use super::read::{padded, FLAG_IMAGE, FLAG_INPUT_QUANTIZATION, FLAG_STANDARDIZATION, FLAG_TASK};
+use super::{Activation, Artifact, Dims, FormatError, LayerShape, Precision, Task, MAGIC, VERSION};
 use crate::ops::activation::int8::Lookup;
 use crate::ops::dense::int8::Requant;
 use crate::wire::Writer;
@@ -60,6 +60,8 @@ impl LookupSpec<'_> {
 /// A layer's parameters to write, in its precision.
 #[derive(Clone, Copy, Debug)]
 pub enum ParamsSpec<'a> {
+    /// A layer without parameters (pooling, Flatten): it has the network's precision.
+    None,
     /// f32 weights, input-major, and biases.
     F32 {
         /// `input * output` weights, input-major.
@@ -74,48 +76,45 @@ pub enum ParamsSpec<'a> {
 /// A layer to write.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerSpec<'a> {
-    /// What it computes.
-    pub kind: LayerKind,
-    /// What follows it.
-    pub activation: Activation,
-    /// Its parameters; the output width is the bias length.
+    /// What it computes, its units, window and activation.
+    pub shape: LayerShape,
+    /// Its parameters.
     pub params: ParamsSpec<'a>,
 }
 
 impl<'a> LayerSpec<'a> {
     /// An f32 dense layer.
     pub fn dense_f32(weights: &'a [f32], bias: &'a [f32], activation: Activation) -> Self {
-        Self { kind: LayerKind::Dense, activation, params: ParamsSpec::F32 { weights, bias } }
+        Self { shape: LayerShape::dense(bias.len(), activation), params: ParamsSpec::F32 { weights, bias } }
     }
 
     /// An int8 dense layer.
     pub fn dense_int8(params: Int8Spec<'a>, activation: Activation) -> Self {
-        Self { kind: LayerKind::Dense, activation, params: ParamsSpec::Int8(params) }
+        Self { shape: LayerShape::dense(params.bias.len(), activation), params: ParamsSpec::Int8(params) }
     }
 
-    fn output(&self) -> usize {
+    fn precision(&self, network: Precision) -> Precision {
         match self.params {
-            ParamsSpec::F32 { bias, .. } => bias.len(),
-            ParamsSpec::Int8(p) => p.bias.len(),
-        }
-    }
-
-    fn precision(&self) -> Precision {
-        match self.params {
+            ParamsSpec::None => network,
             ParamsSpec::F32 { .. } => Precision::F32,
             ParamsSpec::Int8(_) => Precision::Int8,
         }
     }
 
-    /// Bytes of the layer record after `fan_in` inputs.
-    fn encoded_len(&self, fan_in: usize) -> usize {
-        let output = self.output();
-        16 + match self.params {
-            ParamsSpec::F32 { .. } => 4 * (fan_in * output + output),
-            ParamsSpec::Int8(p) => {
-                8 + 16 * output + padded(fan_in * output) + p.lookup.as_ref().map_or(0, LookupSpec::encoded_len)
+    /// Bytes of the layer record after an `input` map.
+    fn encoded_len(&self, input: Dims) -> usize {
+        let output = self.shape.output_dims(input).map_or(0, |d| d.len());
+        let window = if LayerShape::has_window(self.shape.kind) { 20 } else { 0 };
+        16 + window
+            + match self.params {
+                ParamsSpec::None => 0,
+                ParamsSpec::F32 { .. } => 4 * self.shape.parameters(input),
+                ParamsSpec::Int8(p) => {
+                    8 + 16 * output
+                        + padded(input.len() * output)
+                        + p.lookup.as_ref().map_or(0, LookupSpec::encoded_len)
+                }
             }
-        }
     }
 }
 
@@ -124,6 +123,8 @@ impl<'a> LayerSpec<'a> {
 pub struct ArtifactSpec<'a> {
     /// Input width.
     pub input: usize,
+    /// The input as an image (`height × width × channels = input`); `None`: a flat vector.
+    pub image: Option<Dims>,
     /// `(scale, zero point)` of the quantized input, for int8 layers.
     pub input_quantization: Option<(f32, i8)>,
     /// Layers in order; the last one's width is the output (class) count.
@@ -145,26 +146,40 @@ impl ArtifactSpec<'_> {
         let standardization = self.standardization.map_or(0, |(m, s)| 4 * (m.len() + s.len()));
         let quantization = if self.input_quantization.is_some() { 8 } else { 0 };
         let quantization = quantization + if self.task.is_some() { 8 } else { 0 };
-        let mut fan_in = self.input;
+        let image = if self.image.is_some() { 12 } else { 0 };
+        let mut map = self.input_dims();
         let mut layers = 0;
         for layer in self.layers {
-            layers += layer.encoded_len(fan_in);
-            fan_in = layer.output();
+            layers += layer.encoded_len(map);
+            map = layer.shape.output_dims(map).unwrap_or(Dims::flat(0));
         }
-        header + standardization + quantization + layers + 4
+        header + standardization + quantization + image + layers + 4
+    }
+
+    /// The input map.
+    fn input_dims(&self) -> Dims {
+        self.image.unwrap_or(Dims::flat(self.input))
     }
 
     /// Checks every layer's parameter lengths against its shape.
     fn check_shapes(&self) -> Result<(), FormatError> {
-        let mut fan_in = self.input;
-        for layer in self.layers {
-            let output = layer.output();
+        let mut map = self.input_dims();
+        for (index, layer) in self.layers.iter().enumerate() {
+            let shape = layer.shape;
+            let Some(out) = shape.output_dims(map) else {
+                return Err(FormatError::BadLayer { layer: index, what: "a shape its input map cannot take" });
+            };
+            let (weights, biases) = (shape.weights(map), shape.biases());
             let lengths = match layer.params {
-                ParamsSpec::F32 { weights, .. } => [("layer weights", weights.len(), fan_in * output); 3],
+                ParamsSpec::None => [("layer weights", 0, weights); 4],
+                ParamsSpec::F32 { weights: w, bias } => {
+                    [("layer weights", w.len(), weights), ("layer biases", bias.len(), biases), ("", 0, 0), ("", 0, 0)]
+                }
                 ParamsSpec::Int8(p) => [
-                    ("layer weights", p.weights.len(), fan_in * output),
-                    ("layer requantization", p.requant.len(), output),
-                    ("layer weight scales", p.weight_scales.len(), output),
+                    ("layer weights", p.weights.len(), weights),
+                    ("layer biases", p.bias.len(), biases),
+                    ("layer requantization", p.requant.len(), out.channels),
+                    ("layer weight scales", p.weight_scales.len(), out.channels),
                 ],
             };
             for (what, found, expected) in lengths {
@@ -172,7 +187,7 @@ impl ArtifactSpec<'_> {
                     return Err(FormatError::ShapeMismatch { what, expected, found });
                 }
             }
-            fan_in = output;
+            map = out;
         }
         if let Some((what, v)) = self.standardization.and_then(|(m, s)| {
             [("mean length", m), ("scale length", s)].into_iter().find(|(_, v)| v.len() != self.input)
@@ -199,6 +214,9 @@ impl ArtifactSpec<'_> {
         if self.task.is_some() {
             flags |= FLAG_TASK;
         }
+        if self.image.is_some() {
+            flags |= FLAG_IMAGE;
+        }
         w.u32(flags)?;
         w.u32(self.input as u32)?;
         w.u32(self.layers.len() as u32)?;
@@ -218,16 +236,34 @@ impl ArtifactSpec<'_> {
             w.u32(task.code())?;
             w.f32s(&[threshold])?;
         }
+        if let Some(image) = self.image {
+            for side in [image.height, image.width, image.channels] {
+                w.u32(side as u32)?;
+            }
+        }
+        let network = if self.input_quantization.is_some() { Precision::Int8 } else { Precision::F32 };
         for (index, layer) in self.layers.iter().enumerate() {
-            for code in [layer.kind.code(), layer.activation.code(), layer.precision().code(), layer.output() as u32] {
+            let shape = layer.shape;
+            for code in
+                [shape.kind.code(), shape.activation.code(), layer.precision(network).code(), shape.units as u32]
+            {
                 w.u32(code)?;
             }
+            if LayerShape::has_window(shape.kind) {
+                let [rows, cols] = shape.window.size;
+                let [row_stride, col_stride] = shape.window.stride;
+                for side in [rows, cols, row_stride, col_stride] {
+                    w.u32(side as u32)?;
+                }
+                w.u32(shape.window.padding.code())?;
+            }
             match layer.params {
+                ParamsSpec::None => {}
                 ParamsSpec::F32 { weights, bias } => {
                     w.f32s(weights)?;
                     w.f32s(bias)?;
                 }
-                ParamsSpec::Int8(p) => write_int8(&mut w, &p, index, layer.activation)?,
+                ParamsSpec::Int8(p) => write_int8(&mut w, &p, index, shape.activation)?,
             }
         }
         let len = w.finish_with_checksum()?;

@@ -4,8 +4,10 @@
 //! type. A network is a chain of layers, `Chain<Dense<64, 64>, Chain<Dense<64, 32>, Dense<32, 10>>>`
 //! for 64 → 64 → 32 → 10; the activations live in a [`Scratch`] of two buffers whose sizes the
 //! chain computes ([`Layers::BUFFER_A`], [`Layers::BUFFER_B`]). All arithmetic goes through
-//! [`crate::ops`], the one place that defines it. [`int8`] runs int8 networks.
+//! [`crate::ops`], the one place that defines it. [`int8`] runs int8 networks, [`graph`] f32
+//! networks of any layer kind (convolutions, pooling).
 
+pub mod graph;
 pub mod int8;
 
 use crate::ops::activation::Activation;

@@ -7,14 +7,20 @@
 //! | [`standardize`] | `(x - mean) / scale` | (f32, before [`quantize`]) | none |
 //! | [`quantize`] | — | f32 → int8 and back | none |
 //! | [`dense`] | [`dense::dense`] (+ AVX) | [`dense::int8`] (+ AVX2, AVX-VNNI, Cortex-M4 DSP) | f32 none; int8 [`dense::int8::scratch_bytes`] on the Cortex-M4 stack |
+//! | [`conv`] | [`conv::conv2d`], [`conv::depthwise_conv2d`] | — | none |
+//! | [`pool`] | max, average, global average | — | none |
 //! | [`activation`] | applied as a layer stores | fused into the requantization | none |
 //! | [`output`] | NaN canonicalization, argmax | argmax | none |
 //!
+//! Convolutions and pooling walk their windows with [`window::Placement`] (Keras's padding).
 //! A network ([`crate::network`]) chains them over two activation buffers. Adding an operator is a
 //! module here, a [`crate::layer::LayerKind`] and a tag in the [`crate::artifact`].
 
 pub mod activation;
+pub mod conv;
 pub mod dense;
 pub mod output;
+pub mod pool;
 pub mod quantize;
 pub mod standardize;
+pub mod window;
