@@ -626,7 +626,7 @@ fn run_cli(cli: Cli) -> Result<()> {
                 .network
                 .layers()
                 .iter()
-                .map(|l| format!("{}({} -> {}) {}", l.kind, l.input, l.output(), l.activation))
+                .map(|l| format!("{} {}", l.shape().describe(l.input_dims), l.activation))
                 .collect();
             println!(
                 "wrote {} ({}; matches tract-onnx running the original within {:.1e})",

@@ -216,7 +216,7 @@ fn bad_artifacts_are_refused_by_every_command_that_reads_one() {
         (with(45, &u32le(9), true), &["m.dsm", "layer 0 has layer kind code 9", "a newer dropship wrote it"]),
         (with(4, &u32le(9), true), &["m.dsm", "unsupported format version 9", "a newer dropship wrote it"]),
         (with(53, &u32le(1), true), &["m.dsm", "layer 0 is int8 in an f32 network"]),
-        (with(8, &u32le(9), true), &["m.dsm", "unknown flag bits 0x9", "a newer dropship wrote it"]),
+        (with(8, &u32le(17), true), &["m.dsm", "unknown flag bits 0x11", "a newer dropship wrote it"]),
         (with(28, &[0xff], true), &["m.dsm", "provenance is not valid"]),
         (with(57, &u32le(5000), true), &["m.dsm", "layer width 5000 is above the limit"]),
     ];

@@ -376,6 +376,37 @@ impl LayerShape {
     }
 }
 
+/// A layer as dropship's reports show it: `Dense(64 -> 128)`,
+/// `Conv2D(28x28x1 -> 14x14x8, 3x3 window, stride 2x2, same)`; [`LayerShape::describe`].
+#[derive(Clone, Copy, Debug)]
+pub struct Described {
+    shape: LayerShape,
+    input: Dims,
+}
+
+impl core::fmt::Display for Described {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (shape, input) = (self.shape, self.input);
+        write!(f, "{}({input} -> ", shape.kind)?;
+        match shape.output_dims(input) {
+            Some(out) => write!(f, "{out}")?,
+            None => f.write_str("?")?,
+        }
+        if LayerShape::has_window(shape.kind) {
+            let Window { size: [rows, cols], stride: [sr, sc], padding } = shape.window;
+            write!(f, ", {rows}x{cols} window, stride {sr}x{sc}, {padding}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl LayerShape {
+    /// How reports show this layer after an `input` map.
+    pub const fn describe(self, input: Dims) -> Described {
+        Described { shape: self, input }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +482,7 @@ mod tests {
         assert_eq!(LayerShape::dense(10, Activation::Linear).output_dims(Dims::flat(90)), Some(Dims::flat(10)));
         assert_eq!(LayerShape::dense(10, Activation::Linear).parameters(Dims::flat(90)), 910);
         assert_eq!(Dims::image(28, 28, 1).to_string(), "28x28x1");
+        assert_eq!(LayerShape::dense(10, Activation::Linear).describe(Dims::flat(90)).to_string(), "Dense(90 -> 10)");
+        assert_eq!(dw.describe(image).to_string(), "DepthwiseConv2D(6x5x3 -> 3x2x3, 2x2 window, stride 2x2, valid)");
     }
 }

@@ -169,7 +169,7 @@ pub fn inspect(path: &Path) -> Result<()> {
         println!("input int8:      scale {scale:e}, zero point {zero} (after the f32 standardization)");
     }
     for (i, l) in a.layers().enumerate() {
-        let layer = format!("{}({} -> {}) + {}", l.kind, l.input, l.output, l.activation);
+        let layer = format!("{} + {}", l.shape().describe(l.input_dims), l.activation);
         match l.params {
             Params::F32 { .. } => println!("layer {i}:         {layer}, {} parameters", l.parameters()),
             Params::Int8(p) => {

@@ -317,13 +317,7 @@ pub fn run<T: Read + Write>(link: &mut Link<T>, rows: &Rows<'_>, progress: bool)
                 let cost = *sum as f64 / n as f64;
                 let (stage, macs) = match i.checked_sub(1).and_then(|l| layers.get(l).map(|layer| (l, layer))) {
                     Some((l, layer)) => (
-                        format!(
-                            "layer {l}: {}({} -> {}) {}",
-                            layer.kind.name(),
-                            layer.input_dims,
-                            layer.output_dims().unwrap_or(dropship_shared::Dims::flat(0)),
-                            layer.activation.name()
-                        ),
+                        format!("layer {l}: {} {}", layer.shape().describe(layer.input_dims), layer.activation.name()),
                         layer.shape().macs(layer.input_dims),
                     ),
                     None if i == 0 => ("input".to_string(), 0),

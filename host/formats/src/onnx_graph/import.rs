@@ -9,9 +9,10 @@
 //! | node | becomes |
 //! |---|---|
 //! | `MatMul` + `Add`, `Gemm` (`transB` 0 or 1, `alpha`, `beta`) | a Dense layer; the bias's length is checked against the layer's width |
-//! | `Mul`, `Add`, `BatchNormalization` after a Dense | folded into it (tf2onnx writes Keras's BatchNorm as `Mul` + `Add`) |
-//! | `Relu`, `Sigmoid`, `Tanh`, `HardSigmoid`, a last `Softmax` | the layer's activation |
-//! | `Flatten`, `Reshape`, `Cast` to float, `Identity`, `Dropout` (off) | nothing (rows are row-major) |
+//! | `Conv` (group 1, or one filter per channel), `MaxPool`, `AveragePool`, `GlobalAveragePool` | Conv2D, DepthwiseConv2D, pooling ([`super::spatial`]: NCHW read into NHWC, Keras's padding) |
+//! | `Mul`, `Add`, `BatchNormalization` after a Dense or a convolution | folded into it (tf2onnx writes Keras's BatchNorm as `Mul` + `Add`) |
+//! | `Relu`, `Sigmoid`, `Tanh`, `HardSigmoid`, a last `Softmax` | the layer's activation (after a `MaxPool`: the convolution's before it, as the two commute) |
+//! | `Flatten`, `Reshape`, `Cast` to float, `Identity`, `Dropout` (off), `Transpose` NHWC ↔ NCHW | nothing (rows are row-major; a channels-first Flatten reorders the next Dense's rows) |
 //! | `Sub` then `Div` by constants before the first layer | the input standardization (dropship's own export) |
 //!
 //! The batch dimension may be named, numbered or computed (`Shape` of the input): it is kept
@@ -21,9 +22,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use dropship_shared::artifact::Activation;
+use dropship_shared::{Dims, LayerKind, LayerShape};
 use prost::Message;
 use tract_onnx::pb;
 
+use super::spatial::{self, Image};
 use super::tensors::{self, bool_value, Const, Dim};
 use super::ImportError;
 use crate::limits::{MAX_LAYERS, MAX_WIDTH};
@@ -161,6 +164,11 @@ struct Walk<'g> {
     standardization: Option<(Vec<f32>, Vec<f32>)>,
     stripped: Vec<String>,
     pre_softmax: Option<String>,
+    /// The chain's value when it is a 4-D map, and its logical layout.
+    image: Option<Image>,
+    /// A channels-first map a Flatten read in `(c, h, w)` order: the next Dense's rows are
+    /// reordered to the artifact's `(h, w, c)`.
+    flattened_from: Option<Dims>,
 }
 
 impl<'g> Walk<'g> {
@@ -269,6 +277,10 @@ impl<'g> Walk<'g> {
         } else {
             w
         };
+        let weights = match self.flattened_from.take() {
+            Some(map) if map.len() == fan_in => spatial::channels_last_rows(map, &weights, fan_out),
+            _ => weights,
+        };
         let bias = match bias {
             None => vec![0.0; fan_out],
             Some((dims, values)) => broadcast_bias(&dims, values, fan_out).map_err(|r| bad(&r))?,
@@ -285,7 +297,9 @@ impl<'g> Walk<'g> {
             reason: format!("a {op} that does not follow a dense layer"),
         };
         match self.layers.last_mut() {
-            Some(Layer { activation: Activation::Linear, weights: Weights::F32 { kernel, bias }, .. }) => {
+            Some(Layer { activation: Activation::Linear, weights: Weights::F32 { kernel, bias }, kind, .. })
+                if LayerShape::has_weights(*kind) =>
+            {
                 Ok((kernel, bias))
             }
             _ => Err(bad()),
@@ -322,8 +336,41 @@ impl<'g> Walk<'g> {
                 self.dense(name, (dims, w), b, int_attr(n, "transB", 0) != 0)?;
                 self.pending_matmul = false;
             }
+            "Conv" => {
+                let map = self.image_map(name)?;
+                let (dims, w) = self.real(n, 1)?;
+                let (shape, kernel) = spatial::conv(n, map, &dims, &w).map_err(|r| bad(&r))?;
+                let bias = if n.input.get(2).is_some_and(|c| !c.is_empty()) {
+                    let (dims, b) = self.real(n, 2)?;
+                    broadcast_bias(&dims, b, shape.units).map_err(|r| bad(&r))?
+                } else {
+                    vec![0.0; shape.units]
+                };
+                self.push_image_layer(name, Layer::f32_of(shape, map, kernel, bias))?;
+            }
+            "MaxPool" | "AveragePool" => {
+                let map = self.image_map(name)?;
+                let shape = spatial::pool(n, map).map_err(|r| bad(&r))?;
+                self.push_image_layer(name, Layer::f32_of(shape, map, Vec::new(), Vec::new()))?;
+            }
+            "GlobalAveragePool" => {
+                let map = self.image_map(name)?;
+                let shape = LayerShape {
+                    kind: LayerKind::GlobalAveragePool,
+                    ..LayerShape::dense(map.channels, Activation::Linear)
+                };
+                self.push_image_layer(name, Layer::f32_of(shape, map, Vec::new(), Vec::new()))?;
+            }
+            "Transpose" => {
+                let perm = n.attribute.iter().find(|a| a.name == "perm").map(|a| a.ints.clone()).unwrap_or_default();
+                let image = self.image.ok_or_else(|| bad("a Transpose of a value that is not an image"))?;
+                let image = image.transposed(&perm).map_err(|r| bad(&r))?;
+                self.set_image(image);
+                self.stripped.push(format!("{name} (Transpose, layouts are converted at import)"));
+            }
             "Add" if !self.layers.is_empty() => {
                 let (dims, values) = self.real(n, other)?;
+                let dims = self.channel_constant(&dims);
                 let (_, bias) = self.open_layer(name, "Add")?;
                 let add = broadcast_bias(&dims, values, bias.len()).map_err(|r| bad(&r))?;
                 bias.iter_mut().zip(add).for_each(|(b, a)| *b += a);
@@ -331,6 +378,7 @@ impl<'g> Walk<'g> {
             }
             "Mul" if !self.layers.is_empty() => {
                 let (dims, values) = self.real(n, other)?;
+                let dims = self.channel_constant(&dims);
                 let (kernel, bias) = self.open_layer(name, "Mul")?;
                 let scale = broadcast_bias(&dims, values, bias.len()).map_err(|r| bad(&r))?;
                 scale_units(kernel, bias, &scale, None);
@@ -380,11 +428,17 @@ impl<'g> Walk<'g> {
                         Activation::Softmax
                     }
                 };
-                let layer = self
-                    .layers
-                    .last_mut()
-                    .filter(|l| l.activation == Activation::Linear)
-                    .ok_or_else(|| bad(&format!("{op} must follow a dense layer")))?;
+                // after a MaxPool, the activation is the convolution's before it: a monotonic
+                // activation commutes with taking the largest value
+                let last = self.layers.len().saturating_sub(1);
+                let target = match self.layers.last().map(|l| l.kind) {
+                    Some(LayerKind::MaxPool2d) if activation.is_elementwise() => last.checked_sub(1),
+                    _ => Some(last),
+                };
+                let layer = target
+                    .and_then(|i| self.layers.get_mut(i))
+                    .filter(|l| l.activation == Activation::Linear && LayerShape::has_weights(l.kind))
+                    .ok_or_else(|| bad(&format!("{op} must follow a dense or convolution layer")))?;
                 layer.activation = activation;
                 self.pending_matmul = false;
             }
@@ -412,6 +466,10 @@ impl<'g> Walk<'g> {
             "Identity" => self.stripped.push(format!("{name} (Identity)")),
             "Cast" if int_attr(n, "to", 1) == 1 => self.stripped.push(format!("{name} (Cast to float)")),
             "Flatten" => {
+                let layer = match self.image.take() {
+                    Some(image) => self.flatten_image(image)?,
+                    None => false,
+                };
                 let axis = int_attr(n, "axis", 1);
                 if let Some(shape) = &self.shape {
                     let rank = shape.len() as i64;
@@ -420,7 +478,9 @@ impl<'g> Walk<'g> {
                     }
                     self.shape = Some(vec![Dim::Batch, Dim::Known(known_product(&shape[1..]).map_err(|r| bad(&r))?)]);
                 }
-                self.stripped.push(format!("{name} (Flatten)"));
+                if !layer {
+                    self.stripped.push(format!("{name} (Flatten)"));
+                }
             }
             "Reshape" => {
                 let target = match n.input.get(1) {
@@ -430,11 +490,77 @@ impl<'g> Walk<'g> {
                 let target = target.ok_or_else(|| bad("a Reshape to a shape that is not a constant"))?;
                 let Const::Int { data: target, .. } = target else { return Err(bad("a Reshape to a real shape")) };
                 self.shape = Some(reshaped(self.shape.as_deref(), &target).map_err(|r| bad(&r))?);
+                match (self.image.take(), self.shape.as_deref()) {
+                    (Some(image), Some([_, _])) => {
+                        self.flatten_image(image)?;
+                    }
+                    (Some(_), _) => return Err(bad("a Reshape of an image to anything but a flat vector")),
+                    // a flat value read as an image, in the layout the next operator says
+                    (None, Some([_, Dim::Known(a), Dim::Known(b), Dim::Known(c)])) => {
+                        self.image = Some(Image::Input([*a as usize, *b as usize, *c as usize]))
+                    }
+                    (None, _) => {}
+                }
                 self.stripped.push(format!("{name} (Reshape)"));
             }
             op => return Err(ImportError::UnsupportedOp { name: name.to_string(), op: op.into() }),
         }
         Ok(())
+    }
+}
+
+impl Walk<'_> {
+    /// The map an image operator reads (channels-first), or why the chain's value is not one.
+    fn image_map(&self, name: &str) -> Result<Dims, ImportError> {
+        let bad = |reason: String| ImportError::BadNode { name: name.to_string(), reason };
+        let image = self.image.ok_or_else(|| bad("an image operator on a value that is not a 4-D image".into()))?;
+        image.channels_first().map_err(bad)
+    }
+
+    /// Records the chain's value as `image` (its logical shape too).
+    fn set_image(&mut self, image: Image) {
+        let [a, b, c] = image.logical().map(|v| Dim::Known(v as i64));
+        self.shape = Some(vec![Dim::Batch, a, b, c]);
+        self.image = Some(image);
+    }
+
+    /// Appends a convolution or pooling layer; the chain's value becomes its channels-first map.
+    fn push_image_layer(&mut self, name: &str, layer: Layer) -> Result<(), ImportError> {
+        let out = layer.output_dims().filter(|d| d.len() <= dropship_shared::artifact::MAX_MAP).ok_or_else(|| {
+            ImportError::BadNode { name: name.to_string(), reason: "a layer its input map cannot take".into() }
+        })?;
+        if self.layers.len() >= MAX_LAYERS {
+            return Err(ImportError::BadGraph(format!("more than {MAX_LAYERS} layers (the artifact's limit)")));
+        }
+        self.layers.push(layer);
+        self.set_image(Image::ChannelsFirst(out));
+        Ok(())
+    }
+
+    /// The chain's `image` read as rows: a Flatten layer after a layer whose output is a map (the
+    /// artifact's layers chain maps explicitly), and the order the next Dense reads them in.
+    /// Whether it added a layer.
+    fn flatten_image(&mut self, image: Image) -> Result<bool, ImportError> {
+        self.flattened_from = image.flatten_order();
+        let Some(map) = self.layers.last().and_then(Layer::output_dims).filter(|d| !d.is_flat()) else {
+            return Ok(false);
+        };
+        if self.layers.len() >= MAX_LAYERS {
+            return Err(ImportError::BadGraph(format!("more than {MAX_LAYERS} layers (the artifact's limit)")));
+        }
+        let shape = LayerShape { kind: LayerKind::Flatten, ..LayerShape::dense(map.len(), Activation::Linear) };
+        self.layers.push(Layer::f32_of(shape, map, Vec::new(), Vec::new()));
+        Ok(true)
+    }
+
+    /// A per-channel constant's shape as a bias's: `[1, C, 1, 1]` or `[C, 1, 1]` on a
+    /// channels-first image (ONNX broadcasting from the right) becomes `[C]`.
+    fn channel_constant(&self, dims: &[usize]) -> Vec<usize> {
+        let channels_first = matches!(self.image, Some(Image::ChannelsFirst(_)));
+        match dims {
+            [1, c, 1, 1] | [c, 1, 1] if channels_first => vec![*c],
+            other => other.to_vec(),
+        }
     }
 }
 
@@ -582,7 +708,12 @@ fn import_with(model: &pb::ModelProto, base: Option<&Path>) -> Result<Imported, 
         standardization: None,
         stripped: Vec::new(),
         pre_softmax: None,
+        image: None,
+        flattened_from: None,
     };
+    if let Some([_, Dim::Known(a), Dim::Known(b), Dim::Known(c)]) = shape.as_deref() {
+        walk.image = Some(Image::Input([*a as usize, *b as usize, *c as usize]));
+    }
     for n in dependency_order(graph)? {
         walk.step(n)?;
     }
@@ -592,7 +723,7 @@ fn import_with(model: &pb::ModelProto, base: Option<&Path>) -> Result<Imported, 
             walk.head, output.name
         )));
     }
-    let first = walk.layers.first().ok_or_else(|| ImportError::BadGraph("no dense layer".into()))?;
+    let first = walk.layers.first().ok_or_else(|| ImportError::BadGraph("no layer".into()))?;
     let input_width = first.input;
     if let Some((m, sc)) = &walk.standardization {
         if m.len() != input_width || sc.len() != input_width || sc.iter().any(|v| *v <= 0.0) {
