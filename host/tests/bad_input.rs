@@ -349,8 +349,11 @@ fn bad_onnx_files_are_refused_by_name() {
             ),
             &["`residual`", "the graph branches"],
         ),
-        (onnx_model(vec![node("Identity", "id", &["x"], &["y"])], vec![], 2), &["no dense layer"]),
-        (onnx_model(vec![node("Relu", "r", &["x"], &["y"])], vec![], 2), &["`r`", "Relu must follow a dense layer"]),
+        (onnx_model(vec![node("Identity", "id", &["x"], &["y"])], vec![], 2), &["no layer"]),
+        (
+            onnx_model(vec![node("Relu", "r", &["x"], &["y"])], vec![], 2),
+            &["`r`", "Relu must follow a dense or convolution layer"],
+        ),
         (
             onnx_model(
                 vec![node("MatMul", "mm", &["x", "w"], &["h"]), node("Add", "add", &["h", "b"], &["y"])],

@@ -337,7 +337,7 @@ impl<'g> Walk<'g> {
                 self.pending_matmul = false;
             }
             "Conv" => {
-                let map = self.image_map(name)?;
+                let map = self.image_map(n, name)?;
                 let (dims, w) = self.real(n, 1)?;
                 let (shape, kernel) = spatial::conv(n, map, &dims, &w).map_err(|r| bad(&r))?;
                 let bias = if n.input.get(2).is_some_and(|c| !c.is_empty()) {
@@ -349,12 +349,12 @@ impl<'g> Walk<'g> {
                 self.push_image_layer(name, Layer::f32_of(shape, map, kernel, bias))?;
             }
             "MaxPool" | "AveragePool" => {
-                let map = self.image_map(name)?;
+                let map = self.image_map(n, name)?;
                 let shape = spatial::pool(n, map).map_err(|r| bad(&r))?;
                 self.push_image_layer(name, Layer::f32_of(shape, map, Vec::new(), Vec::new()))?;
             }
             "GlobalAveragePool" => {
-                let map = self.image_map(name)?;
+                let map = self.image_map(n, name)?;
                 let shape = LayerShape {
                     kind: LayerKind::GlobalAveragePool,
                     ..LayerShape::dense(map.channels, Activation::Linear)
@@ -511,9 +511,9 @@ impl<'g> Walk<'g> {
 
 impl Walk<'_> {
     /// The map an image operator reads (channels-first), or why the chain's value is not one.
-    fn image_map(&self, name: &str) -> Result<Dims, ImportError> {
+    fn image_map(&self, n: &pb::NodeProto, name: &str) -> Result<Dims, ImportError> {
         let bad = |reason: String| ImportError::BadNode { name: name.to_string(), reason };
-        let image = self.image.ok_or_else(|| bad("an image operator on a value that is not a 4-D image".into()))?;
+        let image = self.image.ok_or_else(|| bad(format!("a {} on a value that is not a 4-D image", n.op_type)))?;
         image.channels_first().map_err(bad)
     }
 
