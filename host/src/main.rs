@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dropship::data::augment::{Augment, ImageShape};
 use dropship::data::{self, Header, LabelColumn};
@@ -12,9 +12,9 @@ use dropship::network::InputForm;
 use dropship::study::compare::{self, Study};
 use dropship::train::prepare::SplitSpec;
 use dropship::train::progress::{self, Mode, Reporter};
-use dropship::train::{L2Layers, Regularizer, TrainConfig};
+use dropship::train::{Features, L2Layers, Regularizer, TrainConfig};
 use dropship_boards::firmware::Board;
-use dropship_shared::{Activation, Task};
+use dropship_shared::{Activation, Dims, Task};
 
 /// Train a small classifier three ways (none, L2, dropout), compare, and export it for a microcontroller.
 #[derive(Parser)]
@@ -256,6 +256,11 @@ struct HyperArgs {
     /// two hidden layers.
     #[arg(long, value_delimiter = ',', default_value = "128", allow_negative_numbers = true)]
     hidden: Vec<usize>,
+    /// A convolutional network instead, layer by layer as Keras lists them:
+    /// conv8k3,maxpool2,conv16k3,maxpool2,flatten,dense10 (convFkK[sS][same], dwkK[sS][same],
+    /// maxpoolP, avgpoolP, gap, flatten, denseN; the last dense is the output). Needs --image.
+    #[arg(long, conflicts_with = "hidden")]
+    layers: Option<String>,
     /// What follows every hidden layer: relu, tanh, sigmoid or hard-sigmoid.
     #[arg(long, default_value = "relu", value_parser = hidden_activation)]
     activation: Activation,
@@ -278,24 +283,70 @@ struct AugmentArgs {
     /// several combine: noise=0.05,shift=1.
     #[arg(long, value_delimiter = ',')]
     augment: Option<Vec<String>>,
-    /// The rows are WIDTHxHEIGHT images, row-major (for shift); the bundled digits are 8x8.
+    /// The rows are WIDTHxHEIGHT[xCHANNELS] images, row-major, channels last (for shift and
+    /// --layers); the bundled digits are 8x8.
     #[arg(long, allow_hyphen_values = true)]
     image: Option<String>,
 }
 
 impl AugmentArgs {
     /// The augmentation asked for, if any; the bundled digits are 8x8 images without `--image`.
-    fn augment(&self, data: &DataArgs) -> Result<Option<Augment>> {
-        let image = match (&self.image, &data.data) {
-            (Some(text), _) => Some(ImageShape::parse(text)?),
-            (None, None) => Some(ImageShape::DIGITS),
-            (None, Some(_)) => None,
+    fn augment(&self, data: &DataArgs, hyper: &HyperArgs) -> Result<Option<Augment>> {
+        let dims = self.dims(data)?;
+        let image = match dims {
+            Some(d) if d.channels == 1 => Some(ImageShape { width: d.width, height: d.height }),
+            Some(d) if self.augment.as_ref().is_some_and(|a| a.iter().any(|s| s.starts_with("shift"))) => {
+                bail!(
+                    "--augment shift moves one-channel images; --image {} has {} channels",
+                    self.image.as_deref().unwrap_or(""),
+                    d.channels
+                )
+            }
+            _ => None,
         };
         match &self.augment {
             Some(settings) => Ok(Some(Augment::parse(settings, image)?)),
-            None if self.image.is_some() => bail!("--image applies only with --augment"),
+            None if self.image.is_some() && hyper.layers.is_none() => {
+                bail!("--image applies only with --augment or --layers")
+            }
             None => Ok(None),
         }
+    }
+
+    /// The image one row is: `--image WxH[xC]`, the bundled digits' 8x8 without data; `None` for
+    /// other data without `--image`.
+    fn dims(&self, data: &DataArgs) -> Result<Option<Dims>> {
+        match (&self.image, &data.data) {
+            (Some(text), _) => {
+                let bad = || anyhow::anyhow!("--image {text}: give WIDTHxHEIGHT or WIDTHxHEIGHTxCHANNELS, e.g. 28x28");
+                let sides: Vec<usize> = text
+                    .split(['x', 'X'])
+                    .map(|s| s.trim().parse().ok().filter(|v| *v > 0))
+                    .collect::<Option<_>>()
+                    .ok_or_else(bad)?;
+                let dims = match sides[..] {
+                    [w, h] => Dims::image(h, w, 1),
+                    [w, h, c] => Dims::image(h, w, c),
+                    _ => return Err(bad()),
+                };
+                let max = dropship::limits::MAX_WIDTH;
+                let values = dims.height.checked_mul(dims.width).and_then(|p| p.checked_mul(dims.channels));
+                if values.is_none_or(|v| v > max) {
+                    bail!("--image {text} has more pixels than a row of data holds ({max} values)");
+                }
+                Ok(Some(dims))
+            }
+            (None, None) => Ok(Some(Dims::image(8, 8, 1))),
+            (None, Some(_)) => Ok(None),
+        }
+    }
+
+    /// The convolutional network `--layers` lists, with the image `--image` gives; `None`
+    /// without `--layers`.
+    fn features(&self, data: &DataArgs, hyper: &HyperArgs) -> Result<Option<Features>> {
+        let Some(layers) = &hyper.layers else { return Ok(None) };
+        let dims = self.dims(data)?.context("--layers needs --image WIDTHxHEIGHT[xCHANNELS]: the shape of one row")?;
+        Ok(Some(Features { image: [dims.height, dims.width, dims.channels], layers: layers.clone() }))
     }
 }
 
@@ -550,16 +601,23 @@ fn hidden_activation(name: &str) -> Result<Activation, String> {
         .ok_or_else(|| "a hidden layer's activation is one of relu, tanh, sigmoid, hard-sigmoid".to_string())
 }
 
-fn base_config(h: &HyperArgs, seed: u64) -> TrainConfig {
-    TrainConfig {
-        hidden: h.hidden.clone(),
+/// The configuration the hyperparameters give; `features`: a convolutional network's layers,
+/// whose Dense widths become the hidden ones.
+fn base_config(h: &HyperArgs, seed: u64, features: Option<Features>) -> Result<TrainConfig> {
+    let hidden = match &features {
+        Some(f) => f.list(h.activation)?.hidden,
+        None => h.hidden.clone(),
+    };
+    Ok(TrainConfig {
+        features,
+        hidden,
         activation: h.activation,
         epochs: h.epochs,
         batch_size: h.batch_size,
         lr: h.lr,
         seed,
         ..TrainConfig::default()
-    }
+    })
 }
 
 fn reporter(h: &HyperArgs) -> Reporter {
@@ -575,13 +633,16 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Train(a) => train(a)?,
         Command::Compare(a) => compare(a)?,
         Command::Sweep(a) => {
+            if a.hyper.layers.is_some() {
+                bail!("sweep varies an MLP's regularization; --layers is for train and compare");
+            }
             single_threaded_candle();
             let layers = a.hyper.l2_layers()?;
             let (data, task) = load_data(&a.data, a.hyper.quiet)?;
             let sweep = dropship::study::sweep::Sweep {
                 data: &data,
                 split: split_spec(&a.data),
-                base: TrainConfig { task, ..base_config(&a.hyper, a.seed.seed) },
+                base: TrainConfig { task, ..base_config(&a.hyper, a.seed.seed, None)? },
                 rates: a.dropout_rates,
                 lambdas: a.l2_strengths,
                 noise: a.noise_levels,
@@ -674,13 +735,13 @@ fn train(a: TrainArgs) -> Result<()> {
         bail!("--l2-layers applies only with --l2 (the L2 strength)");
     }
     let regularizer = Regularizer::from_flags(a.l2, layers, a.dropout, a.weight_decay)?;
-    let augment = a.augment.augment(&a.data)?.unwrap_or_default();
+    let augment = a.augment.augment(&a.data, &a.hyper)?.unwrap_or_default();
     let mut config = TrainConfig {
         regularizer,
         early_stopping: a.early_stopping,
         augment,
         batch_norm: a.batch_norm,
-        ..base_config(&a.hyper, a.seed.seed)
+        ..base_config(&a.hyper, a.seed.seed, a.augment.features(&a.data, &a.hyper)?)?
     };
     config.validate()?;
     let (data, task) = load_data(&a.data, a.hyper.quiet)?;
@@ -719,8 +780,9 @@ fn train(a: TrainArgs) -> Result<()> {
 fn compare(a: CompareArgs) -> Result<()> {
     single_threaded_candle();
     let layers = a.hyper.l2_layers()?;
-    let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0));
-    let augment = a.augment.augment(&a.data)?;
+    let features = a.augment.features(&a.data, &a.hyper)?;
+    let base = base_config(&a.hyper, a.seeds.first().copied().unwrap_or(0), features)?;
+    let augment = a.augment.augment(&a.data, &a.hyper)?;
     let extra = compare::ExtraModels {
         weight_decay: a.weight_decay,
         early_stopping: a.early_stopping,

@@ -635,6 +635,20 @@ fn the_second_probe_crashes_hangs_and_silent_acceptances_are_refused() {
     }
     refused_in(d, &train(&["--hidden", "3000,3000"]), &["2-3000-3000-1 model", "more than an artifact holds"]);
     refused_in(d, &train(&["--augment", "noise=1e30"]), &["--augment noise=1e30", "from 0 to 100"]);
+    // a convolutional layer list that cannot be built names the layer or the flag it needs
+    let cnn = |layers: &'static str, image: &'static str| train(&["--layers", layers, "--image", image]);
+    refused_in(d, &cnn("conv4k3,maxpool2,flatten,dense1", "2x1"), &["--layers", "`conv4k3` cannot take a 1x2x1 map"]);
+    refused_in(d, &cnn("conv4k1,dense1", "2x1"), &["--layers", "put flatten or gap before the first dense"]);
+    refused_in(d, &cnn("conv4k1,flatten,dense3", "2x1"), &["dense1 for this task, not dense3"]);
+    refused_in(d, &cnn("conv4k1,lstm8,flatten,dense1", "2x1"), &["`lstm8` is not a layer"]);
+    refused_in(d, &cnn("conv4k1,flatten,dense1", "3x1"), &["--image", "3", "the rows have 2"]);
+    refused_in(d, &train(&["--layers", "conv4k1,flatten,dense1"]), &["--layers needs --image"]);
+    refused_in(
+        d,
+        &[&cnn("conv4k1,flatten,dense1", "2x1")[..], &["--dropout", "0.5"]].concat(),
+        &["--dropout goes after a hidden Dense"],
+    );
+    refused_in(d, &[&cnn("conv4k1,flatten,dense1", "2x1")[..], &["--hidden", "8"]].concat(), &["--layers", "--hidden"]);
     // negative numbers name their flag
     for (flag, value) in [("--seed", "-2"), ("--early-stopping", "-2"), ("--image", "-2x-2")] {
         refused_in(d, &train(&[flag, value]), &[flag, value]);

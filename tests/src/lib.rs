@@ -140,6 +140,29 @@ pub fn batch_norm_fixture() -> &'static Fixture {
     })
 }
 
+/// A convolutional digits model, `conv8k3same,maxpool2,conv12k3,flatten,dense32,dense10` on the
+/// 8x8 images (dropout 0.3 after its hidden Dense), trained for 20 epochs, in
+/// `target/dropship-tests/cnn/`.
+pub fn cnn_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+            .expect("the bundled digits load");
+        let features = train::Features { image: [8, 8, 1], layers: CNN_LAYERS.into() };
+        let config = TrainConfig {
+            hidden: features.list(Activation::Relu).expect("the fixture's layers parse").hidden,
+            features: Some(features),
+            regularizer: Regularizer::Dropout { rates: vec![0.3] },
+            epochs: 20,
+            ..TrainConfig::default()
+        };
+        build_with(data, config, "cnn").expect("training the CNN fixture")
+    })
+}
+
+/// The layers of [`cnn_fixture`].
+pub const CNN_LAYERS: &str = "conv8k3same,maxpool2,conv12k3,flatten,dense32,dense10";
+
 /// A model of `task` trained on the CSV at `path` (its label column `label`, or none), with these
 /// hidden layers, for `epochs`, in `target/dropship-tests/<name>/`.
 pub fn task_fixture(
@@ -169,7 +192,7 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
 }
 
 fn build_with(data: Dataset, config: TrainConfig, name: &str) -> anyhow::Result<Fixture> {
-    let prepared = Prepared::for_seed(&data, SplitSpec::default(), 0, &config.hidden, config.task)?;
+    let prepared = Prepared::for_config(&data, SplitSpec::default(), 0, &config)?;
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
     let figures = match config.task {
         Task::Classify => None,

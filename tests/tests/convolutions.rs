@@ -10,6 +10,7 @@ use dropship::data::Header;
 use dropship::deploy::validate::{self, Options, Target};
 use dropship::network::{HostNetwork, InputForm, Layer};
 use dropship_shared::{Activation, Dims, LayerKind, LayerShape, Padding, Window};
+use dropship_tests::cnn_fixture;
 use xtask::firmware::Board;
 
 /// Deterministic weights in `[-scale, scale)`.
@@ -164,4 +165,17 @@ fn cnns_of_every_conv_and_pool_kind_are_bit_identical_on_every_emulated_core() {
             assert_eq!(report.profile.len(), net.layers().len() + 2, "input, every layer, outputs");
         }
     }
+}
+
+/// The CNN trained with candle (`conv8k3same,maxpool2,conv12k3,flatten,dense32,dense10` on the
+/// digits): every test row bit-identical on the default board, its accuracy the host's.
+#[test]
+fn a_trained_cnn_validates_bit_for_bit_on_the_device() {
+    let f = cnn_fixture();
+    let report =
+        validate::validate(&f.artifact_path, &f.test_csv_path, &Target::Qemu(Board::qemu()), &options()).unwrap();
+    eprint!("{}", report.summary());
+    assert_eq!(report.rows, f.prepared.split.test.len());
+    assert!(report.all_identical() && report.max_ulp == 0, "{}", report.summary());
+    assert!(report.device_accuracy.unwrap() > 0.9 && report.device_accuracy == report.host_accuracy);
 }

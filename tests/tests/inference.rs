@@ -8,7 +8,7 @@ use dropship::train::model::{dropout_mask, Mlp};
 use dropship_shared::ops::output::argmax;
 use dropship_shared::Activation;
 use dropship_shared::Artifact;
-use dropship_tests::{activation_fixture, batch_norm_fixture, deep_fixture, fixture, Fixture};
+use dropship_tests::{activation_fixture, batch_norm_fixture, cnn_fixture, deep_fixture, fixture, Fixture, CNN_LAYERS};
 
 #[test]
 fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
@@ -34,6 +34,33 @@ fn tanh_sigmoid_and_hard_sigmoid_artifacts_equal_candle_inference_mode() {
 /// BatchNorm is training-only behaviour, like dropout: the artifact (each BatchNorm folded into its
 /// Dense) equals the candle model in inference mode within 1e-5 and has one Dense per layer, while
 /// the same model in training mode (batch statistics) gives other outputs.
+/// A CNN trained with candle's convolution and pooling: its artifact (Conv2D, MaxPool2D, Flatten,
+/// Dense in the shared core's order) equals candle's inference within 1e-5, its run file reads
+/// back the same network, and it learned the digits.
+#[test]
+fn a_candle_trained_cnns_artifact_equals_candle_inference_mode() {
+    use dropship_shared::LayerKind::*;
+    let f = cnn_fixture();
+    let a = Artifact::parse(&f.artifact).unwrap();
+    let kinds: Vec<_> = a.layers().map(|l| l.kind).collect();
+    assert_eq!(kinds, [Conv2d, MaxPool2d, Conv2d, Flatten, Dense, Dense], "{CNN_LAYERS}");
+    assert_eq!(a.input_dims(), dropship_shared::Dims::image(8, 8, 1));
+    artifact_equals_candle_inference_mode(f);
+    let net = HostNetwork::from_artifact(&a);
+    let correct = f
+        .test_rows()
+        .zip(&f.prepared.split.test)
+        .filter(|(row, r)| argmax(&net.logits(row, InputForm::Raw)) == f.data.labels[**r] as usize);
+    let accuracy = correct.count() as f64 / f.prepared.split.test.len() as f64;
+    assert!(accuracy > 0.9, "the CNN's test accuracy is {accuracy}");
+    // the run file holds the front: saved and read back, the same network
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    dropship::train::run::save_weights(&path, &f.weights, &f.prepared.standardization, "cnn").unwrap();
+    let back = dropship::train::run::load_weights(&path).unwrap();
+    assert_eq!(back.weights, f.weights);
+}
+
 #[test]
 fn batch_norm_is_folded_the_artifact_equals_inference_mode_and_differs_from_training_mode() {
     let f = batch_norm_fixture();

@@ -205,8 +205,10 @@ pub fn load_csv_reporting(
     crate::input::check_regular(path).map_err(io)?;
     let file = std::fs::File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
-    let file = crate::input::LineBound::new(file);
-    let mut reader = BufReader::with_capacity(1 << 20, Counting { inner: file, read: 0, reported: 0, total, on_bytes });
+    // the progress counts the file's bytes, compressed or not
+    let counted = Counting { inner: file, read: 0, reported: 0, total, on_bytes };
+    let file = crate::input::LineBound::new(decompressed(path, counted));
+    let mut reader = BufReader::with_capacity(1 << 20, file);
     // The first line decides whether it names the columns; it is read again as part of the CSV.
     let mut first = Vec::new();
     reader.read_until(b'\n', &mut first).map_err(io)?;
@@ -222,6 +224,21 @@ pub fn load_csv_reporting(
     }
     let first_line = first.clone();
     parse_stream(std::io::Cursor::new(first).chain(reader), &first_line, path, label, header, split_column)
+}
+
+/// Whether `path` names a gzip-compressed file (`.gz`).
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// `file`'s text: decompressed as it streams when `path` ends in `.gz` (`data.csv.gz`), as it is
+/// otherwise. A corrupt stream is a read error naming the file.
+fn decompressed<'a, R: Read + 'a>(path: &Path, file: R) -> Box<dyn Read + 'a> {
+    if is_gzip(path) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    }
 }
 
 /// A reader that counts the bytes it hands out and reports them every MiB.
@@ -449,7 +466,7 @@ pub fn load_csv_for_model(
             let io = |source| DataError::Io { path: path.to_path_buf(), source };
             crate::input::check_regular(path).map_err(io)?;
             let mut first = Vec::new();
-            BufReader::new(crate::input::LineBound::new(std::fs::File::open(path).map_err(io)?))
+            BufReader::new(crate::input::LineBound::new(decompressed(path, std::fs::File::open(path).map_err(io)?)))
                 .read_until(b'\n', &mut first)
                 .map_err(io)?;
             let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&first[..]);
@@ -565,6 +582,27 @@ mod tests {
             let general = std::str::from_utf8(case.as_bytes()).ok().and_then(|t| t.parse::<f32>().ok());
             assert_eq!(number(case.as_bytes()).map(f32::to_bits), general.map(f32::to_bits), "{case:?}");
         }
+    }
+
+    #[test]
+    fn a_gzip_compressed_csv_reads_as_the_csv_and_a_corrupt_one_is_an_error_naming_it() {
+        use std::io::Write;
+        let text = "a,b,label\n1,2,0\n3,4,1\n5,6,0\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, packed) = (dir.path().join("d.csv"), dir.path().join("d.csv.gz"));
+        std::fs::write(&plain, text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let bytes = gz.finish().unwrap();
+        std::fs::write(&packed, &bytes).unwrap();
+        let (a, b) =
+            (load_csv(&plain, &LabelColumn::Last, Header::Auto), load_csv(&packed, &LabelColumn::Last, Header::Auto));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!((a.features, a.labels), (b.features, b.labels));
+        assert_eq!(load_csv_for_model(&packed, 2, None, Header::Auto).unwrap().labels, vec![0, 1, 0]);
+        std::fs::write(&packed, &bytes[..bytes.len() / 2]).unwrap();
+        let e = load_csv(&packed, &LabelColumn::Last, Header::Auto).unwrap_err().to_string();
+        assert!(e.contains("d.csv.gz"), "{e}");
     }
 
     #[test]

@@ -171,6 +171,44 @@ impl Standardization {
         Self { mean: mean.iter().map(|m| *m as f32).collect(), scale }
     }
 
+    /// Fits one mean and one scale per channel over every position of `rows` (images of
+    /// `channels` values per pixel, channels last), repeated for each feature: what a
+    /// convolution's input needs. Per-pixel statistics would blow a rarely inked pixel up to
+    /// hundreds of standard deviations in the rows where it is inked.
+    pub fn fit_per_channel(data: &Dataset, rows: &[usize], channels: usize) -> Self {
+        let (w, channels) = (data.width(), channels.max(1));
+        let (mut sum, mut count) = (vec![0f64; channels], vec![0f64; channels]);
+        for r in rows {
+            for (i, x) in data.row(*r).iter().enumerate() {
+                sum[i % channels] += *x as f64;
+                count[i % channels] += 1.0;
+            }
+        }
+        let mean: Vec<f64> = sum.iter().zip(&count).map(|(s, n)| s / n.max(1.0)).collect();
+        let mut var = vec![0f64; channels];
+        for r in rows {
+            for (i, x) in data.row(*r).iter().enumerate() {
+                var[i % channels] += (*x as f64 - mean[i % channels]).powi(2);
+            }
+        }
+        let scale: Vec<f32> = var
+            .iter()
+            .zip(&count)
+            .map(|(v, n)| {
+                let s = (v / n.max(1.0)).sqrt() as f32;
+                if s > 0.0 && s.is_finite() {
+                    s
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Self {
+            mean: (0..w).map(|i| mean[i % channels] as f32).collect(),
+            scale: (0..w).map(|i| scale[i % channels]).collect(),
+        }
+    }
+
     /// The given rows, standardized with the shared core's arithmetic, row-major.
     pub fn apply(&self, data: &Dataset, rows: &[usize]) -> Vec<f32> {
         let w = data.width();

@@ -150,9 +150,8 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     let multi_seed = study.seeds.len() > 1;
     let mut jobs = Vec::new();
     let first = &variants.first().context("no model to train")?.config;
-    let (hidden, task) = (first.hidden.clone(), first.task);
     for &seed in &study.seeds {
-        let prepared = std::sync::Arc::new(Prepared::for_seed(study.data, study.split, seed, &hidden, task)?);
+        let prepared = std::sync::Arc::new(Prepared::for_config(study.data, study.split, seed, first)?);
         let seed_dir =
             if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
         // one level only: a partial directory removed by a signal must not be made again

@@ -95,7 +95,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         c.check_size(data.width(), data.classes)?;
     }
     let staging = Staging::new(out, overwrite, &data.files())?;
-    let prepared = Prepared::for_seed(data, *split_spec, base.seed, &base.hidden, base.task)?;
+    let prepared = Prepared::for_config(data, *split_spec, base.seed, base)?;
     let jobs: Vec<_> = configs
         .into_iter()
         .map(|(p, v, c)| {

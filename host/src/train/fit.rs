@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
-use dropship_shared::{Activation, Task};
+use dropship_shared::{Activation, Dims, Task};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,7 @@ use crate::data::augment::{Augment, AugmentError};
 use crate::data::Dataset;
 use crate::rng::{stream, Stream};
 use crate::train::adam::{AdamConfig, KerasAdam};
+use crate::train::features::LayerList;
 use crate::train::model::{dropout_mask, logits, Mlp, Weights};
 use crate::train::prepare::{Prepared, Rows};
 use crate::train::task::{self, BatchTargets};
@@ -207,6 +208,31 @@ pub struct TrainConfig {
     /// What the model learns (classes by default).
     #[serde(default = "classify", with = "by_name")]
     pub task: Task,
+    /// A convolutional network's layer list and the image it reads; `None`: an MLP of `hidden`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+}
+
+/// A convolutional network as `--layers` and `--image` give it: the list (its Dense widths are
+/// also `hidden` and the output layer) and the image the rows are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    /// `[height, width, channels]` of one row.
+    pub image: [usize; 3],
+    /// The layer list, `conv8k3,maxpool2,flatten,dense10` ([`crate::train::features::parse`]).
+    pub layers: String,
+}
+
+impl Features {
+    /// The image one row is.
+    pub fn image(&self) -> Dims {
+        Dims::image(self.image[0], self.image[1], self.image[2])
+    }
+
+    /// The list read, its convolutions followed by `activation`.
+    pub fn list(&self, activation: Activation) -> Result<LayerList, crate::train::features::LayersError> {
+        crate::train::features::parse(&self.layers, self.image(), activation)
+    }
 }
 
 fn classify() -> Task {
@@ -247,6 +273,7 @@ impl Default for TrainConfig {
             activation: Activation::Relu,
             batch_norm: false,
             task: Task::Classify,
+            features: None,
         }
     }
 }
@@ -302,6 +329,10 @@ pub enum ConfigError {
     Activation(Activation),
     #[error(transparent)]
     Augment(#[from] AugmentError),
+    #[error(transparent)]
+    Layers(#[from] crate::train::features::LayersError),
+    #[error("--dropout goes after a hidden Dense layer, and --layers lists none: add one before the output (e.g. flatten,dense128,dense10)")]
+    DropoutWithoutHidden,
 }
 
 impl TrainConfig {
@@ -356,8 +387,25 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(ConfigError::BatchSize);
         }
-        if !(1..crate::limits::MAX_LAYERS).contains(&self.hidden.len()) {
+        let front = match &self.features {
+            Some(features) => {
+                let list = features.list(self.activation)?;
+                if list.hidden != self.hidden {
+                    let (listed, hidden) = (list.hidden.len(), self.hidden.len());
+                    return Err(ConfigError::Layers(crate::train::features::LayersError::Shape(format!(
+                        "the list has {listed} hidden Dense layers, the configuration {hidden}"
+                    ))));
+                }
+                list.front.len()
+            }
+            None => 0,
+        };
+        let least = if self.features.is_some() { 0 } else { 1 };
+        if !(least..crate::limits::MAX_LAYERS - front).contains(&self.hidden.len()) {
             return Err(ConfigError::Depth(self.hidden.len()));
+        }
+        if self.hidden.is_empty() && matches!(self.regularizer, Regularizer::Dropout { .. }) {
+            return Err(ConfigError::DropoutWithoutHidden);
         }
         if let Some(width) = self.hidden.iter().find(|w| !(1..=crate::limits::MAX_WIDTH).contains(*w)) {
             return Err(ConfigError::Hidden(*width));
@@ -397,8 +445,28 @@ impl TrainConfig {
     /// classes fits an artifact ([`crate::limits::MAX_PARAMETERS`] weights and biases), before
     /// any training time is spent on it.
     pub fn check_size(&self, inputs: usize, classes: usize) -> Result<(), ConfigError> {
+        // a convolutional front: its parameters, and the values its last map gives the Dense layers
+        let (inputs, front) = match &self.features {
+            Some(features) => {
+                let list = features.list(self.activation)?;
+                let mut map = features.image();
+                let mut parameters = 0;
+                for shape in &list.front {
+                    parameters += shape.parameters(map);
+                    map = shape.output_dims(map).unwrap_or(map);
+                }
+                if list.outputs != classes {
+                    return Err(ConfigError::Layers(crate::train::features::LayersError::Shape(format!(
+                        "the last layer is the output: dense{classes} for this task, not dense{}",
+                        list.outputs
+                    ))));
+                }
+                (map.len(), parameters)
+            }
+            None => (inputs, 0),
+        };
         let widths: Vec<usize> = std::iter::once(inputs).chain(self.hidden.iter().copied()).chain([classes]).collect();
-        let parameters = widths.windows(2).try_fold(0usize, |n, w| {
+        let parameters = widths.windows(2).try_fold(front, |n, w| {
             w[0].checked_mul(w[1]).and_then(|p| p.checked_add(w[1])).and_then(|p| n.checked_add(p))
         });
         match parameters {
@@ -485,9 +553,9 @@ pub fn train(
         _ => 0.0,
     };
     let adam =
-        AdamConfig { lr: config.lr, weight_decay: decayed, decayed_vars: model.depth(), ..AdamConfig::default() };
+        AdamConfig { lr: config.lr, weight_decay: decayed, decayed_vars: model.kernels(), ..AdamConfig::default() };
     let mut optimizer = KerasAdam::new(model.vars(), adam)?;
-    optimizer.set_l2(&l2_coefficients(&config.regularizer, model.depth()));
+    optimizer.set_l2(&l2_coefficients(&config.regularizer, model.front_kernels(), model.depth()));
     let mut shuffle = stream(config.seed, Stream::Shuffle);
     let mut dropout_rng = stream(config.seed, Stream::Dropout);
     let mut augment_rng = stream(config.seed, Stream::Augment);
@@ -619,15 +687,20 @@ pub fn train(
     })
 }
 
-/// The L2 coefficient of every variable of an [`Mlp`] of `depth` layers, in [`Mlp::vars`] order
-/// (kernels, then biases): `lambda` on the kernels the regularizer names, 0 elsewhere (biases are
-/// never penalized). The penalty is `lambda * sum(w^2)`, as Keras's `l2(lambda)`.
-pub fn l2_coefficients(regularizer: &Regularizer, depth: usize) -> Vec<f32> {
-    let kernel = |i: usize| match regularizer {
-        Regularizer::L2 { lambda, layers } if layers.applies(i, depth) => *lambda as f32,
+/// The L2 coefficient of every variable of an [`Mlp`] of `convolutions` convolution kernels and
+/// `depth` Dense layers, in [`Mlp::vars`] order (kernels, then biases): `lambda` on the kernels
+/// the regularizer names (the convolutions count as hidden), 0 elsewhere (biases are never
+/// penalized). The penalty is `lambda * sum(w^2)`, as Keras's `l2(lambda)`.
+pub fn l2_coefficients(regularizer: &Regularizer, convolutions: usize, depth: usize) -> Vec<f32> {
+    let lambda = |applies: bool| match regularizer {
+        Regularizer::L2 { lambda, .. } if applies => *lambda as f32,
         _ => 0.0,
     };
-    (0..depth).map(kernel).chain(std::iter::repeat_n(0.0, depth)).collect()
+    let hidden = matches!(regularizer, Regularizer::L2 { layers, .. } if layers.hidden);
+    let front = std::iter::repeat_n(lambda(hidden), convolutions);
+    let dense =
+        (0..depth).map(|i| lambda(matches!(regularizer, Regularizer::L2 { layers, .. } if layers.applies(i, depth))));
+    front.chain(dense).chain(std::iter::repeat_n(0.0, convolutions + depth)).collect()
 }
 
 /// The task's loss and score of `weights` on standardized rows of `prepared`'s task, inference
@@ -799,12 +872,15 @@ mod tests {
         let l2 =
             |hidden, output| Regularizer::L2 { lambda: 0.5, layers: L2Layers { hidden, output, numbered: vec![] } };
         // two layers: kernels then biases
-        assert_eq!(l2_coefficients(&l2(true, false), 2), vec![0.5, 0.0, 0.0, 0.0]);
-        assert_eq!(l2_coefficients(&l2(false, true), 2), vec![0.0, 0.5, 0.0, 0.0]);
-        assert_eq!(l2_coefficients(&l2(true, true), 3), vec![0.5, 0.5, 0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&l2(true, false), 0, 2), vec![0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&l2(false, true), 0, 2), vec![0.0, 0.5, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&l2(true, true), 0, 3), vec![0.5, 0.5, 0.5, 0.0, 0.0, 0.0]);
         let third = Regularizer::L2 { lambda: 0.25, layers: L2Layers::parse(&["hidden2".into()]).unwrap() };
-        assert_eq!(l2_coefficients(&third, 3), vec![0.0, 0.25, 0.0, 0.0, 0.0, 0.0]);
-        assert_eq!(l2_coefficients(&Regularizer::Dropout { rates: vec![0.5] }, 2), vec![0.0; 4]);
+        assert_eq!(l2_coefficients(&third, 0, 3), vec![0.0, 0.25, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&Regularizer::Dropout { rates: vec![0.5] }, 0, 2), vec![0.0; 4]);
+        // a CNN's two convolutions count as hidden kernels
+        assert_eq!(l2_coefficients(&l2(true, false), 2, 1), vec![0.5, 0.5, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(l2_coefficients(&l2(false, true), 2, 1), vec![0.0, 0.0, 0.5, 0.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod batch_norm;
+pub mod features;
 pub mod figures;
 mod fit;
 pub mod model;

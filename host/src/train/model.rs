@@ -7,9 +7,10 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Result, Shap
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 
-use dropship_shared::{Activation, LayerShape};
+use dropship_shared::{Activation, Dims, LayerKind, LayerShape};
 
 use crate::train::batch_norm::{BatchNorm, BatchNormWeights};
+use crate::train::features::{self, FeatureVars, FeatureWeights};
 
 /// Trainable parameters, one `(kernel, bias)` per layer. Kernels are input-major `(in, out)` as in
 /// Keras and the artifact.
@@ -21,6 +22,8 @@ pub struct Mlp {
     pub activations: Vec<Activation>,
     /// The BatchNorm between a layer and its activation, if it has one.
     pub batch_norms: Vec<Option<BatchNorm>>,
+    /// The convolutional front before the Dense layers (empty for an MLP).
+    pub front: Vec<FeatureVars>,
 }
 
 /// One dense layer's parameters as plain values.
@@ -61,8 +64,10 @@ impl DenseWeights {
 /// Plain copies of the parameters, for saving, comparing and exporting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights {
-    /// Every layer, the output layer last (never empty).
+    /// Every Dense layer, the output layer last (never empty).
     pub layers: Vec<DenseWeights>,
+    /// The convolutions, pooling and Flatten before them (empty for an MLP).
+    pub front: Vec<FeatureWeights>,
 }
 
 /// The course's classifier as a layer description: a ReLU Dense per hidden width, then a linear
@@ -81,13 +86,16 @@ impl Weights {
     /// Keras's `glorot_uniform` kernels (limit `sqrt(6 / (fan_in + fan_out))`) and zero biases for
     /// the [`classifier`] of these widths, drawn layer by layer from the input to the output.
     pub fn glorot(input: usize, hidden: &[usize], classes: usize, rng: &mut ChaCha8Rng) -> Self {
-        Self::glorot_for(input, &classifier(hidden, classes), rng)
+        Self::glorot_for(Dims::flat(input), &classifier(hidden, classes), rng)
     }
 
-    /// Keras's `glorot_uniform` kernels and zero biases for the network `layers` describes.
-    pub fn glorot_for(input: usize, layers: &[LayerShape], rng: &mut ChaCha8Rng) -> Self {
-        let mut fan_in = input;
-        let layers = layers
+    /// Keras's `glorot_uniform` kernels and zero biases for the network `layers` describes
+    /// after an `input` map: its front (convolutions, pooling, up to the first Dense) first.
+    pub fn glorot_for(input: Dims, layers: &[LayerShape], rng: &mut ChaCha8Rng) -> Self {
+        let split = layers.iter().position(|l| l.kind == LayerKind::Dense).unwrap_or(layers.len());
+        let front = features::glorot(input, &layers[..split], rng);
+        let mut fan_in = front.last().map_or(input.len(), |f| f.output().len());
+        let layers = layers[split..]
             .iter()
             .map(|shape| {
                 let fan_out = shape.units;
@@ -98,17 +106,26 @@ impl Weights {
                 layer
             })
             .collect();
-        Self { layers }
+        Self { layers, front }
     }
 
     /// The network's description: every layer without its parameters.
     pub fn shapes(&self) -> Vec<LayerShape> {
-        self.layers.iter().map(|l| LayerShape::dense(l.output(), l.activation)).collect()
+        let front = self.front.iter().map(|f| f.shape);
+        front.chain(self.layers.iter().map(|l| LayerShape::dense(l.output(), l.activation))).collect()
     }
 
     /// Input width.
     pub fn input(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.input)
+        self.input_dims().len()
+    }
+
+    /// The input map: the front's image, or the first Dense layer's width.
+    pub fn input_dims(&self) -> Dims {
+        match self.front.first() {
+            Some(f) => f.input,
+            None => Dims::flat(self.layers.first().map_or(0, |l| l.input)),
+        }
     }
 
     /// Class count.
@@ -133,17 +150,21 @@ impl Weights {
                 l.batch_norm = Some(BatchNormWeights::initial(l.output()));
             }
         }
-        Self { layers }
+        Self { layers, front: self.front.clone() }
     }
 
-    /// Euclidean norm of every kernel, the output layer last.
+    /// Euclidean norm of every kernel (the convolutions', then the Dense layers'), the output
+    /// layer last.
     pub fn kernel_norms(&self) -> Vec<f64> {
-        self.layers.iter().map(|l| l.kernel.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()).collect()
+        let norm = |k: &[f32]| k.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let front = self.front.iter().filter(|f| !f.kernel.is_empty()).map(|f| norm(&f.kernel));
+        front.chain(self.layers.iter().map(|l| norm(&l.kernel))).collect()
     }
 
     /// Number of weights and biases.
     pub fn parameters(&self) -> usize {
-        self.layers.iter().map(|l| l.kernel.len() + l.bias.len()).sum()
+        let front: usize = self.front.iter().map(|f| f.kernel.len() + f.bias.len()).sum();
+        front + self.layers.iter().map(|l| l.kernel.len() + l.bias.len()).sum::<usize>()
     }
 }
 
@@ -165,14 +186,17 @@ impl Mlp {
             .iter()
             .map(|l| l.batch_norm.as_ref().map(|b| BatchNorm::new(b, device)).transpose())
             .collect::<Result<_>>()?;
-        Ok(Self { layers, activations: weights.layers.iter().map(|l| l.activation).collect(), batch_norms })
+        let front = weights.front.iter().map(|f| FeatureVars::new(f, device)).collect::<Result<_>>()?;
+        Ok(Self { layers, activations: weights.layers.iter().map(|l| l.activation).collect(), batch_norms, front })
     }
 
-    /// All trained variables: every kernel first (the optimizer decays the first
-    /// [`Mlp::depth`]), then the biases, then each BatchNorm's gamma and beta.
+    /// All trained variables: every kernel first, the convolutions' then the Dense layers' (the
+    /// optimizer decays the first [`Mlp::kernels`]), then the biases in the same order, then each
+    /// BatchNorm's gamma and beta.
     pub fn vars(&self) -> Vec<Var> {
-        let kernels = self.layers.iter().map(|(k, _)| k.clone());
-        let biases = self.layers.iter().map(|(_, b)| b.clone());
+        let front = || self.front.iter().filter_map(|f| f.params.as_ref());
+        let kernels = front().map(|(k, _)| k.clone()).chain(self.layers.iter().map(|(k, _)| k.clone()));
+        let biases = front().map(|(_, b)| b.clone()).chain(self.layers.iter().map(|(_, b)| b.clone()));
         let batch_norms = self.batch_norms.iter().flatten().flat_map(|b| [b.gamma.clone(), b.beta.clone()]);
         kernels.chain(biases).chain(batch_norms).collect()
     }
@@ -180,6 +204,16 @@ impl Mlp {
     /// Number of dense layers.
     pub fn depth(&self) -> usize {
         self.layers.len()
+    }
+
+    /// Number of convolutions (the kernels before the Dense layers').
+    pub fn front_kernels(&self) -> usize {
+        self.front.iter().filter(|f| f.params.is_some()).count()
+    }
+
+    /// Number of kernels: the convolutions' and the Dense layers'.
+    pub fn kernels(&self) -> usize {
+        self.front_kernels() + self.depth()
     }
 
     /// Logits for a batch `(rows, input)`. `dropout_masks` (inverted dropout: 0 or `1/(1-p)` per
@@ -196,9 +230,14 @@ impl Mlp {
     /// (softmax and binary cross-entropy from logits, as Keras does for its output activations).
     pub fn forward_raw(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
         let last = self.layers.len() - 1;
-        let mut h = x.clone();
+        let mut h = features::forward(&self.front, x)?;
         for (i, ((kernel, bias), activation)) in self.layers.iter().zip(&self.activations).enumerate() {
-            let product = if i == 0 { input_product(&h, kernel.as_tensor())? } else { h.matmul(kernel.as_tensor())? };
+            // the data needs no gradient; a convolution's output does
+            let product = if i == 0 && self.front.is_empty() {
+                input_product(&h, kernel.as_tensor())?
+            } else {
+                h.matmul(kernel.as_tensor())?
+            };
             h = add_bias(&product, bias.as_tensor())?;
             if let Some(Some(bn)) = self.batch_norms.get(i) {
                 h = bn.forward(&h, dropout_masks.is_some())?;
@@ -231,7 +270,8 @@ impl Mlp {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Weights { layers })
+        let front = self.front.iter().map(FeatureVars::weights).collect::<Result<_>>()?;
+        Ok(Weights { layers, front })
     }
 
     /// Overwrites the parameters (restore-best-weights).

@@ -3,7 +3,7 @@
 //! the comparison, the sweep, the benchmark and the tests cannot drift apart.
 
 use candle_core::{DType, Device, Tensor};
-use dropship_shared::{Activation, LayerShape};
+use dropship_shared::{Activation, Dims, LayerShape};
 
 use crate::data::split::{self, Split, Standardization};
 use crate::data::Dataset;
@@ -94,16 +94,61 @@ impl Prepared {
     /// standardizes the train and validation rows with the train rows' statistics and draws
     /// initial weights for hidden layers of widths `hidden` and `task`'s output layer.
     pub fn for_seed(data: &Dataset, spec: SplitSpec, seed: u64, hidden: &[usize], task: Task) -> anyhow::Result<Self> {
+        Self::for_model(data, spec, seed, None, hidden, task)
+    }
+
+    /// [`Prepared::for_seed`] for the network `config` describes (an MLP of its hidden widths, or
+    /// its convolutional layer list).
+    pub fn for_config(
+        data: &Dataset,
+        spec: SplitSpec,
+        seed: u64,
+        config: &crate::train::TrainConfig,
+    ) -> anyhow::Result<Self> {
+        match &config.features {
+            Some(features) => {
+                let list = features.list(config.activation)?;
+                let front = Some((features.image(), &list.front[..]));
+                Self::for_model(data, spec, seed, front, &config.hidden, config.task)
+            }
+            None => Self::for_seed(data, spec, seed, &config.hidden, config.task),
+        }
+    }
+
+    /// [`Prepared::for_seed`] for a convolutional network: `front` is its image and the layers
+    /// before its Dense layers (`None`: an MLP). An image is standardized per channel
+    /// ([`Standardization::fit_per_channel`]), an MLP's rows per feature.
+    pub fn for_model(
+        data: &Dataset,
+        spec: SplitSpec,
+        seed: u64,
+        front: Option<(Dims, &[LayerShape])>,
+        hidden: &[usize],
+        task: Task,
+    ) -> anyhow::Result<Self> {
         let split = match (data.parts.is_empty(), task, data.labels.is_empty()) {
             (false, _, _) => split::given(data)?,
             (true, Task::Regress, _) | (true, _, true) => split::unstratified(data, spec.val, spec.test, seed)?,
             (true, _, false) => split::stratified(data, spec.val, spec.test, seed)?,
         };
-        let standardization = Standardization::fit(data, &split.train);
+        let standardization = match front {
+            Some((image, _)) => Standardization::fit_per_channel(data, &split.train, image.channels),
+            None => Standardization::fit(data, &split.train),
+        };
         let output = task::output_layer(task, data);
-        let shapes: Vec<LayerShape> =
-            hidden.iter().map(|units| LayerShape::dense(*units, Activation::Relu)).chain([output]).collect();
-        let initial = Weights::glorot_for(data.width(), &shapes, &mut stream(seed, Stream::Init));
+        let (input, layers) = front.unwrap_or((Dims::flat(data.width()), &[]));
+        anyhow::ensure!(
+            input.len() == data.width(),
+            "--image {}x{}x{} holds {} values, the rows have {}",
+            input.width,
+            input.height,
+            input.channels,
+            input.len(),
+            data.width()
+        );
+        let dense = hidden.iter().map(|units| LayerShape::dense(*units, Activation::Relu)).chain([output]);
+        let shapes: Vec<LayerShape> = layers.iter().copied().chain(dense).collect();
+        let initial = Weights::glorot_for(input, &shapes, &mut stream(seed, Stream::Init));
         let target_standardization = (task == Task::Regress).then(|| target_statistics(data, &split.train));
         let mut prepared = Self {
             seed,

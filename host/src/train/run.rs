@@ -8,11 +8,12 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use dropship_shared::{Activation, LayerKind, LayerShape, Task};
+use dropship_shared::{Activation, Dims, LayerKind, LayerShape, Padding, Task, Window};
 
 use crate::data::split::Standardization;
 use crate::network::{HostNetwork, Layer};
 use crate::train::batch_norm::BatchNormWeights;
+use crate::train::features::FeatureWeights;
 use crate::train::model::{DenseWeights, Weights};
 use crate::train::{TrainConfig, Trained};
 
@@ -153,6 +154,15 @@ pub fn save_model(path: &Path, w: &Weights, s: &Standardization, provenance: &st
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let depth = w.layers.len();
     let mut tensors = Vec::new();
+    for (i, f) in w.front.iter().enumerate().filter(|(_, f)| !f.kernel.is_empty()) {
+        let [rows, cols] = f.shape.window.size;
+        let dims = match f.shape.kind {
+            LayerKind::Conv2d => vec![rows, cols, f.input.channels, f.shape.units],
+            _ => vec![rows, cols, f.input.channels],
+        };
+        tensors.push((format!("conv{i}.kernel"), dims, bytes(&f.kernel)));
+        tensors.push((format!("conv{i}.bias"), vec![f.bias.len()], bytes(&f.bias)));
+    }
     for (i, layer) in w.layers.iter().enumerate() {
         let name = layer_name(i, depth);
         tensors.push((format!("{name}.kernel"), vec![layer.input, layer.output()], bytes(&layer.kernel)));
@@ -177,6 +187,9 @@ pub fn save_model(path: &Path, w: &Weights, s: &Standardization, provenance: &st
         ("provenance".to_string(), provenance.to_string()),
         (LAYERS_METADATA.to_string(), describe_layers(&w.shapes())),
     ]);
+    if !w.front.is_empty() {
+        metadata.insert(IMAGE_METADATA.to_string(), w.input_dims().to_string());
+    }
     if head.task != Task::Classify {
         metadata.insert(TASK_METADATA.to_string(), head.task.name().to_string());
         metadata.insert(THRESHOLD_METADATA.to_string(), format!("{:?}", head.threshold));
@@ -223,7 +236,30 @@ pub const LAYERS_METADATA: &str = "layers";
 /// A network's description as text, one `Kind units activation` per layer, `;` between them:
 /// `Dense 128 ReLU; Dense 10 linear`.
 pub fn describe_layers(shapes: &[LayerShape]) -> String {
-    shapes.iter().map(|s| format!("{} {} {}", s.kind, s.units, s.activation)).collect::<Vec<_>>().join("; ")
+    let describe = |s: &LayerShape| {
+        let mut text = format!("{} {} {}", s.kind, s.units, s.activation);
+        if LayerShape::has_window(s.kind) {
+            let Window { size: [rows, cols], stride: [sr, sc], padding } = s.window;
+            text.push_str(&format!(" {rows}x{cols}/{sr}x{sc}/{padding}"));
+        }
+        text
+    };
+    shapes.iter().map(describe).collect::<Vec<_>>().join("; ")
+}
+
+/// The image a convolutional run's rows are (`HxWxC`).
+pub const IMAGE_METADATA: &str = "image";
+
+/// A window as [`describe_layers`] writes it: `3x3/1x1/same`.
+fn read_window(text: &str) -> Option<Window> {
+    let mut parts = text.split('/');
+    let pair = |p: Option<&str>| -> Option<[usize; 2]> {
+        let (a, b) = p?.split_once('x')?;
+        Some([a.parse().ok().filter(|v| (1..=64).contains(v))?, b.parse().ok().filter(|v| (1..=64).contains(v))?])
+    };
+    let (size, stride) = (pair(parts.next())?, pair(parts.next())?);
+    let padding = Padding::from_name(parts.next()?)?;
+    parts.next().is_none().then_some(Window::new(size, stride, padding))
 }
 
 /// Reads [`describe_layers`]'s text back; names a part it does not know.
@@ -231,7 +267,11 @@ pub fn read_layers(text: &str) -> Result<Vec<LayerShape>> {
     text.split(';')
         .map(|part| {
             let words: Vec<&str> = part.split_whitespace().collect();
-            let [kind, units, activation] = words[..] else { bail!("`{part}` is not `Kind units activation`") };
+            let (kind, units, activation, window) = match words[..] {
+                [kind, units, activation] => (kind, units, activation, None),
+                [kind, units, activation, window] => (kind, units, activation, Some(window)),
+                _ => bail!("`{part}` is not `Kind units activation [window]`"),
+            };
             let kind = LayerKind::from_name(kind).with_context(|| {
                 format!("layer kind `{kind}` is not one this dropship knows (a newer dropship wrote it)")
             })?;
@@ -239,14 +279,24 @@ pub fn read_layers(text: &str) -> Result<Vec<LayerShape>> {
                 format!("activation `{activation}` is not one this dropship knows (a newer dropship wrote it)")
             })?;
             let units = units.parse().with_context(|| format!("`{units}` is not a layer width"))?;
-            if LayerShape::has_window(kind) {
-                bail!(
-                    "a {kind} layer in a run file: runs hold Dense networks (convolutional runs are not written yet)"
-                );
-            }
-            Ok(LayerShape::windowed(kind, units, dropship_shared::Window::NONE, activation))
+            let window = match (LayerShape::has_window(kind), window) {
+                (true, Some(text)) => read_window(text).with_context(|| format!("`{text}` is not a window"))?,
+                (false, None) => Window::NONE,
+                (true, None) => bail!("`{part}`: a {kind} layer without its window"),
+                (false, Some(_)) => bail!("`{part}`: a {kind} layer has no window"),
+            };
+            Ok(LayerShape::windowed(kind, units, window, activation))
         })
         .collect()
+}
+
+/// An image as `Dims` displays it: `HxWxC`.
+fn read_image(text: &str) -> Option<Dims> {
+    let sides: Vec<usize> = text.split('x').map(|s| s.parse().ok().filter(|v| *v > 0)).collect::<Option<_>>()?;
+    match sides[..] {
+        [h, w, c] => Some(Dims::image(h, w, c)),
+        _ => None,
+    }
 }
 
 /// A trained model read back from a run directory.
@@ -282,7 +332,10 @@ impl SavedModel {
                 }
                 Layer::dense(l.input, kernel, bias, l.activation)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let front =
+            self.weights.front.iter().map(|f| Layer::f32_of(f.shape, f.input, f.kernel.clone(), f.bias.clone()));
+        let layers = front.chain(layers).collect();
         let standardization = Some((self.standardization.mean.clone(), self.standardization.scale.clone()));
         let mut net = HostNetwork::f32(self.weights.input(), layers, standardization).expect("f32 layers");
         if self.head.task != Task::Classify {
@@ -339,6 +392,33 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
         Ok((t.shape().to_vec(), data))
     };
     let names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    let metadata = meta.metadata().as_ref();
+    let described = match metadata.and_then(|m| m.get(LAYERS_METADATA)) {
+        Some(text) => {
+            Some(read_layers(text).with_context(|| format!("{}: metadata `{LAYERS_METADATA}`", path.display()))?)
+        }
+        None => None,
+    };
+    let front_shapes: Vec<LayerShape> =
+        described.iter().flatten().take_while(|s| s.kind != LayerKind::Dense).copied().collect();
+    let mut front = Vec::with_capacity(front_shapes.len());
+    if !front_shapes.is_empty() {
+        let image = metadata.and_then(|m| m.get(IMAGE_METADATA)).and_then(|t| read_image(t));
+        let mut map = image.with_context(|| format!("{}: a convolutional run without its `image`", path.display()))?;
+        for (i, shape) in front_shapes.iter().enumerate() {
+            let (kernel, bias) = if LayerShape::has_weights(shape.kind) {
+                (tensor(&format!("conv{i}.kernel"))?.1, tensor(&format!("conv{i}.bias"))?.1)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let out = shape.output_dims(map);
+            if out.is_none() || kernel.len() != shape.weights(map) || bias.len() != shape.biases() {
+                bail!("{}: tensor shapes do not chain at `conv{i}` ({})", path.display(), shape.kind);
+            }
+            front.push(FeatureWeights { shape: *shape, input: map, kernel, bias });
+            map = out.unwrap_or(map);
+        }
+    }
     let depth = if names.iter().any(|n| n == "dense_hidden.kernel") {
         2
     } else {
@@ -382,9 +462,8 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
         }
         layers.push(layer);
     }
-    let metadata = meta.metadata().as_ref();
-    let shapes = match metadata.and_then(|m| m.get(LAYERS_METADATA)) {
-        Some(text) => read_layers(text).with_context(|| format!("{}: metadata `{LAYERS_METADATA}`", path.display()))?,
+    let shapes = match described {
+        Some(shapes) => shapes[front.len()..].to_vec(),
         // runs written before the description was stored: the course's classifier
         None => crate::train::model::classifier(
             &layers[..depth - 1].iter().map(|l| l.output()).collect::<Vec<_>>(),
@@ -397,7 +476,13 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     for (layer, shape) in layers.iter_mut().zip(&shapes) {
         layer.activation = shape.activation;
     }
-    let weights = Weights { layers };
+    if let (Some(last), Some(first)) = (front.last(), layers.first()) {
+        if last.output().len() != first.input {
+            let (given, taken) = (last.output(), first.input);
+            bail!("{}: the convolutions give {given} values, the first Dense takes {taken}", path.display());
+        }
+    }
+    let weights = Weights { layers, front };
     let (_, mean) = tensor("standardization.mean")?;
     let (_, scale) = tensor("standardization.scale")?;
     if mean.len() != weights.input() || scale.len() != weights.input() {
@@ -453,6 +538,7 @@ mod tests {
     fn the_weights_file_is_the_same_bytes_for_the_same_weights() {
         let dir = tempfile::tempdir().unwrap();
         let weights = Weights {
+            front: Vec::new(),
             layers: vec![
                 DenseWeights {
                     batch_norm: Some(BatchNormWeights {
