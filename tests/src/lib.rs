@@ -192,7 +192,7 @@ fn build_on(data: Dataset, hidden: &[usize], dropout: &[f32], name: &str, epochs
 }
 
 fn build_with(data: Dataset, config: TrainConfig, name: &str) -> anyhow::Result<Fixture> {
-    let prepared = Prepared::for_config(&data, SplitSpec::default(), 0, &config)?;
+    let prepared = config.prepared(&data, SplitSpec::default(), 0)?;
     let trained = train::train(&prepared, &config, &prepared.initial, &mut |_| {})?;
     let figures = match config.task {
         Task::Classify => None,

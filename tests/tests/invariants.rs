@@ -34,7 +34,11 @@ fn code_lines_with(files: &[(PathBuf, String)], needle: &str) -> Vec<String> {
     for (path, text) in files {
         for (i, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            if code.contains(needle) {
+            // a name, not a part of one: `l2` is not in `MaxPool2d`
+            let starts_a_word = code
+                .match_indices(needle)
+                .any(|(at, _)| !code[..at].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric()));
+            if starts_a_word {
                 hits.push(format!(
                     "{}:{}: {}",
                     path.strip_prefix(root()).unwrap_or(path).display(),

@@ -151,7 +151,7 @@ pub fn compare(study: &Study<'_>, variants: &[Variant], reporter: &Reporter) -> 
     let mut jobs = Vec::new();
     let first = &variants.first().context("no model to train")?.config;
     for &seed in &study.seeds {
-        let prepared = std::sync::Arc::new(Prepared::for_config(study.data, study.split, seed, first)?);
+        let prepared = std::sync::Arc::new(first.prepared(study.data, study.split, seed)?);
         let seed_dir =
             if multi_seed { staging.path().join(format!("seed-{seed}")) } else { staging.path().to_path_buf() };
         // one level only: a partial directory removed by a signal must not be made again

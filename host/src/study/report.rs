@@ -69,6 +69,14 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
     };
     let _ = writeln!(md, "# Regularization comparison\n");
     let _ = writeln!(md, "Seeds: {seeds_text}. Same split, initial weights and batch order for every model of a seed.");
+    if let Some(weights) = outcomes.first().map(|o| &o.trained.weights) {
+        let _ = writeln!(
+            md,
+            "Layers: {} ({} input).",
+            describe_network(&weights.shapes(), weights.input_dims()),
+            weights.input_dims()
+        );
+    }
     let _ = writeln!(
         md,
         "Task: {task}. Scores and losses are in inference mode (no dropout); losses are {} without the L2 term{}.\n",
@@ -120,7 +128,7 @@ pub fn table(outcomes: &[Outcome], seeds: &[u64], chosen: &str) -> String {
             col(&|o| o.trained.history.iter().map(|r| r.val_score).fold(f64::NEG_INFINITY, f64::max), 4),
             col(&|o| o.trained.best_epoch as f64, 0),
             col(&|o| o.gap(), 3),
-            (0..os[0].trained.weights.layers.len())
+            (0..os[0].trained.weights.kernel_norms().len())
                 .map(|layer| col(&|o| o.trained.weights.kernel_norms()[layer], 2))
                 .collect::<Vec<_>>()
                 .join(" / "),
@@ -289,6 +297,18 @@ pub fn learning_curves(dir: &Path, name: &str, task: Task, history: &[EpochRecor
         },
         &dir.join(score_stem(task)),
     )
+}
+
+/// A network layer by layer as reports show it: `Conv2D(28x28x1 -> 26x26x8, ...) ReLU, ...,
+/// Dense(32 -> 10) linear`.
+pub fn describe_network(shapes: &[dropship_shared::LayerShape], input: dropship_shared::Dims) -> String {
+    let mut map = input;
+    let mut parts = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        parts.push(format!("{} {}", shape.describe(map), shape.activation));
+        map = shape.output_dims(map).unwrap_or(map);
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::output::Staging;
 use crate::study::compare::parallel;
 use crate::study::plot::{self, Chart, Series};
-use crate::train::prepare::{Prepared, SplitSpec};
+use crate::train::prepare::SplitSpec;
 use crate::train::progress::Reporter;
 use crate::train::{self, TrainConfig};
 
@@ -95,7 +95,7 @@ pub fn sweep(spec: &Sweep<'_>, reporter: &Reporter) -> Result<Vec<SweepPoint>> {
         c.check_size(data.width(), data.classes)?;
     }
     let staging = Staging::new(out, overwrite, &data.files())?;
-    let prepared = Prepared::for_config(data, *split_spec, base.seed, base)?;
+    let prepared = base.prepared(data, *split_spec, base.seed)?;
     let jobs: Vec<_> = configs
         .into_iter()
         .map(|(p, v, c)| {

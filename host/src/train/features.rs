@@ -5,8 +5,8 @@
 //! The syntax reads like Keras's layer list: `conv8k3,maxpool2,conv16k3,maxpool2,flatten,dense10`
 //! is `Conv2D(8, 3)`, `MaxPooling2D(2)`, `Conv2D(16, 3)`, `MaxPooling2D(2)`, `Flatten()`,
 //! `Dense(10)`. Kernels are stored as Keras stores them (`(rows, cols, in, out)`, depthwise
-//! `(rows, cols, channels)`) and maps NHWC, so the artifact takes them as they are; candle's
-//! convolutions run NCHW, and the forward pass converts at its two ends.
+//! `(rows, cols, channels)`) and maps NHWC, so the artifact takes them as they are; the forward
+//! pass runs the NHWC operations of [`crate::train::conv_ops`].
 
 use candle_core::{Result, Tensor, Var};
 use rand::Rng;
@@ -14,7 +14,9 @@ use rand_chacha::ChaCha8Rng;
 
 use dropship_shared::{Activation, Dims, LayerKind, LayerShape, Padding, Window};
 
-use crate::train::model::activate;
+use crate::train::conv_ops::{Conv, Depthwise, Pool};
+use crate::train::elementwise::{activate, add_bias};
+use dropship_shared::ops::window::Placement;
 
 /// A `--layers` list that cannot be built.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -218,67 +220,43 @@ impl FeatureVars {
         Ok(FeatureWeights { shape: self.shape, input: self.input, kernel, bias })
     }
 
-    /// The layer on `x`, NCHW `(rows, channels, height, width)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The layer on `x`, NHWC rows of its input map (any shape holding them); `first`: `x` is the
+    /// data, whose gradient is not needed.
+    fn forward(&self, x: &Tensor, first: bool) -> Result<Tensor> {
         let (shape, map) = (self.shape, self.input);
-        let padded = |x: &Tensor| -> Result<Tensor> {
-            let (rows, cols) = match (shape.window.axis(0, map.height), shape.window.axis(1, map.width)) {
-                (Some(r), Some(c)) => (r, c),
-                _ => candle_core::bail!("a {} window its {map} input cannot take", shape.kind),
-            };
-            let after = |a: dropship_shared::layer::Axis, axis: usize, len: usize| {
-                ((a.outputs - 1) * shape.window.stride[axis] + shape.window.size[axis]).saturating_sub(len + a.before)
-            };
-            x.pad_with_zeros(2, rows.before, after(rows, 0, map.height))?.pad_with_zeros(
-                3,
-                cols.before,
-                after(cols, 1, map.width),
-            )
-        };
-        let stride = shape.window.stride[0];
-        match (shape.kind, &self.params) {
-            (LayerKind::Conv2d, Some((kernel, bias))) => {
-                let w = kernel.as_tensor().permute((3, 2, 0, 1))?.contiguous()?;
-                let y = padded(x)?.conv2d(&w, 0, stride, 1, 1)?;
-                activate(&y.broadcast_add(&bias.as_tensor().reshape((1, shape.units, 1, 1))?)?, shape.activation)
+        let rows = x.elem_count() / map.len().max(1);
+        let at = Placement::new(map, shape.window);
+        let out = shape.output_dims(map).unwrap_or(map);
+        match (shape.kind, &self.params, at) {
+            (LayerKind::Conv2d, Some((kernel, bias)), Some(at)) => {
+                let y = x.apply_op2(kernel.as_tensor(), Conv { at, filters: shape.units, first })?;
+                activate(&add_bias(&y, bias.as_tensor())?, shape.activation)
             }
-            (LayerKind::DepthwiseConv2d, Some((kernel, bias))) => {
-                let w = kernel.as_tensor().permute((2, 0, 1))?.unsqueeze(1)?.contiguous()?;
-                let y = padded(x)?.conv2d(&w, 0, stride, 1, map.channels)?;
-                activate(&y.broadcast_add(&bias.as_tensor().reshape((1, shape.units, 1, 1))?)?, shape.activation)
+            (LayerKind::DepthwiseConv2d, Some((kernel, bias)), Some(at)) => {
+                let y = x.apply_op2(kernel.as_tensor(), Depthwise { at, first })?;
+                activate(&add_bias(&y, bias.as_tensor())?, shape.activation)
             }
-            (LayerKind::MaxPool2d | LayerKind::AveragePool2d, _) => {
-                // the rows and columns no window reaches go first: candle's gradient of a pooling
-                // needs whole windows
-                let out = shape.output_dims(map).unwrap_or(map);
-                let [kh, kw] = shape.window.size;
-                let x = x.narrow(2, 0, out.height * kh)?.narrow(3, 0, out.width * kw)?;
-                if shape.kind == LayerKind::MaxPool2d {
-                    x.max_pool2d_with_stride((kh, kw), (kh, kw))
-                } else {
-                    x.avg_pool2d_with_stride((kh, kw), (kh, kw))
-                }
+            (LayerKind::MaxPool2d | LayerKind::AveragePool2d, _, Some(at)) => {
+                x.contiguous()?.apply_op1(Pool { at, kind: shape.kind })
             }
-            (LayerKind::GlobalAveragePool, _) => x.mean((2, 3)),
-            // NCHW back to the artifact's NHWC order, one row per example
-            (LayerKind::Flatten, _) => x.permute((0, 2, 3, 1))?.flatten_from(1),
-            _ => candle_core::bail!("a {} layer without its parameters", shape.kind),
+            (LayerKind::GlobalAveragePool, _, _) => x.reshape((rows, map.height * map.width, map.channels))?.mean(1),
+            (LayerKind::Flatten, _, _) => x.reshape((rows, out.len())),
+            _ => candle_core::bail!("a {} layer without its parameters or its window", shape.kind),
         }
     }
 }
 
 /// The front on `x` `(rows, values)` (standardized NHWC rows): its output rows, flat.
 pub fn forward(front: &[FeatureVars], x: &Tensor) -> Result<Tensor> {
-    let Some(first) = front.first() else { return Ok(x.clone()) };
-    let d = first.input;
-    let mut h = x.reshape((x.dim(0)?, d.height, d.width, d.channels))?.permute((0, 3, 1, 2))?.contiguous()?;
-    for layer in front {
-        h = layer.forward(&h)?;
+    if front.is_empty() {
+        return Ok(x.clone());
     }
-    if h.rank() == 4 {
-        h = h.permute((0, 2, 3, 1))?.flatten_from(1)?;
+    let rows = x.dim(0)?;
+    let mut h = x.clone();
+    for (i, layer) in front.iter().enumerate() {
+        h = layer.forward(&h, i == 0)?;
     }
-    Ok(h)
+    h.reshape((rows, ()))
 }
 
 #[cfg(test)]

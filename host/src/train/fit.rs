@@ -379,6 +379,24 @@ impl TrainConfig {
         }
     }
 
+    /// What every model of `seed` shares ([`Prepared::for_seed`]) for the network this describes:
+    /// an MLP of its hidden widths, or its convolutional layer list.
+    pub fn prepared(
+        &self,
+        data: &Dataset,
+        spec: crate::train::prepare::SplitSpec,
+        seed: u64,
+    ) -> anyhow::Result<Prepared> {
+        match &self.features {
+            Some(features) => {
+                let list = features.list(self.activation)?;
+                let front = Some((features.image(), &list.front[..]));
+                Prepared::for_model(data, spec, seed, front, &self.hidden, self.task)
+            }
+            None => Prepared::for_seed(data, spec, seed, &self.hidden, self.task),
+        }
+    }
+
     /// Checks every value before anything is trained or written.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=crate::limits::MAX_EPOCHS).contains(&self.epochs) {

@@ -4,6 +4,8 @@
 
 pub mod adam;
 pub mod batch_norm;
+pub mod conv_ops;
+pub mod elementwise;
 pub mod features;
 pub mod figures;
 mod fit;

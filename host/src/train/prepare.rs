@@ -97,24 +97,6 @@ impl Prepared {
         Self::for_model(data, spec, seed, None, hidden, task)
     }
 
-    /// [`Prepared::for_seed`] for the network `config` describes (an MLP of its hidden widths, or
-    /// its convolutional layer list).
-    pub fn for_config(
-        data: &Dataset,
-        spec: SplitSpec,
-        seed: u64,
-        config: &crate::train::TrainConfig,
-    ) -> anyhow::Result<Self> {
-        match &config.features {
-            Some(features) => {
-                let list = features.list(config.activation)?;
-                let front = Some((features.image(), &list.front[..]));
-                Self::for_model(data, spec, seed, front, &config.hidden, config.task)
-            }
-            None => Self::for_seed(data, spec, seed, &config.hidden, config.task),
-        }
-    }
-
     /// [`Prepared::for_seed`] for a convolutional network: `front` is its image and the layers
     /// before its Dense layers (`None`: an MLP). An image is standardized per channel
     /// ([`Standardization::fit_per_channel`]), an MLP's rows per feature.

@@ -31,6 +31,15 @@ impl Placement {
         (self.rows.outputs, self.cols.outputs)
     }
 
+    /// Padded positions before the input's first along `axis` (0: rows, 1: columns).
+    pub const fn before(&self, axis: usize) -> usize {
+        if axis == 0 {
+            self.rows.before
+        } else {
+            self.cols.before
+        }
+    }
+
     /// Output positions in the map's order (row by row).
     pub const fn positions(&self) -> usize {
         self.rows.outputs * self.cols.outputs
