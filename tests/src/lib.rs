@@ -253,3 +253,15 @@ pub fn int8_of(f: &Fixture) -> anyhow::Result<(PathBuf, dropship::network::HostN
     write_file(&path, &int8.to_artifact("", "dropship-tests fixture, int8")?)?;
     Ok((path, int8))
 }
+
+/// Writes `rows` (all of one width) as a CSV of feature columns `f0, f1, ...` and a `label`
+/// column of zeros, every value in scientific notation (edge values survive the round trip).
+pub fn write_rows_csv(path: &std::path::Path, rows: &[Vec<f32>]) {
+    let width = rows.first().map_or(0, Vec::len);
+    let mut csv: String = (0..width).map(|f| format!("f{f},")).collect::<String>() + "label\n";
+    for row in rows {
+        let values: Vec<String> = row.iter().map(|v| format!("{v:e}")).collect();
+        csv.push_str(&format!("{},0\n", values.join(",")));
+    }
+    std::fs::write(path, csv).expect("writing the rows");
+}

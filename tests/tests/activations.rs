@@ -3,7 +3,6 @@
 //! large magnitudes, ±inf and NaN, and an int8 network of the same activations whose tables are
 //! read at both ends, both validated row by row under QEMU against the host.
 
-use std::path::Path;
 use std::time::Duration;
 
 use dropship::data::Header;
@@ -11,7 +10,7 @@ use dropship::deploy::quantize;
 use dropship::deploy::validate::{self, Options, Target};
 use dropship::network::{HostNetwork, InputForm, Layer};
 use dropship_shared::Activation;
-use dropship_tests::{activation_fixture, int8_of};
+use dropship_tests::{activation_fixture, int8_of, write_rows_csv};
 use xtask::firmware::Board;
 
 const WIDTH: usize = 8;
@@ -117,15 +116,6 @@ fn rows() -> Vec<Vec<f32>> {
     rows
 }
 
-fn write_csv(path: &Path, rows: &[Vec<f32>]) {
-    let mut csv: String = (0..WIDTH).map(|f| format!("f{f},")).collect::<String>() + "label\n";
-    for row in rows {
-        let values: Vec<String> = row.iter().map(|v| format!("{v:e}")).collect();
-        csv.push_str(&format!("{},0\n", values.join(",")));
-    }
-    std::fs::write(path, csv).unwrap();
-}
-
 fn options() -> Options {
     Options { label_column: None, header: Header::Auto, timeout: Duration::from_secs(5), progress: false }
 }
@@ -186,7 +176,7 @@ fn every_activation_is_bit_identical_on_every_core_at_its_edges_in_f32_and_int8(
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("edges.csv");
     let rows = rows();
-    write_csv(&csv, &rows);
+    write_rows_csv(&csv, &rows);
     // f32: the host's outputs reach the edges the test is about
     let f32_net = edge_network();
     let outputs: Vec<Vec<f32>> = rows.iter().map(|r| f32_net.logits(r, InputForm::Raw)).collect();

@@ -3,14 +3,13 @@
 //! padding, every activation a convolution can have) validated row by row under QEMU on every
 //! emulated core against the host, with their per-layer profile.
 
-use std::path::Path;
 use std::time::Duration;
 
 use dropship::data::Header;
 use dropship::deploy::validate::{self, Options, Target};
 use dropship::network::{HostNetwork, InputForm, Layer};
 use dropship_shared::{Activation, Dims, LayerKind, LayerShape, Padding, Window};
-use dropship_tests::cnn_fixture;
+use dropship_tests::{cnn_fixture, write_rows_csv};
 use xtask::firmware::Board;
 
 /// Deterministic weights in `[-scale, scale)`.
@@ -125,16 +124,6 @@ fn rows(width: usize, count: usize) -> Vec<Vec<f32>> {
     rows
 }
 
-fn write_csv(path: &Path, rows: &[Vec<f32>]) {
-    let width = rows[0].len();
-    let mut csv: String = (0..width).map(|f| format!("f{f},")).collect::<String>() + "label\n";
-    for row in rows {
-        let values: Vec<String> = row.iter().map(|v| format!("{v:e}")).collect();
-        csv.push_str(&format!("{},0\n", values.join(",")));
-    }
-    std::fs::write(path, csv).unwrap();
-}
-
 fn options() -> Options {
     Options { label_column: None, header: Header::Auto, timeout: Duration::from_secs(10), progress: false }
 }
@@ -155,7 +144,7 @@ fn cnns_of_every_conv_and_pool_kind_are_bit_identical_on_every_emulated_core() {
         assert!(distinct.len() > rows.len() / 2, "{name}: {} distinct outputs", distinct.len());
         let (path, csv) = (dir.path().join(format!("{name}.dsm")), dir.path().join(format!("{name}.csv")));
         std::fs::write(&path, &bytes).unwrap();
-        write_csv(&csv, &rows);
+        write_rows_csv(&csv, &rows);
         for board in Board::all().iter().copied().filter(|b| b.spec().qemu.is_some()) {
             let options = Options { ..options() };
             let report = validate::validate(&path, &csv, &Target::Qemu(board), &options).unwrap();

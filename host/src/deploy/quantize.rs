@@ -39,6 +39,10 @@ pub fn asymmetric(min: f32, max: f32) -> (f32, i8) {
 /// output, or for an activation that runs as a table, the values before it.
 pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -> Vec<(f32, f32)> {
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); net.layers().len() + 1];
+    if !net.is_dense_only() {
+        // [`quantize`] refuses the network; nothing here would be its ranges
+        return vec![(0.0, 0.0); ranges.len()];
+    }
     let widen = |range: &mut (f32, f32), values: &[f32]| {
         for v in values {
             range.0 = range.0.min(*v);
@@ -68,8 +72,20 @@ pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -
     ranges.into_iter().map(|(lo, hi)| if lo <= hi { (lo, hi) } else { (0.0, 0.0) }).collect()
 }
 
+/// The error for a network with convolutions or pooling, which this dropship runs in f32 only.
+pub fn refuse_convolutions(net: &HostNetwork) -> Result<()> {
+    match net.layers().iter().enumerate().find(|(_, l)| l.kind != dropship_shared::LayerKind::Dense) {
+        Some((l, layer)) => bail!(
+            "layer {l} is a {}: int8 convolutions and pooling are not written yet (this dropship quantizes Dense networks; the f32 model runs on the device as it is)",
+            layer.kind
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Quantizes the f32 `net` with the activation `ranges` from [`calibrate`].
 pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork> {
+    refuse_convolutions(net)?;
     let (input_scale, input_zero) = asymmetric(ranges[0].0, ranges[0].1);
     let (mut in_scale, mut in_zero) = (input_scale as f64, input_zero as i64);
     let mut layers = Vec::with_capacity(net.layers().len());

@@ -13,6 +13,7 @@ use dropship_shared::ops::window::Placement;
 use dropship_shared::{Dims, LayerKind};
 
 use crate::train::elementwise::values;
+use crate::train::matmul::matmul;
 
 /// The contiguous f32 values of a tensor (made contiguous first).
 fn tensor_values(t: &Tensor) -> Result<Vec<f32>> {
@@ -25,49 +26,6 @@ fn batch(x: &[f32], map: Dims) -> Result<usize> {
         candle_core::bail!("{} values are not rows of a {map} map", x.len());
     }
     Ok(x.len() / map.len())
-}
-
-/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, each given by its row and column strides.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    assert!(dst.len() >= m * n, "gemm destination");
-    assert!(m == 0 || k == 0 || (m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(), "gemm left operand");
-    assert!(k == 0 || n == 0 || (k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(), "gemm right operand");
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the assertions above keep every element gemm reads (`lhs[i*lhs_rs + l*lhs_cs]` for
-    // i < m, l < k; `rhs[l*rhs_rs + j*rhs_cs]` for l < k, j < n) and writes (`dst[i*n + j]`) inside
-    // the three slices; `dst` is not read (`read_dst` false) and does not overlap the operands.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
 }
 
 /// A convolution over NHWC rows: `x (rows, map)` and the kernel `(taps · in, filters)` (Keras's
@@ -346,6 +304,18 @@ mod tests {
     use candle_core::{Device, Var};
     use dropship_shared::{Padding, Window};
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// The largest difference between the gradients of `vars` through `ours` and `theirs` of a
+    /// weighted sum of the outputs (`weights` the same shape as both).
+    fn gradient_gap(ours: Tensor, theirs: Tensor, weights: &Tensor, vars: [&Var; 2]) -> f32 {
+        let grads = |y: Tensor| (y * weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let (a, b) = (grads(ours), grads(theirs));
+        vars.iter().map(|v| max_abs_diff(a.get(v).unwrap(), b.get(v).unwrap())).fold(0.0, f32::max)
+    }
+
     fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| (i as f32 * 0.37 + seed).sin()).collect()
     }
@@ -390,18 +360,11 @@ mod tests {
                 .unwrap()
                 .reshape((2 * oh * ow, 5))
                 .unwrap();
-            let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = max_abs_diff(&ours, &theirs);
             assert!(diff < 1e-5, "{window:?}: forward {diff}");
             let weights = Tensor::from_vec(values(2 * oh * ow * 5, 2.0), (2 * oh * ow, 5), &device).unwrap();
-            let (g_ours, g_theirs) = (
-                (ours * &weights).unwrap().sum_all().unwrap().backward().unwrap(),
-                (theirs * &weights).unwrap().sum_all().unwrap().backward().unwrap(),
-            );
-            for v in [&x, &kernel] {
-                let (a, b) = (g_ours.get(v).unwrap(), g_theirs.get(v).unwrap());
-                let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(diff < 1e-4, "{window:?}: gradient {diff}");
-            }
+            let gap = gradient_gap(ours, theirs, &weights, [&x, &kernel]);
+            assert!(gap < 1e-4, "{window:?}: gradient {gap}");
             // pooling: max and average against the shared core's forward, gradients by hand
             for kind in [LayerKind::MaxPool2d, LayerKind::AveragePool2d] {
                 let pooled = x
@@ -513,23 +476,10 @@ mod tests {
             .unwrap();
         let theirs =
             padded.conv2d(&w, 0, 2, 1, 3).unwrap().permute((0, 2, 3, 1)).unwrap().reshape((2 * oh * ow, 3)).unwrap();
-        let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-5, "forward {diff}");
         let weights = Tensor::from_vec(values(2 * oh * ow * 3, 2.0), (2 * oh * ow, 3), &device).unwrap();
-        let (a, b) = (
-            (ours * &weights).unwrap().sum_all().unwrap().backward().unwrap(),
-            (theirs * &weights).unwrap().sum_all().unwrap().backward().unwrap(),
-        );
-        for v in [&x, &kernel] {
-            let diff = (a.get(v).unwrap() - b.get(v).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-4, "gradient {diff}");
-        }
+        let gap = gradient_gap(ours, theirs, &weights, [&x, &kernel]);
+        assert!(gap < 1e-4, "gradient {gap}");
     }
 }

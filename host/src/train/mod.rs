@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod features;
 pub mod figures;
 mod fit;
+pub mod matmul;
 pub mod model;
 pub mod prepare;
 pub mod progress;

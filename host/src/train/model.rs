@@ -331,34 +331,8 @@ impl CustomOp2 for InputProduct {
         if k != k2 {
             candle_core::bail!("input-product: ({m}, {k}) times ({k2}, {n})");
         }
-        let threads = candle_core::utils::get_num_threads();
-        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         let mut dst = vec![0.0f32; m * n];
-        // SAFETY: row-major (m, k), (k, n) and (m, n) buffers of exactly those sizes, with the
-        // strides that say so; gemm reads `x` and `w` and writes `dst` only.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                1,
-                n as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            )
-        };
+        crate::train::matmul::matmul((m, n, k), &mut dst, x, (k, 1), w, (n, 1));
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 

@@ -78,7 +78,8 @@ fn conv2d_equals_the_naive_loop_for_every_padding_stride_and_odd_size() {
         };
         let at = Placement::new(dims, window).expect("fits");
         assert_eq!(at.output_size(), (oh, ow), "{dims} {window:?}");
-        for filters in [1, 5] {
+        // 29 filters run a block of each size: 16, 8, 4 and 1
+        for filters in [1, 5, 29] {
             let c = dims.channels;
             let taps = window.size[0] * window.size[1];
             let (x, k, b) =
@@ -104,13 +105,15 @@ fn conv2d_equals_the_naive_loop_for_every_padding_stride_and_odd_size() {
             checked += 1;
         }
     }
-    assert!(checked > 800, "{checked} cases");
+    assert!(checked > 1200, "{checked} cases");
 }
 
 #[test]
 fn depthwise_conv2d_equals_the_naive_loop_for_every_padding_stride_and_odd_size() {
     let mut rng = Rng(0xdee9_5eed);
-    for (dims, window) in cases() {
+    // 29 channels run a block of each size: 16, 8, 4 and 1
+    let wide = [(Dims::image(5, 4, 29), Window::new([3, 3], [2, 2], Padding::Same))];
+    for (dims, window) in cases().into_iter().chain(wide) {
         let Some(((oh, ow), all)) = windows(dims, window) else { continue };
         let at = Placement::new(dims, window).expect("fits");
         let c = dims.channels;
