@@ -160,6 +160,25 @@ pub fn cnn_fixture() -> &'static Fixture {
     })
 }
 
+/// [`cnn_fixture`]'s network with a BatchNorm after each convolution and the hidden Dense (no
+/// other regularizer), trained for 10 epochs, in `target/dropship-tests/cnn-batchnorm/`.
+pub fn cnn_batch_norm_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+            .expect("the bundled digits load");
+        let features = train::Features { image: [8, 8, 1], layers: CNN_LAYERS.into() };
+        let config = TrainConfig {
+            hidden: features.list(Activation::Relu).expect("the fixture's layers parse").hidden,
+            features: Some(features),
+            batch_norm: true,
+            epochs: 10,
+            ..TrainConfig::default()
+        };
+        build_with(data, config, "cnn-batchnorm").expect("training the CNN BatchNorm fixture")
+    })
+}
+
 /// The layers of [`cnn_fixture`].
 pub const CNN_LAYERS: &str = "conv8k3same,maxpool2,conv12k3,flatten,dense32,dense10";
 

@@ -8,7 +8,10 @@ use dropship::train::model::{dropout_mask, Mlp};
 use dropship_shared::ops::output::argmax;
 use dropship_shared::Activation;
 use dropship_shared::Artifact;
-use dropship_tests::{activation_fixture, batch_norm_fixture, cnn_fixture, deep_fixture, fixture, Fixture, CNN_LAYERS};
+use dropship_tests::{
+    activation_fixture, batch_norm_fixture, cnn_batch_norm_fixture, cnn_fixture, deep_fixture, fixture, Fixture,
+    CNN_LAYERS,
+};
 
 #[test]
 fn artifact_equals_candle_inference_mode_and_differs_from_training_mode() {
@@ -59,6 +62,25 @@ fn a_candle_trained_cnns_artifact_equals_candle_inference_mode() {
     dropship::train::run::save_weights(&path, &f.weights, &f.prepared.standardization, "cnn").unwrap();
     let back = dropship::train::run::load_weights(&path).unwrap();
     assert_eq!(back.weights, f.weights);
+}
+
+/// A CNN trained with a BatchNorm after each convolution (statistics per channel over every
+/// row and position) and its hidden Dense: the artifact has none, they are folded, and it equals
+/// candle's inference mode within 1e-5.
+#[test]
+fn a_cnns_batch_norms_are_folded_into_its_convolutions() {
+    let f = cnn_batch_norm_fixture();
+    let convolutions = f.weights.front.iter().filter(|l| !l.kernel.is_empty());
+    assert!(convolutions.clone().count() == 2 && convolutions.clone().all(|l| l.batch_norm.is_some()));
+    let moved = f.weights.front[0].batch_norm.as_ref().unwrap();
+    assert!(moved.moving_variance.iter().any(|v| (v - 1.0).abs() > 0.1), "the moving statistics were trained");
+    let a = Artifact::parse(&f.artifact).unwrap();
+    assert_eq!(a.layers().count(), 6, "no BatchNorm layer");
+    artifact_equals_candle_inference_mode(f);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    dropship::train::run::save_weights(&path, &f.weights, &f.prepared.standardization, "cnn").unwrap();
+    assert_eq!(dropship::train::run::load_weights(&path).unwrap().weights, f.weights, "the run file keeps them");
 }
 
 #[test]

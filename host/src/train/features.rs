@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use dropship_shared::{Activation, Dims, LayerKind, LayerShape, Padding, Window};
 
+use crate::train::batch_norm::{BatchNorm, BatchNormWeights};
 use crate::train::conv_ops::{Conv, Depthwise, Pool};
 use crate::train::elementwise::{activate, add_bias};
 use dropship_shared::ops::window::Placement;
@@ -148,12 +149,23 @@ pub struct FeatureWeights {
     pub kernel: Vec<f32>,
     /// One bias per output channel.
     pub bias: Vec<f32>,
+    /// A BatchNorm between a convolution and its activation (training only: folded at export).
+    pub batch_norm: Option<BatchNormWeights>,
 }
 
 impl FeatureWeights {
     /// Its output map.
     pub fn output(&self) -> Dims {
         self.shape.output_dims(self.input).unwrap_or(Dims::flat(0))
+    }
+
+    /// `(kernel, bias)` as the layer runs at inference: its BatchNorm, if any, folded in (the
+    /// kernel's last axis is its output channels, as a Dense kernel's is).
+    pub fn inference_weights(&self) -> (Vec<f32>, Vec<f32>) {
+        match &self.batch_norm {
+            Some(bn) => bn.fold(&self.kernel, &self.bias),
+            None => (self.kernel.clone(), self.bias.clone()),
+        }
     }
 }
 
@@ -177,7 +189,8 @@ pub fn glorot(image: Dims, front: &[LayerShape], rng: &mut ChaCha8Rng) -> Vec<Fe
                 }
                 None => Vec::new(),
             };
-            let layer = FeatureWeights { shape: *shape, input: map, kernel, bias: vec![0.0; shape.biases()] };
+            let bias = vec![0.0; shape.biases()];
+            let layer = FeatureWeights { shape: *shape, input: map, kernel, bias, batch_norm: None };
             map = layer.output();
             layer
         })
@@ -193,6 +206,8 @@ pub struct FeatureVars {
     pub input: Dims,
     /// `(kernel, bias)` for a convolution, Keras's layout.
     pub params: Option<(Var, Var)>,
+    /// The BatchNorm between a convolution and its activation, if it has one.
+    pub batch_norm: Option<BatchNorm>,
 }
 
 impl FeatureVars {
@@ -208,7 +223,8 @@ impl FeatureVars {
         } else {
             None
         };
-        Ok(Self { shape: w.shape, input: w.input, params })
+        let batch_norm = w.batch_norm.as_ref().map(|b| BatchNorm::new(b, device)).transpose()?;
+        Ok(Self { shape: w.shape, input: w.input, params, batch_norm })
     }
 
     /// Its parameters as plain values.
@@ -217,12 +233,13 @@ impl FeatureVars {
             Some((k, b)) => (k.as_tensor().flatten_all()?.to_vec1()?, b.as_tensor().to_vec1()?),
             None => (Vec::new(), Vec::new()),
         };
-        Ok(FeatureWeights { shape: self.shape, input: self.input, kernel, bias })
+        let batch_norm = self.batch_norm.as_ref().map(BatchNorm::weights).transpose()?;
+        Ok(FeatureWeights { shape: self.shape, input: self.input, kernel, bias, batch_norm })
     }
 
     /// The layer on `x`, NHWC rows of its input map (any shape holding them); `first`: `x` is the
-    /// data, whose gradient is not needed.
-    fn forward(&self, x: &Tensor, first: bool) -> Result<Tensor> {
+    /// data, whose gradient is not needed; `training`: a BatchNorm uses the batch's statistics.
+    fn forward(&self, x: &Tensor, first: bool, training: bool) -> Result<Tensor> {
         let (shape, map) = (self.shape, self.input);
         let rows = x.elem_count() / map.len().max(1);
         let at = Placement::new(map, shape.window);
@@ -230,11 +247,11 @@ impl FeatureVars {
         match (shape.kind, &self.params, at) {
             (LayerKind::Conv2d, Some((kernel, bias)), Some(at)) => {
                 let y = x.apply_op2(kernel.as_tensor(), Conv { at, filters: shape.units, first })?;
-                activate(&add_bias(&y, bias.as_tensor())?, shape.activation)
+                self.normalized_activation(add_bias(&y, bias.as_tensor())?, training)
             }
             (LayerKind::DepthwiseConv2d, Some((kernel, bias)), Some(at)) => {
                 let y = x.apply_op2(kernel.as_tensor(), Depthwise { at, first })?;
-                activate(&add_bias(&y, bias.as_tensor())?, shape.activation)
+                self.normalized_activation(add_bias(&y, bias.as_tensor())?, training)
             }
             (LayerKind::MaxPool2d | LayerKind::AveragePool2d, _, Some(at)) => {
                 x.contiguous()?.apply_op1(Pool { at, kind: shape.kind })
@@ -246,15 +263,28 @@ impl FeatureVars {
     }
 }
 
-/// The front on `x` `(rows, values)` (standardized NHWC rows): its output rows, flat.
-pub fn forward(front: &[FeatureVars], x: &Tensor) -> Result<Tensor> {
+impl FeatureVars {
+    /// A convolution's `(rows · positions, channels)` sums through its BatchNorm (statistics per
+    /// channel over every row and position, as Keras's), then its activation.
+    fn normalized_activation(&self, h: Tensor, training: bool) -> Result<Tensor> {
+        let h = match &self.batch_norm {
+            Some(bn) => bn.forward(&h, training)?,
+            None => h,
+        };
+        activate(&h, self.shape.activation)
+    }
+}
+
+/// The front on `x` `(rows, values)` (standardized NHWC rows): its output rows, flat. In
+/// `training` mode its BatchNorms use (and update) the batch's statistics.
+pub fn forward(front: &[FeatureVars], x: &Tensor, training: bool) -> Result<Tensor> {
     if front.is_empty() {
         return Ok(x.clone());
     }
     let rows = x.dim(0)?;
     let mut h = x.clone();
     for (i, layer) in front.iter().enumerate() {
-        h = layer.forward(&h, i == 0)?;
+        h = layer.forward(&h, i == 0, training)?;
     }
     h.reshape((rows, ()))
 }

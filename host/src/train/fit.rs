@@ -359,7 +359,11 @@ impl TrainConfig {
             (r, true) => format!("{r}; {}", self.augment),
         };
         if self.batch_norm {
-            let bn = "BatchNorm (momentum 0.99, epsilon 1e-3) after each hidden Dense";
+            let bn = if self.features.is_some() {
+                "BatchNorm (momentum 0.99, epsilon 1e-3) after each convolution and hidden Dense"
+            } else {
+                "BatchNorm (momentum 0.99, epsilon 1e-3) after each hidden Dense"
+            };
             text = if self.regularizer == Regularizer::None && !self.augment.is_active() {
                 bn.to_string()
             } else {

@@ -152,7 +152,13 @@ impl Weights {
                 l.batch_norm = Some(BatchNormWeights::initial(l.output()));
             }
         }
-        Self { layers, front: self.front.clone() }
+        let mut front = self.front.clone();
+        for f in front.iter_mut().filter(|f| LayerShape::has_weights(f.shape.kind)) {
+            if batch_norm && f.batch_norm.is_none() {
+                f.batch_norm = Some(BatchNormWeights::initial(f.shape.units));
+            }
+        }
+        Self { layers, front }
     }
 
     /// Euclidean norm of every kernel (the convolutions', then the Dense layers'), the output
@@ -199,7 +205,10 @@ impl Mlp {
         let front = || self.front.iter().filter_map(|f| f.params.as_ref());
         let kernels = front().map(|(k, _)| k.clone()).chain(self.layers.iter().map(|(k, _)| k.clone()));
         let biases = front().map(|(_, b)| b.clone()).chain(self.layers.iter().map(|(_, b)| b.clone()));
-        let batch_norms = self.batch_norms.iter().flatten().flat_map(|b| [b.gamma.clone(), b.beta.clone()]);
+        let dense_norms = self.batch_norms.iter().flatten();
+        let batch_norms = dense_norms
+            .chain(self.front.iter().filter_map(|f| f.batch_norm.as_ref()))
+            .flat_map(|b| [b.gamma.clone(), b.beta.clone()]);
         kernels.chain(biases).chain(batch_norms).collect()
     }
 
@@ -232,7 +241,7 @@ impl Mlp {
     /// (softmax and binary cross-entropy from logits, as Keras does for its output activations).
     pub fn forward_raw(&self, x: &Tensor, dropout_masks: Option<&[Option<Tensor>]>) -> Result<Tensor> {
         let last = self.layers.len() - 1;
-        let mut h = features::forward(&self.front, x)?;
+        let mut h = features::forward(&self.front, x, dropout_masks.is_some())?;
         for (i, ((kernel, bias), activation)) in self.layers.iter().zip(&self.activations).enumerate() {
             // the data needs no gradient; a convolution's output does
             let product = if i == 0 && self.front.is_empty() {
@@ -285,6 +294,11 @@ impl Mlp {
         }
         for (mine, theirs) in self.batch_norms.iter().zip(&weights.layers) {
             if let (Some(bn), Some(values)) = (mine, &theirs.batch_norm) {
+                bn.set(values)?;
+            }
+        }
+        for (mine, theirs) in self.front.iter().zip(&weights.front) {
+            if let (Some(bn), Some(values)) = (&mine.batch_norm, &theirs.batch_norm) {
                 bn.set(values)?;
             }
         }

@@ -162,6 +162,11 @@ pub fn save_model(path: &Path, w: &Weights, s: &Standardization, provenance: &st
         };
         tensors.push((format!("conv{i}.kernel"), dims, bytes(&f.kernel)));
         tensors.push((format!("conv{i}.bias"), vec![f.bias.len()], bytes(&f.bias)));
+        if let Some(bn) = &f.batch_norm {
+            for (part, values) in batch_norm_parts(bn) {
+                tensors.push((format!("conv{i}.batch_norm.{part}"), vec![f.bias.len()], bytes(values)));
+            }
+        }
     }
     for (i, layer) in w.layers.iter().enumerate() {
         let name = layer_name(i, depth);
@@ -333,8 +338,10 @@ impl SavedModel {
                 Layer::dense(l.input, kernel, bias, l.activation)
             })
             .collect::<Vec<_>>();
-        let front =
-            self.weights.front.iter().map(|f| Layer::f32_of(f.shape, f.input, f.kernel.clone(), f.bias.clone()));
+        let front = self.weights.front.iter().map(|f| {
+            let (kernel, bias) = f.inference_weights();
+            Layer::f32_of(f.shape, f.input, kernel, bias)
+        });
         let layers = front.chain(layers).collect();
         let standardization = Some((self.standardization.mean.clone(), self.standardization.scale.clone()));
         let mut net = HostNetwork::f32(self.weights.input(), layers, standardization).expect("f32 layers");
@@ -401,6 +408,29 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
     };
     let front_shapes: Vec<LayerShape> =
         described.iter().flatten().take_while(|s| s.kind != LayerKind::Dense).copied().collect();
+    // the BatchNorm stored under `name`, if any, of `units` units
+    let read_batch_norm = |name: &str, units: usize| -> Result<Option<BatchNormWeights>> {
+        if !names.contains(&format!("{name}.batch_norm.gamma")) {
+            return Ok(None);
+        }
+        let mut bn = BatchNormWeights::initial(units);
+        for (part, values) in [
+            ("gamma", &mut bn.gamma),
+            ("beta", &mut bn.beta),
+            ("moving_mean", &mut bn.moving_mean),
+            ("moving_variance", &mut bn.moving_variance),
+        ] {
+            let (_, read) = tensor(&format!("{name}.batch_norm.{part}"))?;
+            if read.len() != units {
+                bail!("{}: `{name}.batch_norm.{part}` has {} values for {units} units", path.display(), read.len());
+            }
+            *values = read;
+        }
+        if bn.moving_variance.iter().any(|v| v.is_nan() || *v < 0.0) {
+            bail!("{}: `{name}.batch_norm.moving_variance` has a negative value", path.display());
+        }
+        Ok(Some(bn))
+    };
     let mut front = Vec::with_capacity(front_shapes.len());
     if !front_shapes.is_empty() {
         let image = metadata.and_then(|m| m.get(IMAGE_METADATA)).and_then(|t| read_image(t));
@@ -415,7 +445,8 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
             if out.is_none() || kernel.len() != shape.weights(map) || bias.len() != shape.biases() {
                 bail!("{}: tensor shapes do not chain at `conv{i}` ({})", path.display(), shape.kind);
             }
-            front.push(FeatureWeights { shape: *shape, input: map, kernel, bias });
+            let batch_norm = read_batch_norm(&format!("conv{i}"), shape.units)?;
+            front.push(FeatureWeights { shape: *shape, input: map, kernel, bias, batch_norm });
             map = out.unwrap_or(map);
         }
     }
@@ -437,29 +468,7 @@ pub fn load_weights(run: &Path) -> Result<SavedModel> {
             bail!("{}: tensor shapes do not chain at `{name}`", path.display());
         }
         let mut layer = DenseWeights::new(input, kernel, bias, Activation::Linear);
-        if names.contains(&format!("{name}.batch_norm.gamma")) {
-            let mut bn = BatchNormWeights::initial(output);
-            for (part, values) in [
-                ("gamma", &mut bn.gamma),
-                ("beta", &mut bn.beta),
-                ("moving_mean", &mut bn.moving_mean),
-                ("moving_variance", &mut bn.moving_variance),
-            ] {
-                let (_, read) = tensor(&format!("{name}.batch_norm.{part}"))?;
-                if read.len() != output {
-                    bail!(
-                        "{}: `{name}.batch_norm.{part}` has {} values for {output} units",
-                        path.display(),
-                        read.len()
-                    );
-                }
-                *values = read;
-            }
-            if bn.moving_variance.iter().any(|v| v.is_nan() || *v < 0.0) {
-                bail!("{}: `{name}.batch_norm.moving_variance` has a negative value", path.display());
-            }
-            layer.batch_norm = Some(bn);
-        }
+        layer.batch_norm = read_batch_norm(&name, output)?;
         layers.push(layer);
     }
     let shapes = match described {
