@@ -1,5 +1,5 @@
-//! Single-sample inference of the 64-128-10 digits model: the `shared` core (the code the device
-//! runs) beside tract-onnx and candle, in one run. onnxruntime's figure on this machine kind is
+//! Single-sample inference of the 64-128-10 digits model and of an MNIST CNN: the `shared` core
+//! (the code the device runs) beside tract-onnx and candle, in one run. onnxruntime's figure on this machine kind is
 //! about 4.3 us (data/README.md); Keras's predict_on_batch about 226 us.
 
 use candle_core::Device;
@@ -97,5 +97,57 @@ fn inference(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inference);
+/// The CNN of the README's MNIST comparison (`conv8k3,maxpool2,conv16k3,maxpool2,flatten,dense32,
+/// dense10` on 28x28x1), Keras-initialized: the shared core's `Graph` (what a firmware runs)
+/// beside tract-onnx running its ONNX export.
+fn cnn_inference(c: &mut Criterion) {
+    use dropship_shared::{Activation, Dims};
+    let image = Dims::image(28, 28, 1);
+    let list = dropship::train::features::parse(
+        "conv8k3,maxpool2,conv16k3,maxpool2,flatten,dense32,dense10",
+        image,
+        Activation::Relu,
+    )
+    .unwrap();
+    let shapes: Vec<_> =
+        list.front.iter().copied().chain(dropship::train::model::classifier(&list.hidden, 10)).collect();
+    let weights = Weights::glorot_for(image, &shapes, &mut stream(0, Stream::Init));
+    let saved = SavedModel {
+        weights,
+        standardization: Standardization { mean: vec![33.0; 784], scale: vec![78.0; 784] },
+        provenance: "bench".into(),
+        head: Default::default(),
+    };
+    let host =
+        HostNetwork::from_artifact(&Artifact::parse(&export::artifact_bytes(&saved, "", "bench").unwrap()).unwrap());
+    let input: Vec<f32> = (0..784).map(|i| ((i * 37) % 256) as f32).collect();
+    let mut group = c.benchmark_group("single-sample inference, MNIST CNN (14,410 parameters, 201k MACs)");
+    let layers = host.graph_layers();
+    let (mean, scale) = host.standardization().unwrap();
+    let graph = dropship_shared::network::graph::Graph { standardization: Some((mean, scale)), layers: &layers };
+    let (a, b) = dropship_shared::network::scratch_widths(&host.widths());
+    let (mut a, mut b, mut logits) = (vec![0.0f32; a], vec![0.0f32; b], vec![0.0f32; 10]);
+    group.bench_function("dropship shared core (Graph)", |bench| {
+        bench.iter(|| graph.predict_in(black_box(&input), &mut a, &mut b, &mut logits, &mut || {}))
+    });
+    let onnx = dropship::deploy::onnx::export_model(&host).unwrap().encode_to_vec();
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, 784]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    group.bench_function("tract-onnx (optimized plan)", |bench| {
+        bench.iter(|| {
+            let t: Tensor = tract_ndarray::Array2::from_shape_vec((1, 784), input.clone()).unwrap().into();
+            plan.run(tvec!(t.into())).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, inference, cnn_inference);
 criterion_main!(benches);
