@@ -200,9 +200,9 @@ impl Dims {
         Self { height, width, channels }
     }
 
-    /// Values in the map.
+    /// Values in the map (saturating).
     pub const fn len(&self) -> usize {
-        self.height * self.width * self.channels
+        self.height.saturating_mul(self.width).saturating_mul(self.channels)
     }
 
     /// Whether the map holds no value.
@@ -334,13 +334,14 @@ impl LayerShape {
         }
     }
 
-    /// Weights of this layer after an `input` map (biases not counted).
+    /// Weights of this layer after an `input` map (biases not counted; saturating, so a shape
+    /// read from untrusted bytes cannot overflow on a 32-bit core: the artifact's limits refuse it).
     pub const fn weights(&self, input: Dims) -> usize {
-        let taps = self.window.size[0] * self.window.size[1];
+        let taps = self.window.size[0].saturating_mul(self.window.size[1]);
         match self.kind {
-            LayerKind::Dense => input.len() * self.units,
-            LayerKind::Conv2d => taps * input.channels * self.units,
-            LayerKind::DepthwiseConv2d => taps * self.units,
+            LayerKind::Dense => input.len().saturating_mul(self.units),
+            LayerKind::Conv2d => taps.saturating_mul(input.channels).saturating_mul(self.units),
+            LayerKind::DepthwiseConv2d => taps.saturating_mul(self.units),
             _ => 0,
         }
     }
@@ -366,11 +367,11 @@ impl LayerShape {
             Some(out) => out,
             None => return 0,
         };
-        let taps = self.window.size[0] * self.window.size[1];
+        let taps = self.window.size[0].saturating_mul(self.window.size[1]);
         match self.kind {
-            LayerKind::Dense => input.len() * self.units,
-            LayerKind::Conv2d => out.len() * taps * input.channels,
-            LayerKind::DepthwiseConv2d => out.len() * taps,
+            LayerKind::Dense => input.len().saturating_mul(self.units),
+            LayerKind::Conv2d => out.len().saturating_mul(taps).saturating_mul(input.channels),
+            LayerKind::DepthwiseConv2d => out.len().saturating_mul(taps),
             _ => 0,
         }
     }

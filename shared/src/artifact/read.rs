@@ -237,7 +237,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     };
     let precision = if input_quantization.is_some() { Precision::Int8 } else { Precision::F32 };
     let mut layers = [None; MAX_LAYERS];
-    let (mut map, mut parameters) = (input_dims, 0);
+    let (mut map, mut parameters) = (input_dims, 0usize);
     for (layer, slot) in layers.iter_mut().take(layer_count).enumerate() {
         let (shape, found) = if version < 3 {
             (legacy[layer], precision)
@@ -254,7 +254,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
             return Err(FormatError::MixedPrecision { layer, expected: precision, found });
         }
         let output_dims = output_dims(layer, &shape, map, precision)?;
-        parameters += shape.parameters(map);
+        parameters = parameters.saturating_add(shape.parameters(map));
         limit("parameter count", parameters, MAX_PARAMETERS)?;
         let (fan_in, output) = (map.len(), output_dims.len());
         let params = match (shape.kind, precision) {
