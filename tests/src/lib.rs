@@ -114,8 +114,7 @@ pub fn activation_fixture(activation: Activation) -> &'static Fixture {
         other => panic!("no fixture for {other} hidden layers"),
     };
     FIXTURES[slot].get_or_init(|| {
-        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
-            .expect("the bundled digits load");
+        let data = digits();
         let config = TrainConfig {
             hidden: vec![64, 32],
             activation,
@@ -133,8 +132,7 @@ pub fn activation_fixture(activation: Activation) -> &'static Fixture {
 pub fn batch_norm_fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
-            .expect("the bundled digits load");
+        let data = digits();
         let config = TrainConfig { hidden: vec![64, 32], batch_norm: true, epochs: 30, ..TrainConfig::default() };
         build_with(data, config, "batchnorm").expect("training the BatchNorm fixture")
     })
@@ -146,17 +144,8 @@ pub fn batch_norm_fixture() -> &'static Fixture {
 pub fn cnn_fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
-            .expect("the bundled digits load");
-        let features = train::Features { image: [8, 8, 1], layers: CNN_LAYERS.into() };
-        let config = TrainConfig {
-            hidden: features.list(Activation::Relu).expect("the fixture's layers parse").hidden,
-            features: Some(features),
-            regularizer: Regularizer::Dropout { rates: vec![0.3] },
-            epochs: 20,
-            ..TrainConfig::default()
-        };
-        build_with(data, config, "cnn").expect("training the CNN fixture")
+        let config = TrainConfig { regularizer: Regularizer::Dropout { rates: vec![0.3] }, epochs: 20, ..cnn_config() };
+        build_with(digits(), config, "cnn").expect("training the CNN fixture")
     })
 }
 
@@ -165,18 +154,25 @@ pub fn cnn_fixture() -> &'static Fixture {
 pub fn cnn_batch_norm_fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let data = data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
-            .expect("the bundled digits load");
-        let features = train::Features { image: [8, 8, 1], layers: CNN_LAYERS.into() };
-        let config = TrainConfig {
-            hidden: features.list(Activation::Relu).expect("the fixture's layers parse").hidden,
-            features: Some(features),
-            batch_norm: true,
-            epochs: 10,
-            ..TrainConfig::default()
-        };
-        build_with(data, config, "cnn-batchnorm").expect("training the CNN BatchNorm fixture")
+        let config = TrainConfig { batch_norm: true, epochs: 10, ..cnn_config() };
+        build_with(digits(), config, "cnn-batchnorm").expect("training the CNN BatchNorm fixture")
     })
+}
+
+/// The bundled digits.
+fn digits() -> Dataset {
+    data::load_csv(data::BUNDLED_DIGITS.as_ref(), &Default::default(), Default::default())
+        .expect("the bundled digits load")
+}
+
+/// [`CNN_LAYERS`] on the digits' 8x8 images, ReLU, nothing else set.
+fn cnn_config() -> TrainConfig {
+    let features = train::Features { image: [8, 8, 1], layers: CNN_LAYERS.into() };
+    TrainConfig {
+        hidden: features.list(Activation::Relu).expect("the fixture's layers parse").hidden,
+        features: Some(features),
+        ..TrainConfig::default()
+    }
 }
 
 /// The layers of [`cnn_fixture`].
