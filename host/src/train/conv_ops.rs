@@ -240,8 +240,7 @@ impl CustomOp1 for Pool {
         let (rows, c, len) = (batch(x, self.at.input)?, self.at.input.channels, self.at.input.len());
         let windows = self.windows();
         let mut out = vec![0.0; rows * windows.len() * c];
-        for (b, (image, y)) in x.chunks_exact(len).zip(out.chunks_exact_mut(windows.len() * c)).enumerate() {
-            let _ = b;
+        for (image, y) in x.chunks_exact(len).zip(out.chunks_exact_mut(windows.len() * c)) {
             for (window, y) in windows.iter().zip(y.chunks_exact_mut(c)) {
                 match self.kind {
                     LayerKind::MaxPool2d => {
