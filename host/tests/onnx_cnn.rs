@@ -332,10 +332,17 @@ fn a_pytorch_cnn_imports_inspects_predicts_and_generates_from_the_command_line()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let code = std::fs::read_to_string(dir.path().join("model.rs")).unwrap();
     assert!(code.contains("network::graph::Graph") && code.contains("LayerKind::DepthwiseConv2d"));
-    // int8 convolutions are not written yet: refused by name, nothing written
+    // quantized to int8 on the same rows: inspect reads it, predict runs it, generate writes the
+    // int8 graph
     let out = run(&["quantize", "cnn.dsm", "-o", "q.dsm", "--calibration", "rows.csv"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("layer 0 is a Conv2D") && err.contains("not written yet"), "{err}");
-    assert!(!dir.path().join("q.dsm").exists());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["inspect", "q.dsm"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("int8"), "{text}");
+    let out = run(&["predict", "q.dsm", "rows.csv", "--logits"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["generate", "q.dsm", "-o", "q.rs"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = std::fs::read_to_string(dir.path().join("q.rs")).unwrap();
+    assert!(code.contains("QuantGraphLayer") && code.contains("LayerKind::DepthwiseConv2d"));
 }

@@ -3,9 +3,10 @@
 //! the board-fit check) read.
 
 use crate::artifact::Artifact;
-use crate::layer::{Activation, Precision};
+use crate::layer::{Activation, Dims, LayerKind, LayerShape, Precision};
 use crate::network::activation_bytes;
 use crate::network::graph::GraphLayer;
+use crate::network::int8::QuantGraphLayer;
 
 /// Bytes a model takes on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,20 +64,57 @@ impl Footprint {
         }
     }
 
+    /// The footprint of an int8 network of any layer kind as the firmware lays it out
+    /// ([`crate::network::int8::QuantGraphLayer`]): per layer its int8 weights, int32 biases, a
+    /// 4-byte multiplier and a 1-byte shift per channel, and the layer's record; the f32
+    /// standardization if present; activations as the Dense rule (f32 standardized inputs, two int8
+    /// buffers of the widest map) and, when a convolution gathers its windows, the column it
+    /// gathers them in ([`crate::ops::conv::int8::SCRATCH_BYTES`], on the stack).
+    pub fn int8_graph(layers: &[(LayerShape, Dims)], widths: &[usize], standardization: bool) -> Self {
+        let input = widths.first().copied().unwrap_or(0);
+        let record = core::mem::size_of::<QuantGraphLayer<'static>>();
+        let weights: usize = layers.iter().map(|(s, d)| s.weights(*d) + 9 * s.biases() + record).sum();
+        let gathers = layers.iter().any(|(s, _)| s.kind == LayerKind::Conv2d && s.window.size != [1, 1]);
+        Self {
+            weight_bytes: weights + if standardization { 8 * input } else { 0 },
+            activation_bytes: 4 * input
+                + 2 * widths.iter().copied().max().unwrap_or(0)
+                + if gathers { crate::ops::conv::int8::SCRATCH_BYTES } else { 0 },
+        }
+        .with_tables(Precision::Int8, layers.iter().map(|(s, _)| s.activation))
+    }
+
+    /// The footprint of a network of these layers (shape and input map) and widths, in its
+    /// precision: the Dense rule ([`Footprint::new`]) for Dense-only networks, else the graph's.
+    pub fn of_layers(
+        precision: Precision,
+        layers: &[(LayerShape, Dims)],
+        widths: &[usize],
+        standardization: bool,
+    ) -> Self {
+        let dense_only = layers.iter().all(|(s, _)| s.kind == LayerKind::Dense);
+        match (precision, dense_only) {
+            (_, true) => Self::new(precision, widths, standardization)
+                .with_tables(precision, layers.iter().map(|(s, _)| s.activation)),
+            (Precision::F32, false) => {
+                Self::graph(widths, layers.iter().map(|(s, d)| s.parameters(*d)).sum(), standardization)
+            }
+            (Precision::Int8, false) => Self::int8_graph(layers, widths, standardization),
+        }
+    }
+
     /// The footprint of a parsed artifact.
     pub fn of(artifact: &Artifact<'_>) -> Self {
         let mut widths = [0; crate::artifact::MAX_LAYERS + 1];
-        let mut n = 0;
+        let mut layers = [(LayerShape::dense(0, Activation::Linear), Dims::flat(0)); crate::artifact::MAX_LAYERS];
         for (slot, width) in widths.iter_mut().zip(artifact.widths()) {
             *slot = width;
-            n += 1;
         }
-        let precision = artifact.precision();
-        if !artifact.is_dense_only() {
-            return Self::graph(&widths[..n], artifact.parameters(), artifact.standardization().is_some());
+        for (slot, layer) in layers.iter_mut().zip(artifact.layers()) {
+            *slot = (layer.shape(), layer.input_dims);
         }
-        Self::new(precision, &widths[..n], artifact.standardization().is_some())
-            .with_tables(precision, artifact.layers().map(|l| l.activation))
+        let n = artifact.layers().count();
+        Self::of_layers(artifact.precision(), &layers[..n], &widths[..n + 1], artifact.standardization().is_some())
     }
 }
 

@@ -73,6 +73,9 @@ impl<'a> Reader<'a> {
 pub struct I32s<'a>(&'a [u8]);
 
 impl<'a> I32s<'a> {
+    /// No values.
+    pub const EMPTY: Self = Self(&[]);
+
     /// Number of values.
     pub fn len(&self) -> usize {
         self.0.len() / 4
@@ -94,6 +97,9 @@ impl<'a> I32s<'a> {
 pub struct F32s<'a>(&'a [u8]);
 
 impl<'a> F32s<'a> {
+    /// No values.
+    pub const EMPTY: Self = Self(&[]);
+
     /// Number of values.
     pub fn len(&self) -> usize {
         self.0.len() / 4

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use dropship_shared::artifact::{Artifact, Int8Table, LayerView};
 use dropship_shared::footprint::Footprint;
 use dropship_shared::ops::dense::int8::{self as quant, paired, WeightForm};
-use dropship_shared::{Activation, Precision, Task};
+use dropship_shared::{Activation, LayerKind, Precision, Task};
 
 const SHARED: &str = "::dropship_shared";
 
@@ -266,66 +266,37 @@ fn standardization_statics(code: &mut String, a: &Artifact<'_>) -> &'static str 
 }
 
 /// An int8 network: per layer, int8 weights (in the kernel's order), int32 biases, multipliers and
-/// one-byte shifts, and the activation's table, as flash constants run by `QuantNetwork`. With
-/// `dsp` (a core with Arm's DSP extension), layers that fit take the paired form its `SMLAD` loop
-/// runs; without, every layer the blocked form the portable kernel runs fastest.
+/// one-byte shifts, and the activation's table, as flash constants run by `QuantNetwork`: Dense-only
+/// networks as a slice of `QuantLayer`s, others (convolutions, pooling) of `QuantGraphLayer`s with
+/// their shapes and maps. With `dsp` (a core with Arm's DSP extension), Dense and Conv2D layers
+/// that fit take the paired form its `SMLAD` loop runs; without, the blocked form the portable
+/// kernel runs fastest. Depthwise weights keep the artifact's `(rows, cols, channels)`.
 fn int8_network(code: &mut String, a: &Artifact<'_>, dsp: bool) -> Result<(), String> {
     let int8 = format!("{SHARED}::ops::dense::int8");
     let layers: Vec<_> = a.layers().collect();
-    let mut forms = Vec::new();
+    let mut quant = Vec::new();
     for (i, l) in layers.iter().enumerate() {
-        let p = l.int8_params().ok_or("an int8 network with an f32 layer")?;
-        let _ = write!(code, "static L{i}_WEIGHTS: {int8}::Aligned<[i8; {}]> = {int8}::Aligned(", l.input * l.output);
-        let plain: Vec<i8> = p.weights_i8().collect();
-        let mut blocked = vec![0i8; plain.len()];
-        quant::block_weights(&plain, l.input, l.output, &mut blocked);
-        let mut bias: Vec<i32> = p.bias.iter().collect();
-        let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
-        let form = if dsp && paired::fits(l.input, &shifts, &plain) { WeightForm::Paired } else { WeightForm::Blocked };
-        if form == WeightForm::Paired {
-            paired::pair_weights(&blocked.clone(), &mut blocked);
-            paired::pair_biases(&plain, &bias.clone(), l.input, &mut bias);
-            paired::pair_shifts(&shifts.clone(), &mut shifts);
-        }
-        forms.push(form);
-        list(code, blocked.iter());
-        let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {}] = ", l.output);
-        list(code, bias.iter());
-        let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {}] = ", l.output);
-        list(code, p.multipliers.iter());
-        let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {}] = ", l.output);
-        list(code, shifts.iter());
-        code.push_str(";\n");
-        match p.lookup.map(|t| t.table) {
-            None => {}
-            Some(Int8Table::Values(values)) => {
-                let _ = write!(code, "static L{i}_TABLE: [i8; 256] = ");
-                list(code, values.iter().map(|b| *b as i8));
-                code.push_str(";\n");
-            }
-            Some(Int8Table::Exponentials(exp)) => {
-                let _ = write!(code, "static L{i}_TABLE: [u16; 256] = ");
-                list(code, exp.iter());
-                code.push_str(";\n");
-            }
-        }
+        quant.push(int8_layer(code, i, l, dsp)?);
     }
-    let _ = write!(code, "static LAYERS: [{int8}::QuantLayer<'static>; {}] = [", layers.len());
-    let lookup = format!("{SHARED}::ops::activation::int8::Lookup");
-    for (i, (l, form)) in layers.iter().zip(&forms).enumerate() {
-        let p = l.int8_params();
-        // a layer with a table requantizes to its pre-activation's zero point
-        let zero = p.map_or(0, |p| p.lookup.map_or(p.output_zero, |t| t.pre_zero));
-        let lookup = match p.and_then(|p| p.lookup).map(|t| t.table) {
-            None => format!("{lookup}::Fused"),
-            Some(Int8Table::Values(_)) => format!("{lookup}::Table(&L{i}_TABLE)"),
-            Some(Int8Table::Exponentials(_)) => format!("{lookup}::Softmax(&L{i}_TABLE)"),
-        };
-        let _ = write!(
-            code,
-            "{int8}::QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {zero}, activation: {}, lookup: {lookup}, form: {int8}::WeightForm::{form:?} }},",
-            activation(l),
-        );
+    let graph = !a.is_dense_only();
+    let layer_type = if graph {
+        format!("{SHARED}::network::int8::QuantGraphLayer<'static>")
+    } else {
+        format!("{int8}::QuantLayer<'static>")
+    };
+    let _ = write!(code, "static LAYERS: [{layer_type}; {}] = [", layers.len());
+    for (l, quant) in layers.iter().zip(&quant) {
+        if graph {
+            let _ = write!(
+                code,
+                "{SHARED}::network::int8::QuantGraphLayer {{ shape: {}, input: {}, output: {}, quant: {quant} }},",
+                shape(l),
+                dims(l.input_dims),
+                dims(l.output_dims)
+            );
+        } else {
+            let _ = write!(code, "{quant},");
+        }
     }
     code.push_str("];\n");
     let standardization = standardization_statics(code, a);
@@ -333,7 +304,7 @@ fn int8_network(code: &mut String, a: &Artifact<'_>, dsp: bool) -> Result<(), St
     let output_scale = layers.last().and_then(|l| l.int8_params()).map_or(1.0, |p| p.output_scale);
     let _ = writeln!(
         code,
-        "/// The int8 network.\npub static NETWORK: {SHARED}::network::int8::QuantNetwork<'static> = {SHARED}::network::int8::QuantNetwork {{ standardization: {standardization}, input_scale: f32::from_bits({:#010x}), input_zero: {input_zero}, layers: &LAYERS, output_scale: f32::from_bits({:#010x}) }};",
+        "/// The int8 network.\npub static NETWORK: {SHARED}::network::int8::QuantNetwork<'static, {layer_type}> = {SHARED}::network::int8::QuantNetwork {{ standardization: {standardization}, input_scale: f32::from_bits({:#010x}), input_zero: {input_zero}, layers: &LAYERS, output_scale: f32::from_bits({:#010x}) }};",
         input_scale.to_bits(),
         output_scale.to_bits()
     );
@@ -346,6 +317,63 @@ fn standardization() -> Option<(&'static [f32], &'static [f32])> {{
 }}"
     );
     Ok(())
+}
+
+/// Layer `i`'s statics (weights, biases, multipliers, shifts, table) and its `QuantLayer` as a Rust
+/// expression (`QuantLayer::NONE` for a layer without parameters).
+fn int8_layer(code: &mut String, i: usize, l: &LayerView<'_>, dsp: bool) -> Result<String, String> {
+    let int8 = format!("{SHARED}::ops::dense::int8");
+    if !dropship_shared::LayerShape::has_weights(l.kind) {
+        return Ok(format!("{int8}::QuantLayer::NONE"));
+    }
+    let p = l.int8_params().ok_or("an int8 network with an f32 layer")?;
+    let plain: Vec<i8> = p.weights_i8().collect();
+    let channels = p.bias.len();
+    let fan_in = plain.len() / channels.max(1);
+    let mut weights = plain.clone();
+    let mut bias: Vec<i32> = p.bias.iter().collect();
+    let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
+    let mut form = WeightForm::Blocked;
+    if l.kind != LayerKind::DepthwiseConv2d {
+        quant::block_weights(&plain, fan_in, channels, &mut weights);
+        if dsp && paired::fits(fan_in, &shifts, &plain) {
+            form = WeightForm::Paired;
+            paired::pair_weights(&weights.clone(), &mut weights);
+            paired::pair_biases(&plain, &bias.clone(), fan_in, &mut bias);
+            paired::pair_shifts(&shifts.clone(), &mut shifts);
+        }
+    }
+    let _ = write!(code, "static L{i}_WEIGHTS: {int8}::Aligned<[i8; {}]> = {int8}::Aligned(", weights.len());
+    list(code, weights.iter());
+    let _ = write!(code, ");\nstatic L{i}_BIAS: [i32; {channels}] = ");
+    list(code, bias.iter());
+    let _ = write!(code, ";\nstatic L{i}_MULTIPLIERS: [i32; {channels}] = ");
+    list(code, p.multipliers.iter());
+    let _ = write!(code, ";\nstatic L{i}_SHIFTS: [i8; {channels}] = ");
+    list(code, shifts.iter());
+    code.push_str(";\n");
+    let lookup = format!("{SHARED}::ops::activation::int8::Lookup");
+    let lookup = match p.lookup.map(|t| t.table) {
+        None => format!("{lookup}::Fused"),
+        Some(Int8Table::Values(values)) => {
+            let _ = write!(code, "static L{i}_TABLE: [i8; 256] = ");
+            list(code, values.iter().map(|b| *b as i8));
+            code.push_str(";\n");
+            format!("{lookup}::Table(&L{i}_TABLE)")
+        }
+        Some(Int8Table::Exponentials(exp)) => {
+            let _ = write!(code, "static L{i}_TABLE: [u16; 256] = ");
+            list(code, exp.iter());
+            code.push_str(";\n");
+            format!("{lookup}::Softmax(&L{i}_TABLE)")
+        }
+    };
+    // a layer with a table requantizes to its pre-activation's zero point
+    let zero = p.lookup.map_or(p.output_zero, |t| t.pre_zero);
+    Ok(format!(
+        "{int8}::QuantLayer {{ weights: &L{i}_WEIGHTS.0, bias: &L{i}_BIAS, multipliers: &L{i}_MULTIPLIERS, shifts: &L{i}_SHIFTS, output_zero: {zero}, activation: {}, lookup: {lookup}, form: {int8}::WeightForm::{form:?} }}",
+        activation(l),
+    ))
 }
 
 /// `Model`: the working memory of one inference, and `infer` / `predict`.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use dropship_shared::artifact::{ArtifactSpec, Int8Spec, Int8Table as ArtifactTable, LayerSpec, LookupSpec, Params};
 use dropship_shared::footprint::Footprint;
 use dropship_shared::network::graph::{Graph, GraphLayer};
-use dropship_shared::network::int8::QuantNetwork;
+use dropship_shared::network::int8::{QuantGraphLayer, QuantNetwork};
 use dropship_shared::network::scratch_widths;
 use dropship_shared::ops::activation::int8::Lookup;
 use dropship_shared::ops::dense::int8::{block_weights, QuantLayer, Requant, WeightForm};
@@ -133,9 +133,21 @@ impl Layer {
 
     /// An int8 dense layer.
     pub fn dense_int8(input: usize, weights: Int8Weights, activation: Activation) -> Self {
-        let (units, weights) = (weights.bias.len(), Weights::Int8(weights));
-        let input_dims = Dims::flat(input);
-        Self { kind: LayerKind::Dense, input, input_dims, units, window: Window::NONE, activation, weights }
+        Self::int8_of(LayerShape::dense(weights.bias.len(), activation), Dims::flat(input), weights)
+    }
+
+    /// An int8 layer of any kind after an `input` map (for pooling and Flatten, `weights` holds
+    /// no parameters, only the output's quantization, which is the input's).
+    pub fn int8_of(shape: LayerShape, input: Dims, weights: Int8Weights) -> Self {
+        Self {
+            kind: shape.kind,
+            input: input.len(),
+            input_dims: input,
+            units: shape.units,
+            window: shape.window,
+            activation: shape.activation,
+            weights: Weights::Int8(weights),
+        }
     }
 
     /// An f32 layer of any kind after an `input` map: `kernel` and `bias` in the artifact's
@@ -201,9 +213,14 @@ struct KernelLayer {
 }
 
 impl KernelLayer {
-    fn of(input: usize, w: &Int8Weights) -> Self {
-        let mut weights = vec![0; w.weights.len()];
-        block_weights(&w.weights, input, w.bias.len(), &mut weights);
+    /// Dense and Conv2D weights blocked over each output's inputs (a Dense row, a window);
+    /// depthwise ones as they are stored.
+    fn of(layer: &Layer, w: &Int8Weights) -> Self {
+        let mut weights = w.weights.clone();
+        if matches!(layer.kind, LayerKind::Dense | LayerKind::Conv2d) && !w.bias.is_empty() {
+            let fan_in = w.weights.len() / w.bias.len();
+            block_weights(&w.weights, fan_in, w.bias.len(), &mut weights);
+        }
         let multipliers = w.requant.iter().map(|r| r.multiplier).collect();
         let shifts = w.requant.iter().map(|r| r.shift as i8).collect();
         Self { weights, multipliers, shifts }
@@ -244,12 +261,9 @@ impl HostNetwork {
         for (i, l) in layers.iter().enumerate() {
             anyhow::ensure!(l.input_dims == map, "layer {i} takes {}, but its input is {map}", l.input_dims);
             let out = l.output_dims().with_context(|| format!("layer {i} ({}) cannot take a {map} input", l.kind))?;
-            if precision == Precision::Int8 && l.kind != LayerKind::Dense {
-                anyhow::bail!("layer {i} is an int8 {}: int8 runs Dense layers only", l.kind);
-            }
             map = out;
         }
-        let kernel = layers.iter().filter_map(|l| l.int8().map(|w| KernelLayer::of(l.input, w))).collect();
+        let kernel = layers.iter().filter_map(|l| l.int8().map(|w| KernelLayer::of(l, w))).collect();
         Ok(Self { input, layers, standardization, input_quantization, task: None, kernel })
     }
 
@@ -315,9 +329,7 @@ impl HostNetwork {
             .iter()
             .map(|l| {
                 let params = match &l.weights {
-                    Weights::F32 { kernel, bias } if kernel.is_empty() && bias.is_empty() => {
-                        dropship_shared::artifact::ParamsSpec::None
-                    }
+                    _ if !LayerShape::has_weights(l.kind) => dropship_shared::artifact::ParamsSpec::None,
                     Weights::F32 { kernel, bias } => {
                         dropship_shared::artifact::ParamsSpec::F32 { weights: kernel, bias }
                     }
@@ -426,12 +438,8 @@ impl HostNetwork {
 
     /// What the network takes on the device ([`Footprint`], the firmware's rule).
     pub fn footprint(&self) -> Footprint {
-        if !self.is_dense_only() {
-            let parameters = self.layers.iter().map(|l| l.shape().parameters(l.input_dims)).sum();
-            return Footprint::graph(&self.widths(), parameters, self.standardization.is_some());
-        }
-        Footprint::new(self.precision(), &self.widths(), self.standardization.is_some())
-            .with_tables(self.precision(), self.layers.iter().map(|l| l.activation))
+        let layers: Vec<_> = self.layers.iter().map(|l| (l.shape(), l.input_dims)).collect();
+        Footprint::of_layers(self.precision(), &layers, &self.widths(), self.standardization.is_some())
     }
 
     /// Logits for one row (dequantized for int8), bit for bit what the device computes.
@@ -467,28 +475,37 @@ impl HostNetwork {
         outputs
     }
 
-    /// The int8 layers as the shared kernel takes them (borrowing this network).
-    pub fn kernel_layers(&self) -> Vec<QuantLayer<'_>> {
+    /// The int8 layers as the shared core runs them (borrowing this network).
+    pub fn kernel_layers(&self) -> Vec<QuantGraphLayer<'_>> {
         self.layers
             .iter()
             .filter_map(|l| l.int8().map(|w| (l, w)))
             .zip(&self.kernel)
-            .map(|((l, w), k)| QuantLayer {
-                weights: &k.weights,
-                bias: &w.bias,
-                multipliers: &k.multipliers,
-                shifts: &k.shifts,
-                output_zero: w.table.as_ref().map_or(w.output_zero, |t| t.pre_zero),
-                activation: l.activation,
-                lookup: w.table.as_ref().map_or(Lookup::Fused, Int8Table::lookup),
-                form: WeightForm::Blocked,
+            .map(|((l, w), k)| QuantGraphLayer {
+                shape: l.shape(),
+                input: l.input_dims,
+                output: l.output_dims().unwrap_or(Dims::flat(0)),
+                quant: QuantLayer {
+                    weights: &k.weights,
+                    bias: &w.bias,
+                    multipliers: &k.multipliers,
+                    shifts: &k.shifts,
+                    output_zero: w.table.as_ref().map_or(w.output_zero, |t| t.pre_zero),
+                    activation: l.activation,
+                    lookup: w.table.as_ref().map_or(Lookup::Fused, Int8Table::lookup),
+                    form: WeightForm::Blocked,
+                },
             })
             .collect()
     }
 
     /// The shared core's int8 network over `layers` ([`HostNetwork::kernel_layers`]); `form`
     /// says whether the rows it will get are raw or already standardized.
-    pub fn quant_network<'a>(&'a self, layers: &'a [QuantLayer<'a>], form: InputForm) -> QuantNetwork<'a> {
+    pub fn quant_network<'a>(
+        &'a self,
+        layers: &'a [QuantGraphLayer<'a>],
+        form: InputForm,
+    ) -> QuantNetwork<'a, QuantGraphLayer<'a>> {
         let standardization = match form {
             InputForm::Raw => self.standardization.as_ref().map(|(m, s)| (&m[..], &s[..])),
             InputForm::Standardized => None,

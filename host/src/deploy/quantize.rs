@@ -15,12 +15,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use dropship_shared::network::graph::GraphLayer;
 use dropship_shared::ops::activation::int8 as activation_int8;
+use dropship_shared::ops::conv::int8::MAX_COLUMN;
 use dropship_shared::ops::dense::int8::Requant;
 use dropship_shared::ops::output::argmax;
-use dropship_shared::ops::{dense, standardize};
+use dropship_shared::ops::standardize;
 use dropship_shared::Precision;
-use dropship_shared::{Activation, Task};
+use dropship_shared::{Activation, LayerKind, LayerShape, Task};
 
 use crate::data::{self, Header, LabelColumn};
 use crate::network::{HostNetwork, InputForm, Int8Table, Int8Weights, Layer, TableEntries};
@@ -36,13 +38,11 @@ pub fn asymmetric(min: f32, max: f32) -> (f32, i8) {
 }
 
 /// The range of the standardized input and of what every layer requantizes to over `rows`: its
-/// output, or for an activation that runs as a table, the values before it.
+/// output, or for an activation that runs as a table, the values before it. A pooling or Flatten
+/// layer's range is its input's (its int8 output keeps the input's quantization).
 pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -> Vec<(f32, f32)> {
-    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); net.layers().len() + 1];
-    if !net.is_dense_only() {
-        // [`quantize`] refuses the network; nothing here would be its ranges
-        return vec![(0.0, 0.0); ranges.len()];
-    }
+    let layers = net.graph_layers();
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); layers.len() + 1];
     let widen = |range: &mut (f32, f32), values: &[f32]| {
         for v in values {
             range.0 = range.0.min(*v);
@@ -55,15 +55,16 @@ pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -
             standardize::standardize(row, mean, scale, &mut x);
         }
         widen(&mut ranges[0], &x);
-        for (l, layer) in net.layers().iter().enumerate() {
-            let Some((kernel, bias)) = layer.f32() else { break };
-            let mut y = vec![0.0; bias.len()];
-            if layer.activation.int8_output().is_some() {
-                dense::dense(&x, kernel, bias, &mut y, Activation::Linear);
+        for (l, layer) in layers.iter().enumerate() {
+            let mut y = vec![0.0; layer.output.len()];
+            if layer.shape.activation.int8_output().is_some() {
+                let linear =
+                    GraphLayer { shape: LayerShape { activation: Activation::Linear, ..layer.shape }, ..*layer };
+                linear.forward(&x, &mut y);
                 widen(&mut ranges[l + 1], &y);
-                layer.activation.apply_layer(&mut y);
+                layer.shape.activation.apply_layer(&mut y);
             } else {
-                dense::dense(&x, kernel, bias, &mut y, layer.activation);
+                layer.forward(&x, &mut y);
                 widen(&mut ranges[l + 1], &y);
             }
             x = y;
@@ -72,20 +73,8 @@ pub fn calibrate<'r>(net: &HostNetwork, rows: impl Iterator<Item = &'r [f32]>) -
     ranges.into_iter().map(|(lo, hi)| if lo <= hi { (lo, hi) } else { (0.0, 0.0) }).collect()
 }
 
-/// The error for a network with convolutions or pooling, which this dropship runs in f32 only.
-pub fn refuse_convolutions(net: &HostNetwork) -> Result<()> {
-    match net.layers().iter().enumerate().find(|(_, l)| l.kind != dropship_shared::LayerKind::Dense) {
-        Some((l, layer)) => bail!(
-            "layer {l} is a {}: int8 convolutions and pooling are not written yet (this dropship quantizes Dense networks; the f32 model runs on the device as it is)",
-            layer.kind
-        ),
-        None => Ok(()),
-    }
-}
-
 /// Quantizes the f32 `net` with the activation `ranges` from [`calibrate`].
 pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork> {
-    refuse_convolutions(net)?;
     let (input_scale, input_zero) = asymmetric(ranges[0].0, ranges[0].1);
     let (mut in_scale, mut in_zero) = (input_scale as f64, input_zero as i64);
     let mut layers = Vec::with_capacity(net.layers().len());
@@ -93,7 +82,34 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
         let Some((kernel, layer_bias)) = layer.f32() else {
             bail!("layer {l} is already {}: quantize an f32 model", layer.precision());
         };
-        let (n_in, n_out) = (layer.input, layer_bias.len());
+        let shape = layer.shape();
+        if !LayerShape::has_weights(layer.kind) {
+            // pooling and Flatten keep their input's quantization
+            let weights = Int8Weights {
+                weights: Vec::new(),
+                bias: Vec::new(),
+                requant: Vec::new(),
+                weight_scales: Vec::new(),
+                output_scale: in_scale as f32,
+                output_zero: in_zero as i8,
+                table: None,
+            };
+            layers.push(Layer::int8_of(shape, layer.input_dims, weights));
+            continue;
+        }
+        // each output channel's weights: a Dense row, a convolution's window; every kernel is
+        // input-major over them (Keras's layouts), and int8 stores them output-major except
+        // depthwise, which keeps `(rows, cols, channels)` (see `dropship_shared::ops::conv::int8`)
+        let n_out = layer_bias.len();
+        let n_in = kernel.len() / n_out.max(1);
+        if layer.kind == LayerKind::Conv2d && n_in > MAX_COLUMN {
+            bail!(
+                "layer {l}: an int8 {} window of {n_in} values (rows × cols × channels) is more than the {MAX_COLUMN} its kernel takes",
+                layer.kind
+            );
+        }
+        let slot =
+            |o: usize, i: usize| if layer.kind == LayerKind::DepthwiseConv2d { i * n_out + o } else { o * n_in + i };
         // what the sums requantize to: the output, or the input of the activation's table
         let (target_scale, target_zero) = asymmetric(ranges[l + 1].0, ranges[l + 1].1);
         let mut weights = vec![0i8; n_in * n_out];
@@ -108,7 +124,7 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
             let mut sum = 0i64;
             for (i, w) in column.enumerate() {
                 let q = (w as f64 / w_scale).round().clamp(-127.0, 127.0) as i8;
-                weights[o * n_in + i] = q;
+                weights[slot(o, i)] = q;
                 sum += q as i64;
             }
             let folded = (layer_bias[o] as f64 / (in_scale * w_scale)).round() as i64 - in_zero * sum;
@@ -135,7 +151,7 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
             }
         };
         let weights = Int8Weights { weights, bias, requant, weight_scales, output_scale, output_zero, table };
-        layers.push(Layer::dense_int8(n_in, weights, layer.activation));
+        layers.push(Layer::int8_of(shape, layer.input_dims, weights));
         (in_scale, in_zero) = (output_scale as f64, output_zero as i64);
     }
     let mut int8 =

@@ -40,7 +40,13 @@
 //! A convolution's f32 parameters are its kernel as Keras stores it, then its biases:
 //! `(rows, cols, in channels, filters)` for Conv2D, `(rows, cols, channels)` for
 //! DepthwiseConv2D. Pooling, global average pooling and Flatten have none, and no activation.
-//! This build runs them in f32 (int8 convolutions are refused by name).
+//!
+//! int8 convolutions have the Dense record with one output per filter (or channel) and its window
+//! as the inputs, weights as TensorFlow Lite stores them: Conv2D output-major
+//! `(filters, rows, cols, in channels)`, at most [`crate::ops::conv::int8::MAX_COLUMN`] per
+//! filter; DepthwiseConv2D `(rows, cols, channels)`. An int8 pooling or Flatten layer stores
+//! nothing: its output keeps its input's scale and zero point ([`crate::ops::conv::int8`],
+//! [`crate::ops::pool`]).
 //!
 //! An int8 layer with a table requantizes to its pre-activation's quantization; its output's is
 //! the one [`Activation::int8_output`] fixes (checked). Softmax is only a network's last layer.

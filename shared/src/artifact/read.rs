@@ -2,10 +2,11 @@
 //! time, each validated before the next is read.
 
 use super::{
-    Activation, Artifact, Dims, F32s, FormatError, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape, LayerView,
-    Padding, Params, Precision, Section, Task, Window, MAGIC, MAX_LAYERS, MAX_MAP, MAX_PARAMETERS, MAX_TEXT, MAX_WIDTH,
-    MAX_WINDOW, OLDEST_VERSION, VERSION,
+    Activation, Artifact, Dims, F32s, FormatError, I32s, Int8Lookup, Int8Params, Int8Table, LayerKind, LayerShape,
+    LayerView, Padding, Params, Precision, Section, Task, Window, MAGIC, MAX_LAYERS, MAX_MAP, MAX_PARAMETERS, MAX_TEXT,
+    MAX_WIDTH, MAX_WINDOW, OLDEST_VERSION, VERSION,
 };
+use crate::ops::conv::int8::MAX_COLUMN;
 use crate::ops::dense::int8::Requant;
 use crate::wire::Reader;
 
@@ -117,6 +118,21 @@ fn int8_params<'a>(
     Ok(Params::Int8(params))
 }
 
+/// The int8 "parameters" of a pooling or Flatten layer: none stored, its output keeps its input's
+/// `(scale, zero point)`.
+fn passthrough<'a>((output_scale, output_zero): (f32, i8)) -> Params<'a> {
+    Params::Int8(Int8Params {
+        output_scale,
+        output_zero,
+        weight_scales: F32s::EMPTY,
+        multipliers: I32s::EMPTY,
+        shifts: I32s::EMPTY,
+        bias: I32s::EMPTY,
+        weights: &[],
+        lookup: None,
+    })
+}
+
 /// An int8 activation table ([`crate::ops::activation::int8`]).
 fn lookup<'a>(r: &mut Reader<'a>, layer: usize, activation: Activation) -> Result<Int8Lookup<'a>, FormatError> {
     let pre_scale = scale(f32::from_bits(r.u32()?), layer, "pre-activation scale")?;
@@ -150,8 +166,11 @@ fn window(r: &mut Reader<'_>, layer: usize) -> Result<Window, FormatError> {
 /// The map `shape` makes of `input`, or why the layer cannot take it.
 fn output_dims(layer: usize, shape: &LayerShape, input: Dims, precision: Precision) -> Result<Dims, FormatError> {
     let bad = |what| Err(FormatError::BadLayer { layer, what });
-    if shape.kind != LayerKind::Dense && precision == Precision::Int8 {
-        return bad("an int8 layer that is not Dense, which this build does not run (f32 only)");
+    if precision == Precision::Int8
+        && shape.kind == LayerKind::Conv2d
+        && shape.weights(input) / shape.units.max(1) > MAX_COLUMN
+    {
+        return bad("an int8 convolution whose window (rows × cols × channels) is wider than its kernel takes");
     }
     if !LayerShape::has_weights(shape.kind) && shape.activation != Activation::Linear {
         return bad("an activation on a layer without weights (pooling and Flatten have none)");
@@ -238,6 +257,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
     let precision = if input_quantization.is_some() { Precision::Int8 } else { Precision::F32 };
     let mut layers = [None; MAX_LAYERS];
     let (mut map, mut parameters) = (input_dims, 0usize);
+    // the quantization of each int8 layer's input: what a pooling or Flatten passes on
+    let mut quantization = input_quantization.unwrap_or((1.0, 0));
     for (layer, slot) in layers.iter_mut().take(layer_count).enumerate() {
         let (shape, found) = if version < 3 {
             (legacy[layer], precision)
@@ -257,10 +278,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Artifact<'_>, FormatError> {
         parameters = parameters.saturating_add(shape.parameters(map));
         limit("parameter count", parameters, MAX_PARAMETERS)?;
         let (fan_in, output) = (map.len(), output_dims.len());
-        let params = match (shape.kind, precision) {
-            (LayerKind::Dense, Precision::Int8) => int8_params(&mut r, layer, (fan_in, output), shape.activation)?,
-            (_, _) => f32_params(&mut r, layer, shape.weights(map), shape.biases())?,
+        let params = match (precision, LayerShape::has_weights(shape.kind)) {
+            (Precision::Int8, true) => {
+                // each output channel's weights: a Dense row, a convolution's window
+                let channel_fan_in = shape.weights(map) / shape.biases().max(1);
+                int8_params(&mut r, layer, (channel_fan_in, shape.biases()), shape.activation)?
+            }
+            (Precision::Int8, false) => passthrough(quantization),
+            (Precision::F32, _) => f32_params(&mut r, layer, shape.weights(map), shape.biases())?,
         };
+        if let Params::Int8(p) = params {
+            quantization = (p.output_scale, p.output_zero);
+        }
         *slot = Some(LayerView {
             kind: shape.kind,
             input: fan_in,

@@ -103,15 +103,14 @@ impl<'a> LayerSpec<'a> {
 
     /// Bytes of the layer record after an `input` map.
     fn encoded_len(&self, input: Dims) -> usize {
-        let output = self.shape.output_dims(input).map_or(0, |d| d.len());
         let window = if LayerShape::has_window(self.shape.kind) { 20 } else { 0 };
         16 + window
             + match self.params {
                 ParamsSpec::None => 0,
                 ParamsSpec::F32 { .. } => 4 * self.shape.parameters(input),
                 ParamsSpec::Int8(p) => {
-                    8 + 16 * output
-                        + padded(input.len() * output)
+                    8 + 16 * self.shape.biases()
+                        + padded(self.shape.weights(input))
                         + p.lookup.as_ref().map_or(0, LookupSpec::encoded_len)
                 }
             }

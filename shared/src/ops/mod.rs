@@ -19,6 +19,8 @@
 pub mod activation;
 pub mod conv;
 pub mod dense;
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+pub(crate) mod dsp;
 pub mod output;
 pub mod pool;
 pub mod quantize;

@@ -155,5 +155,7 @@ fn depthwise_blocks<const K: usize>(
     start
 }
 
+pub mod int8;
+
 #[cfg(test)]
 mod tests;

@@ -6,60 +6,12 @@
 
 use super::{finish, finish_with, paired, scratch_bytes, QuantLayer, WeightForm, SPLIT_MAX};
 use crate::ops::activation::Activation;
+use crate::ops::dsp::{smlad, ssub16, sxtb16, sxtb16_ror8, word};
 use core::mem::MaybeUninit;
 
 // The stack arrays below are the scratch `scratch_bytes` states.
 const _: () = assert!(core::mem::size_of::<[u32; SPLIT_MAX / 2]>() == scratch_bytes(WeightForm::Blocked));
 const _: () = assert!(core::mem::size_of::<[u32; paired::MAX_INPUTS / 2]>() == scratch_bytes(WeightForm::Paired));
-
-/// Sign-extends bytes 0 and 2 of `v` into two halfwords.
-#[inline(always)]
-fn sxtb16(v: u32) -> u32 {
-    let r: u32;
-    // SAFETY: a register-only instruction of the DSP extension, which this target has.
-    unsafe { core::arch::asm!("sxtb16 {r}, {a}", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack)) };
-    r
-}
-
-/// Sign-extends bytes 1 and 3 of `v` into two halfwords.
-#[inline(always)]
-fn sxtb16_ror8(v: u32) -> u32 {
-    let r: u32;
-    // SAFETY: as above.
-    unsafe {
-        core::arch::asm!("sxtb16 {r}, {a}, ror #8", r = lateout(reg) r, a = in(reg) v, options(pure, nomem, nostack))
-    };
-    r
-}
-
-/// `acc + a.lo * b.lo + a.hi * b.hi` (signed halfwords).
-#[inline(always)]
-fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    let r: i32;
-    // SAFETY: as above.
-    unsafe {
-        core::arch::asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc,
-            options(pure, nomem, nostack))
-    };
-    r
-}
-
-/// `a - b` in each signed halfword.
-#[inline(always)]
-fn ssub16(a: u32, b: u32) -> u32 {
-    let r: u32;
-    // SAFETY: as above.
-    unsafe {
-        core::arch::asm!("ssub16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
-    };
-    r
-}
-
-/// Four bytes as one little-endian word (one `LDR`; the Cortex-M4 loads unaligned words).
-#[inline(always)]
-fn word(bytes: &[i8; 4]) -> u32 {
-    u32::from_le_bytes(bytes.map(|b| b as u8))
-}
 
 /// `acc + x . w` over one word of each: two `SMLAD` on the even and the odd bytes.
 #[inline(always)]

@@ -159,6 +159,20 @@ pub enum WeightForm {
     Paired,
 }
 
+impl QuantLayer<'static> {
+    /// The parameters of a layer that has none (pooling, Flatten): empty slices.
+    pub const NONE: Self = Self {
+        weights: &[],
+        bias: &[],
+        multipliers: &[],
+        shifts: &[],
+        output_zero: 0,
+        activation: Activation::Linear,
+        lookup: Lookup::Fused,
+        form: WeightForm::Blocked,
+    };
+}
+
 impl QuantLayer<'_> {
     /// Zero point of the layer's output, after its activation: what the next layer's inputs are
     /// centred on.
@@ -241,7 +255,7 @@ fn finish(acc: i32, layer: &QuantLayer<'_>, o: usize) -> i8 {
 /// calibration) can requantize to near `±2^31`: that result is first bounded to `±256`, which
 /// changes nothing after the clamp and keeps the zero point's add exact.
 #[inline(always)]
-fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> i8 {
+pub(crate) fn finish_with(acc: i32, multiplier: i32, shift: i8, layer: &QuantLayer<'_>) -> i8 {
     let low = if layer.activation == Activation::Relu { layer.output_zero as i32 } else { -128 };
     let r = if shift <= -2 {
         let high = ((acc as i64 * multiplier as i64) >> 32) as i32;
