@@ -159,7 +159,7 @@ fn table_ends(net: &HostNetwork, rows: &[Vec<f32>]) -> Vec<(bool, bool)> {
     for row in rows {
         let mut x = vec![0i8; row.len()];
         dropship_shared::ops::quantize::quantize_input(row, scale, zero, &mut x);
-        for (layer, (low, high)) in layers.iter().zip(&mut ends) {
+        for (layer, (low, high)) in layers.iter().map(|l| &l.quant).zip(&mut ends) {
             let mut y = vec![0i8; layer.bias.len()];
             dense_i8_reference(&x, layer, &mut y);
             *low |= y.contains(&-128);
