@@ -123,6 +123,30 @@ fn ds_cnn_like_network() -> HostNetwork {
     ds_cnn_network(Dims::image(25, 10, 1), 8, 2, 3)
 }
 
+/// Every int8 asm loop a CNN reaches on the Cortex-M4 and M33, at its edges: 7×5×8 (35 positions:
+/// the pointwise pairs' odd one out) → pointwise 16 linear (the two-input `SMLAD` loop, 8 inputs)
+/// → depthwise 2×2, 3×1 linear and 3×3, 2×1 ReLU (the paired depthwise loops, one and three taps
+/// a turn) → MaxPool 2×2/2 → pointwise 256 ReLU (16 inputs a turn) → pointwise 12 linear from 256 channels (the
+/// two-input path's widest input) → pointwise 8 ReLU from 12 (not paired: the blocked kernel)
+/// → GlobalAveragePool → Dense 4 (the single-input paired loop, 8 inputs, linear).
+fn int8_paths_network() -> HostNetwork {
+    use LayerKind::*;
+    let input = Dims::image(7, 5, 8);
+    let pointwise =
+        |b: Builder, filters, activation| b.window(Conv2d, filters, [1, 1], [1, 1], Padding::Valid, activation);
+    let mut b = pointwise(Builder::new(input), 16, Activation::Linear);
+    b = b.window(DepthwiseConv2d, 16, [2, 2], [1, 1], Padding::Same, Activation::Linear);
+    b = b.window(DepthwiseConv2d, 16, [3, 1], [1, 1], Padding::Same, Activation::Linear);
+    b = b.window(DepthwiseConv2d, 16, [3, 3], [1, 1], Padding::Same, Activation::Relu);
+    b = b.window(DepthwiseConv2d, 16, [2, 1], [1, 1], Padding::Valid, Activation::Relu);
+    // 3×2 positions from here: the 256-channel map fits the smallest board's RAM
+    b = b.window(MaxPool2d, 16, [2, 2], [2, 2], Padding::Valid, Activation::Linear);
+    b = pointwise(b, 256, Activation::Relu);
+    b = pointwise(b, 12, Activation::Linear);
+    b = pointwise(b, 8, Activation::Relu);
+    b.kind(GlobalAveragePool, 8).dense(4, Activation::Linear).build(input, None)
+}
+
 /// `net` quantized to int8, calibrated on `rows`.
 fn int8(net: &HostNetwork, rows: &[Vec<f32>]) -> HostNetwork {
     let ranges = quantize::calibrate(net, rows.iter().map(Vec::as_slice));
@@ -147,7 +171,12 @@ fn options() -> Options {
 fn cnns_of_every_conv_and_pool_kind_are_bit_identical_on_every_emulated_core() {
     let dir = tempfile::tempdir().unwrap();
     let mut networks = Vec::new();
-    for (name, net) in [("every-kind", every_kind_network()), ("ds-cnn-like", ds_cnn_like_network())] {
+    let built = [
+        ("every-kind", every_kind_network()),
+        ("ds-cnn-like", ds_cnn_like_network()),
+        ("int8-paths", int8_paths_network()),
+    ];
+    for (name, net) in built {
         let rows = rows(net.input(), 40);
         // int8 calibrated on the random rows (the edge rows would stretch every range)
         let quantized = int8(&net, &rows[..40]);
@@ -159,8 +188,19 @@ fn cnns_of_every_conv_and_pool_kind_are_bit_identical_on_every_emulated_core() {
             largest = a.iter().fold(largest, |m, x| m.max(x.abs()));
         }
         assert!(error < 0.1 * largest, "{name}: int8 is {error} from f32 (outputs up to {largest})");
+        if name == "int8-paths" {
+            // every layer but the pointwise one from 12 channels takes a paired form on a DSP core
+            let bytes = quantized.to_artifact("", name).unwrap();
+            let code = dropship_build::code_for(&bytes, name, false, dropship_build::Kernels::Dsp).unwrap();
+            assert_eq!(code.matches("WeightForm::Paired").count(), 8, "{code}");
+            assert_eq!(code.matches("WeightForm::Blocked").count(), 1);
+        }
         networks.push((format!("{name}-int8"), quantized, rows.clone()));
-        networks.push((name.to_string(), net, rows));
+        if name != "int8-paths" {
+            // (its f32 maps would not fit the smallest board's RAM; the f32 kernels are the
+            // other two networks')
+            networks.push((name.to_string(), net, rows));
+        }
     }
     for (name, net, rows) in networks {
         // the artifact round-trips to the same network, and the outputs are not degenerate
@@ -203,11 +243,11 @@ fn a_trained_cnn_validates_bit_for_bit_on_the_device() {
 
 /// MLPerf Tiny's keyword-spotting DS-CNN at full size (49×10×1, 64 filters, four blocks, 12
 /// classes: 2,656,768 MACs) with random weights, quantized to int8: bit-identical under QEMU on
-/// the Cortex-M4F, and built for the nRF52840-DK, whose 256 KiB of RAM it fits. Its cost is held
-/// where it is (2.58 instructions per MAC when written; the target is 1.6, which needs a
-/// faster depthwise kernel: the profile printed shows each layer's share).
+/// the Cortex-M4F within 1.6 instructions per MAC (MLPerf Tiny's target for this model: ST's
+/// STM32L4R5 result is about 1.95 cycles per MAC), and built for the nRF52840-DK, whose 256 KiB
+/// of RAM it fits.
 #[test]
-fn the_int8_ds_cnn_is_bit_identical_under_qemu_and_fits_the_nrf52840dk() {
+fn the_int8_ds_cnn_is_bit_identical_within_its_instruction_target_and_fits_the_nrf52840dk() {
     let net = ds_cnn_network(Dims::image(49, 10, 1), 64, 4, 12);
     assert_eq!(net.layers().iter().map(|l| l.shape().macs(l.input_dims)).sum::<usize>(), 2_656_768);
     let rows = rows(net.input(), 24);
@@ -220,11 +260,11 @@ fn the_int8_ds_cnn_is_bit_identical_under_qemu_and_fits_the_nrf52840dk() {
     eprint!("{}{}", report.summary(), report.profile_table().unwrap_or_default());
     assert!(report.all_identical() && report.rows == 8, "{}", report.summary());
     assert_eq!(report.device.macs, 2_656_768);
-    assert!(report.cost_per_mac <= 2.7, "{} instructions per MAC", report.cost_per_mac);
+    assert!(report.cost_per_mac <= 1.6, "{} instructions per MAC", report.cost_per_mac);
     // the pointwise convolutions run the Dense kernel's paired SMLAD form
     let pointwise: Vec<f64> =
         report.profile.iter().filter(|s| s.stage.contains("1x1 window")).filter_map(|s| s.per_mac).collect();
-    assert!(pointwise.len() == 4 && pointwise.iter().all(|c| *c < 1.3), "{pointwise:?}");
+    assert!(pointwise.len() == 4 && pointwise.iter().all(|c| *c < 1.1), "{pointwise:?}");
     let route = xtask::toolchain::find().unwrap();
     let nrf = Board::named("nrf52840dk").unwrap();
     let elf = xtask::firmware::build(&route, nrf, &path, &xtask::firmware::Image::Serve).expect("it fits the DK");

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use dropship_shared::artifact::{Artifact, Int8Table, LayerView};
 use dropship_shared::footprint::Footprint;
+use dropship_shared::ops::conv::int8::{depthwise_pair_fits, pair_depthwise_weights};
 use dropship_shared::ops::dense::int8::{self as quant, paired, WeightForm};
 use dropship_shared::{Activation, LayerKind, Precision, Task};
 
@@ -268,9 +269,10 @@ fn standardization_statics(code: &mut String, a: &Artifact<'_>) -> &'static str 
 /// An int8 network: per layer, int8 weights (in the kernel's order), int32 biases, multipliers and
 /// one-byte shifts, and the activation's table, as flash constants run by `QuantNetwork`: Dense-only
 /// networks as a slice of `QuantLayer`s, others (convolutions, pooling) of `QuantGraphLayer`s with
-/// their shapes and maps. With `dsp` (a core with Arm's DSP extension), Dense and Conv2D layers
-/// that fit take the paired form its `SMLAD` loop runs; without, the blocked form the portable
-/// kernel runs fastest. Depthwise weights keep the artifact's `(rows, cols, channels)`.
+/// their shapes and maps. With `dsp` (a core with Arm's DSP extension), layers that fit take the
+/// paired forms its loops run (Dense and Conv2D: `SMLAD` on paired weights; depthwise: halfword
+/// weights for `SMLABB`/`SMLATT`); without, the blocked form the portable Dense kernel runs
+/// fastest, and depthwise weights as the artifact stores them, `(rows, cols, channels)`.
 fn int8_network(code: &mut String, a: &Artifact<'_>, dsp: bool) -> Result<(), String> {
     let int8 = format!("{SHARED}::ops::dense::int8");
     let layers: Vec<_> = a.layers().collect();
@@ -334,7 +336,14 @@ fn int8_layer(code: &mut String, i: usize, l: &LayerView<'_>, dsp: bool) -> Resu
     let mut bias: Vec<i32> = p.bias.iter().collect();
     let mut shifts: Vec<i8> = p.shifts.iter().map(|s| s as i8).collect();
     let mut form = WeightForm::Blocked;
-    if l.kind != LayerKind::DepthwiseConv2d {
+    if l.kind == LayerKind::DepthwiseConv2d {
+        if dsp && depthwise_pair_fits(channels, fan_in, &shifts) {
+            form = WeightForm::Paired;
+            weights = vec![0; 2 * plain.len()];
+            pair_depthwise_weights(&plain, fan_in, channels, &mut weights);
+            paired::pair_shifts(&shifts.clone(), &mut shifts);
+        }
+    } else {
         quant::block_weights(&plain, fan_in, channels, &mut weights);
         if dsp && paired::fits(fan_in, &shifts, &plain) {
             form = WeightForm::Paired;

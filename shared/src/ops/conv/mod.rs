@@ -155,6 +155,8 @@ fn depthwise_blocks<const K: usize>(
     start
 }
 
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+mod cortex_m4;
 pub mod int8;
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ fn same_padding_at_stride_two_pads_after_on_an_even_input_as_keras_does() {
 mod int8 {
     use super::{cases, windows, Taps};
     use crate::layer::{Activation, Dims, Padding, Window};
-    use crate::ops::conv::int8::{conv2d_i8, depthwise_conv2d_i8};
+    use crate::ops::conv::int8::{conv2d_i8, depthwise_conv2d_i8, depthwise_pair_fits, pair_depthwise_weights};
     use crate::ops::dense::int8::{block_weights, paired, QuantLayer, Requant, WeightForm};
     use crate::ops::pool::{average_pool_i8, global_average_pool_i8, max_pool_i8};
     use crate::ops::window::Placement;
@@ -366,6 +366,51 @@ mod int8 {
                 }
             }
         }
+    }
+
+    /// The Cortex-M4's paired depthwise form (halfword weights, right shifts), run by its portable
+    /// twin, gives the plain form's bits over the windows above at 8 and 64 channels, at extreme
+    /// inputs and weights too; the device runs the same form under QEMU (`tests/`).
+    #[test]
+    fn the_depthwise_paired_form_gives_the_plain_forms_bits() {
+        let mut rng = Rng(0x9a12_ed00);
+        let mut checked = 0;
+        let wide = cases().into_iter().step_by(7).map(|(d, w)| (Dims::image(d.height, d.width, 64), w));
+        let eight = cases().into_iter().step_by(2).map(|(d, w)| (Dims::image(d.height, d.width, 8), w));
+        for (case, (dims, window)) in eight.chain(wide).enumerate() {
+            let Some(((oh, ow), _)) = windows(dims, window) else { continue };
+            let at = Placement::new(dims, window).expect("fits");
+            let (c, taps) = (dims.channels, window.size[0] * window.size[1]);
+            let (bias, requant, w) = parameters(&mut rng, c, taps);
+            // the form takes multipliers below 1/4 (every calibrated layer's)
+            let requant: Vec<Requant> = requant
+                .into_iter()
+                .map(|r| if r.shift > -2 { Requant::from_real(r.to_real() / 64.0).expect("representable") } else { r })
+                .collect();
+            let (multipliers, shifts) = split(&requant);
+            assert!(depthwise_pair_fits(c, taps, &shifts), "{dims} {window:?} {shifts:?}");
+            let (zp, zero, relu) = (rng.next() as i8, rng.next() as i8, case % 2 == 0);
+            let x = input(&mut rng, dims.len(), case % 3 == 0);
+            let (mut plain, mut pairs) = (vec![0i8; oh * ow * c], vec![0i8; oh * ow * c]);
+            depthwise_conv2d_i8(
+                &at,
+                &x,
+                zp,
+                &layer(&w, &bias, (&multipliers, &shifts), zero, relu, WeightForm::Blocked),
+                &mut plain,
+            );
+            let mut paired_weights = vec![0i8; 2 * w.len()];
+            pair_depthwise_weights(&w, taps, c, &mut paired_weights);
+            let mut right = vec![0i8; c];
+            paired::pair_shifts(&shifts, &mut right);
+            let l = layer(&paired_weights, &bias, (&multipliers, &right), zero, relu, WeightForm::Paired);
+            depthwise_conv2d_i8(&at, &x, zp, &l, &mut pairs);
+            assert_eq!(pairs, plain, "{dims} {window:?}");
+            checked += 1;
+        }
+        assert!(checked > 300, "{checked}");
+        assert!(!depthwise_pair_fits(6, 9, &[-5; 6]) && !depthwise_pair_fits(8, 36, &[-5; 8]));
+        assert!(!depthwise_pair_fits(8, 9, &[-1; 8]) && depthwise_pair_fits(8, 9, &[-2; 8]));
     }
 
     #[test]

@@ -280,6 +280,21 @@ pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
     layer.lookup.apply(output);
 }
 
+/// Two inputs through one layer (two output positions of a pointwise convolution): on a
+/// Cortex-M4 a layer in the paired form reads its weights once for both ([`two_inputs`]);
+/// elsewhere, and for other forms, [`dense_i8`] on each. The same bits as two [`dense_i8`] calls.
+pub fn dense_i8_two(a: &[i8], b: &[i8], layer: &QuantLayer<'_>, out_a: &mut [i8], out_b: &mut [i8]) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if layer.form == WeightForm::Paired {
+        two_inputs::dense_paired_two(a, b, layer, out_a, out_b);
+        layer.lookup.apply(out_a);
+        layer.lookup.apply(out_b);
+        return;
+    }
+    dense_i8(a, layer, out_a);
+    dense_i8(b, layer, out_b);
+}
+
 /// The blocked order walked in plain Rust, four outputs at a time: on a microcontroller without
 /// DSP or SIMD (Cortex-M0, RISC-V) with four accumulators ([`dense_i8_scalar`]); elsewhere each group
 /// of four inputs against the block's 16 weights in 16 lanes, which compilers vectorize
@@ -400,6 +415,8 @@ fn dot(x: &[i8], w: &[i8], acc: i32) -> i32 {
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 mod cortex_m4;
 pub mod paired;
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+mod two_inputs;
 
 #[cfg(test)]
 mod tests {
