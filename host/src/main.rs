@@ -175,11 +175,16 @@ struct BenchArgs {
     /// and quantized into this directory (its data beside it, as .csv), for `dropship validate`.
     #[arg(long, conflicts_with_all = ["large", "keras"])]
     anomaly: Option<PathBuf>,
+    /// Instead: MLPerf Tiny's keyword-spotting DS-CNN (Keras-initialized weights, int8 calibrated on
+    /// synthetic frames) written to this directory as f32 and int8 artifacts with frames to run,
+    /// for `dropship validate` and the board builds.
+    #[arg(long, conflicts_with_all = ["large", "keras", "anomaly"])]
+    ds_cnn: Option<PathBuf>,
     /// With --anomaly: training epochs.
     #[arg(long, default_value_t = 30, requires = "anomaly")]
     epochs: usize,
-    /// With --anomaly: replace an existing output directory.
-    #[arg(long, requires = "anomaly")]
+    /// With --anomaly or --ds-cnn: replace an existing output directory.
+    #[arg(long)]
     overwrite: bool,
     /// With --large: keep the generated CSV at this path (a new file), for a side-by-side run of
     /// data/keras_reference.py.
@@ -697,7 +702,9 @@ fn run_cli(cli: Cli) -> Result<()> {
             );
         }
         Command::Bench(a) => {
-            if let Some(out) = &a.anomaly {
+            if let Some(out) = &a.ds_cnn {
+                dropship::study::ds_cnn::run(out, a.overwrite)?
+            } else if let Some(out) = &a.anomaly {
                 single_threaded_candle();
                 dropship::study::bench::run_anomaly(out, a.epochs, a.overwrite)?
             } else if a.large {

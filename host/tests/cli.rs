@@ -191,3 +191,31 @@ fn validate_profile_prints_each_layers_cost_and_the_json_carries_it() {
     assert_eq!(profile[1]["macs"], 8192);
     assert!(profile[1]["per_mac"].as_f64().unwrap() > 0.5, "{}", profile[1]);
 }
+
+/// `dropship bench --ds-cnn`: MLPerf Tiny's DS-CNN written as f32 and int8 artifacts with frames
+/// that both run (the int8 one within the f32 one's classes), and an existing directory kept
+/// unless `--overwrite`.
+#[test]
+fn bench_ds_cnn_writes_the_keyword_spotting_model_in_both_precisions_and_keeps_what_was_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dropship(&["bench", "--ds-cnn", "kws"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("parameters 22604, MACs 2656768"), "{text}");
+    assert!(text.contains("int8 against f32 on 32 synthetic frames: the same class on"), "{text}");
+    let inspect = dropship(&["inspect", "kws/model-int8.dsm"], dir.path());
+    let shown = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        shown.contains("Conv2D(49x10x1 -> 25x5x64, 10x4 window, stride 2x2, same)") && shown.contains("int8"),
+        "{shown}"
+    );
+    let predict = dropship(&["predict", "kws/model-int8.dsm", "kws/frames.csv"], dir.path());
+    assert!(predict.status.success(), "{}", stderr(&predict));
+    assert_eq!(String::from_utf8_lossy(&predict.stdout).lines().count(), 32, "a class per frame");
+    let before = std::fs::read(dir.path().join("kws/model.dsm")).unwrap();
+    let again = dropship(&["bench", "--ds-cnn", "kws"], dir.path());
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("--overwrite"), "{}", stderr(&again));
+    assert_eq!(std::fs::read(dir.path().join("kws/model.dsm")).unwrap(), before);
+    assert!(dropship(&["bench", "--ds-cnn", "kws", "--overwrite"], dir.path()).status.success());
+}

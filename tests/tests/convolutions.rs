@@ -10,6 +10,7 @@ use dropship::data::Header;
 use dropship::deploy::quantize;
 use dropship::deploy::validate::{self, Options, Target};
 use dropship::network::{HostNetwork, InputForm, Layer};
+use dropship::study::ds_cnn;
 use dropship_shared::{Activation, Dims, LayerKind, LayerShape, Padding, Window};
 use dropship_tests::{cnn_fixture, write_rows_csv};
 use xtask::firmware::Board;
@@ -97,30 +98,12 @@ fn every_kind_network() -> HostNetwork {
         .build(input, Some((mean, scale)))
 }
 
-/// MLPerf Tiny's keyword-spotting DS-CNN shape (mlcommons/tiny,
-/// `benchmark/training/keyword_spotting/keras_model.py`): `input` (49×10×1 there) → Conv2D
-/// `filters` 10×4/2 same → `blocks` × (depthwise 3×3 same + pointwise `filters`), each with ReLU
-/// (their BatchNorms fold into the convolutions) → GlobalAveragePool → Dense `classes` (logits).
-fn ds_cnn_network(input: Dims, filters: usize, blocks: usize, classes: usize) -> HostNetwork {
-    use LayerKind::*;
-    let mut b = Builder::new(input).window(Conv2d, filters, [10, 4], [2, 2], Padding::Same, Activation::Relu);
-    for _ in 0..blocks {
-        b = b.window(DepthwiseConv2d, filters, [3, 3], [1, 1], Padding::Same, Activation::Relu).window(
-            Conv2d,
-            filters,
-            [1, 1],
-            [1, 1],
-            Padding::Valid,
-            Activation::Relu,
-        );
-    }
-    b.kind(GlobalAveragePool, filters).dense(classes, Activation::Linear).build(input, None)
-}
-
-/// The DS-CNN's shape, small: 25×10×1, 8 filters (two blocks of four channels: the depthwise
-/// kernel's `SXTB16` path; pointwise windows of 8, the paired `SMLAD` form), two blocks, 3 classes.
+/// The DS-CNN's shape, small (`dropship::study::ds_cnn`): 25×10×1, 8 filters (two blocks of
+/// four channels: the paired depthwise loop; pointwise windows of 8, the paired `SMLAD` loops),
+/// two blocks, 3 classes; normalized on synthetic frames.
 fn ds_cnn_like_network() -> HostNetwork {
-    ds_cnn_network(Dims::image(25, 10, 1), 8, 2, 3)
+    let input = Dims::image(25, 10, 1);
+    ds_cnn::network(input, &ds_cnn::layers(8, 2, 3), 0, &ds_cnn::frames(input, 32, 1)).unwrap()
 }
 
 /// Every int8 asm loop a CNN reaches on the Cortex-M4 and M33, at its edges: 7×5×8 (35 positions:
@@ -248,14 +231,17 @@ fn a_trained_cnn_validates_bit_for_bit_on_the_device() {
 /// of RAM it fits.
 #[test]
 fn the_int8_ds_cnn_is_bit_identical_within_its_instruction_target_and_fits_the_nrf52840dk() {
-    let net = ds_cnn_network(Dims::image(49, 10, 1), 64, 4, 12);
+    let calibration = ds_cnn::frames(ds_cnn::INPUT, 64, 1);
+    let net = ds_cnn::network(ds_cnn::INPUT, &ds_cnn::layers(64, 4, 12), 0, &calibration).unwrap();
     assert_eq!(net.layers().iter().map(|l| l.shape().macs(l.input_dims)).sum::<usize>(), 2_656_768);
-    let rows = rows(net.input(), 24);
-    let int8 = int8(&net, &rows[..24]);
+    let int8 = int8(&net, &calibration);
+    // synthetic frames, then the edge rows (zeros, ±1e30: every input saturated, ±0)
+    let mut rows = ds_cnn::frames(ds_cnn::INPUT, 5, 2);
+    rows.extend(self::rows(net.input(), 0));
     let dir = tempfile::tempdir().unwrap();
     let (path, csv) = (dir.path().join("ds-cnn-int8.dsm"), dir.path().join("rows.csv"));
     std::fs::write(&path, int8.to_artifact("", "ds-cnn").unwrap()).unwrap();
-    write_rows_csv(&csv, &rows[..8]);
+    write_rows_csv(&csv, &rows);
     let report = validate::validate(&path, &csv, &Target::Qemu(Board::qemu()), &options()).unwrap();
     eprint!("{}{}", report.summary(), report.profile_table().unwrap_or_default());
     assert!(report.all_identical() && report.rows == 8, "{}", report.summary());

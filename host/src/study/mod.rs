@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod ds_cnn;
 pub mod outcome;
 pub mod plot;
 pub mod report;

@@ -23,7 +23,7 @@ use dropship_shared::ops::window::Placement;
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum LayersError {
     #[error(
-        "--layers: `{0}` is not a layer (use convFkK[sS][same], dwkK[sS][same], maxpoolP, avgpoolP, gap, flatten, denseN; e.g. conv8k3,maxpool2,flatten,dense10)"
+        "--layers: `{0}` is not a layer (use convFkK[sS][same], dwkK[sS][same], maxpoolP, avgpoolP, gap, flatten, denseN, with K and S a number or RxC; e.g. conv8k3,maxpool2,flatten,dense10)"
     )]
     Unknown(String),
     #[error("--layers: {0}")]
@@ -46,7 +46,16 @@ fn number(text: &str, token: &str) -> std::result::Result<usize, LayersError> {
     text.parse().ok().filter(|n| (1..=4096).contains(n)).ok_or_else(|| LayersError::Unknown(token.into()))
 }
 
-/// `k{K}[s{S}][same|valid]`: a square window (Keras's default padding, `valid`).
+/// `R` or `RxC`: a square or `rows × cols` side (or stride).
+fn sides(text: &str, token: &str) -> std::result::Result<[usize; 2], LayersError> {
+    match text.split_once('x') {
+        Some((rows, cols)) => Ok([number(rows, token)?, number(cols, token)?]),
+        None => number(text, token).map(|n| [n, n]),
+    }
+}
+
+/// `k{K}[s{S}][same|valid]`: a window of `K` (square) or `RxC` (rows × cols) taps, a stride `S`
+/// or `RxC` (Keras's default padding, `valid`).
 fn window(rest: &str, token: &str) -> std::result::Result<Window, LayersError> {
     let (rest, padding) = match (rest.strip_suffix("same"), rest.strip_suffix("valid")) {
         (Some(r), _) => (r, Padding::Same),
@@ -55,13 +64,13 @@ fn window(rest: &str, token: &str) -> std::result::Result<Window, LayersError> {
     };
     let rest = rest.strip_prefix('k').ok_or_else(|| LayersError::Unknown(token.into()))?;
     let (size, stride) = match rest.split_once('s') {
-        Some((size, stride)) => (number(size, token)?, number(stride, token)?),
-        None => (number(rest, token)?, 1),
+        Some((size, stride)) => (sides(size, token)?, sides(stride, token)?),
+        None => (sides(rest, token)?, [1, 1]),
     };
-    if size > 64 || stride > 64 {
+    if size.iter().chain(&stride).any(|n| *n > 64) {
         return Err(LayersError::Shape(format!("`{token}`: windows and strides are at most 64")));
     }
-    Ok(Window::new([size, size], [stride, stride], padding))
+    Ok(Window::new(size, stride, padding))
 }
 
 /// Parses `--layers` for an `image` input: every convolution followed by `activation`, the maps
@@ -122,10 +131,11 @@ pub fn parse(spec: &str, image: Dims, activation: Activation) -> std::result::Re
 /// The text [`parse`] reads for `front` and the Dense widths: what a run records and a report
 /// shows.
 pub fn describe(front: &[LayerShape], dense: &[usize]) -> String {
+    let side = |[rows, cols]: [usize; 2]| if rows == cols { rows.to_string() } else { format!("{rows}x{cols}") };
     let window = |w: &Window| {
-        let stride = if w.stride[0] == 1 { String::new() } else { format!("s{}", w.stride[0]) };
+        let stride = if w.stride == [1, 1] { String::new() } else { format!("s{}", side(w.stride)) };
         let padding = if w.padding == Padding::Same { "same" } else { "" };
-        format!("k{}{stride}{padding}", w.size[0])
+        format!("k{}{stride}{padding}", side(w.size))
     };
     let front = front.iter().map(|l| match l.kind {
         LayerKind::Conv2d => format!("conv{}{}", l.units, window(&l.window)),
@@ -326,6 +336,15 @@ mod tests {
             describe(&list.front, &[64, 10]),
             "conv8k3,maxpool2,conv16k3s2same,maxpool2,flatten,dense64,dense10"
         );
+        // MLPerf Tiny's keyword-spotting DS-CNN: a 10×4 window at stride 2 over 49×10 frames
+        let kws = "conv64k10x4s2same,dwk3same,conv64k1,gap,dense12";
+        let ds = parse(kws, Dims::image(49, 10, 1), Activation::Relu).unwrap();
+        assert_eq!(ds.front[0].window, Window::new([10, 4], [2, 2], Padding::Same));
+        assert_eq!(ds.front[0].output_dims(Dims::image(49, 10, 1)), Some(Dims::image(25, 5, 64)));
+        assert_eq!(describe(&ds.front, &[12]), kws);
+        let odd = parse("conv4k3x1s2x1,gap,dense2", Dims::image(9, 9, 1), Activation::Relu).unwrap();
+        assert_eq!(odd.front[0].window, Window::new([3, 1], [2, 1], Padding::Valid));
+        assert_eq!(describe(&odd.front, &[2]), "conv4k3x1s2x1,gap,dense2");
         let dw = parse("conv4k3same,dwk3,gap,dense3", Dims::image(5, 5, 2), Activation::Tanh).unwrap();
         assert_eq!(
             (dw.front[1].kind, dw.front[1].units, dw.front[1].activation),
