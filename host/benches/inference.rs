@@ -1,5 +1,6 @@
-//! Single-sample inference of the 64-128-10 digits model and of an MNIST CNN: the `shared` core
-//! (the code the device runs) beside tract-onnx and candle, in one run. onnxruntime's figure on this machine kind is
+//! Single-sample inference of the 64-128-10 digits model, an MNIST CNN and MLPerf Tiny's DS-CNN:
+//! the `shared` core (the code the device runs; f32 and int8) beside tract-onnx and candle, in one
+//! run. onnxruntime's figure on this machine kind is
 //! about 4.3 us (data/README.md); Keras's predict_on_batch about 226 us.
 
 use candle_core::Device;
@@ -130,11 +131,50 @@ fn cnn_inference(c: &mut Criterion) {
     group.bench_function("dropship shared core (Graph)", |bench| {
         bench.iter(|| graph.predict_in(black_box(&input), &mut a, &mut b, &mut logits, &mut || {}))
     });
-    let onnx = dropship::deploy::onnx::export_model(&host).unwrap().encode_to_vec();
+    let calibration: Vec<Vec<f32>> =
+        (0..32).map(|r| (0..784).map(|i| ((i * 37 + r * 11) % 256) as f32).collect()).collect();
+    cnn_int8_and_tract(&mut group, &host, &input, &calibration);
+    group.finish();
+
+    // MLPerf Tiny's keyword-spotting DS-CNN (`dropship bench --ds-cnn`'s model)
+    use dropship::study::ds_cnn;
+    let frames = ds_cnn::frames(ds_cnn::INPUT, 32, 1);
+    let host = ds_cnn::network(ds_cnn::INPUT, &ds_cnn::layers(64, 4, 12), 0, &frames).unwrap();
+    let mut group = c.benchmark_group("single-sample inference, DS-CNN (22,604 parameters, 2.66M MACs)");
+    let layers = host.graph_layers();
+    let graph = dropship_shared::network::graph::Graph { standardization: None, layers: &layers };
+    let (a, b) = dropship_shared::network::scratch_widths(&host.widths());
+    let (mut a, mut b, mut logits) = (vec![0.0f32; a], vec![0.0f32; b], vec![0.0f32; 12]);
+    group.bench_function("dropship shared core (Graph)", |bench| {
+        bench.iter(|| graph.predict_in(black_box(&frames[0]), &mut a, &mut b, &mut logits, &mut || {}))
+    });
+    cnn_int8_and_tract(&mut group, &host, &frames[0], &frames);
+    group.finish();
+}
+
+/// The CNN `host` quantized to int8 (calibrated on `calibration`) run by the shared core, and its
+/// f32 ONNX export run by tract-onnx, on `input`.
+fn cnn_int8_and_tract(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    host: &HostNetwork,
+    input: &[f32],
+    calibration: &[Vec<f32>],
+) {
+    let ranges = dropship::deploy::quantize::calibrate(host, calibration.iter().map(Vec::as_slice));
+    let int8 = dropship::deploy::quantize::quantize(host, &ranges).unwrap();
+    let layers = int8.kernel_layers();
+    let net8 = int8.quant_network(&layers, InputForm::Raw);
+    let widest = int8.widths().into_iter().max().unwrap();
+    let (mut z, mut a, mut b) = (vec![0.0f32; input.len()], vec![0i8; widest], vec![0i8; widest]);
+    let mut logits = vec![0.0f32; int8.classes()];
+    group.bench_function("dropship shared core, int8", |bench| {
+        bench.iter(|| net8.predict_in(black_box(input), &mut z, &mut a, &mut b, &mut logits))
+    });
+    let onnx = dropship::deploy::onnx::export_model(host).unwrap().encode_to_vec();
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .unwrap()
-        .with_input_fact(0, f32::fact([1, 784]).into())
+        .with_input_fact(0, f32::fact([1, input.len()]).into())
         .unwrap()
         .into_optimized()
         .unwrap()
@@ -142,11 +182,10 @@ fn cnn_inference(c: &mut Criterion) {
         .unwrap();
     group.bench_function("tract-onnx (optimized plan)", |bench| {
         bench.iter(|| {
-            let t: Tensor = tract_ndarray::Array2::from_shape_vec((1, 784), input.clone()).unwrap().into();
+            let t: Tensor = tract_ndarray::Array2::from_shape_vec((1, input.len()), input.to_vec()).unwrap().into();
             plan.run(tvec!(t.into())).unwrap()
         })
     });
-    group.finish();
 }
 
 criterion_group!(benches, inference, cnn_inference);
