@@ -121,6 +121,11 @@ pub fn quantize(net: &HostNetwork, ranges: &[(f32, f32)]) -> Result<HostNetwork>
             // makes the multiplier 2^-8 keeps its bias at 8 bits below the output's step and the
             // layer in the Cortex-M4's paired form (a scale of 1 could make it a large multiplier)
             let w_scale = if max_abs > 0.0 { max_abs as f64 / 127.0 } else { target_scale as f64 / 256.0 / in_scale };
+            // and, as TensorFlow Lite's converter adjusts it (`AdjustWeightsForBiasScale`), at
+            // least what keeps the bias (at `in_scale * w_scale`) and the folded zero point within
+            // int32: a channel of tiny weights (L2 drives some to nearly 0) beside a real bias
+            let bias_room = i32::MAX as f64 - 2.0 * 128.0 * 127.0 * n_in as f64 - 1.0;
+            let w_scale = w_scale.max(layer_bias[o].abs() as f64 / (in_scale * bias_room));
             let mut sum = 0i64;
             for (i, w) in column.enumerate() {
                 let q = (w as f64 / w_scale).round().clamp(-127.0, 127.0) as i8;
@@ -363,6 +368,20 @@ mod tests {
         let out_scale = 8.0 / 255.0;
         let y = l.output_zero as f64 + (l.bias[1] as f64 * 2f64.powi(-8)).round();
         assert_eq!(y, l.output_zero as f64 + (0.5f64 / out_scale).round());
+        // a row of tiny weights beside a real bias: the weight scale grows until the bias fits
+        // int32 (TFLite's adjustment), and the bias still lands on the output's scale
+        let mut weights = vec![1e-12f32; 8];
+        weights[3] = -2e-12;
+        let tiny = HostNetwork::f32(8, vec![Layer::dense(8, weights, vec![0.75], Activation::Linear)], None).unwrap();
+        let q8 = quantize(&tiny, &[(-1.0, 1.0), (-4.0, 4.0)]).unwrap();
+        let t = q8.layers()[0].int8().unwrap();
+        let r = t.requant[0].to_real();
+        assert!(
+            (t.output_zero as f64 + (t.bias[0] as f64 * r).round()
+                - (t.output_zero as f64 + (0.75f64 / (8.0 / 255.0)).round()))
+            .abs()
+                <= 1.0
+        );
         // the tiny row: its multiplier underflows to 0 with shift -31, which the paired form takes
         assert_eq!(l.requant[2], Requant { multiplier: 0, shift: -31 });
         let shifts: Vec<i8> = l.requant.iter().map(|r| r.shift as i8).collect();

@@ -7,8 +7,8 @@
 //! | [`standardize`] | `(x - mean) / scale` | (f32, before [`quantize`]) | none |
 //! | [`quantize`] | — | f32 → int8 and back | none |
 //! | [`dense`] | [`dense::dense`] (+ AVX) | [`dense::int8`] (+ AVX2, AVX-VNNI, Cortex-M4 DSP) | f32 none; int8 [`dense::int8::scratch_bytes`] on the Cortex-M4 stack |
-//! | [`conv`] | [`conv::conv2d`], [`conv::depthwise_conv2d`] | — | none |
-//! | [`pool`] | max, average, global average | — | none |
+//! | [`conv`] | [`conv::conv2d`], [`conv::depthwise_conv2d`] | [`conv::int8`] (Conv2D through the Dense kernel; depthwise + Cortex-M4 DSP) | f32 none; int8 [`conv::int8::SCRATCH_BYTES`], [`conv::int8::DEPTHWISE_SCRATCH_BYTES`] on the Cortex-M4 stack |
+//! | [`pool`] | max, average, global average | the same, TFLite's rounding | none |
 //! | [`activation`] | applied as a layer stores | fused into the requantization | none |
 //! | [`output`] | NaN canonicalization, argmax | argmax | none |
 //!

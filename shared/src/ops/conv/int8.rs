@@ -25,7 +25,7 @@
 //! The Cortex-M4 runs depthwise layers of whole blocks of four channels in a paired form
 //! ([`pair_depthwise_weights`]): each weight widened to a halfword, a block's four per tap in
 //! the order `SMLABB`/`SMLATT` take them, the shifts as the Dense paired form's right shifts
-//! ([`super::cortex_m4`]); [`depthwise_paired_portable`] runs the same form in plain Rust.
+//! (`cortex_m4`); [`depthwise_paired_portable`] runs the same form in plain Rust.
 //!
 //! Scratch: Conv2D gathers each window into a column of at most [`MAX_COLUMN`] bytes on the stack
 //! (a 1×1 convolution reads its input in place), besides what the Dense kernel takes; the paired

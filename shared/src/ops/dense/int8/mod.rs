@@ -281,7 +281,7 @@ pub fn dense_i8(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i8]) {
 }
 
 /// Two inputs through one layer (two output positions of a pointwise convolution): on a
-/// Cortex-M4 a layer in the paired form reads its weights once for both ([`two_inputs`]);
+/// Cortex-M4 a layer in the paired form reads its weights once for both (`two_inputs`);
 /// elsewhere, and for other forms, [`dense_i8`] on each. The same bits as two [`dense_i8`] calls.
 pub fn dense_i8_two(a: &[i8], b: &[i8], layer: &QuantLayer<'_>, out_a: &mut [i8], out_b: &mut [i8]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
