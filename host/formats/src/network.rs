@@ -139,20 +139,16 @@ impl Layer {
     /// An int8 layer of any kind after an `input` map (for pooling and Flatten, `weights` holds
     /// no parameters, only the output's quantization, which is the input's).
     pub fn int8_of(shape: LayerShape, input: Dims, weights: Int8Weights) -> Self {
-        Self {
-            kind: shape.kind,
-            input: input.len(),
-            input_dims: input,
-            units: shape.units,
-            window: shape.window,
-            activation: shape.activation,
-            weights: Weights::Int8(weights),
-        }
+        Self::of(shape, input, Weights::Int8(weights))
     }
 
     /// An f32 layer of any kind after an `input` map: `kernel` and `bias` in the artifact's
     /// layout, empty for the kinds without weights.
     pub fn f32_of(shape: LayerShape, input: Dims, kernel: Vec<f32>, bias: Vec<f32>) -> Self {
+        Self::of(shape, input, Weights::F32 { kernel, bias })
+    }
+
+    fn of(shape: LayerShape, input: Dims, weights: Weights) -> Self {
         Self {
             kind: shape.kind,
             input: input.len(),
@@ -160,7 +156,7 @@ impl Layer {
             units: shape.units,
             window: shape.window,
             activation: shape.activation,
-            weights: Weights::F32 { kernel, bias },
+            weights,
         }
     }
 

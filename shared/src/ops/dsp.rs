@@ -74,3 +74,33 @@ pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
     };
     r
 }
+
+/// The frame every job-record `asm!` loop of the int8 kernels shares: `$job` (a pointer to the
+/// kernel's `#[repr(C)]` job, pushed so the loop reads it back from `[sp]`) in `r0`, the weights
+/// `$w` in `r2`, `r6`/`r7` saved and restored around the loop's lines (LLVM reserves them), every
+/// other register but `sp` and `pc` clobbered. Expands to the `asm!` call: the caller wraps it in
+/// `unsafe` with the loop's contract.
+macro_rules! job_asm {
+    ($job:expr, $w:expr, $($line:expr),+ $(,)?) => {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r0, r1}}",
+            $($line,)+
+            "pop {{r0, r1}}",
+            "pop {{r6, r7}}",
+            inout("r0") $job => _,
+            out("r1") _,
+            inout("r2") $w => _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        )
+    };
+}
+pub(crate) use job_asm;

@@ -8,6 +8,7 @@
 use super::int8::{MAX_PAIRED_CHANNELS, MAX_PAIRED_TAPS};
 use crate::ops::activation::Activation;
 use crate::ops::dense::int8::QuantLayer;
+use crate::ops::dsp::job_asm;
 use crate::ops::window::Placement;
 
 /// What [`depthwise_blocks`] reads and advances, at the offsets its `asm!` loads them from.
@@ -186,9 +187,9 @@ macro_rules! depthwise_blocks {
             // SAFETY: the caller's contract (above) covers every load and store; `job`'s layout
             // is the one the offsets assume (checked at compile time); r6/r7 and the two words
             // pushed are restored before the loop ends
-            unsafe { core::arch::asm!(
-                "push {{r6, r7}}",
-                "push {{r0, r1}}",
+            unsafe { job_asm!(
+                job as *mut DepthwiseJob,
+                w,
                 "movs r12, #0",
                 "2:",
                 "ldr lr, [sp]",
@@ -211,20 +212,6 @@ macro_rules! depthwise_blocks {
                 "adds r12, r12, #4",
                 "cmp r6, r7",
                 "bne 2b",
-                "pop {{r0, r1}}",
-                "pop {{r6, r7}}",
-                inout("r0") job as *mut DepthwiseJob => _,
-                out("r1") _,
-                inout("r2") w => _,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
             ) };
         }
     };

@@ -6,7 +6,7 @@
 
 use super::{finish, finish_with, paired, scratch_bytes, QuantLayer, WeightForm, SPLIT_MAX};
 use crate::ops::activation::Activation;
-use crate::ops::dsp::{smlad, ssub16, sxtb16, sxtb16_ror8, word};
+use crate::ops::dsp::{job_asm, smlad, ssub16, sxtb16, sxtb16_ror8, word};
 use core::mem::MaybeUninit;
 
 // The stack arrays below are the scratch `scratch_bytes` states.
@@ -437,9 +437,9 @@ macro_rules! paired_blocks {
             // SAFETY: the caller's contract (above) covers every load and store; `job`'s layout
             // is the one the offsets assume (checked at compile time); r6/r7 and the two words
             // pushed are restored before the loop ends
-            unsafe { core::arch::asm!(
-                "push {{r6, r7}}",
-                "push {{r0, r1}}",
+            unsafe { job_asm!(
+                job as *mut PairedJob,
+                w,
                 "2:",
                 "ldr lr, [sp]",
                 "ldm lr, {{r0, r1, r3, r4, r5, r8}}",
@@ -459,20 +459,6 @@ macro_rules! paired_blocks {
                 "stm r12, {{r0, r1, r6, r7}}",
                 "cmp r7, r9",
                 "bne 2b",
-                "pop {{r0, r1}}",
-                "pop {{r6, r7}}",
-                inout("r0") job as *mut PairedJob => _,
-                out("r1") _,
-                inout("r2") w => _,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
             ) };
         }
     };

@@ -9,6 +9,7 @@
 use super::cortex_m4::{dense_paired, split_paired};
 use super::{paired, QuantLayer};
 use crate::ops::activation::Activation;
+use crate::ops::dsp::job_asm;
 use core::mem::MaybeUninit;
 
 /// The widest input the two-input path takes (its stack scratch: four words per group of four
@@ -238,9 +239,9 @@ macro_rules! two_blocks {
             // SAFETY: the caller's contract (above) covers every load and store; `job`'s layout
             // is the one the offsets assume (checked at compile time); r6/r7 and the two words
             // pushed are restored before the loop ends
-            unsafe { core::arch::asm!(
-                "push {{r6, r7}}",
-                "push {{r0, r1}}",
+            unsafe { job_asm!(
+                job as *mut TwoJob,
+                w,
                 "2:",
                 "ldr lr, [sp]",
                 "ldm lr, {{r0, r1, r3, r4, r5, r8}}",
@@ -271,20 +272,6 @@ macro_rules! two_blocks {
                 "ldr r11, [lr, #48]",
                 "cmp r7, r11",
                 "bne 2b",
-                "pop {{r0, r1}}",
-                "pop {{r6, r7}}",
-                inout("r0") job as *mut TwoJob => _,
-                out("r1") _,
-                inout("r2") w => _,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
             ) };
         }
     };
