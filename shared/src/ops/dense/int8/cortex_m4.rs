@@ -91,16 +91,14 @@ pub(super) fn dense_paired(input: &[i8], layer: &QuantLayer<'_>, output: &mut [i
             out_end: outputs.end,
             zero: layer.output_zero as i32,
         };
-        // SAFETY: `x` is word aligned and a non-zero multiple of 16 bytes (n is of 8), of 32 for
-        // the four-group loop (n is of 16); the
+        // SAFETY: `x` is word aligned and a non-zero multiple of 16 bytes (n is of 8); the
         // weights hold `whole_blocks * n` word-aligned bytes, the biases, multipliers, right shifts
         // and outputs at least `whole_blocks` entries (the layer fits its shape)
         unsafe {
-            match (layer.activation == Activation::Relu, n.is_multiple_of(16)) {
-                (true, true) => paired_blocks_relu_16(&mut job, layer.weights.as_ptr()),
-                (true, false) => paired_blocks_relu(&mut job, layer.weights.as_ptr()),
-                (false, true) => paired_blocks_16(&mut job, layer.weights.as_ptr()),
-                (false, false) => paired_blocks(&mut job, layer.weights.as_ptr()),
+            if layer.activation == Activation::Relu {
+                paired_blocks_relu(&mut job, layer.weights.as_ptr())
+            } else {
+                paired_blocks(&mut job, layer.weights.as_ptr())
             }
         }
     }
@@ -429,8 +427,7 @@ macro_rules! paired_blocks {
         $(#[$doc])*
         ///
         /// # Safety
-        /// `job.x .. job.x_end` must be word aligned and a non-zero multiple of 8 bytes per group
-        /// the loop takes a turn (16 for two, 32 for four); `w` word
+        /// `job.x .. job.x_end` must be word aligned and a non-zero multiple of 16 bytes; `w` word
         /// aligned, with `n` (twice the split words) weights per output; `job`'s other pointers
         /// must reach `(job.out_end - job.out)` entries, a non-zero multiple of 4.
         unsafe fn $name(job: &mut PairedJob, w: *const i8) {
@@ -465,8 +462,7 @@ macro_rules! paired_blocks {
 }
 
 paired_blocks!(
-    /// The whole blocks of a paired layer without ReLU, into `job.out`: two groups (eight inputs)
-    /// per turn of the loop.
+    /// The whole blocks of a paired layer without ReLU, into `job.out`.
     paired_blocks,
     [paired_group_step, paired_group_step]
 );
@@ -474,17 +470,5 @@ paired_blocks!(
     /// [`paired_blocks`] with ReLU.
     paired_blocks_relu,
     [paired_group_step, paired_group_step],
-    relu
-);
-paired_blocks!(
-    /// [`paired_blocks`] four groups (16 inputs) per turn of the loop, for layers a multiple of
-    /// 16 wide: 58 instructions per 64 multiply-accumulates.
-    paired_blocks_16,
-    [paired_group_step, paired_group_step, paired_group_step, paired_group_step]
-);
-paired_blocks!(
-    /// [`paired_blocks_16`] with ReLU.
-    paired_blocks_relu_16,
-    [paired_group_step, paired_group_step, paired_group_step, paired_group_step],
     relu
 );
