@@ -372,11 +372,6 @@ impl HostNetwork {
         self.layers.first().map_or(Dims::flat(self.input), |l| l.input_dims)
     }
 
-    /// Whether every layer is Dense.
-    pub fn is_dense_only(&self) -> bool {
-        self.layers.iter().all(|l| l.kind == LayerKind::Dense)
-    }
-
     /// The layers in order.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
