@@ -66,44 +66,44 @@ fn normalize(layers: &mut [Layer], frames: &[Vec<f32>]) {
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.iter_mut().enumerate() {
         let (Some(out), Some((kernel, bias))) = (layer.output_dims(), layer.f32()) else { continue };
+        // every frame's outputs before the activation, once
         let linear = LayerShape { activation: Activation::Linear, ..layer.shape() };
-        let forward = |kernel: &[f32], bias: &[f32], x: &[f32]| {
-            let mut y = vec![0.0; out.len()];
-            GraphLayer { shape: linear, input: layer.input_dims, output: out, weights: kernel, bias }
-                .forward(x, &mut y);
-            y
-        };
-        let (units, mut kernel, mut bias) = (layer.units.max(1), kernel.to_vec(), bias.to_vec());
-        if i != last && LayerShape::has_weights(layer.kind) {
-            let (mut sum, mut squares, mut n) = (vec![0f64; units], vec![0f64; units], 0usize);
-            for x in &xs {
-                for (j, v) in forward(&kernel, &bias, x).iter().enumerate() {
-                    sum[j % units] += *v as f64;
-                    squares[j % units] += (*v as f64).powi(2);
-                }
-                n += out.len() / units;
-            }
-            let n = n.max(1) as f64;
-            let stats: Vec<(f64, f64)> = (0..units)
-                .map(|c| (sum[c] / n, ((squares[c] / n - (sum[c] / n).powi(2)).max(0.0) + 1e-3).sqrt()))
-                .collect();
-            // Keras's layouts keep the output channel last: weight `j` feeds channel `j % units`
-            for (j, w) in kernel.iter_mut().enumerate() {
-                *w = (*w as f64 / stats[j % units].1) as f32;
-            }
-            for (c, b) in bias.iter_mut().enumerate() {
-                *b = ((*b as f64 - stats[c].0) / stats[c].1) as f32;
-            }
-            layer.weights = Weights::F32 { kernel: kernel.clone(), bias: bias.clone() };
-        }
-        xs = xs
+        let graph = GraphLayer { shape: linear, input: layer.input_dims, output: out, weights: kernel, bias };
+        let mut ys: Vec<Vec<f32>> = xs
             .iter()
             .map(|x| {
-                let mut y = forward(&kernel, &bias, x);
-                layer.activation.apply_layer(&mut y);
+                let mut y = vec![0.0; out.len()];
+                graph.forward(x, &mut y);
                 y
             })
             .collect();
+        let units = layer.units.max(1);
+        if i != last && LayerShape::has_weights(layer.kind) {
+            let (mut sum, mut squares) = (vec![0f64; units], vec![0f64; units]);
+            for (j, v) in ys.iter().flatten().enumerate() {
+                sum[j % units] += *v as f64;
+                squares[j % units] += (*v as f64).powi(2);
+            }
+            let n = (ys.len() * out.len() / units).max(1) as f64;
+            let stats: Vec<(f64, f64)> = (0..units)
+                .map(|c| (sum[c] / n, ((squares[c] / n - (sum[c] / n).powi(2)).max(0.0) + 1e-3).sqrt()))
+                .collect();
+            // Keras's layouts keep the output channel last: weight `j` (and output `j`) is
+            // channel `j % units`'s
+            let scaled = |j: usize, v: f32, shift: f64| ((v as f64 - shift) / stats[j % units].1) as f32;
+            let kernel = kernel.iter().enumerate().map(|(j, w)| scaled(j, *w, 0.0)).collect();
+            let bias = bias.iter().enumerate().map(|(c, b)| scaled(c, *b, stats[c].0)).collect();
+            for y in &mut ys {
+                for (j, v) in y.iter_mut().enumerate() {
+                    *v = scaled(j, *v, stats[j % units].0);
+                }
+            }
+            layer.weights = Weights::F32 { kernel, bias };
+        }
+        for y in &mut ys {
+            layer.activation.apply_layer(y);
+        }
+        xs = ys;
     }
 }
 
